@@ -1,0 +1,384 @@
+// Data-parallel kernels of the native core: beliefs, depth, thresholds,
+// allowed labels and consistency counts.
+#include "crembo/core.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#ifdef CREMBO_WITH_OPENMP
+#include <omp.h>
+#endif
+
+namespace crembo {
+
+namespace {
+
+int g_num_threads = 0;  // 0: the runtime's default
+
+// Below this many points a kernel runs on one thread: spawning a team costs
+// more than the work.
+constexpr index_t kParallelMin = 1 << 15;
+
+int threads_for(index_t work) {
+    if (work < kParallelMin) return 1;
+    return get_num_threads();
+}
+
+void require(bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(what);
+}
+
+void check_shape(index_t n, index_t C) {
+    require(n >= 1, "beliefs: expected at least one point (n >= 1)");
+    require(C >= 1, "beliefs: expected at least one class (C >= 1)");
+}
+
+[[noreturn]] void bad_label(const char* arg, index_t i, label_t y, index_t C) {
+    std::ostringstream msg;
+    msg << arg << "[" << i << "] = " << y << " is outside the label range [0, " << C << ")";
+    throw std::invalid_argument(msg.str());
+}
+
+void check_labels(const char* arg, const label_t* labels, index_t n, index_t C) {
+    // Serial scan on purpose: it stops at the first bad label and names it.
+    for (index_t i = 0; i < n; ++i)
+        if (labels[i] < 0 || labels[i] >= C) bad_label(arg, i, labels[i], C);
+}
+
+}  // namespace
+
+void set_num_threads(int n) { g_num_threads = n > 0 ? n : 0; }
+
+int get_num_threads() {
+#ifdef CREMBO_WITH_OPENMP
+    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+bool built_with_openmp() {
+#ifdef CREMBO_WITH_OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+// ------------------------------------------------------------------ beliefs
+template <class T>
+void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T* out) {
+    require(m >= 1, "votes: expected at least one hypothesis (m >= 1)");
+    check_shape(n, C);
+    // Points are processed in blocks so the block's counts stay in cache
+    // while the m vote rows stream through it.
+    constexpr index_t kBlock = 2048;
+    const index_t n_blocks = (n + kBlock - 1) / kBlock;
+    const T scale = T(1) / T(m);
+    index_t bad = -1;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * m / 8)) reduction(max : bad)
+#endif
+    for (index_t b = 0; b < n_blocks; ++b) {
+        const index_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
+        std::vector<std::int32_t> counts(static_cast<size_t>((hi - lo) * C), 0);
+        for (index_t j = 0; j < m && bad < 0; ++j) {
+            const label_t* row = votes + j * n;
+            for (index_t i = lo; i < hi; ++i) {
+                const label_t y = row[i];
+                if (y < 0 || y >= C) {
+                    bad = j * n + i;
+                    break;
+                }
+                ++counts[static_cast<size_t>((i - lo) * C + y)];
+            }
+        }
+        if (bad >= 0) continue;
+        for (index_t k = 0; k < (hi - lo) * C; ++k) out[lo * C + k] = T(counts[k]) * scale;
+    }
+    if (bad >= 0) {
+        std::ostringstream msg;
+        msg << "votes[" << bad / n << ", " << bad % n << "] = " << votes[bad]
+            << " is outside the label range [0, " << C << ")";
+        throw std::invalid_argument(msg.str());
+    }
+}
+
+template <class T>
+void check_beliefs(const T* P, index_t n, index_t C, double tol) {
+    check_shape(n, C);
+    require(tol >= 0, "tol: expected a non-negative tolerance");
+    // Find the first bad row in parallel, then describe it serially.
+    index_t first_bad = n;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : first_bad)
+#endif
+    for (index_t i = 0; i < n; ++i) {
+        const T* row = P + i * C;
+        double s = 0;
+        bool ok = true;
+        for (index_t y = 0; y < C; ++y) {
+            const T v = row[y];
+            ok = ok && std::isfinite(v) && v >= 0;
+            s += double(v);
+        }
+        if (!ok || std::fabs(s - 1.0) > tol) first_bad = std::min(first_bad, i);
+    }
+    if (first_bad == n) return;
+    const T* row = P + first_bad * C;
+    std::ostringstream msg;
+    msg << "beliefs: row " << first_bad << " ";
+    double s = 0;
+    for (index_t y = 0; y < C; ++y) {
+        if (!std::isfinite(row[y])) {
+            msg << "has a non-finite value at column " << y;
+            throw std::invalid_argument(msg.str());
+        }
+        if (row[y] < 0) {
+            msg << "has a negative value " << row[y] << " at column " << y;
+            throw std::invalid_argument(msg.str());
+        }
+        s += double(row[y]);
+    }
+    msg << "sums to " << s << ", expected 1 (tolerance " << tol
+        << "); pass normalize=True to rescale rows";
+    throw std::invalid_argument(msg.str());
+}
+
+template <class T>
+void normalize_beliefs(T* P, index_t n, index_t C) {
+    check_shape(n, C);
+    index_t first_bad = n;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : first_bad)
+#endif
+    for (index_t i = 0; i < n; ++i) {
+        T* row = P + i * C;
+        double s = 0;
+        bool ok = true;
+        for (index_t y = 0; y < C; ++y) {
+            ok = ok && std::isfinite(row[y]) && row[y] >= 0;
+            s += double(row[y]);
+        }
+        if (!ok || !(s > 0) || !std::isfinite(s)) {
+            first_bad = std::min(first_bad, i);
+            continue;
+        }
+        for (index_t y = 0; y < C; ++y) row[y] = T(double(row[y]) / s);
+    }
+    if (first_bad < n) {
+        std::ostringstream msg;
+        msg << "beliefs: row " << first_bad
+            << " cannot be normalised (it needs finite, non-negative values with a positive sum)";
+        throw std::invalid_argument(msg.str());
+    }
+}
+
+// -------------------------------------------------------------------- depth
+template <class T>
+void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
+    check_shape(n, C);
+    check_labels("pred", pred, n, C);
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+#endif
+    for (index_t i = 0; i < n; ++i) out[i] = P[i * C + pred[i]];
+}
+
+template <class T>
+T kth_smallest(const T* values, index_t n, index_t k) {
+    require(n >= 1, "values: expected at least one value");
+    require(k >= 0 && k < n, "k: expected 0 <= k < n");
+    if (k == 0) return *std::min_element(values, values + n);
+    std::vector<T> tmp(values, values + n);
+    std::nth_element(tmp.begin(), tmp.begin() + k, tmp.end());
+    return tmp[static_cast<size_t>(k)];
+}
+
+namespace {
+index_t insensitive_rank(index_t n, double delta) {
+    if (!(delta >= 0.0 && delta < 1.0))
+        throw std::invalid_argument("delta: expected a fraction in [0, 1)");
+    const index_t k = static_cast<index_t>(std::floor(delta * double(n)));
+    return std::min(k, n - 1);
+}
+}  // namespace
+
+template <class T>
+T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
+    check_shape(n, C);
+    const index_t k = insensitive_rank(n, delta);
+    std::vector<T> d(static_cast<size_t>(n));
+    point_depth(P, n, C, pred, d.data());
+    if (k == 0) {
+        T lo = std::numeric_limits<T>::infinity();
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : lo)
+#endif
+        for (index_t i = 0; i < n; ++i) lo = std::min(lo, d[i]);
+        return lo;
+    }
+    std::nth_element(d.begin(), d.begin() + k, d.end());
+    return d[static_cast<size_t>(k)];
+}
+
+template <class T>
+void depth_profile(const T* depth, index_t n, const T* thresholds, index_t k, double* out) {
+    require(n >= 1, "depth: expected at least one point");
+    require(k >= 0, "thresholds: expected a non-negative count");
+    std::vector<T> sorted(depth, depth + n);
+    std::sort(sorted.begin(), sorted.end());
+    for (index_t j = 0; j < k; ++j) {
+        const auto it = std::lower_bound(sorted.begin(), sorted.end(), thresholds[j]);
+        out[j] = double(sorted.end() - it) / double(n);
+    }
+}
+
+template <class T>
+void row_argmax(const T* P, index_t n, index_t C, label_t* argmax, T* row_max) {
+    check_shape(n, C);
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+#endif
+    for (index_t i = 0; i < n; ++i) {
+        const T* row = P + i * C;
+        label_t best = 0;
+        for (index_t y = 1; y < C; ++y)
+            if (row[y] > row[best]) best = static_cast<label_t>(y);
+        if (argmax) argmax[i] = best;
+        if (row_max) row_max[i] = row[best];
+    }
+}
+
+template <class T>
+T max_achievable_depth(const T* P, index_t n, index_t C) {
+    check_shape(n, C);
+    T lo = std::numeric_limits<T>::infinity();
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : lo)
+#endif
+    for (index_t i = 0; i < n; ++i) {
+        const T* row = P + i * C;
+        T best = row[0];
+        for (index_t y = 1; y < C; ++y) best = std::max(best, row[y]);
+        lo = std::min(lo, best);
+    }
+    return lo;
+}
+
+// --------------------------------------------------------------- thresholds
+namespace {
+template <class T>
+std::vector<T> sorted_entries_in(const T* P, index_t n, index_t C, T lo, T hi) {
+    check_shape(n, C);
+    std::vector<T> v;
+    v.reserve(static_cast<size_t>(n * C));
+    for (index_t k = 0; k < n * C; ++k) {
+        const T x = P[k];
+        if (x > 0 && x >= lo && x <= hi) v.push_back(x);
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+}
+}  // namespace
+
+template <class T>
+std::vector<T> candidate_thresholds(const T* P, index_t n, index_t C, T lo, T hi) {
+    std::vector<T> v = sorted_entries_in(P, n, C, lo, hi);
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+}
+
+template <class T>
+std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, T lo, T hi) {
+    require(K >= 1, "n_thresholds: expected at least 1");
+    const std::vector<T> v = sorted_entries_in(P, n, C, lo, hi);
+    std::vector<T> out;
+    if (v.empty()) return out;
+    out.reserve(static_cast<size_t>(K));
+    const index_t N = static_cast<index_t>(v.size());
+    for (index_t j = 0; j < K; ++j) {
+        // Quantile j/(K-1) of the entries, j = 0 being the smallest entry.
+        const index_t pos = K == 1 ? 0 : (j * (N - 1)) / (K - 1);
+        out.push_back(v[static_cast<size_t>(pos)]);
+    }
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+// ------------------------------------------------- allowed labels, consistency
+template <class T>
+void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
+    check_shape(n, C);
+    const index_t total = n * C;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(total))
+#endif
+    for (index_t k = 0; k < total; ++k) mask[k] = P[k] >= t ? 1 : 0;
+}
+
+template <class T>
+index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
+    check_shape(n, C);
+    check_labels("pred", pred, n, C);
+    index_t count = 0;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : count)
+#endif
+    for (index_t i = 0; i < n; ++i) count += P[i * C + pred[i]] < t ? 1 : 0;
+    return count;
+}
+
+template <class T>
+index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer,
+                        label_t* targets) {
+    check_shape(n, C);
+    if (prefer) check_labels("prefer", prefer, n, C);
+    index_t empty = 0;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : empty)
+#endif
+    for (index_t i = 0; i < n; ++i) {
+        const T* row = P + i * C;
+        if (prefer && row[prefer[i]] >= t) {
+            targets[i] = prefer[i];
+            continue;
+        }
+        label_t best = 0;
+        for (index_t y = 1; y < C; ++y)
+            if (row[y] > row[best]) best = static_cast<label_t>(y);
+        if (row[best] >= t) {
+            targets[i] = best;
+        } else {
+            targets[i] = -1;
+            ++empty;
+        }
+    }
+    return empty;
+}
+
+// ------------------------------------------------------ explicit instances
+#define CREMBO_INSTANTIATE(T)                                                                    \
+    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);         \
+    template void check_beliefs<T>(const T*, index_t, index_t, double);                         \
+    template void normalize_beliefs<T>(T*, index_t, index_t);                                   \
+    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);               \
+    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);          \
+    template T kth_smallest<T>(const T*, index_t, index_t);                                     \
+    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);              \
+    template T max_achievable_depth<T>(const T*, index_t, index_t);                             \
+    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                      \
+    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);          \
+    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);  \
+    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);              \
+    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);        \
+    template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*);
+
+CREMBO_INSTANTIATE(float)
+CREMBO_INSTANTIATE(double)
+#undef CREMBO_INSTANTIATE
+
+}  // namespace crembo

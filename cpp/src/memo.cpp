@@ -1,0 +1,175 @@
+// The MEMO search: binary search over candidate thresholds with a
+// consistency oracle. The student fit itself is a callback; everything else
+// (targets, weights, violation bookkeeping, stopping) lives here.
+#include "crembo/core.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+namespace crembo {
+
+namespace {
+
+void check_options(const MemoOptions& opt) {
+    if (opt.max_rounds < 1) throw std::invalid_argument("max_rounds: expected at least 1");
+    if (!(opt.eta > 0.0) || !std::isfinite(opt.eta))
+        throw std::invalid_argument("eta: expected a positive, finite weight growth");
+    if (!(opt.delta >= 0.0 && opt.delta < 1.0))
+        throw std::invalid_argument("delta: expected a fraction in [0, 1)");
+}
+
+void check_student_labels(const label_t* pred, index_t n, index_t C) {
+    for (index_t i = 0; i < n; ++i) {
+        if (pred[i] < 0 || pred[i] >= C) {
+            std::ostringstream msg;
+            msg << "the student predicted label index " << pred[i] << " at point " << i
+                << ", outside [0, " << C << ")";
+            throw std::invalid_argument(msg.str());
+        }
+    }
+}
+
+index_t tolerated_violations(index_t n, double delta) {
+    return static_cast<index_t>(std::floor(delta * double(n)));
+}
+
+}  // namespace
+
+template <class T>
+OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const MemoOptions& opt,
+                                const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
+                                const double* base_weights, const label_t* prefer) {
+    check_options(opt);
+    if (n < 1 || C < 1) throw std::invalid_argument("beliefs: expected a non-empty n x C matrix");
+    const index_t tolerated = tolerated_violations(n, opt.delta);
+    OracleResult res;
+    res.pred.assign(static_cast<size_t>(n), 0);
+
+    if (opt.oracle == Oracle::SingleFit) {
+        if (!fit_mask) throw std::invalid_argument("fit_mask: the single-fit oracle needs a mask fit");
+        std::vector<std::uint8_t> mask(static_cast<size_t>(n * C));
+        allowed_labels(P, n, C, t, mask.data());
+        fit_mask(mask.data(), res.pred.data());
+        check_student_labels(res.pred.data(), n, C);
+        res.rounds = 1;
+        res.violations = count_violations(P, n, C, res.pred.data(), t);
+        res.consistent = res.violations <= tolerated;
+        return res;
+    }
+
+    if (!fit_labels)
+        throw std::invalid_argument("fit_labels: the reweighting oracle needs a label fit");
+    std::vector<label_t> targets(static_cast<size_t>(n));
+    const index_t empty = allowed_targets(P, n, C, t, prefer, targets.data());
+    if (empty > tolerated) {
+        // Some allowed sets are empty: no student can be consistent here.
+        res.violations = empty;
+        return res;
+    }
+    std::vector<label_t> argmax;
+    if (empty > 0) {
+        argmax.resize(static_cast<size_t>(n));
+        row_argmax<T>(P, n, C, argmax.data(), nullptr);
+        for (index_t i = 0; i < n; ++i)
+            if (targets[i] < 0) targets[i] = argmax[i];
+    }
+    std::vector<double> w(static_cast<size_t>(n), 1.0);
+    if (base_weights) {
+        for (index_t i = 0; i < n; ++i) {
+            if (!(base_weights[i] >= 0.0) || !std::isfinite(base_weights[i]))
+                throw std::invalid_argument("sample_weight: expected finite, non-negative weights");
+            w[i] = base_weights[i];
+        }
+    }
+    const double grow = 1.0 + opt.eta;
+    for (int r = 0; r < opt.max_rounds; ++r) {
+        fit_labels(targets.data(), w.data(), res.pred.data());
+        check_student_labels(res.pred.data(), n, C);
+        res.rounds = r + 1;
+        index_t viol = 0;
+        double total = 0.0;
+        for (index_t i = 0; i < n; ++i) {
+            const label_t h = res.pred[i];
+            if (P[i * C + h] >= t) {
+                // Lock in the student's own allowed choice: fewer conflicts.
+                targets[i] = h;
+            } else {
+                ++viol;
+                w[i] *= grow;
+            }
+            total += w[i];
+        }
+        res.violations = viol;
+        if (viol <= tolerated) {
+            res.consistent = true;
+            return res;
+        }
+        // Keep the weights' mean at its starting scale so that students with
+        // absolute weight thresholds (min_weight_fraction_leaf, ...) behave.
+        if (total > 0) {
+            const double scale = double(n) / total;
+            for (auto& x : w) x *= scale;
+        }
+    }
+    return res;
+}
+
+template <class T>
+MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, index_t k,
+                       const MemoOptions& opt, const FitLabelsFn& fit_labels,
+                       const FitMaskFn& fit_mask, const AcceptFn& accept,
+                       const double* base_weights) {
+    check_options(opt);
+    if (k < 0) throw std::invalid_argument("candidates: expected a non-negative count");
+    for (index_t j = 0; j < k; ++j) {
+        if (!std::isfinite(candidates[j]) || candidates[j] <= 0)
+            throw std::invalid_argument("candidates: expected finite, positive thresholds");
+        if (j > 0 && !(candidates[j] > candidates[j - 1]))
+            throw std::invalid_argument("candidates: expected strictly increasing thresholds");
+    }
+    MemoResult out;
+    index_t lo = 0, hi = k - 1;
+    while (lo <= hi) {
+        const index_t mid = lo + (hi - lo) / 2;
+        const T t = candidates[mid];
+        OracleResult r = consistency_oracle(
+            P, n, C, t, opt, fit_labels, fit_mask, base_weights,
+            out.best_pred.empty() ? nullptr : out.best_pred.data());
+        out.n_fits += r.rounds;
+        ProbeRecord rec;
+        rec.candidate = mid;
+        rec.threshold = double(t);
+        rec.consistent = r.consistent;
+        rec.violations = r.violations;
+        rec.rounds = r.rounds;
+        out.trace.push_back(rec);
+        if (r.consistent) {
+            out.best_candidate = mid;
+            out.best_threshold = double(t);
+            out.best_pred = std::move(r.pred);
+            if (accept) accept();
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return out;
+}
+
+#define CREMBO_INSTANTIATE(T)                                                                  \
+    template OracleResult consistency_oracle<T>(const T*, index_t, index_t, T,                \
+                                                const MemoOptions&, const FitLabelsFn&,       \
+                                                const FitMaskFn&, const double*,              \
+                                                const label_t*);                              \
+    template MemoResult memo_search<T>(const T*, index_t, index_t, const T*, index_t,         \
+                                       const MemoOptions&, const FitLabelsFn&,                \
+                                       const FitMaskFn&, const AcceptFn&, const double*);
+
+CREMBO_INSTANTIATE(float)
+CREMBO_INSTANTIATE(double)
+#undef CREMBO_INSTANTIATE
+
+}  // namespace crembo
