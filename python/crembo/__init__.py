@@ -1,4 +1,43 @@
-"""crembo: robust model compression with deep hypotheses (MEMO and CREMBO)."""
+"""crembo: robust model compression with deep hypotheses.
+
+Compress any teacher (a random forest, a boosted ensemble, a network) into
+any student class (a depth-4 tree, a logistic regression, a small network)
+with MEMO and CREMBO (Armstrong and Gilad-Bachrach, AAAI 2021): find a
+student that is *deep*, central with respect to the teacher's belief
+``p(y|x)``, and choose its depth level on validation data.
+"""
 from . import _core
+from .core import (allowed_labels, beliefs_from_votes, budgeted_thresholds, candidate_thresholds,
+                   count_violations, depth, depth_profile, is_consistent, max_achievable_depth, point_depth)
+from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from .memo import MemoResult, default_student, memo
+from .teachers import teacher_beliefs
 
 __version__ = getattr(_core, "__version__", "0.0.0")
+
+
+def cuda_available():
+    """True when crembo was built with CUDA kernels and a CUDA device is present."""
+    return bool(_core.cuda_built) and bool(_core.cuda_available())
+
+
+__all__ = [
+    "CREMBOClassifier",
+    "LabelDistiller",
+    "MemoResult",
+    "allowed_labels",
+    "beliefs_from_votes",
+    "budgeted_thresholds",
+    "candidate_thresholds",
+    "count_violations",
+    "cuda_available",
+    "default_student",
+    "default_teacher",
+    "depth",
+    "depth_profile",
+    "is_consistent",
+    "max_achievable_depth",
+    "memo",
+    "point_depth",
+    "teacher_beliefs",
+]

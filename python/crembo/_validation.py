@@ -1,0 +1,127 @@
+"""Argument checks shared by the public functions and estimators.
+
+Every check raises ``ValueError``/``TypeError`` naming the argument and what
+was expected, before any native code runs (the native core checks again).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+
+#: Default tolerance on ``|sum_y p(y|x) - 1|`` for float64 beliefs.
+ROW_SUM_TOL = 1e-6
+#: Tolerance used for float32 beliefs (their sums are only that precise).
+ROW_SUM_TOL_F32 = 1e-4
+
+DEVICES = ("cpu", "cuda")
+
+
+def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
+    """Return ``beliefs`` as a C-contiguous float32/float64 ``(n, C)`` array.
+
+    float32 input stays float32; every other numeric dtype becomes float64.
+    Pandas DataFrames are accepted. Rows must be finite, non-negative and sum
+    to one within ``tol``; ``normalize=True`` rescales rows instead.
+    """
+    if hasattr(beliefs, "to_numpy"):
+        beliefs = beliefs.to_numpy()
+    arr = np.asarray(beliefs)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name}: expected a numeric array of probabilities, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-d array of shape (n_samples, n_classes), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+        raise ValueError(f"{name}: row {bad} has a non-finite value (NaN or inf)")
+    if np.any(arr < 0):
+        bad = int(np.argwhere(arr < 0)[0, 0])
+        raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
+    if normalize:
+        return _core.normalize_beliefs(arr)
+    if tol is None:
+        tol = ROW_SUM_TOL_F32 if dtype == np.float32 else ROW_SUM_TOL
+    _core.check_beliefs(arr, float(tol))
+    return arr
+
+
+def as_label_indices(pred, n, n_classes, *, name="pred"):
+    """Return integer labels in ``[0, n_classes)`` as a contiguous int32 array."""
+    if hasattr(pred, "to_numpy"):
+        pred = pred.to_numpy()
+    arr = np.asarray(pred)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array of label indices, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} labels (one per row of beliefs), got {arr.shape[0]}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{name}: expected integer label indices in [0, {n_classes}), got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
+        raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside the label range [0, {n_classes})")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def check_fraction(value, name, *, low=0.0, high=1.0, low_inclusive=True, high_inclusive=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise TypeError(f"{name}: expected a real number, got {value!r}")
+    ok_low = value >= low if low_inclusive else value > low
+    ok_high = value <= high if high_inclusive else value < high
+    if not (ok_low and ok_high):
+        lb = "[" if low_inclusive else "("
+        hb = "]" if high_inclusive else ")"
+        raise ValueError(f"{name}: expected a value in {lb}{low}, {high}{hb}, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(value, name, *, minimum=1, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def check_device(device):
+    """Validate ``device`` and make sure the CUDA path exists when asked for."""
+    check_choice(device, "device", DEVICES)
+    if device == "cuda":
+        if not _core.cuda_built:
+            raise ValueError("device='cuda': this build of crembo has no CUDA kernels "
+                             "(rebuild with a CUDA compiler, CREMBO_CUDA=ON)")
+        if not _core.cuda_available():
+            raise ValueError("device='cuda': no CUDA device is available on this machine")
+    return device
+
+
+def cuda_is_usable():
+    """True when crembo was built with CUDA and a device is present."""
+    return bool(_core.cuda_built) and bool(_core.cuda_available())
+
+
+def seed_from(random_state):
+    """An int seed drawn from ``random_state`` (None stays None)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

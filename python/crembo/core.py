@@ -1,0 +1,191 @@
+"""Depth, thresholds and consistency: NumPy-facing wrappers of the native core.
+
+A *belief* is an ``(n, C)`` row-stochastic array ``p(y|x_i)``. The depth of a
+student with predictions ``h`` at point ``i`` is ``p(h_i | x_i)``; its
+empirical depth is the minimum over points (see ``ALGORITHMS.md``).
+
+Every function takes ``device="cpu" | "cuda"`` where a CUDA kernel exists;
+both give the same results and the CPU path is always there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import as_beliefs, as_label_indices, check_device, check_fraction, check_positive_int
+
+__all__ = [
+    "beliefs_from_votes",
+    "point_depth",
+    "depth",
+    "depth_profile",
+    "max_achievable_depth",
+    "candidate_thresholds",
+    "budgeted_thresholds",
+    "allowed_labels",
+    "count_violations",
+    "is_consistent",
+]
+
+
+def _backend(device, name):
+    check_device(device)
+    if device == "cuda":
+        return getattr(_core, "cuda_" + name)
+    return getattr(_core, name)
+
+
+def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu"):
+    """Beliefs from the votes of sampled hypotheses.
+
+    Parameters
+    ----------
+    votes : array-like of int, shape (m, n)
+        Label index predicted by each of ``m`` hypotheses at each of ``n``
+        points, in ``[0, n_classes)``.
+    n_classes : int, optional
+        Number of classes ``C``; default ``votes.max() + 1``.
+    dtype : {numpy.float64, numpy.float32}, default float64
+    device : {"cpu", "cuda"}, default "cpu"
+
+    Returns
+    -------
+    beliefs : ndarray of shape (n, C)
+        ``beliefs[i, y]`` is the share of hypotheses voting ``y`` at point ``i``.
+    """
+    if hasattr(votes, "to_numpy"):
+        votes = votes.to_numpy()
+    v = np.asarray(votes)
+    if v.ndim != 2:
+        raise ValueError(f"votes: expected a 2-d array (n_hypotheses, n_samples), got shape {v.shape}")
+    if v.size == 0:
+        raise ValueError(f"votes: expected a non-empty array, got shape {v.shape}")
+    if not np.issubdtype(v.dtype, np.integer):
+        raise TypeError(f"votes: expected integer label indices, got dtype {v.dtype}")
+    if n_classes is None:
+        n_classes = int(v.max()) + 1
+    n_classes = check_positive_int(n_classes, "n_classes")
+    if v.min() < 0 or v.max() >= n_classes:
+        j, i = np.argwhere((v < 0) | (v >= n_classes))[0]
+        raise ValueError(f"votes[{j}, {i}] = {v[j, i]} is outside the label range [0, {n_classes})")
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+    fn = _backend(device, "beliefs_from_votes")
+    return fn(np.ascontiguousarray(v, dtype=np.int32), n_classes, np.dtype(dtype) == np.float32)
+
+
+def _beliefs_and_pred(beliefs, pred, normalize=False):
+    P = as_beliefs(beliefs, normalize=normalize)
+    h = as_label_indices(pred, P.shape[0], P.shape[1])
+    return P, h
+
+
+def point_depth(beliefs, pred, *, device="cpu"):
+    """Depth of a student at each point: ``beliefs[i, pred[i]]``.
+
+    Parameters
+    ----------
+    beliefs : array-like of shape (n, C)
+    pred : array-like of int, shape (n,)
+        The student's label indices in ``[0, C)``.
+
+    Returns
+    -------
+    ndarray of shape (n,), the dtype of ``beliefs`` (float32 or float64).
+    """
+    P, h = _beliefs_and_pred(beliefs, pred)
+    return _backend(device, "point_depth")(P, h)
+
+
+def depth(beliefs, pred, *, delta=0.0, device="cpu"):
+    """Empirical (``delta = 0``) or delta-insensitive depth of a student.
+
+    The ``(floor(delta*n) + 1)``-th smallest point depth: ``delta = 0`` is
+    ``min_i beliefs[i, pred[i]]``; larger ``delta`` ignores the shallowest
+    ``floor(delta*n)`` points.
+
+    Returns
+    -------
+    float
+    """
+    delta = check_fraction(delta, "delta")
+    P, h = _beliefs_and_pred(beliefs, pred)
+    return float(_backend(device, "empirical_depth")(P, h, delta))
+
+
+def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
+    """Fraction of points whose depth is at least each threshold.
+
+    Parameters
+    ----------
+    thresholds : array-like, optional
+        Default: the sorted distinct point depths.
+
+    Returns
+    -------
+    thresholds : ndarray of shape (k,)
+    fraction : ndarray of shape (k,)
+    """
+    d = point_depth(beliefs, pred, device=device).astype(np.float64)
+    if thresholds is None:
+        thr = np.unique(d)
+    else:
+        thr = np.asarray(thresholds, dtype=np.float64)
+        if thr.ndim != 1:
+            raise ValueError(f"thresholds: expected a 1-d array, got shape {thr.shape}")
+        if not np.all(np.isfinite(thr)):
+            raise ValueError("thresholds: expected finite values")
+    return thr, _core.depth_profile(d, np.ascontiguousarray(thr))
+
+
+def max_achievable_depth(beliefs, *, device="cpu"):
+    """``min_i max_y beliefs[i, y]``: no student can be deeper on these points."""
+    P = as_beliefs(beliefs)
+    return float(_backend(device, "max_achievable_depth")(P))
+
+
+def candidate_thresholds(beliefs, *, lo=0.0, hi=1.0):
+    """Sorted distinct positive entries of ``beliefs`` in ``[lo, hi]``.
+
+    The depth of every student is one of these values, so they are the only
+    thresholds MEMO needs to test.
+    """
+    P = as_beliefs(beliefs)
+    return _core.candidate_thresholds(P, float(lo), float(hi))
+
+
+def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
+    """At most ``n_thresholds`` candidate thresholds in ``[lo, hi]``.
+
+    Placed at evenly spaced quantiles of the belief entries in that range (so
+    they follow how much the allowed-label sets change) and snapped to actual
+    entries; the smallest entry ``>= lo`` is always included.
+    """
+    n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
+    P = as_beliefs(beliefs)
+    return _core.budgeted_thresholds(P, n_thresholds, float(lo), float(hi))
+
+
+def allowed_labels(beliefs, threshold, *, device="cpu"):
+    """Boolean ``(n, C)`` mask of the allowed labels ``beliefs >= threshold``."""
+    P = as_beliefs(beliefs)
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+    return _backend(device, "allowed_labels")(P, t)
+
+
+def count_violations(beliefs, pred, threshold, *, device="cpu"):
+    """Number of points where ``pred`` is not an allowed label at ``threshold``."""
+    P, h = _beliefs_and_pred(beliefs, pred)
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+    return int(_backend(device, "count_violations")(P, h, t))
+
+
+def is_consistent(beliefs, pred, threshold, *, delta=0.0, device="cpu"):
+    """True when at most ``floor(delta*n)`` predictions are not allowed at ``threshold``."""
+    delta = check_fraction(delta, "delta")
+    n = np.shape(beliefs)[0] if np.ndim(beliefs) == 2 else 0
+    return count_violations(beliefs, pred, threshold, device=device) <= int(np.floor(delta * n))

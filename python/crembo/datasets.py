@@ -1,0 +1,528 @@
+"""Data sets of the reference experimental protocol.
+
+Five tabular classification data sets, as used by the CREMBO paper's tabular
+experiments:
+
+========================  =====  ========  =======  ==========================
+name                      rows   features  classes  source
+========================  =====  ========  =======  ==========================
+``"heart"``               303    13        5        UCI (Cleveland), CSV file
+``"dermatology"``         366    34        6        UCI, CSV file
+``"arrhythmia"``          452    279       13       UCI, CSV file
+``"breast_cancer"``       569    30        2        scikit-learn
+``"iris"``                150    4         3        scikit-learn
+========================  =====  ========  =======  ==========================
+
+The three UCI data sets are read from CSV files that are *not* shipped with
+the package. The folder holding them is, in order of preference:
+
+1. the ``data_dir`` argument of the loader;
+2. the environment variable ``CREMBO_DATA_DIR``;
+3. ``<repository>/../shared/data`` -- found by walking up from this file and
+   from the current working directory.
+
+Preprocessing follows the paper: missing values (written ``?``) are replaced
+by the mean of their column, and labels are mapped to ``0 .. C-1`` (for
+arrhythmia, the classes present in the file, in sorted order).
+
+Every loader returns a :class:`Dataset`; it unpacks as ``X, y = load_heart()``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "Dataset",
+    "find_data_dir",
+    "load_arrhythmia",
+    "load_breast_cancer",
+    "load_dataset",
+    "load_dermatology",
+    "load_heart",
+    "load_iris",
+]
+
+#: Name of the environment variable that points at the folder of CSV files.
+DATA_DIR_ENV = "CREMBO_DATA_DIR"
+
+#: The names accepted by :func:`load_dataset`.
+DATASETS = ("heart", "dermatology", "arrhythmia", "breast_cancer", "iris")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_HEART_FILE = "heart_cleveland.csv"
+_DERMATOLOGY_FILE = "dermatology.csv"
+_ARRHYTHMIA_FILE = "arrhythmia.csv"
+
+_HEART_CLASSES = [
+    "no disease",
+    "disease (severity 1)",
+    "disease (severity 2)",
+    "disease (severity 3)",
+    "disease (severity 4)",
+]
+
+_DERMATOLOGY_CLASSES = [
+    "psoriasis",
+    "seborrheic dermatitis",
+    "lichen planus",
+    "pityriasis rosea",
+    "chronic dermatitis",
+    "pityriasis rubra pilaris",
+]
+
+# Class codes 1..16 of the UCI arrhythmia data set.
+_ARRHYTHMIA_CLASSES = {
+    1: "normal",
+    2: "ischemic changes (coronary artery disease)",
+    3: "old anterior myocardial infarction",
+    4: "old inferior myocardial infarction",
+    5: "sinus tachycardia",
+    6: "sinus bradycardia",
+    7: "ventricular premature contraction (PVC)",
+    8: "supraventricular premature contraction",
+    9: "left bundle branch block",
+    10: "right bundle branch block",
+    11: "1st degree atrioventricular block",
+    12: "2nd degree atrioventricular block",
+    13: "3rd degree atrioventricular block",
+    14: "left ventricular hypertrophy",
+    15: "atrial fibrillation or flutter",
+    16: "others",
+}
+
+
+@dataclass
+class Dataset:
+    """A labelled tabular data set.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        Features, without missing values.
+    y : ndarray of shape (n_samples,), dtype int64
+        Labels in ``0 .. n_classes - 1``.
+    name : str
+        Short name (one of :data:`DATASETS`).
+    description : str
+        One-paragraph description: origin and preprocessing.
+    feature_names : list of str or None, default=None
+        Column names, when the source has them.
+    class_names : list of str or None, default=None
+        ``class_names[k]`` describes label ``k``.
+
+    Notes
+    -----
+    Iterating over a ``Dataset`` yields ``X`` then ``y``, so
+    ``X, y = load_heart()`` works.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str
+    description: str
+    feature_names: Optional[List[str]] = None
+    class_names: Optional[List[str]] = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        yield self.X
+        yield self.y
+
+    @property
+    def n_samples(self) -> int:
+        """Number of rows of ``X``."""
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of columns of ``X``."""
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (``len(class_names)`` when given, else ``max(y) + 1``)."""
+        if self.class_names is not None:
+            return len(self.class_names)
+        return int(self.y.max()) + 1 if self.y.size else 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, n_samples={self.n_samples}, "
+            f"n_features={self.n_features}, n_classes={self.n_classes})"
+        )
+
+
+# --------------------------------------------------------------- locating data
+def _ancestors(start: Path) -> Iterator[Path]:
+    try:
+        start = start.resolve()
+    except OSError:
+        return
+    yield start
+    yield from start.parents
+
+
+def _default_candidates() -> List[Path]:
+    """Folders ``<ancestor>/shared/data`` above this file and the cwd.
+
+    Repositories (folders holding ``pyproject.toml``) are tried first, as
+    ``<repo>/../shared/data``; then any ancestor's ``shared/data``.
+    """
+    starts = [Path(__file__).parent]
+    try:
+        starts.append(Path.cwd())
+    except OSError:  # the cwd may have been removed
+        pass
+    preferred: List[Path] = []
+    others: List[Path] = []
+    for start in starts:
+        for folder in _ancestors(start):
+            if (folder / "pyproject.toml").is_file():
+                preferred.append(folder.parent / "shared" / "data")
+            others.append(folder / "shared" / "data")
+    seen = set()
+    out = []
+    for c in preferred + others:
+        if c not in seen:
+            seen.add(c)
+            out.append(c)
+    return out
+
+
+def find_data_dir(data_dir: Optional[PathLike] = None) -> Path:
+    """The folder the UCI CSV files are read from.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, default=None
+        Explicit folder; returned as given (it is not checked here).
+
+    Returns
+    -------
+    pathlib.Path
+        ``data_dir`` when given; else the value of ``CREMBO_DATA_DIR`` when
+        set and non-empty; else the first existing ``shared/data`` folder
+        found next to the repository (``<repo>/../shared/data``) walking up
+        from this module and from the current working directory; else the
+        expected location ``<repo>/../shared/data`` (which may not exist).
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    candidates = _default_candidates()
+    for c in candidates:
+        if c.is_dir():
+            return c
+    # Nothing exists: report the most natural location.
+    return candidates[0] if candidates else Path("..") / "shared" / "data"
+
+
+def _data_file(filename: str, data_dir: Optional[PathLike]) -> Path:
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if data_dir is not None:
+        source = "the data_dir argument"
+    elif env:
+        source = f"the {DATA_DIR_ENV} environment variable"
+    else:
+        source = "the default location <repository>/../shared/data"
+    folder = find_data_dir(data_dir)
+    path = folder / filename
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data file {filename!r} not found: {str(path)!r} does not exist "
+            f"(folder taken from {source}). Point the loader at the folder "
+            f"holding {filename!r} with data_dir=... or by setting the "
+            f"{DATA_DIR_ENV} environment variable."
+        )
+    return path
+
+
+# ------------------------------------------------------------------- parsing
+def _parse_value(text: str) -> float:
+    text = text.strip()
+    if text in ("", "?"):
+        return np.nan
+    return float(text)
+
+
+def _read_csv(path: Path, header: bool):
+    """Rows of a numeric CSV file as a float64 matrix (``?`` -> NaN)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        names = None
+        if header:
+            try:
+                names = [s.strip() for s in next(reader)]
+            except StopIteration:
+                raise ValueError(f"{str(path)!r} is empty") from None
+        rows = []
+        width = len(names) if names is not None else None
+        for lineno, row in enumerate(reader, start=2 if header else 1):
+            if not row or all(not s.strip() for s in row):
+                continue
+            if width is None:
+                width = len(row)
+            if len(row) != width:
+                raise ValueError(
+                    f"{str(path)!r}, line {lineno}: expected {width} fields, got {len(row)}"
+                )
+            try:
+                rows.append([_parse_value(s) for s in row])
+            except ValueError as exc:
+                raise ValueError(f"{str(path)!r}, line {lineno}: {exc}") from None
+    if not rows:
+        raise ValueError(f"{str(path)!r} has no data rows")
+    return np.asarray(rows, dtype=np.float64), names
+
+
+def _impute_column_means(X: np.ndarray) -> np.ndarray:
+    """Replace NaN by the mean of the column's observed values (0 if none)."""
+    X = np.array(X, dtype=np.float64, copy=True)
+    missing = np.isnan(X)
+    if missing.any():
+        observed = np.where(missing, 0.0, X)
+        counts = (~missing).sum(axis=0)
+        means = np.divide(
+            observed.sum(axis=0), counts, out=np.zeros(X.shape[1]), where=counts > 0
+        )
+        rows, cols = np.nonzero(missing)
+        X[rows, cols] = means[cols]
+    return X
+
+
+def _split_labels(data: np.ndarray, path: Path):
+    X, raw = data[:, :-1], data[:, -1]
+    if np.isnan(raw).any():
+        raise ValueError(f"{str(path)!r}: missing values in the label column")
+    if not np.all(raw == np.round(raw)):
+        raise ValueError(f"{str(path)!r}: non-integer values in the label column")
+    return _impute_column_means(X), raw.astype(np.int64)
+
+
+# -------------------------------------------------------------------- loaders
+def load_heart(data_dir: Optional[PathLike] = None) -> Dataset:
+    """Heart disease (Cleveland), 303 x 13, 5 classes.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, default=None
+        Folder holding ``heart_cleveland.csv``; see :func:`find_data_dir`.
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape (303, 13), ``y`` of shape (303,) with labels 0..4
+        (0 = no disease; counts 164/55/36/35/13). The 6 missing values are
+        imputed by their column mean.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the CSV file is not in the folder.
+    """
+    path = _data_file(_HEART_FILE, data_dir)
+    data, names = _read_csv(path, header=True)
+    X, y = _split_labels(data, path)
+    if y.min() < 0 or y.max() > 4:
+        raise ValueError(f"{str(path)!r}: expected labels 0..4, got {y.min()}..{y.max()}")
+    return Dataset(
+        X=X,
+        y=y,
+        name="heart",
+        description=(
+            "UCI Heart Disease (Cleveland clinic): 303 patients, 13 clinical "
+            "features, target 0 (no disease) to 4. Missing values ('?') "
+            "imputed by the column mean."
+        ),
+        feature_names=names[:-1],
+        class_names=list(_HEART_CLASSES),
+    )
+
+
+def load_dermatology(data_dir: Optional[PathLike] = None) -> Dataset:
+    """Dermatology, 366 x 34, 6 classes.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, default=None
+        Folder holding ``dermatology.csv``; see :func:`find_data_dir`.
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape (366, 34), ``y`` of shape (366,) with the classes
+        1..6 of the file mapped to 0..5. The 8 missing ages are imputed by
+        the column mean.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the CSV file is not in the folder.
+    """
+    path = _data_file(_DERMATOLOGY_FILE, data_dir)
+    data, names = _read_csv(path, header=True)
+    X, y = _split_labels(data, path)
+    if y.min() < 1 or y.max() > 6:
+        raise ValueError(f"{str(path)!r}: expected labels 1..6, got {y.min()}..{y.max()}")
+    return Dataset(
+        X=X,
+        y=y - 1,
+        name="dermatology",
+        description=(
+            "UCI Dermatology: 366 patients, 12 clinical and 22 histopathological "
+            "features, 6 erythemato-squamous diseases (classes 1..6 mapped to "
+            "0..5). Missing values ('?') imputed by the column mean."
+        ),
+        feature_names=names[:-1],
+        class_names=list(_DERMATOLOGY_CLASSES),
+    )
+
+
+def load_arrhythmia(data_dir: Optional[PathLike] = None) -> Dataset:
+    """Arrhythmia, 452 x 279, 13 classes present (of 16).
+
+    Parameters
+    ----------
+    data_dir : str or path-like, default=None
+        Folder holding ``arrhythmia.csv`` (no header row); see
+        :func:`find_data_dir`.
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape (452, 279), ``y`` of shape (452,). The class codes
+        present in the file (13 of 1..16) are mapped to ``0 .. C-1`` in
+        sorted order; ``class_names`` gives each one's meaning with its
+        original code. The 408 missing values are imputed by the column
+        mean.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the CSV file is not in the folder.
+    """
+    path = _data_file(_ARRHYTHMIA_FILE, data_dir)
+    data, _ = _read_csv(path, header=False)
+    X, codes = _split_labels(data, path)
+    present, y = np.unique(codes, return_inverse=True)
+    class_names = [
+        f"{_ARRHYTHMIA_CLASSES.get(int(c), 'class')} (code {int(c)})" for c in present
+    ]
+    return Dataset(
+        X=X,
+        y=y.astype(np.int64).reshape(-1),
+        name="arrhythmia",
+        description=(
+            "UCI Arrhythmia: 452 ECG recordings, 279 features, class codes "
+            f"1..16 of which {len(present)} occur; the present codes are mapped "
+            "to 0..C-1 in sorted order. Missing values ('?') imputed by the "
+            "column mean."
+        ),
+        feature_names=None,
+        class_names=class_names,
+    )
+
+
+def _from_sklearn(loader: Callable, name: str, description: str) -> Dataset:
+    bunch = loader()
+    return Dataset(
+        X=np.asarray(bunch.data, dtype=np.float64),
+        y=np.asarray(bunch.target, dtype=np.int64),
+        name=name,
+        description=description,
+        feature_names=[str(f) for f in bunch.feature_names],
+        class_names=[str(c) for c in bunch.target_names],
+    )
+
+
+def load_breast_cancer() -> Dataset:
+    """Breast cancer Wisconsin (diagnostic), 569 x 30, 2 classes.
+
+    Returns
+    -------
+    Dataset
+        From :func:`sklearn.datasets.load_breast_cancer`; labels 0
+        (malignant) and 1 (benign).
+    """
+    from sklearn.datasets import load_breast_cancer as _load
+
+    return _from_sklearn(
+        _load,
+        "breast_cancer",
+        "Breast Cancer Wisconsin (diagnostic), via scikit-learn: 569 samples, "
+        "30 features, 2 classes (malignant, benign).",
+    )
+
+
+def load_iris() -> Dataset:
+    """Iris, 150 x 4, 3 classes.
+
+    Returns
+    -------
+    Dataset
+        From :func:`sklearn.datasets.load_iris`; labels 0..2.
+    """
+    from sklearn.datasets import load_iris as _load
+
+    return _from_sklearn(
+        _load,
+        "iris",
+        "Fisher's Iris, via scikit-learn: 150 samples, 4 features, 3 classes.",
+    )
+
+
+_UCI_LOADERS: Dict[str, Callable[..., Dataset]] = {
+    "heart": load_heart,
+    "dermatology": load_dermatology,
+    "arrhythmia": load_arrhythmia,
+}
+_SKLEARN_LOADERS: Dict[str, Callable[[], Dataset]] = {
+    "breast_cancer": load_breast_cancer,
+    "iris": load_iris,
+}
+_ALIASES = {"heart_cleveland": "heart", "cleveland": "heart", "breast": "breast_cancer"}
+
+
+def load_dataset(name: str, data_dir: Optional[PathLike] = None) -> Dataset:
+    """Load one of :data:`DATASETS` by name.
+
+    Parameters
+    ----------
+    name : str
+        ``"heart"``, ``"dermatology"``, ``"arrhythmia"``, ``"breast_cancer"``
+        or ``"iris"`` (case-insensitive; ``-`` and spaces read as ``_``).
+    data_dir : str or path-like, default=None
+        Folder of the UCI CSV files (ignored for the scikit-learn ones); see
+        :func:`find_data_dir`.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    FileNotFoundError
+        When a UCI data set's CSV file cannot be found.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, one of {list(DATASETS)}; got {name!r}")
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    key = _ALIASES.get(key, key)
+    if key in _UCI_LOADERS:
+        return _UCI_LOADERS[key](data_dir=data_dir)
+    if key in _SKLEARN_LOADERS:
+        return _SKLEARN_LOADERS[key]()
+    raise ValueError(f"unknown data set {name!r}; expected one of {list(DATASETS)}")
+

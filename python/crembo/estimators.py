@@ -1,0 +1,526 @@
+"""scikit-learn estimators: ``CREMBOClassifier`` (MEMO and CREMBO) and
+``LabelDistiller`` (the VT baseline: a student trained on the teacher's
+argmax labels)."""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _core
+from ._validation import (as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
+                          seed_from)
+from .memo import ORACLES, default_student, run_memo
+from .students import TARGET_MODES, StudentTrainer, proba_in_classes, supports_multioutput
+from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes
+
+__all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
+
+log = logging.getLogger("crembo")
+
+SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
+
+
+def default_teacher(random_state=None):
+    """The reference teacher: 100 trees of depth at most 12, balanced classes."""
+    return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced",
+                                  random_state=random_state)
+
+
+def _unwrap_frozen(est):
+    # sklearn.frozen.FrozenEstimator keeps a prefit teacher fitted through
+    # clone(); read the members of the estimator inside it.
+    inner = getattr(est, "estimator", None)
+    if type(est).__name__ == "FrozenEstimator" and inner is not None:
+        return inner
+    return est
+
+
+def _is_fitted(est):
+    try:
+        check_is_fitted(est)
+        return True
+    except NotFittedError:
+        return False
+    except TypeError:  # not an estimator
+        return True
+
+
+class _DistillerBase(ClassifierMixin, BaseEstimator):
+    """Teacher resolution, validation and prediction shared by the estimators."""
+
+    def _validate_inputs(self, X, y, X_unlabeled):
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        check_classification_targets(y)
+        if X_unlabeled is not None:
+            X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+        else:
+            X_unlabeled = X[:0]
+        return X, y, X_unlabeled
+
+    def _resolve_teacher(self, X, y, X_unlabeled, rng):
+        """Fit the teacher if needed; return (beliefs function or array, classes)."""
+        teacher = self.teacher
+        n_all = len(X) + len(X_unlabeled)
+        y_classes = np.unique(y)
+        if isinstance(teacher, np.ndarray) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
+            P_all = as_beliefs(teacher, name="teacher (precomputed beliefs)")
+            if P_all.shape[0] != n_all:
+                raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
+                                 "(the rows of X followed by those of X_unlabeled)")
+            if P_all.shape[1] != len(y_classes):
+                raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[1]} columns but y has "
+                                 f"{len(y_classes)} classes; columns must follow the sorted classes of y")
+            self.teacher_ = None
+            return P_all, y_classes
+        if teacher is None:
+            teacher_ = default_teacher(seed_from(rng)).fit(X, y)
+        elif hasattr(teacher, "fit"):
+            teacher_ = teacher if _is_fitted(teacher) else clone(teacher).fit(X, y)
+        elif callable(teacher):
+            teacher_ = teacher
+        else:
+            raise TypeError("teacher: expected a scikit-learn classifier, a callable returning probabilities, "
+                            f"or an array of beliefs; got {type(teacher).__name__}")
+        self.teacher_ = teacher_
+        inner = _unwrap_frozen(teacher_)
+        classes = teacher_classes(inner)
+        if classes is None:
+            classes = y_classes
+        unknown = np.setdiff1d(y_classes, classes)
+        if unknown.size:
+            raise ValueError(f"y: labels {unknown[:5].tolist()} are not among the teacher's classes "
+                             f"{classes[:10].tolist()}")
+        return inner, classes
+
+    def _beliefs(self, source, X, rows):
+        """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
+        if isinstance(source, np.ndarray):
+            return np.ascontiguousarray(source[rows])
+        return teacher_beliefs(source, X, method=self.belief, n_classes=len(self.classes_),
+                               n_jobs=self.n_jobs, device=self.device)
+
+    def _check_single_class(self, y):
+        if np.unique(y).size < 2:
+            raise ValueError(f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); "
+                             "there is nothing to compress")
+
+    def predict(self, X):
+        """Predict class labels with the compressed student.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), labels from ``classes_``.
+        """
+        check_is_fitted(self, "student_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return np.asarray(self.student_.predict(X))
+
+    def predict_proba(self, X):
+        """Class probabilities of the student, columns ordered as ``classes_``."""
+        check_is_fitted(self, "student_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return proba_in_classes(self.student_, X, self.classes_)
+
+
+class LabelDistiller(_DistillerBase):
+    """Label distillation (VT): the student learns the teacher's argmax labels.
+
+    Parameters
+    ----------
+    teacher : classifier, callable, array or None
+        A fitted classifier is used as it is; an unfitted one is fitted on
+        ``(X, y)``; a callable maps ``X`` to probabilities; an array holds
+        beliefs for the rows of ``X`` then ``X_unlabeled``. Default: a
+        100-tree random forest of depth 12 with balanced classes.
+    student : classifier or None
+        Cloned, never modified. Default: a depth-4 tree, balanced classes.
+    belief : {"auto", "votes", "proba"}, default "auto"
+        How beliefs are read from the teacher (see ``teacher_beliefs``).
+    n_jobs : int or None
+        Threads for querying ensemble members.
+    device : {"cpu", "cuda"}, default "cpu"
+    random_state : int, RandomState or None
+
+    Attributes
+    ----------
+    teacher_, student_, classes_, n_features_in_
+    """
+
+    def __init__(self, teacher=None, student=None, *, belief="auto", n_jobs=None, device="cpu",
+                 random_state=None):
+        self.teacher = teacher
+        self.student = student
+        self.belief = belief
+        self.n_jobs = n_jobs
+        self.device = device
+        self.random_state = random_state
+
+    def fit(self, X, y, X_unlabeled=None):
+        """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``."""
+        check_choice(self.belief, "belief", BELIEF_METHODS)
+        check_device(self.device)
+        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        self._check_single_class(y)
+        rng = check_random_state(self.random_state)
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        X_t = np.concatenate([X, X_unl]) if len(X_unl) else X
+        P = self._beliefs(source, X_t, np.arange(len(X_t)))
+        labels, _ = _core.row_argmax(P)
+        template = default_student() if self.student is None else self.student
+        trainer = StudentTrainer(template, self.classes_, target="labels", seed=seed_from(rng))
+        self.student_ = trainer.fit_labels(X_t, labels)
+        return self
+
+
+class CREMBOClassifier(_DistillerBase):
+    """Compress a teacher into a small, robust student: MEMO and CREMBO.
+
+    MEMO finds the deepest student (the one most central to the teacher's
+    belief ``p(y|x)``) by a binary search over consistency thresholds.
+    CREMBO then sweeps thresholds at and above MEMO's, training a student at
+    each on the labels the teacher allows there, and keeps the one with the
+    best score on a validation split of the labelled data.
+
+    Parameters
+    ----------
+    teacher : classifier, callable, array or None
+        A fitted classifier is used as it is (wrap it in
+        ``sklearn.frozen.FrozenEstimator`` to keep it fitted through
+        ``clone``); an unfitted one is fitted on all of ``(X, y)``; a callable
+        maps ``X`` to an ``(n, C)`` probability array; an array holds beliefs
+        for the rows of ``X`` then ``X_unlabeled``. Default: a 100-tree random
+        forest of depth 12 with balanced classes (the paper's teacher).
+    student : classifier or None
+        Cloned, never modified. Default: a depth-4 tree, balanced classes.
+    mode : {"crembo", "memo"}, default "crembo"
+        ``"memo"`` returns MEMO's deepest student, without a validation split.
+    oracle : {"reweight", "single"}, default "reweight"
+        MEMO's consistency oracle: rounds of weighted fits, or the paper's
+        single multi-output fit.
+    student_target : {"auto", "labels", "multioutput"}, default "auto"
+        How students learn allowed-label sets: one allowed label per point
+        (works with any classifier), or the paper's multi-output fit on the
+        allowed-label matrix. "auto": "multioutput" with ``oracle="single"``,
+        else "labels".
+    max_rounds : int, default 8
+        Reweighting rounds per MEMO threshold.
+    eta : float, default 1.0
+        Weight growth ``1 + eta`` of a violating point per round.
+    delta : float in [0, 1), default 0.0
+        Tolerated fraction of violations in MEMO (delta-insensitive depth).
+    validation_fraction : float in (0, 1), default 0.15
+        Share of ``(X, y)`` held out to choose the threshold (stratified when
+        every class has two members).
+    n_thresholds : int or None, default 32
+        Budget of the threshold sweep (quantile-spaced candidates at or above
+        MEMO's threshold); None walks every distinct belief value.
+    scoring : {"accuracy", "balanced_accuracy"}, default "accuracy"
+        Validation score used to choose the threshold.
+    refit : bool, default False
+        Refit the chosen threshold's student on all of ``X`` (fit and
+        validation parts) and ``X_unlabeled``.
+    search_subsample : int, float or None, default None
+        Search (MEMO and sweep) on a random subsample of the transfer set of
+        this many rows (or this fraction), then refit once on all of it at the
+        chosen threshold: for large data sets.
+    belief : {"auto", "votes", "proba"}, default "auto"
+        How beliefs are read from the teacher.
+    n_jobs : int or None
+        Threads for the sweep's fits and for querying ensemble members.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where beliefs and depth kernels run.
+    random_state : int, RandomState or None
+        Seeds the split, the default teacher and the students.
+    verbose : int, default 0
+        Progress bar over the sweep when > 0.
+
+    Attributes
+    ----------
+    student_ : fitted classifier
+        The compressed model; predicts labels from ``classes_``.
+    teacher_ : fitted teacher (None for precomputed beliefs)
+    classes_ : ndarray of shape (C,)
+    n_features_in_ : int
+    threshold_ : float or None
+        The chosen threshold (MEMO's in ``mode="memo"``).
+    memo_threshold_ : float or None
+        MEMO's deepest consistent threshold; None when none was found.
+    memo_depth_ : float or None
+        Depth of MEMO's student on the search transfer set.
+    depth_ : float
+        Empirical depth of ``student_`` on the transfer set.
+    validation_score_ : float or None
+    trace_ : list of dict
+        Every threshold tried: stage ("memo", "sweep" or "refit"),
+        threshold, consistent, violations, rounds, validation_score and
+        fit_seconds.
+    n_student_fits_ : int
+    timings_ : dict
+        Seconds spent in teacher fit, beliefs, MEMO, sweep, refit, in student
+        fits overall, and in total.
+    """
+
+    def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
+                 max_rounds=8, eta=1.0, delta=0.0, validation_fraction=0.15, n_thresholds=32,
+                 scoring="accuracy", refit=False, search_subsample=None, belief="auto", n_jobs=None,
+                 device="cpu", random_state=None, verbose=0):
+        self.teacher = teacher
+        self.student = student
+        self.mode = mode
+        self.oracle = oracle
+        self.student_target = student_target
+        self.max_rounds = max_rounds
+        self.eta = eta
+        self.delta = delta
+        self.validation_fraction = validation_fraction
+        self.n_thresholds = n_thresholds
+        self.scoring = scoring
+        self.refit = refit
+        self.search_subsample = search_subsample
+        self.belief = belief
+        self.n_jobs = n_jobs
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- checks
+    def _check_params(self):
+        check_choice(self.mode, "mode", ("crembo", "memo"))
+        check_choice(self.oracle, "oracle", ORACLES)
+        check_choice(self.student_target, "student_target", TARGET_MODES)
+        check_choice(self.scoring, "scoring", tuple(SCORERS))
+        check_choice(self.belief, "belief", BELIEF_METHODS)
+        check_positive_int(self.max_rounds, "max_rounds")
+        if isinstance(self.eta, bool) or not np.isscalar(self.eta) or not np.isfinite(self.eta) or self.eta <= 0:
+            raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
+        check_fraction(self.delta, "delta")
+        check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
+        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
+        check_device(self.device)
+        s = self.search_subsample
+        if s is not None:
+            if isinstance(s, float):
+                check_fraction(s, "search_subsample", low_inclusive=False, high_inclusive=True)
+            else:
+                check_positive_int(s, "search_subsample", minimum=2)
+        target = self.student_target
+        if target == "auto":
+            target = "multioutput" if self.oracle == "single" else "labels"
+        if self.oracle == "single" and target != "multioutput":
+            raise ValueError("oracle='single' fits the allowed-label matrix; it needs student_target='multioutput'")
+        return target
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, X_unlabeled=None):
+        """Compress the teacher into the student.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Labelled data. In ``mode="crembo"`` a ``validation_fraction`` of it
+            chooses the threshold; the rest (and ``X_unlabeled``) is the
+            transfer set on which the teacher's beliefs are computed.
+        y : array-like of shape (n_samples,)
+            Labels (any hashable type); used to fit an unfitted teacher and
+            to score the validation split.
+        X_unlabeled : array-like of shape (m, n_features), optional
+            Extra transfer points without labels.
+
+        Returns
+        -------
+        self
+        """
+        t_start = time.perf_counter()
+        target = self._check_params()
+        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        self._check_single_class(y)
+        rng = check_random_state(self.random_state)
+        seed = seed_from(rng)
+        timings = dict.fromkeys(("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits"), 0.0)
+
+        t0 = time.perf_counter()
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        timings["teacher_fit"] = time.perf_counter() - t0
+        y_idx = np.searchsorted(self.classes_, y)
+
+        n, n_unl = len(X), len(X_unl)
+        if self.mode == "crembo":
+            fit_rows, val_rows = self._split(y, rng)
+        else:
+            fit_rows, val_rows = np.arange(n), np.arange(0)
+        # Transfer set: the fitting part plus the unlabelled rows (which sit
+        # after the n labelled rows in a precomputed belief array).
+        transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
+        X_all = np.concatenate([X, X_unl]) if n_unl else X
+        X_tr = X_all[transfer_rows]
+        t0 = time.perf_counter()
+        P_tr = self._beliefs(source, X_tr, transfer_rows)
+        timings["beliefs"] = time.perf_counter() - t0
+
+        # Search on a subsample when asked, refit once on all rows after.
+        search = np.arange(len(X_tr))
+        sub = self.search_subsample
+        if sub is not None:
+            size = int(round(sub * len(X_tr))) if isinstance(sub, float) else int(sub)
+            if size < len(X_tr):
+                search = np.sort(rng.choice(len(X_tr), size=max(size, 2), replace=False))
+        X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
+
+        trainer = StudentTrainer(default_student() if self.student is None else self.student, self.classes_,
+                                 target=target, seed=seed)
+        if self.oracle == "reweight" and not trainer.accepts_weights:
+            raise TypeError(f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, "
+                            "which the reweighting oracle needs; use oracle='single' with a multi-output "
+                            "student (e.g. a decision tree)")
+        if target == "multioutput" and not supports_multioutput(trainer.template):
+            raise ValueError(f"student_target='multioutput': {type(trainer.template).__name__} does not "
+                             "support multi-output classification")
+
+        t0 = time.perf_counter()
+        memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
+                            delta=self.delta)
+        timings["memo"] = time.perf_counter() - t0
+        timings["student_fits"] += memo_res.fit_seconds
+        self.memo_threshold_ = memo_res.threshold
+        self.memo_depth_ = memo_res.depth
+        trace = [dict(stage="memo", validation_score=None, **rec) for rec in memo_res.trace]
+        n_fits = memo_res.n_fits
+        if memo_res.student is None:
+            warnings.warn("MEMO found no consistent student at any threshold; the sweep starts from the "
+                          "smallest belief value", RuntimeWarning, stacklevel=2)
+
+        if self.mode == "memo":
+            if memo_res.student is not None:
+                student, threshold, prefer = memo_res.student, memo_res.threshold, memo_res.pred
+            else:
+                threshold = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
+                student, prefer = None, None
+            score = None
+        else:
+            t0 = time.perf_counter()
+            student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
+                trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows])
+            timings["sweep"] = time.perf_counter() - t0
+            timings["student_fits"] += sweep_seconds
+            trace += sweep_trace
+            n_fits += sum(rec["rounds"] for rec in sweep_trace)
+            prefer = trainer.predict_index(student, X_s)
+            self.validation_score_ = score
+
+        # Final student: refit at the chosen threshold on every transfer row
+        # when the search used a subsample (or refit=True asks for all data).
+        final_rows = None
+        if self.refit and self.mode == "crembo":
+            final_rows = np.concatenate([np.arange(n), n + np.arange(n_unl)])
+        elif student is None or len(search) < len(X_tr):
+            final_rows = transfer_rows
+        if final_rows is not None:
+            t0 = time.perf_counter()
+            X_f = X_all[final_rows]
+            if final_rows is transfer_rows:
+                P_f = P_tr
+            else:
+                P_f = self._beliefs(source, X_f, final_rows)
+            prefer_f = trainer.predict_index(student, X_f) if student is not None else None
+            student, fit_s, viol = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
+            timings["refit"] = time.perf_counter() - t0
+            timings["student_fits"] += fit_s
+            n_fits += 1
+            trace.append(dict(stage="refit", threshold=threshold, consistent=viol == 0, violations=viol,
+                              rounds=1, validation_score=None, fit_seconds=fit_s))
+            X_tr, P_tr = X_f, P_f
+
+        self.student_ = student
+        self.threshold_ = threshold
+        if self.mode == "memo":
+            self.validation_score_ = None
+        self.trace_ = trace
+        self.n_student_fits_ = int(n_fits)
+        pred_tr = trainer.predict_index(student, X_tr)
+        self.depth_ = float(_core.empirical_depth(P_tr, pred_tr, 0.0))
+        timings["total"] = time.perf_counter() - t_start
+        timings["overhead"] = timings["total"] - timings["teacher_fit"] - timings["student_fits"]
+        self.timings_ = timings
+        log.info("CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
+                 threshold, self.memo_threshold_, self.depth_, n_fits, timings["total"])
+        return self
+
+    def _split(self, y, rng):
+        idx = np.arange(len(y))
+        n_val = int(np.ceil(self.validation_fraction * len(y)))
+        if n_val < 1 or len(y) - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
+                             f"rows out of {len(y)}; use more data or mode='memo'")
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
+        fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed_from(rng),
+                                              stratify=stratify)
+        return np.sort(fit_rows), np.sort(val_rows)
+
+    def _fit_at(self, trainer, X, P, t, prefer):
+        """One student trained on the allowed labels at ``t`` (no consistency needed)."""
+        t0 = time.perf_counter()
+        if trainer.target == "multioutput":
+            est = trainer.fit_mask(X, _core.allowed_labels(P, t))
+        else:
+            targets, _ = _core.allowed_targets(P, t, prefer)
+            est = trainer.fit_labels(X, targets)
+        pred = trainer.predict_index(est, X)
+        viol = int(_core.count_violations(P, pred, t))
+        return est, time.perf_counter() - t0, viol
+
+    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val):
+        score_fn = SCORERS[self.scoring]
+        lo = memo_res.threshold
+        if lo is None:
+            lo = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
+        if self.n_thresholds is None:
+            cands = _core.candidate_thresholds(P_s, lo, 1.0)
+        else:
+            cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
+        cands = [float(t) for t in cands]
+        prefer = memo_res.pred
+
+        def evaluate(est):
+            return float(score_fn(y_val, trainer.predict_index(est, X_val)))
+
+        results = []
+        if memo_res.student is not None:
+            # MEMO's own student stands for its threshold: no refit needed.
+            results.append((memo_res.student, memo_res.threshold, evaluate(memo_res.student), 0.0, 0, 0))
+            cands = [t for t in cands if t > memo_res.threshold]
+
+        def one(t):
+            est, secs, viol = self._fit_at(trainer, X_s, P_s, t, prefer)
+            return est, t, evaluate(est), secs, viol, 1
+
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            cands_iter = tqdm(cands, desc="CREMBO sweep", unit="threshold")
+        else:
+            cands_iter = cands
+        results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in cands_iter)
+        # rounds=0 marks MEMO's student, scored without a new fit.
+        trace = [dict(stage="sweep", threshold=t, consistent=viol == 0, violations=viol, rounds=r,
+                      validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]
+        # Highest score; ties go to the lowest threshold (closest to MEMO's deep student).
+        best = max(range(len(results)), key=lambda k: (results[k][2], -results[k][1]))
+        est, t, s = results[best][:3]
+        return est, t, s, trace, float(sum(r[3] for r in results))

@@ -1,0 +1,211 @@
+"""MEMO: the deepest student that a consistency oracle can find.
+
+Binary search over the candidate thresholds (the distinct belief values up to
+the achievable depth); at each threshold the oracle tries to train a student
+whose every prediction is an allowed label. The search, the reweighting loop
+and its bookkeeping run in the native core; the student fit is a Python
+callback (``StudentTrainer``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.tree import DecisionTreeClassifier
+
+from . import _core
+from ._validation import as_beliefs, check_choice, check_fraction, check_positive_int, seed_from
+from .students import StudentTrainer, supports_multioutput
+
+__all__ = ["memo", "MemoResult", "default_student", "ORACLES"]
+
+log = logging.getLogger("crembo")
+
+ORACLES = ("reweight", "single")
+
+
+def default_student(random_state=None):
+    """The reference student: a depth-4 decision tree with balanced class weights."""
+    return DecisionTreeClassifier(max_depth=4, class_weight="balanced", random_state=random_state)
+
+
+@dataclass
+class MemoResult:
+    """What MEMO found.
+
+    Attributes
+    ----------
+    student : fitted estimator or None
+        The deepest consistent student; None when the oracle succeeded at no
+        threshold.
+    threshold : float or None
+        Its consistency threshold ``t_memo`` (a lower bound of its depth).
+    depth : float or None
+        The student's empirical depth on the transfer set.
+    pred : ndarray of int or None
+        The student's label indices on the transfer set.
+    candidates : ndarray
+        The thresholds searched.
+    trace : list of dict
+        One record per probed threshold: threshold, consistent, violations,
+        rounds (fits made there) and fit_seconds.
+    n_fits : int
+        Student fits made in total.
+    """
+
+    student: object
+    threshold: float | None
+    depth: float | None
+    pred: np.ndarray | None
+    candidates: np.ndarray
+    trace: list = field(default_factory=list)
+    n_fits: int = 0
+    fit_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+def _memo_ceiling(P, delta):
+    """Largest threshold at which a (delta-insensitive) consistent student can exist."""
+    row_max = P.max(axis=1)
+    k = min(int(np.floor(delta * P.shape[0])), P.shape[0] - 1)
+    return float(np.partition(row_max, k)[k])
+
+
+def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, candidates=None,
+             sample_weight=None):
+    """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
+    start = time.perf_counter()
+    if candidates is None:
+        candidates = _core.candidate_thresholds(P, 0.0, _memo_ceiling(P, delta))
+    candidates = np.ascontiguousarray(candidates, dtype=P.dtype)
+    state = {"last": None, "best": None}
+    fit_times = []
+
+    def timed(fit):
+        t0 = time.perf_counter()
+        est = fit()
+        pred = trainer.predict_index(est, X)
+        fit_times.append(time.perf_counter() - t0)
+        state["last"] = est
+        return pred
+
+    def fit_labels(targets, weights):
+        return timed(lambda: trainer.fit_labels(X, targets, weights))
+
+    def fit_mask(mask):
+        return timed(lambda: trainer.fit_mask(X, mask))
+
+    def accept():
+        state["best"] = state["last"]
+
+    if oracle == "single" and trainer.target != "multioutput":
+        raise ValueError("oracle='single' trains on the allowed-label matrix and needs student_target='multioutput'")
+    res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
+                            fit_mask=fit_mask if oracle == "single" else None, accept=accept,
+                            oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta,
+                            sample_weight=sample_weight)
+    trace, k = [], 0
+    for rec in res["trace"]:
+        rec = dict(rec)
+        rec["fit_seconds"] = float(sum(fit_times[k:k + rec["rounds"]]))
+        k += rec["rounds"]
+        trace.append(rec)
+    found = res["best_threshold"] is not None
+    pred = res["best_pred"] if found else None
+    result = MemoResult(
+        student=state["best"] if found else None,
+        threshold=res["best_threshold"],
+        depth=float(_core.empirical_depth(P, pred, 0.0)) if found else None,
+        pred=pred,
+        candidates=candidates,
+        trace=trace,
+        n_fits=int(res["n_fits"]),
+        fit_seconds=float(sum(fit_times)),
+        seconds=time.perf_counter() - start,
+    )
+    log.info("MEMO: %d thresholds searched, %d fits, threshold %s, depth %s", len(trace), result.n_fits,
+             result.threshold, result.depth)
+    return result
+
+
+def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_target="auto", max_rounds=8,
+         eta=1.0, delta=0.0, candidates=None, sample_weight=None, normalize=False, random_state=None):
+    """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        The transfer set.
+    beliefs : array-like of shape (n, C)
+        The teacher's belief ``p(y|x)`` on ``X`` (see ``teacher_beliefs``).
+    student : scikit-learn classifier, optional
+        Cloned, never modified. Default: depth-4 tree, balanced classes.
+    classes : array-like of shape (C,), optional
+        Labels of the belief columns; default ``0..C-1``. The fitted student
+        predicts these labels.
+    oracle : {"reweight", "single"}, default "reweight"
+        ``"reweight"``: rounds of weighted fits that up-weight violating points
+        (needs ``sample_weight`` support); ``"single"``: the paper's single
+        multi-output fit on the allowed-label matrix.
+    student_target : {"auto", "labels", "multioutput"}
+        How the student learns allowed labels; "auto" picks "multioutput" for
+        the single-fit oracle and "labels" otherwise.
+    max_rounds : int, default 8
+        Reweighting rounds per threshold.
+    eta : float, default 1.0
+        Violating points' weights grow by ``1 + eta`` per round.
+    delta : float in [0, 1), default 0
+        Tolerated fraction of violations (delta-insensitive consistency).
+    candidates : array-like, optional
+        Sorted thresholds to search; default every distinct belief value up to
+        the achievable depth.
+    sample_weight : array-like of shape (n,), optional
+        Starting weights of the reweighting oracle.
+    random_state : int or None
+        Seed given to students whose ``random_state`` is None.
+
+    Returns
+    -------
+    MemoResult
+    """
+    check_choice(oracle, "oracle", ORACLES)
+    check_choice(student_target, "student_target", ("auto", "labels", "multioutput"))
+    max_rounds = check_positive_int(max_rounds, "max_rounds")
+    delta = check_fraction(delta, "delta")
+    if not (np.isfinite(eta) and eta > 0):
+        raise ValueError(f"eta: expected a positive number, got {eta!r}")
+    P = as_beliefs(beliefs, normalize=normalize)
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] != P.shape[0]:
+        raise ValueError(f"X: expected {P.shape[0]} rows (one per row of beliefs), got shape {X.shape}")
+    if classes is None:
+        classes = np.arange(P.shape[1])
+    classes = np.asarray(classes)
+    if classes.shape != (P.shape[1],):
+        raise ValueError(f"classes: expected {P.shape[1]} labels (one per belief column), got {classes.shape}")
+    if np.any(classes[1:] <= classes[:-1]):
+        raise ValueError("classes: expected sorted, distinct labels")
+    student = default_student() if student is None else student
+    if student_target == "auto":
+        student_target = "multioutput" if oracle == "single" else "labels"
+    if sample_weight is not None:
+        sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (P.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError(f"sample_weight: expected {P.shape[0]} finite, non-negative weights")
+    trainer = StudentTrainer(student, classes, target=student_target, seed=seed_from(random_state))
+    if oracle == "reweight" and not trainer.accepts_weights:
+        raise TypeError(f"student: {type(student).__name__}.fit does not accept sample_weight, which the "
+                        "reweighting oracle needs; use oracle='single' with a multi-output student")
+    if oracle == "single" and not supports_multioutput(student):
+        raise ValueError(f"oracle='single': {type(student).__name__} does not support multi-output targets")
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=np.float64)
+        if candidates.ndim != 1 or not np.all(np.isfinite(candidates)) or np.any(candidates <= 0) \
+                or np.any(np.diff(candidates) <= 0):
+            raise ValueError("candidates: expected a 1-d array of positive, strictly increasing thresholds")
+    return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta,
+                    candidates=candidates, sample_weight=sample_weight)

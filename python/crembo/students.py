@@ -1,0 +1,181 @@
+"""Student adapters: train clones of a student template on allowed labels.
+
+The native core speaks in label *indices* ``0..C-1``; students are trained on
+the real class labels (``classes[index]``) so that a fitted single-label
+student is an ordinary classifier a user can keep, export or pickle. Two ways
+to train on the allowed-label sets ``A_t(x)``:
+
+* ``"labels"``: one allowed label per point, with sample weights (the
+  reweighting oracle and the threshold sweep). Works with any classifier that
+  accepts ``sample_weight`` (and without it when all weights are equal).
+* ``"multioutput"`` (the paper's variant): one binary output per class,
+  fitted to the ``n x C`` allowed-label matrix; the prediction is the class
+  whose "allowed" score is highest. Needs a student that supports
+  multi-output classification (decision trees, extra trees, k-NN, forests).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+from sklearn.dummy import DummyClassifier
+from sklearn.utils.validation import has_fit_parameter
+
+from ._validation import check_choice
+
+__all__ = ["StudentTrainer", "AllowedLabelStudent", "supports_multioutput"]
+
+TARGET_MODES = ("auto", "labels", "multioutput")
+
+
+def supports_multioutput(estimator):
+    """True when scikit-learn's tags say the estimator fits multi-output targets."""
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(estimator).target_tags.multi_output)
+    except Exception:  # older scikit-learn or estimators without tags
+        return False
+
+
+class AllowedLabelStudent:
+    """A fitted multi-output student read as a single-label classifier.
+
+    ``estimator`` was fitted on the ``n x C`` allowed-label matrix; the score
+    of class ``y`` at ``x`` is its predicted probability that ``y`` is allowed.
+    """
+
+    def __init__(self, estimator, classes):
+        self.estimator = estimator
+        self.classes_ = np.asarray(classes)
+
+    def allowed_scores(self, X):
+        proba = self.estimator.predict_proba(X)
+        if not isinstance(proba, list):  # a single output comes back as one array
+            proba = [proba]
+        n = len(X)
+        scores = np.zeros((n, len(self.classes_)), dtype=np.float64)
+        for y, (p, cls) in enumerate(zip(proba, self.estimator.classes_)):
+            hit = np.flatnonzero(np.asarray(cls) == 1)
+            if hit.size:
+                scores[:, y] = p[:, hit[0]]
+        return scores
+
+    def predict_proba(self, X):
+        s = self.allowed_scores(X)
+        total = s.sum(axis=1, keepdims=True)
+        uniform = np.full_like(s, 1.0 / s.shape[1])
+        return np.where(total > 0, s / np.where(total > 0, total, 1.0), uniform)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.allowed_scores(X), axis=1)]
+
+
+class StudentTrainer:
+    """Fits clones of ``template`` on allowed-label targets.
+
+    Parameters
+    ----------
+    template : scikit-learn classifier
+        Never fitted or modified; every fit uses a fresh clone.
+    classes : ndarray of shape (C,)
+        The class labels; targets are indices into it.
+    target : {"labels", "multioutput"}
+    seed : int or None
+        Given to clones whose ``random_state`` is left as None, so that
+        repeated fits differ only by their targets.
+    """
+
+    def __init__(self, template, classes, *, target="labels", seed=None):
+        if not is_classifier(template) or not hasattr(template, "fit"):
+            raise TypeError(f"student: expected a scikit-learn classifier, got {type(template).__name__}")
+        self.template = template
+        self.classes = np.asarray(classes)
+        check_choice(target, "student_target", ("labels", "multioutput"))
+        if target == "multioutput" and not supports_multioutput(template):
+            raise ValueError(f"student_target='multioutput': {type(template).__name__} does not support "
+                             "multi-output classification; use student_target='labels'")
+        self.target = target
+        self.seed = seed
+        self.accepts_weights = has_fit_parameter(template, "sample_weight")
+
+    def _clone(self):
+        est = clone(self.template)
+        if self.seed is not None and "random_state" in est.get_params(deep=False) \
+                and est.get_params(deep=False)["random_state"] is None:
+            est.set_params(random_state=self.seed)
+        return est
+
+    def fit_labels(self, X, targets, sample_weight=None):
+        """Fit on label indices ``targets`` (``-1`` rows are left out)."""
+        targets = np.asarray(targets)
+        keep = targets >= 0
+        if not np.any(keep):
+            raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if not np.all(keep):
+            X = X[keep]
+            targets = targets[keep]
+            w = None if w is None else w[keep]
+        if w is not None and np.all(w == w[0]):
+            w = None  # equal weights: let students without sample_weight train too
+        if w is not None and not self.accepts_weights:
+            raise TypeError(
+                f"student: {type(self.template).__name__}.fit does not accept sample_weight, which the "
+                "reweighting oracle needs; use oracle='single' (one fit per threshold) or a student that "
+                "takes sample weights")
+        y = self.classes[targets]
+        est = self._clone()
+        try:
+            if w is None:
+                est.fit(X, y)
+            else:
+                est.fit(X, y, sample_weight=w)
+        except ValueError:
+            if np.unique(targets).size != 1:
+                raise
+            # Some students refuse a single class; the constant student is the
+            # exact answer there.
+            est = DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
+        return est
+
+    def fit_mask(self, X, mask):
+        """Fit the paper's multi-output student on the allowed-label matrix."""
+        mask = np.asarray(mask, dtype=bool)
+        keep = mask.any(axis=1)
+        if not np.any(keep):
+            raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
+        est = self._clone()
+        est.fit(X[keep], mask[keep].astype(np.int8))
+        return AllowedLabelStudent(est, self.classes)
+
+    def predict_index(self, est, X):
+        """Predicted label indices ``0..C-1`` of a fitted student."""
+        pred = np.asarray(est.predict(X))
+        idx = np.searchsorted(self.classes, pred)
+        idx = np.clip(idx, 0, len(self.classes) - 1)
+        if not np.all(self.classes[idx] == pred):
+            raise ValueError("student: predicted a label outside the teacher's classes")
+        return idx.astype(np.int32)
+
+    def fit(self, X, targets=None, sample_weight=None, mask=None):
+        """Fit in this trainer's mode: label targets or the allowed-label mask."""
+        if self.target == "multioutput":
+            return self.fit_mask(X, mask)
+        return self.fit_labels(X, targets, sample_weight)
+
+
+def proba_in_classes(est, X, classes):
+    """``predict_proba`` of a fitted student laid out over ``classes``."""
+    classes = np.asarray(classes)
+    if isinstance(est, AllowedLabelStudent):
+        return est.predict_proba(X)
+    n = len(X)
+    out = np.zeros((n, len(classes)), dtype=np.float64)
+    if hasattr(est, "predict_proba"):
+        p = np.asarray(est.predict_proba(X), dtype=np.float64)
+        cols = np.searchsorted(classes, est.classes_)
+        out[:, cols] = p
+    else:
+        pred = np.asarray(est.predict(X))
+        out[np.arange(n), np.searchsorted(classes, pred)] = 1.0
+    return out

@@ -1,0 +1,206 @@
+"""Tests of crembo.datasets: the five data sets of the reference protocol."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crembo import datasets
+from crembo.datasets import (
+    DATASETS,
+    Dataset,
+    find_data_dir,
+    load_arrhythmia,
+    load_breast_cancer,
+    load_dataset,
+    load_dermatology,
+    load_heart,
+    load_iris,
+)
+
+UCI_FILES = {
+    "heart": "heart_cleveland.csv",
+    "dermatology": "dermatology.csv",
+    "arrhythmia": "arrhythmia.csv",
+}
+
+
+def _shared_data():
+    d = find_data_dir()
+    if not all((d / f).is_file() for f in UCI_FILES.values()):
+        pytest.skip(f"UCI CSV files not found in {d}")
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    # Tests decide themselves whether CREMBO_DATA_DIR is set.
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+
+
+@pytest.fixture
+def data_dir():
+    return _shared_data()
+
+
+def _check_common(ds, n, d, n_classes):
+    assert isinstance(ds, Dataset)
+    assert ds.X.shape == (n, d)
+    assert ds.y.shape == (n,)
+    assert ds.X.dtype == np.float64
+    assert ds.y.dtype == np.int64
+    assert np.all(np.isfinite(ds.X))
+    assert ds.y.min() == 0 and ds.y.max() == n_classes - 1
+    assert len(np.unique(ds.y)) == n_classes
+    assert ds.n_classes == n_classes
+    if ds.class_names is not None:
+        assert len(ds.class_names) == n_classes
+    if ds.feature_names is not None:
+        assert len(ds.feature_names) == d
+    assert ds.name in DATASETS
+    assert ds.description
+
+
+def test_heart(data_dir):
+    ds = load_heart()
+    _check_common(ds, 303, 13, 5)
+    assert np.bincount(ds.y).tolist() == [164, 55, 36, 35, 13]
+    assert ds.feature_names[0] == "age" and "target" not in ds.feature_names
+
+
+def test_heart_missing_values_are_column_means(data_dir):
+    ds = load_heart(data_dir)
+    # Recompute the imputation by hand from the raw file.
+    lines = (data_dir / UCI_FILES["heart"]).read_text().strip().splitlines()[1:]
+    raw = np.array(
+        [[np.nan if v.strip() == "?" else float(v) for v in line.split(",")[:-1]] for line in lines]
+    )
+    holes = np.isnan(raw)
+    assert holes.sum() == 6
+    expected = np.where(holes, np.nanmean(raw, axis=0), raw)
+    np.testing.assert_allclose(ds.X, expected)
+
+
+def test_dermatology(data_dir):
+    ds = load_dermatology()
+    _check_common(ds, 366, 34, 6)
+    assert np.bincount(ds.y).tolist() == [112, 61, 72, 49, 52, 20]
+    # The header holds a quoted name with a comma: 34 names, not 35.
+    assert ds.feature_names[-1] == "Age"
+
+
+def test_arrhythmia(data_dir):
+    ds = load_arrhythmia()
+    _check_common(ds, 452, 279, 13)
+    # Counts of the codes 1..10, 14, 15, 16 as found in the file (codes
+    # 11..13 never occur).
+    assert np.bincount(ds.y).tolist() == [245, 44, 15, 15, 13, 25, 3, 2, 9, 50, 4, 5, 22]
+    assert "code 16" in ds.class_names[-1] and "code 10" in ds.class_names[9]
+    # The first row is data, not a header.
+    first = (data_dir / UCI_FILES["arrhythmia"]).read_text().splitlines()[0].split(",")
+    assert ds.X[0, 0] == float(first[0])
+
+
+def test_arrhythmia_label_mapping_is_sorted(data_dir):
+    ds = load_arrhythmia(data_dir)
+    raw = np.array(
+        [int(line.rsplit(",", 1)[1]) for line in
+         (data_dir / UCI_FILES["arrhythmia"]).read_text().strip().splitlines()]
+    )
+    present = np.unique(raw)
+    assert len(present) == 13
+    np.testing.assert_array_equal(present[ds.y], raw)
+
+
+def test_sklearn_sets():
+    bc = load_breast_cancer()
+    _check_common(bc, 569, 30, 2)
+    ir = load_iris()
+    _check_common(ir, 150, 4, 3)
+
+
+def test_tuple_unpacking():
+    X, y = load_iris()
+    assert X.shape == (150, 4) and y.shape == (150,)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_load_dataset_by_name(name, data_dir):
+    ds = load_dataset(name)
+    assert ds.name == name
+
+
+def test_load_dataset_aliases_and_unknown():
+    assert load_dataset("Breast-Cancer").name == "breast_cancer"
+    with pytest.raises(ValueError, match="unknown data set"):
+        load_dataset("mnist")
+
+
+def test_datasets_names():
+    assert set(DATASETS) == {"heart", "dermatology", "arrhythmia", "breast_cancer", "iris"}
+
+
+def test_env_var_override(monkeypatch, tmp_path, data_dir):
+    # A private copy of the heart file with one value changed: the loader
+    # must read this one.
+    src = (data_dir / UCI_FILES["heart"]).read_text().splitlines()
+    first = src[1].split(",")
+    first[0] = "1000"
+    src[1] = ",".join(first)
+    (tmp_path / UCI_FILES["heart"]).write_text("\n".join(src) + "\n")
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    assert find_data_dir() == tmp_path
+    assert load_heart().X[0, 0] == 1000.0
+    assert load_dataset("heart").X[0, 0] == 1000.0
+    # data_dir wins over the environment variable.
+    assert load_heart(data_dir=data_dir).X[0, 0] == 63.0
+
+
+def test_env_var_missing_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError) as info:
+        load_dermatology()
+    msg = str(info.value)
+    assert "dermatology.csv" in msg
+    assert "CREMBO_DATA_DIR" in msg and "data_dir" in msg
+
+
+def test_missing_folder_error_message(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    for name, filename in UCI_FILES.items():
+        with pytest.raises(FileNotFoundError) as info:
+            load_dataset(name, data_dir=missing)
+        msg = str(info.value)
+        assert filename in msg
+        assert str(missing / filename) in msg
+        assert "data_dir" in msg and "CREMBO_DATA_DIR" in msg
+
+
+def test_missing_values_and_header_handling(tmp_path):
+    # A tiny dermatology-shaped file: '?' imputed by the column mean,
+    # labels 1..6 mapped to 0..5.
+    header = ",".join([f"f{j}" for j in range(34)] + ["Class"])
+    rows = []
+    for i in range(6):
+        vals = [str(i)] * 33 + (["?"] if i == 0 else [str(10 * i)]) + [str(i + 1)]
+        rows.append(",".join(vals))
+    (tmp_path / "dermatology.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    ds = load_dermatology(data_dir=tmp_path)
+    assert ds.y.tolist() == [0, 1, 2, 3, 4, 5]
+    assert ds.X[0, 33] == pytest.approx(np.mean([10, 20, 30, 40, 50]))
+    assert not np.isnan(ds.X).any()
+
+
+def test_default_location_is_repo_sibling():
+    # Without the env var the folder is found next to the repository.
+    d = find_data_dir()
+    repo = Path(datasets.__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo.parent / "shared" / "data").is_dir():
+        assert d.resolve() == (repo.parent / "shared" / "data").resolve()
+
+
+def test_default_location_from_cwd(monkeypatch, tmp_path, data_dir):
+    # Running from elsewhere still finds the data (walks up from __file__).
+    monkeypatch.chdir(tmp_path)
+    assert load_heart().X.shape == (303, 13)
