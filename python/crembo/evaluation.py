@@ -1,0 +1,194 @@
+"""The reference experimental protocol: which compression method is better.
+
+* :func:`generalization`: k-fold cross-validation (unshuffled folds, the
+  rows permuted anew for each repeat after the first); mean/std test accuracy
+  per method and how many folds each method wins.
+* :func:`stability`: a fixed held-out test split; one student per fold of
+  the rest, built from that fold's training part; the *agreement* of a
+  method is the mean pairwise fraction of test points on which its students
+  predict the same label.
+
+Methods (``METHODS``): the teacher itself, BM (the student on the true
+labels), VT (the student on the teacher's argmax labels), MEMO and CREMBO.
+Inside a fold the teacher is fitted once on the fold's training part and
+shared, prefit, by VT, MEMO and CREMBO.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import KFold, train_test_split
+
+from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from .memo import default_student
+from .metrics import agreement
+
+__all__ = ["METHODS", "generalization", "stability", "ProtocolResult", "format_table"]
+
+METHODS = ("teacher", "BM", "VT", "MEMO", "CREMBO")
+
+
+def _build(method, teacher, student, X, y, seed, crembo_params):
+    """Fit one method's model on (X, y); ``teacher`` is already fitted."""
+    if method == "teacher":
+        return teacher
+    if method == "BM":
+        est = clone(student)
+        if "random_state" in est.get_params(deep=False) and est.get_params(deep=False)["random_state"] is None:
+            est.set_params(random_state=seed)
+        return est.fit(X, y)
+    if method == "VT":
+        return LabelDistiller(teacher=teacher, student=student, random_state=seed).fit(X, y)
+    params = dict(crembo_params or {})
+    if method == "MEMO":
+        params["mode"] = "memo"
+    return CREMBOClassifier(teacher=teacher, student=student, random_state=seed, **params).fit(X, y)
+
+
+def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params):
+    t0 = time.perf_counter()
+    teacher_ = clone(teacher).fit(X[train], y[train])
+    teacher_seconds = time.perf_counter() - t0
+    out = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        est = _build(m, teacher_, student, X[train], y[train], seed, crembo_params)
+        secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
+        pred = np.asarray(est.predict(X[test]))
+        out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs)
+    return out
+
+
+@dataclass
+class ProtocolResult:
+    """Per-method results of one protocol run.
+
+    ``summary[method]`` holds ``mean``, ``std``, ``wins`` (generalization) or
+    ``agreement`` and ``accuracy`` (stability), and ``seconds`` (mean wall time
+    of one fit).
+    """
+
+    kind: str
+    summary: dict
+    scores: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _methods_and_models(methods, teacher, student, random_state):
+    methods = tuple(METHODS if methods is None else methods)
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
+    teacher = default_teacher(random_state) if teacher is None else teacher
+    student = default_student(random_state) if student is None else student
+    return methods, teacher, student
+
+
+def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1,
+                   random_state=0, crembo_params=None, n_jobs=None):
+    """Cross-validated test accuracy of each method.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,)
+    methods : sequence of str, optional
+        Subset of ``METHODS``; default all.
+    teacher, student : unfitted estimators, optional
+        Default: the paper's random forest and depth-4 tree.
+    n_splits : int, default 10
+    n_repeats : int, default 1
+        The first repeat uses the rows in their given order (unshuffled
+        folds); later ones permute the rows first.
+    crembo_params : dict, optional
+        Extra parameters for the MEMO and CREMBO estimators.
+    n_jobs : int, optional
+        Folds run in parallel processes.
+
+    Returns
+    -------
+    ProtocolResult with ``summary[m] = {mean, std, wins, seconds}`` and
+    ``scores[m]`` the per-fold accuracies.
+    """
+    start = time.perf_counter()
+    X, y = np.asarray(X), np.asarray(y)
+    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state)
+    rng = np.random.RandomState(random_state)
+    jobs = []
+    for r in range(n_repeats):
+        order = np.arange(len(y)) if r == 0 else rng.permutation(len(y))
+        for train, test in KFold(n_splits=n_splits).split(X):
+            jobs.append((order[train], order[test], int(rng.randint(2**31 - 1))))
+    folds = Parallel(n_jobs=n_jobs)(
+        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params) for tr, te, seed in jobs)
+    scores = {m: np.array([f[m]["accuracy"] for f in folds]) for m in methods}
+    compared = [m for m in methods if m != "teacher"]
+    best = np.max(np.vstack([scores[m] for m in compared]), axis=0)
+    summary = {}
+    for m in methods:
+        summary[m] = dict(mean=float(scores[m].mean()), std=float(scores[m].std()),
+                          wins=int(np.sum(scores[m] >= best)) if m != "teacher" else None,
+                          seconds=float(np.mean([f[m]["seconds"] for f in folds])))
+    return ProtocolResult("generalization", summary, scores, time.perf_counter() - start)
+
+
+def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, test_size=0.15,
+              random_state=0, crembo_params=None, n_jobs=None):
+    """Agreement of the students built on the folds of a fixed training split.
+
+    A ``test_size`` share of the rows is held out once (stratified). Each of
+    the ``n_splits`` folds of the rest trains every method on that fold's
+    training part; a method's agreement is the mean over pairs of folds of the
+    fraction of held-out rows where the two students predict the same label.
+
+    Returns
+    -------
+    ProtocolResult with ``summary[m] = {agreement, accuracy, seconds}``.
+    """
+    start = time.perf_counter()
+    X, y = np.asarray(X), np.asarray(y)
+    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state)
+    _, counts = np.unique(y, return_counts=True)
+    rest, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=random_state,
+                                  stratify=y if counts.min() >= 2 else None)
+    rng = np.random.RandomState(random_state)
+    jobs = [(rest[tr], int(rng.randint(2**31 - 1))) for tr, _ in KFold(n_splits=n_splits).split(rest)]
+    folds = Parallel(n_jobs=n_jobs)(
+        delayed(_fold)(tr, test, X, y, methods, teacher, student, seed, crembo_params) for tr, seed in jobs)
+    summary, scores = {}, {}
+    for m in methods:
+        preds = [f[m]["pred"] for f in folds]
+        scores[m] = np.array([f[m]["accuracy"] for f in folds])
+        summary[m] = dict(agreement=agreement(preds), accuracy=float(scores[m].mean()),
+                          seconds=float(np.mean([f[m]["seconds"] for f in folds])))
+    return ProtocolResult("stability", summary, scores, time.perf_counter() - start)
+
+
+def format_table(generalization_result=None, stability_result=None):
+    """A markdown table of one data set's results (either part may be None)."""
+    methods = list((generalization_result or stability_result).summary)
+    head = ["method"]
+    if generalization_result is not None:
+        head += ["CV accuracy (mean ± std)", "folds won"]
+    if stability_result is not None:
+        head += ["agreement", "accuracy (stability split)"]
+    head += ["fit time (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        row = [m]
+        secs = None
+        if generalization_result is not None:
+            g = generalization_result.summary[m]
+            row += [f"{g['mean']:.4f} ± {g['std']:.4f}", "" if g["wins"] is None else str(g["wins"])]
+            secs = g["seconds"]
+        if stability_result is not None:
+            s = stability_result.summary[m]
+            row += [f"{s['agreement']:.4f}", f"{s['accuracy']:.4f}"]
+            secs = s["seconds"] if secs is None else secs
+        row.append(f"{secs:.3f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
