@@ -52,19 +52,19 @@ def _build(method, teacher, student, X, y, seed, crembo_params):
 
 def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params):
     # A MEMO that finds no consistent student is part of the results (its
-    # sweep starts from the lowest threshold), not something to warn about
-    # once per fold.
-    warnings.filterwarnings("ignore", message="MEMO found no consistent student")
-    t0 = time.perf_counter()
-    teacher_ = clone(teacher).fit(X[train], y[train])
-    teacher_seconds = time.perf_counter() - t0
-    out = {}
-    for m in methods:
+    # sweep then starts from the lowest threshold), not a warning per fold.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="MEMO found no consistent student")
         t0 = time.perf_counter()
-        est = _build(m, teacher_, student, X[train], y[train], seed, crembo_params)
-        secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
-        pred = np.asarray(est.predict(X[test]))
-        out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs)
+        teacher_ = clone(teacher).fit(X[train], y[train])
+        teacher_seconds = time.perf_counter() - t0
+        out = {}
+        for m in methods:
+            t0 = time.perf_counter()
+            est = _build(m, teacher_, student, X[train], y[train], seed, crembo_params)
+            secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
+            pred = np.asarray(est.predict(X[test]))
+            out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs)
     return out
 
 
