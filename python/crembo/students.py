@@ -12,6 +12,11 @@ to train on the allowed-label sets ``A_t(x)``:
   fitted to the ``n x C`` allowed-label matrix; the prediction is the class
   whose "allowed" score is highest. Needs a student that supports
   multi-output classification (decision trees, extra trees, k-NN, forests).
+
+A student may also learn allowed-label sets natively by offering
+``fit_allowed(X, allowed, classes)`` (``allowed`` a boolean ``n x C`` matrix
+whose columns follow ``classes``), after which its ``predict`` returns labels
+from ``classes``; the trainer then calls it instead of the multi-output fit.
 """
 from __future__ import annotations
 
@@ -28,7 +33,11 @@ TARGET_MODES = ("auto", "labels", "multioutput")
 
 
 def supports_multioutput(estimator):
-    """True when scikit-learn's tags say the estimator fits multi-output targets."""
+    """True when the estimator can learn the allowed-label matrix: it has a
+    ``fit_allowed`` method, or scikit-learn's tags say it fits multi-output
+    targets."""
+    if callable(getattr(estimator, "fit_allowed", None)):
+        return True
     try:
         from sklearn.utils import get_tags
 
@@ -145,6 +154,8 @@ class StudentTrainer:
         if not np.any(keep):
             raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
         est = self._clone()
+        if callable(getattr(est, "fit_allowed", None)):
+            return est.fit_allowed(X[keep], mask[keep], self.classes)
         est.fit(X[keep], mask[keep].astype(np.int8))
         return AllowedLabelStudent(est, self.classes)
 
