@@ -298,8 +298,14 @@ std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, 
     const std::vector<T> v = sorted_entries_in(P, n, C, lo, hi);
     std::vector<T> out;
     if (v.empty()) return out;
-    out.reserve(static_cast<size_t>(K));
     const index_t N = static_cast<index_t>(v.size());
+    if (K >= N) {
+        // The budget covers every entry: the distinct entries themselves.
+        out = v;
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+        return out;
+    }
+    out.reserve(static_cast<size_t>(K));
     for (index_t j = 0; j < K; ++j) {
         // Quantile j/(K-1) of the entries, j = 0 being the smallest entry.
         const index_t pos = K == 1 ? 0 : (j * (N - 1)) / (K - 1);

@@ -29,13 +29,14 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
     if hasattr(beliefs, "to_numpy"):
         beliefs = beliefs.to_numpy()
     arr = np.asarray(beliefs)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name}: expected a numeric array of probabilities, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array of real probabilities, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-d array of shape (n_samples, n_classes), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    # Kind and size, not equality: big-endian float32 stays float32 too.
+    dtype = np.float32 if (arr.dtype.kind == "f" and arr.dtype.itemsize == 4) else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.all(np.isfinite(arr)):
         bad = int(np.argwhere(~np.isfinite(arr))[0, 0])

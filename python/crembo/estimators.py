@@ -4,6 +4,7 @@ argmax labels)."""
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import warnings
 
@@ -64,7 +65,10 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
         check_classification_targets(y)
         if X_unlabeled is not None:
-            X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+            try:
+                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+            except ValueError as exc:
+                raise ValueError(f"X_unlabeled: {exc}") from None
         else:
             X_unlabeled = X[:0]
         return X, y, X_unlabeled
@@ -85,11 +89,11 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             self.teacher_ = None
             return P_all, y_classes
         if teacher is None:
-            teacher_ = default_teacher(seed_from(rng)).fit(X, y)
-        elif hasattr(teacher, "fit"):
-            teacher_ = teacher if _is_fitted(teacher) else clone(teacher).fit(X, y)
-        elif callable(teacher):
-            teacher_ = teacher
+            teacher_ = default_teacher(seed_from(rng)).fit(self._teacher_view(X), y)
+        elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
+            teacher_ = teacher if _is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
+        elif hasattr(teacher, "predict_proba") or callable(teacher):
+            teacher_ = teacher  # already trained: used as it is
         else:
             raise TypeError("teacher: expected a scikit-learn classifier, a callable returning probabilities, "
                             f"or an array of beliefs; got {type(teacher).__name__}")
@@ -104,11 +108,20 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
                              f"{classes[:10].tolist()}")
         return inner, classes
 
+    def _teacher_view(self, X):
+        """``X`` as the teacher expects it: with the column names it was given."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return X
+        import pandas as pd  # feature names are only set when X was a DataFrame
+
+        return pd.DataFrame(X, columns=names)
+
     def _beliefs(self, source, X, rows):
         """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source[rows])
-        return teacher_beliefs(source, X, method=self.belief, n_classes=len(self.classes_),
+        return teacher_beliefs(source, self._teacher_view(X), method=self.belief, n_classes=len(self.classes_),
                                n_jobs=self.n_jobs, device=self.device)
 
     def _check_single_class(self, y):
@@ -232,6 +245,12 @@ class CREMBOClassifier(_DistillerBase):
         MEMO's threshold); None walks every distinct belief value.
     scoring : {"accuracy", "balanced_accuracy"}, default "accuracy"
         Validation score used to choose the threshold.
+    selection : {"best", "one_se"}, default "best"
+        ``"best"``: the threshold of highest validation score (ties to the
+        lowest threshold). ``"one_se"``: the lowest threshold whose score is
+        within one standard error (``sqrt(s(1-s)/n_val)``) of the best, which
+        prefers students closer to MEMO's deep one when the validation split
+        cannot tell them apart.
     refit : bool, default False
         Refit the chosen threshold's student on all of ``X`` (fit and
         validation parts) and ``X_unlabeled``.
@@ -263,6 +282,8 @@ class CREMBOClassifier(_DistillerBase):
         MEMO's deepest consistent threshold; None when none was found.
     memo_depth_ : float or None
         Depth of MEMO's student on the search transfer set.
+    memo_student_ : fitted classifier or None
+        MEMO's deepest consistent student (the start of CREMBO's sweep).
     depth_ : float
         Empirical depth of ``student_`` on the transfer set.
     validation_score_ : float or None
@@ -278,7 +299,7 @@ class CREMBOClassifier(_DistillerBase):
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
                  max_rounds=8, eta=1.0, delta=0.0, validation_fraction=0.15, n_thresholds=32,
-                 scoring="accuracy", refit=False, search_subsample=None, belief="auto", n_jobs=None,
+                 scoring="accuracy", selection="best", refit=False, search_subsample=None, belief="auto", n_jobs=None,
                  device="cpu", random_state=None, verbose=0):
         self.teacher = teacher
         self.student = student
@@ -291,6 +312,7 @@ class CREMBOClassifier(_DistillerBase):
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
         self.scoring = scoring
+        self.selection = selection
         self.refit = refit
         self.search_subsample = search_subsample
         self.belief = belief
@@ -305,9 +327,12 @@ class CREMBOClassifier(_DistillerBase):
         check_choice(self.oracle, "oracle", ORACLES)
         check_choice(self.student_target, "student_target", TARGET_MODES)
         check_choice(self.scoring, "scoring", tuple(SCORERS))
+        check_choice(self.selection, "selection", ("best", "one_se"))
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_positive_int(self.max_rounds, "max_rounds")
-        if isinstance(self.eta, bool) or not np.isscalar(self.eta) or not np.isfinite(self.eta) or self.eta <= 0:
+        if isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real):
+            raise TypeError(f"eta: expected a positive number, got {self.eta!r}")
+        if not np.isfinite(self.eta) or self.eta <= 0:
             raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
         check_fraction(self.delta, "delta")
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
@@ -399,11 +424,14 @@ class CREMBOClassifier(_DistillerBase):
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
         self.memo_depth_ = memo_res.depth
+        self.memo_student_ = memo_res.student
         trace = [dict(stage="memo", validation_score=None, **rec) for rec in memo_res.trace]
         n_fits = memo_res.n_fits
         if memo_res.student is None:
-            warnings.warn("MEMO found no consistent student at any threshold; the sweep starts from the "
-                          "smallest belief value", RuntimeWarning, stacklevel=2)
+            then = ("the sweep starts from the smallest belief value" if self.mode == "crembo" else
+                    "the student is trained on the allowed labels at the smallest belief value")
+            warnings.warn(f"MEMO found no consistent student at any threshold; {then}", RuntimeWarning,
+                          stacklevel=2)
 
         if self.mode == "memo":
             if memo_res.student is not None:
@@ -522,5 +550,10 @@ class CREMBOClassifier(_DistillerBase):
                       validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]
         # Highest score; ties go to the lowest threshold (closest to MEMO's deep student).
         best = max(range(len(results)), key=lambda k: (results[k][2], -results[k][1]))
+        if self.selection == "one_se":
+            top = results[best][2]
+            floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(len(y_val), 1))
+            best = min((k for k in range(len(results)) if results[k][2] >= floor - 1e-12),
+                       key=lambda k: results[k][1])
         est, t, s = results[best][:3]
         return est, t, s, trace, float(sum(r[3] for r in results))

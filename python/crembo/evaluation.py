@@ -26,11 +26,15 @@ from sklearn.model_selection import KFold, train_test_split
 
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .memo import default_student
-from .metrics import agreement
+from .metrics import add_feature_noise, agreement, flip_labels
 
-__all__ = ["METHODS", "generalization", "stability", "ProtocolResult", "format_table"]
+__all__ = ["METHODS", "EXTRA_METHODS", "generalization", "stability", "ProtocolResult", "format_table"]
 
 METHODS = ("teacher", "BM", "VT", "MEMO", "CREMBO")
+#: Further methods a protocol run may ask for: CREMBO with the one-standard-
+#: error selection rule (the lowest threshold within one SE of the best
+#: validation score).
+EXTRA_METHODS = ("CREMBO-1SE",)
 
 
 def _build(method, teacher, student, X, y, seed, crembo_params):
@@ -47,24 +51,44 @@ def _build(method, teacher, student, X, y, seed, crembo_params):
     params = dict(crembo_params or {})
     if method == "MEMO":
         params["mode"] = "memo"
+    elif method == "CREMBO-1SE":
+        params["selection"] = "one_se"
     return CREMBOClassifier(teacher=teacher, student=student, random_state=seed, **params).fit(X, y)
 
 
-def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params):
+def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, label_noise=0.0,
+          feature_noise=()):
+    """Fit every method on ``train`` and score it on ``test``.
+
+    ``label_noise`` flips that share of the training labels (teacher and
+    students all see the same noisy labels; the test labels stay clean).
+    ``feature_noise`` lists levels of Gaussian test-time noise, scaled by the
+    training features' standard deviations, at which accuracy is also read.
+    """
+    rng = np.random.RandomState(seed)
+    y_train = y[train]
+    if label_noise > 0:
+        y_train = flip_labels(y_train, label_noise, n_classes=np.unique(y), random_state=rng)
+    scale = X[train].std(axis=0)
+    noisy_tests = {lv: add_feature_noise(X[test], lv, random_state=rng, scale=scale) for lv in feature_noise}
     # A MEMO that finds no consistent student is part of the results (its
     # sweep then starts from the lowest threshold), not a warning per fold.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="MEMO found no consistent student")
         t0 = time.perf_counter()
-        teacher_ = clone(teacher).fit(X[train], y[train])
+        teacher_ = clone(teacher).fit(X[train], y_train)
         teacher_seconds = time.perf_counter() - t0
         out = {}
         for m in methods:
             t0 = time.perf_counter()
-            est = _build(m, teacher_, student, X[train], y[train], seed, crembo_params)
+            est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params)
             secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
             pred = np.asarray(est.predict(X[test]))
-            out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs)
+            out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs,
+                          noisy={lv: float(np.mean(est.predict(Xn) == y[test])) for lv, Xn in noisy_tests.items()})
+            if m.startswith("CREMBO"):
+                out[m]["threshold"] = est.threshold_
+                out[m]["memo_threshold"] = est.memo_threshold_
     return out
 
 
@@ -85,16 +109,21 @@ class ProtocolResult:
 
 def _methods_and_models(methods, teacher, student, random_state):
     methods = tuple(METHODS if methods is None else methods)
-    unknown = set(methods) - set(METHODS)
+    unknown = set(methods) - set(METHODS) - set(EXTRA_METHODS)
     if unknown:
-        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
+        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS}")
     teacher = default_teacher(random_state) if teacher is None else teacher
     student = default_student(random_state) if student is None else student
     return methods, teacher, student
 
 
+def _noisy_summary(folds, m):
+    levels = folds[0][m]["noisy"].keys() if folds else ()
+    return {float(lv): float(np.mean([f[m]["noisy"][lv] for f in folds])) for lv in levels}
+
+
 def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1,
-                   random_state=0, crembo_params=None, n_jobs=None):
+                   random_state=0, crembo_params=None, label_noise=0.0, feature_noise=(), n_jobs=None):
     """Cross-validated test accuracy of each method.
 
     Parameters
@@ -111,12 +140,17 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
         folds); later ones permute the rows first.
     crembo_params : dict, optional
         Extra parameters for the MEMO and CREMBO estimators.
+    label_noise : float, default 0
+        Share of training labels flipped in every fold (test labels clean).
+    feature_noise : sequence of float, default ()
+        Test-time Gaussian noise levels (times each feature's training std)
+        at which accuracy is also measured.
     n_jobs : int, optional
         Folds run in parallel processes.
 
     Returns
     -------
-    ProtocolResult with ``summary[m] = {mean, std, wins, seconds}`` and
+    ProtocolResult with ``summary[m] = {mean, std, wins, seconds, noisy}`` and
     ``scores[m]`` the per-fold accuracies.
     """
     start = time.perf_counter()
@@ -129,7 +163,8 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
         for train, test in KFold(n_splits=n_splits).split(X):
             jobs.append((order[train], order[test], int(rng.randint(2**31 - 1))))
     folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params) for tr, te, seed in jobs)
+        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise,
+                       tuple(feature_noise)) for tr, te, seed in jobs)
     scores = {m: np.array([f[m]["accuracy"] for f in folds]) for m in methods}
     compared = [m for m in methods if m != "teacher"]
     best = np.max(np.vstack([scores[m] for m in compared]), axis=0)
@@ -137,38 +172,50 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
     for m in methods:
         summary[m] = dict(mean=float(scores[m].mean()), std=float(scores[m].std()),
                           wins=int(np.sum(scores[m] >= best)) if m != "teacher" else None,
-                          seconds=float(np.mean([f[m]["seconds"] for f in folds])))
+                          seconds=float(np.mean([f[m]["seconds"] for f in folds])),
+                          noisy=_noisy_summary(folds, m))
     return ProtocolResult("generalization", summary, scores, time.perf_counter() - start)
 
 
-def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, test_size=0.15,
-              random_state=0, crembo_params=None, n_jobs=None):
+def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1, test_size=0.15,
+              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None):
     """Agreement of the students built on the folds of a fixed training split.
 
-    A ``test_size`` share of the rows is held out once (stratified). Each of
-    the ``n_splits`` folds of the rest trains every method on that fold's
+    A ``test_size`` share of the rows is held out (stratified). Each of the
+    ``n_splits`` folds of the rest trains every method on that fold's
     training part; a method's agreement is the mean over pairs of folds of the
     fraction of held-out rows where the two students predict the same label.
+    With ``n_repeats > 1`` the whole procedure is repeated with new test
+    splits and the agreements are averaged.
 
     Returns
     -------
-    ProtocolResult with ``summary[m] = {agreement, accuracy, seconds}``.
+    ProtocolResult with ``summary[m] = {agreement, agreement_std, accuracy,
+    seconds}``; ``scores[m]`` holds the agreement of each repeat.
     """
     start = time.perf_counter()
     X, y = np.asarray(X), np.asarray(y)
     methods, teacher, student = _methods_and_models(methods, teacher, student, random_state)
     _, counts = np.unique(y, return_counts=True)
-    rest, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=random_state,
-                                  stratify=y if counts.min() >= 2 else None)
     rng = np.random.RandomState(random_state)
-    jobs = [(rest[tr], int(rng.randint(2**31 - 1))) for tr, _ in KFold(n_splits=n_splits).split(rest)]
+    jobs = []
+    for r in range(n_repeats):
+        rest, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=rng.randint(2**31 - 1),
+                                      stratify=y if counts.min() >= 2 else None)
+        for tr, _ in KFold(n_splits=n_splits).split(rest):
+            jobs.append((r, rest[tr], test, int(rng.randint(2**31 - 1))))
     folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(tr, test, X, y, methods, teacher, student, seed, crembo_params) for tr, seed in jobs)
+        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise)
+        for _, tr, te, seed in jobs)
     summary, scores = {}, {}
     for m in methods:
-        preds = [f[m]["pred"] for f in folds]
-        scores[m] = np.array([f[m]["accuracy"] for f in folds])
-        summary[m] = dict(agreement=agreement(preds), accuracy=float(scores[m].mean()),
+        per_repeat = []
+        for r in range(n_repeats):
+            preds = [f[m]["pred"] for (rr, *_), f in zip(jobs, folds) if rr == r]
+            per_repeat.append(agreement(preds))
+        scores[m] = np.array(per_repeat)
+        summary[m] = dict(agreement=float(scores[m].mean()), agreement_std=float(scores[m].std()),
+                          accuracy=float(np.mean([f[m]["accuracy"] for f in folds])),
                           seconds=float(np.mean([f[m]["seconds"] for f in folds])))
     return ProtocolResult("stability", summary, scores, time.perf_counter() - start)
 

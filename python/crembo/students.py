@@ -95,7 +95,7 @@ class StudentTrainer:
     """
 
     def __init__(self, template, classes, *, target="labels", seed=None):
-        if not is_classifier(template) or not hasattr(template, "fit"):
+        if not hasattr(template, "fit") or not hasattr(template, "get_params") or not is_classifier(template):
             raise TypeError(f"student: expected a scikit-learn classifier, got {type(template).__name__}")
         self.template = template
         self.classes = np.asarray(classes)

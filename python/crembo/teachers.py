@@ -28,7 +28,8 @@ def _members(teacher):
     members = getattr(teacher, "estimators_", None)
     if members is None:
         return None
-    members = list(np.ravel(np.asarray(members, dtype=object)))
+    # np.asarray would unpack same-length members (pipelines) into their steps.
+    members = list(members.ravel()) if isinstance(members, np.ndarray) else list(members)
     if not members or not all(is_classifier(m) for m in members):
         return None
     return members
@@ -59,7 +60,12 @@ def _member_votes(teacher, X, n_jobs):
     members = _members(teacher)
     features = getattr(teacher, "estimators_features_", None)
     # Trees work in float32; convert once instead of once per member.
-    Xc = np.asarray(X, dtype=np.float32) if _all_trees(members) else X
+    if _all_trees(members):
+        Xc = np.asarray(X, dtype=np.float32)
+    elif features is not None:
+        Xc = np.asarray(X)  # column subsets are taken positionally
+    else:
+        Xc = X
 
     def vote(k):
         m = members[k]

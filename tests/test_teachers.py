@@ -1,0 +1,206 @@
+"""teacher_beliefs: vote shares of ensembles, predict_proba, callables."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris, load_wine
+from sklearn.ensemble import (BaggingClassifier, ExtraTreesClassifier, GradientBoostingClassifier,
+                              RandomForestClassifier, VotingClassifier)
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from crembo import teacher_beliefs
+from crembo.teachers import is_voting_ensemble, teacher_classes
+
+
+@pytest.fixture(scope="module")
+def wine():
+    X, y = load_wine(return_X_y=True)
+    return X, y
+
+
+def numpy_vote_shares(teacher, X):
+    """The belief of a voting ensemble recomputed from its members."""
+    C = len(teacher.classes_)
+    features = getattr(teacher, "estimators_features_", None)
+    votes = []
+    for k, member in enumerate(teacher.estimators_):
+        Xk = X if features is None else X[:, features[k]]
+        votes.append(np.asarray(member.predict(Xk)).astype(int))
+    votes = np.array(votes)  # (n_members, n)
+    return np.stack([(votes == c).mean(axis=0) for c in range(C)], axis=1)
+
+
+ENSEMBLES = {
+    "random_forest": lambda: RandomForestClassifier(n_estimators=15, max_depth=4, random_state=0),
+    "extra_trees": lambda: ExtraTreesClassifier(n_estimators=15, max_depth=4, random_state=0),
+    "bagging_trees_feature_subsets": lambda: BaggingClassifier(
+        DecisionTreeClassifier(max_depth=3), n_estimators=15, max_features=0.5, bootstrap_features=True,
+        random_state=0),
+    "bagging_knn_feature_subsets": lambda: BaggingClassifier(
+        KNeighborsClassifier(n_neighbors=5), n_estimators=7, max_features=0.4, random_state=0),
+    "hard_voting": lambda: VotingClassifier([("lr", make_pipeline(StandardScaler(), LogisticRegression())),
+                                             ("dt", DecisionTreeClassifier(max_depth=2, random_state=0)),
+                                             ("dt3", DecisionTreeClassifier(max_depth=3, random_state=0))]),
+}
+
+
+@pytest.mark.parametrize("name", list(ENSEMBLES))
+def test_vote_shares_match_numpy(wine, name):
+    X, y = wine
+    teacher = ENSEMBLES[name]().fit(X, y)
+    assert is_voting_ensemble(teacher)
+    expected = numpy_vote_shares(teacher, X)
+    P = teacher_beliefs(teacher, X)
+    assert P.shape == (len(X), 3) and P.dtype == np.float64
+    np.testing.assert_allclose(P, expected, atol=1e-12)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X, method="votes"), expected, atol=1e-12)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X, n_jobs=2), expected, atol=1e-12)
+    # votes are shares of members: multiples of 1/n_members
+    m = len(teacher.estimators_)
+    np.testing.assert_allclose(P * m, np.round(P * m), atol=1e-9)
+
+
+def test_feature_subsets_matter(wine):
+    # Reading every member on all features would be wrong: the belief must
+    # follow estimators_features_.
+    X, y = wine
+    teacher = ENSEMBLES["bagging_trees_feature_subsets"]().fit(X, y)
+    subsets = teacher.estimators_features_
+    assert any(len(f) < X.shape[1] for f in subsets)
+    # Shuffle the features each member does *not* use: votes must not change.
+    rng = np.random.default_rng(0)
+    P = teacher_beliefs(teacher, X)
+    used = np.unique(np.concatenate(subsets))
+    unused = np.setdiff1d(np.arange(X.shape[1]), used)
+    X2 = X.copy()
+    X2[:, unused] = rng.normal(size=(len(X), unused.size))
+    np.testing.assert_allclose(teacher_beliefs(teacher, X2), P)
+
+
+def test_string_labels_votes(wine):
+    X, y = wine
+    ys = np.array(["barolo", "grignolino", "barbera"])[y]
+    teacher = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, ys)
+    P = teacher_beliefs(teacher, X)
+    # columns follow teacher.classes_ (sorted labels)
+    np.testing.assert_array_equal(teacher_classes(teacher), np.sort(np.unique(ys)))
+    np.testing.assert_allclose(P, numpy_vote_shares(teacher, X))
+    agree = teacher.classes_[P.argmax(axis=1)] == teacher.predict(X)
+    assert agree.mean() > 0.9
+
+
+def test_dataframe_and_float32_input(wine):
+    X, y = wine
+    teacher = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+    P = teacher_beliefs(teacher, X)
+    np.testing.assert_allclose(teacher_beliefs(teacher, pd.DataFrame(X)), P)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X.astype(np.float32)), P)
+    np.testing.assert_allclose(teacher_beliefs(teacher, np.asfortranarray(X)), P)
+
+
+def test_bagging_non_tree_members_on_dataframe(wine):
+    X, y = wine
+    teacher = ENSEMBLES["bagging_knn_feature_subsets"]().fit(X, y)
+    expected = numpy_vote_shares(teacher, X)
+    np.testing.assert_allclose(teacher_beliefs(teacher, pd.DataFrame(X)), expected)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X.tolist()), expected)
+
+
+def test_bagging_of_pipelines_votes(wine):
+    X, y = wine
+    teacher = BaggingClassifier(make_pipeline(StandardScaler(), LogisticRegression()), n_estimators=7,
+                                max_features=0.4, random_state=0).fit(X, y)
+    assert is_voting_ensemble(teacher)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X), numpy_vote_shares(teacher, X))
+
+
+def test_forest_proba_method(wine):
+    X, y = wine
+    teacher = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(teacher_beliefs(teacher, X, method="proba"), teacher.predict_proba(X))
+    # votes and averaged leaf probabilities are different beliefs
+    assert not np.allclose(teacher_beliefs(teacher, X, method="votes"), teacher.predict_proba(X))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0),
+    lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0)),
+    lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+], ids=["gradient_boosting", "mlp", "logreg"])
+def test_predict_proba_teachers(wine, make):
+    X, y = wine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        teacher = make().fit(X, y)
+    assert not is_voting_ensemble(teacher)
+    P = teacher_beliefs(teacher, X)
+    np.testing.assert_allclose(P, teacher.predict_proba(X))
+    np.testing.assert_allclose(teacher_beliefs(teacher, X, method="proba"), P)
+    with pytest.raises(TypeError, match="belief='votes' needs a fitted voting ensemble"):
+        teacher_beliefs(teacher, X, method="votes")
+
+
+def test_gradient_boosting_is_not_a_voting_ensemble(wine):
+    X, y = wine
+    gb = GradientBoostingClassifier(n_estimators=3, random_state=0).fit(X, y)
+    assert getattr(gb, "estimators_", None) is not None  # regressors: not hypotheses over labels
+    assert not is_voting_ensemble(gb)
+    assert not is_voting_ensemble(RandomForestClassifier())  # unfitted
+    assert teacher_classes(gb).tolist() == [0, 1, 2]
+    assert teacher_classes(lambda Z: Z) is None
+
+
+def test_callable_teacher(wine):
+    X, y = wine
+    rng = np.random.default_rng(0)
+    P0 = rng.dirichlet(np.ones(3), size=len(X))
+    calls = []
+
+    def teacher(Z):
+        calls.append(len(Z))
+        return P0[: len(Z)]
+
+    np.testing.assert_allclose(teacher_beliefs(teacher, X), P0)
+    assert calls == [len(X)]
+    f32 = teacher_beliefs(lambda Z: P0.astype(np.float32), X)
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(teacher_beliefs(lambda Z: 2 * P0, X, normalize=True), P0)
+    with pytest.raises(ValueError, match="sums to"):
+        teacher_beliefs(lambda Z: 2 * P0, X)
+    with pytest.raises(ValueError, match="teacher: returned beliefs for 10 rows, expected 178"):
+        teacher_beliefs(lambda Z: P0[:10], X)
+    with pytest.raises(ValueError, match="teacher: returned 3 classes, expected 4"):
+        teacher_beliefs(teacher, X, n_classes=4)
+    with pytest.raises(ValueError, match=r"teacher\(X\): expected a 2-d array"):
+        teacher_beliefs(lambda Z: P0[:, 0], X)
+    with pytest.raises(ValueError, match="non-finite"):
+        teacher_beliefs(lambda Z: np.full_like(P0, np.nan), X)
+    with pytest.raises(ValueError, match="negative"):
+        teacher_beliefs(lambda Z: P0 - 0.5, X)
+    with pytest.raises(TypeError, match="belief='votes'"):
+        teacher_beliefs(teacher, X, method="votes")
+
+
+def test_bad_teachers_and_methods(wine):
+    X, y = wine
+    iris_X, iris_y = load_iris(return_X_y=True)
+    svc = SVC().fit(iris_X, iris_y)  # no probability estimates
+    with pytest.raises(TypeError, match="teacher: SVC has neither ensemble members.*nor predict_proba"):
+        teacher_beliefs(svc, iris_X)
+    with pytest.raises(TypeError, match="has neither"):
+        teacher_beliefs(object(), X)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="belief: expected one of 'auto', 'votes', 'proba'"):
+        teacher_beliefs(forest, X, method="mean")
+    with pytest.raises(ValueError, match="teacher: returned 3 classes, expected 2"):
+        teacher_beliefs(forest, X, n_classes=2)
