@@ -11,7 +11,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <sstream>
 #include <string>
 
@@ -32,7 +35,46 @@ using carray = py::array_t<T, kIn>;
 
 [[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
 
-bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
+// Compared by kind and size: a dtype that went through pickle is an equal
+// but distinct object.
+bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 4; }
+
+// Label arrays become int32 only when every value is an integer that fits:
+// a plain cast would wrap 2**32 to 0 or truncate 0.7 to 0 without a word.
+carray<label_t> checked_labels(const py::array& a, const char* name) {
+    const char kind = a.dtype().kind();
+    if ((kind == 'i' || kind == 'u') && a.dtype().itemsize() <= 2) return carray<label_t>::ensure(a);
+    if (kind == 'i' && a.dtype().itemsize() == 4) return carray<label_t>::ensure(a);
+    if (kind != 'i' && kind != 'u' && kind != 'f') {
+        std::ostringstream msg;
+        msg << name << ": expected integer labels, got an array of dtype kind '" << kind << "'";
+        throw py::value_error(msg.str());
+    }
+    if (kind != 'f') {
+        // Exact range check in 64-bit integers (doubles would round 2**53+1).
+        auto ints = py::array_t<long long, kIn>::ensure(a);
+        const long long* v = ints.data();
+        for (py::ssize_t i = 0; i < ints.size(); ++i) {
+            if (v[i] < INT32_MIN || v[i] > INT32_MAX) {
+                std::ostringstream msg;
+                msg << name << "[" << i << "] is outside the range of label indices";
+                throw py::value_error(msg.str());
+            }
+        }
+        return carray<label_t>::ensure(a);
+    }
+    auto wide = py::array_t<double, kIn>::ensure(a);
+    const double* v = wide.data();
+    for (py::ssize_t i = 0; i < wide.size(); ++i) {
+        if (!std::isfinite(v[i]) || v[i] != std::floor(v[i]) || v[i] < INT32_MIN || v[i] > INT32_MAX) {
+            std::ostringstream msg;
+            msg << name << "[" << i << "] = " << v[i] << " is not an integer label index";
+            throw py::value_error(msg.str());
+        }
+    }
+    return carray<label_t>::ensure(a);
+}
+
 
 template <class T>
 carray<T> matrix(const py::array& a, const char* name) {
@@ -56,6 +98,7 @@ carray<T> vector(const py::array& a, const char* name, index_t n) {
         msg << name << ": expected " << n << " values, got " << a.shape(0);
         value_error(msg.str());
     }
+    if constexpr (std::is_same_v<T, label_t>) return checked_labels(a, name);
     return carray<T>::ensure(a);
 }
 
@@ -94,8 +137,9 @@ struct Callbacks {
     py::object fit_labels, fit_mask, accept;
 
     void take_predictions(const py::object& result, label_t* pred) const {
-        auto arr = py::array_t<label_t, kIn>::ensure(result);
-        if (!arr) throw std::invalid_argument("the fit callback must return an array of predictions");
+        auto any = result.is_none() ? py::array() : py::array::ensure(result);
+        if (!any) throw std::invalid_argument("the fit callback must return an array of predictions, got None");
+        auto arr = checked_labels(any, "the fit callback's predictions");
         if (arr.ndim() != 1 || arr.shape(0) != n) {
             std::ostringstream msg;
             msg << "the fit callback returned " << arr.size() << " predictions, expected " << n;
