@@ -137,8 +137,10 @@ struct Callbacks {
     py::object fit_labels, fit_mask, accept;
 
     void take_predictions(const py::object& result, label_t* pred) const {
-        auto any = result.is_none() ? py::array() : py::array::ensure(result);
-        if (!any) throw std::invalid_argument("the fit callback must return an array of predictions, got None");
+        if (result.is_none())
+            throw std::invalid_argument("the fit callback must return an array of predictions, got None");
+        auto any = py::array::ensure(result);
+        if (!any) throw std::invalid_argument("the fit callback must return an array of predictions");
         auto arr = checked_labels(any, "the fit callback's predictions");
         if (arr.ndim() != 1 || arr.shape(0) != n) {
             std::ostringstream msg;
@@ -180,12 +182,13 @@ struct Callbacks {
 };
 
 crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta,
-                                 double delta) {
+                                 double delta, int patience) {
     crembo::MemoOptions opt;
     opt.oracle = parse_oracle(oracle);
     opt.max_rounds = max_rounds;
     opt.eta = eta;
     opt.delta = delta;
+    opt.patience = patience;
     return opt;
 }
 
@@ -417,9 +420,9 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "consistency_oracle",
         [](const py::array& P, double t, py::object fit_labels, py::object fit_mask,
-           const std::string& oracle, int max_rounds, double eta, double delta,
+           const std::string& oracle, int max_rounds, double eta, double delta, int patience,
            const py::object& weights_in, const py::object& prefer_in) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta);
+            const auto opt = make_options(oracle, max_rounds, eta, delta, patience);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -445,15 +448,15 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("beliefs"), py::arg("threshold"), py::arg("fit_labels") = py::none(),
         py::arg("fit_mask") = py::none(), py::arg("oracle") = "reweight", py::arg("max_rounds") = 8,
-        py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("sample_weight") = py::none(),
-        py::arg("prefer") = py::none());
+        py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0,
+        py::arg("sample_weight") = py::none(), py::arg("prefer") = py::none());
 
     m.def(
         "memo_search",
         [](const py::array& P, const py::array& cand_in, py::object fit_labels, py::object fit_mask,
-           py::object accept, const std::string& oracle, int max_rounds, double eta, double delta,
+           py::object accept, const std::string& oracle, int max_rounds, double eta, double delta, int patience,
            const py::object& weights_in) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta);
+            const auto opt = make_options(oracle, max_rounds, eta, delta, patience);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -484,7 +487,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beliefs"), py::arg("candidates"), py::arg("fit_labels") = py::none(),
         py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(),
         py::arg("oracle") = "reweight", py::arg("max_rounds") = 8, py::arg("eta") = 1.0,
-        py::arg("delta") = 0.0, py::arg("sample_weight") = py::none());
+        py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none());
 
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA

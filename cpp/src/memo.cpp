@@ -19,6 +19,7 @@ void check_options(const MemoOptions& opt) {
         throw std::invalid_argument("eta: expected a positive, finite weight growth");
     if (!(opt.delta >= 0.0 && opt.delta < 1.0))
         throw std::invalid_argument("delta: expected a fraction in [0, 1)");
+    if (opt.patience < 0) throw std::invalid_argument("patience: expected a non-negative number of rounds");
 }
 
 void check_student_labels(const label_t* pred, index_t n, index_t C) {
@@ -85,6 +86,8 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         }
     }
     const double grow = 1.0 + opt.eta;
+    index_t best_viol = n + 1;
+    int stalled = 0;
     for (int r = 0; r < opt.max_rounds; ++r) {
         fit_labels(targets.data(), w.data(), res.pred.data());
         check_student_labels(res.pred.data(), n, C);
@@ -105,6 +108,14 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         res.violations = viol;
         if (viol <= tolerated) {
             res.consistent = true;
+            return res;
+        }
+        // A threshold where the weights stopped helping is given up early:
+        // the remaining rounds would most likely be spent in vain.
+        if (viol < best_viol) {
+            best_viol = viol;
+            stalled = 0;
+        } else if (opt.patience > 0 && ++stalled >= opt.patience) {
             return res;
         }
         // Keep the weights' mean at its starting scale so that students with

