@@ -495,6 +495,37 @@ class CREMBOClassifier(_DistillerBase):
                  threshold, self.memo_threshold_, self.depth_, n_fits, timings["total"])
         return self
 
+    def _select(self, selection):
+        """Index of the chosen sweep candidate under a selection rule."""
+        cands = self._sweep_candidates
+        # Highest score; ties go to the lowest threshold (closest to MEMO's deep student).
+        best = max(range(len(cands)), key=lambda k: (cands[k][1], -cands[k][0]))
+        if selection == "one_se":
+            top = cands[best][1]
+            floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(self._n_validation, 1))
+            best = min((k for k in range(len(cands)) if cands[k][1] >= floor - 1e-12), key=lambda k: cands[k][0])
+        return best
+
+    def _with_selection(self, selection):
+        """A copy of this fitted model whose student is chosen by another rule.
+
+        Only for fits whose final student is a sweep candidate (no refit, no
+        search subsample); used by the evaluation protocol to compare
+        selection rules without repeating the search. ``depth_`` of the copy
+        is NaN.
+        """
+        check_is_fitted(self, "student_")
+        if self.mode != "crembo" or any(rec["stage"] == "refit" for rec in self.trace_):
+            raise ValueError("selection can only be changed after a CREMBO fit without refit or subsampling")
+        import copy
+
+        other = copy.copy(self)
+        other.selection = selection
+        t, score, est = self._sweep_candidates[self._select(selection)]
+        other.student_, other.threshold_, other.validation_score_ = est, t, score
+        other.depth_ = float("nan")  # the transfer set is not kept to recompute it
+        return other
+
     def _split(self, y, rng):
         idx = np.arange(len(y))
         n_val = int(np.ceil(self.validation_fraction * len(y)))
@@ -554,12 +585,8 @@ class CREMBOClassifier(_DistillerBase):
         # rounds=0 marks MEMO's student, scored without a new fit.
         trace = [dict(stage="sweep", threshold=t, consistent=viol == 0, violations=viol, rounds=r,
                       validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]
-        # Highest score; ties go to the lowest threshold (closest to MEMO's deep student).
-        best = max(range(len(results)), key=lambda k: (results[k][2], -results[k][1]))
-        if self.selection == "one_se":
-            top = results[best][2]
-            floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(len(y_val), 1))
-            best = min((k for k in range(len(results)) if results[k][2] >= floor - 1e-12),
-                       key=lambda k: results[k][1])
-        est, t, s = results[best][:3]
+        # The candidates, for choosing again under another rule (evaluation).
+        self._sweep_candidates = [(t, sc, est) for (est, t, sc, *_rest) in results]
+        self._n_validation = len(y_val)
+        est, t, s = results[self._select(self.selection)][:3]
         return est, t, s, trace, float(sum(r[3] for r in results))

@@ -78,11 +78,19 @@ def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, lab
         t0 = time.perf_counter()
         teacher_ = clone(teacher).fit(X[train], y_train)
         teacher_seconds = time.perf_counter() - t0
-        out = {}
+        out, fitted = {}, {}
         for m in methods:
             t0 = time.perf_counter()
-            est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params)
-            secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
+            shared = fitted.get("CREMBO")
+            if m == "CREMBO-1SE" and shared is not None and not (crembo_params or {}).get("refit") \
+                    and (crembo_params or {}).get("search_subsample") is None:
+                # Same search as CREMBO's, another selection rule: no refit needed.
+                est = shared._with_selection("one_se")
+                secs = out["CREMBO"]["seconds"]
+            else:
+                est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params)
+                secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
+            fitted[m] = est
             pred = np.asarray(est.predict(X[test]))
             out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs,
                           noisy={lv: float(np.mean(est.predict(Xn) == y[test])) for lv, Xn in noisy_tests.items()})
