@@ -15,10 +15,13 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "crembo/core.hpp"
+#include "crembo/fast_tree.hpp"
+#include "crembo/hist_tree.hpp"
 #ifdef CREMBO_WITH_CUDA
 #include "crembo/cuda.hpp"
 #endif
@@ -74,7 +77,6 @@ carray<label_t> checked_labels(const py::array& a, const char* name) {
     }
     return carray<label_t>::ensure(a);
 }
-
 
 template <class T>
 carray<T> matrix(const py::array& a, const char* name) {
@@ -194,6 +196,319 @@ crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, doub
 
 }  // namespace
 
+namespace {
+
+// ------------------------------------------------------------ fast trees
+// crembo.FastTree: a decision tree flattened into arrays and evaluated by the
+// header-only crembo/fast_tree.hpp. predict() on one row is the latency path:
+// it checks the shape and dtype (cheap) and keeps the GIL for small batches,
+// where releasing it costs more than the walk; larger batches release it and
+// split rows over threads.
+struct PyFastTree {
+    crembo::FastTree tree;
+    py::array classes;
+    int label_kind = 2;  // 0: integer labels, 1: float labels, 2: anything else (take from classes)
+    std::vector<std::int64_t> int_labels;
+    std::vector<double> float_labels;
+    bool cast_out = false;  // labels come out as int64/float64; cast back to the classes' dtype
+};
+
+constexpr py::ssize_t kReleaseGilRows = 256;
+
+crembo::TreePrecision parse_precision(const std::string& s) {
+    if (s == "float32") return crembo::TreePrecision::Float32;
+    if (s == "float64") return crembo::TreePrecision::Float64;
+    value_error("precision: expected 'float32' (scikit-learn's comparison) or 'float64', got '" + s + "'");
+}
+
+template <class T>
+carray<T> tree_array(const py::object& a, const char* name, py::ssize_t n) {
+    auto arr = carray<T>::ensure(a);
+    if (!arr) throw py::type_error(std::string(name) + ": expected an array of numbers");
+    if (arr.ndim() != 1 || arr.shape(0) != n) {
+        std::ostringstream msg;
+        msg << name << ": expected a 1-d array of " << n << " values (one per node)";
+        value_error(msg.str());
+    }
+    return arr;
+}
+
+PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in, const py::object& feature_in,
+                          const py::object& threshold_in, const py::object& leaf_class_in,
+                          const py::object& proba_in, index_t n_features, const py::object& classes_in,
+                          const py::object& nan_left_in, const std::string& precision) {
+    auto left = carray<std::int64_t>::ensure(left_in);
+    if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
+    const py::ssize_t n = left.shape(0);
+    auto right = tree_array<std::int64_t>(right_in, "children_right", n);
+    auto feature = tree_array<std::int64_t>(feature_in, "feature", n);
+    auto threshold = tree_array<double>(threshold_in, "threshold", n);
+    auto leaf_class = tree_array<std::int32_t>(leaf_class_in, "leaf_class", n);
+    auto proba = carray<double>::ensure(proba_in);
+    if (!proba || proba.ndim() != 2 || proba.shape(0) != n)
+        value_error("proba: expected a 2-d array with one row of class probabilities per node");
+    const py::ssize_t C = proba.shape(1);
+    py::array classes = py::array::ensure(classes_in);
+    if (!classes || classes.ndim() != 1 || classes.shape(0) != C)
+        value_error("classes: expected a 1-d array with one label per column of proba");
+    carray<std::uint8_t> nan_left;
+    if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
+
+    PyFastTree out;
+    std::vector<std::string> names;
+    for (py::ssize_t c = 0; c < C; ++c) names.push_back(py::str(classes.attr("__getitem__")(c)));
+    out.tree = crembo::FastTree(n, left.data(), right.data(), feature.data(), threshold.data(),
+                                nan_left ? nan_left.data() : nullptr, n_features, C, leaf_class.data(),
+                                proba.data(), parse_precision(precision), std::move(names));
+    out.classes = classes;
+    const char kind = classes.dtype().kind();
+    if (kind == 'i' || kind == 'u' || kind == 'b') {
+        auto v = py::array_t<std::int64_t, kIn>::ensure(classes);
+        if (v) {
+            out.label_kind = 0;
+            out.int_labels.assign(v.data(), v.data() + C);
+            out.cast_out = !classes.dtype().is(py::dtype::of<std::int64_t>());
+        }
+    } else if (kind == 'f') {
+        auto v = py::array_t<double, kIn>::ensure(classes);
+        if (v) {
+            out.label_kind = 1;
+            out.float_labels.assign(v.data(), v.data() + C);
+            out.cast_out = !classes.dtype().is(py::dtype::of<double>());
+        }
+    }
+    return out;
+}
+
+// Calls f(data, n, row_stride, col_stride) with X's rows: float32 and float64
+// arrays in place (any strides), anything else converted once, to float32 as
+// scikit-learn does (float64 for precision="float64").
+template <class F>
+void with_tree_rows(const crembo::FastTree& tree, const py::array& X, F&& f) {
+    if (X.ndim() != 2) {
+        std::ostringstream msg;
+        msg << "X: expected a 2-d array of shape (n_samples, n_features), got " << X.ndim() << " dimension(s)";
+        value_error(msg.str());
+    }
+    if (X.shape(1) != tree.n_features()) {
+        std::ostringstream msg;
+        msg << "X has " << X.shape(1) << " features, but the tree was built for " << tree.n_features();
+        value_error(msg.str());
+    }
+    const py::ssize_t n = X.shape(0);
+    auto in_place = [&](auto* data) {
+        const py::ssize_t size = sizeof(*data);
+        const py::ssize_t rs = X.strides(0), cs = X.strides(1);
+        if (rs % size || cs % size) return false;
+        f(data, n, rs / size, cs / size);
+        return true;
+    };
+    const py::dtype dt = X.dtype();
+    if (dt.is(py::dtype::of<double>())) {
+        if (in_place(static_cast<const double*>(X.data()))) return;
+    } else if (dt.is(py::dtype::of<float>())) {
+        if (in_place(static_cast<const float*>(X.data()))) return;
+    }
+    auto convert = [&](auto zero) {
+        using T = decltype(zero);
+        auto Xc = py::array_t<T, kIn>::ensure(X);
+        if (!Xc) throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
+        f(Xc.data(), n, py::ssize_t(Xc.shape(1)), py::ssize_t(1));
+    };
+    if (tree.precision() == crembo::TreePrecision::Float64)
+        convert(double{});
+    else
+        convert(float{});
+}
+
+// X as an ndarray: arrays as they are (no copy), anything else (lists,
+// DataFrames) through numpy.asarray.
+py::array as_rows(const py::object& X) {
+    if (py::isinstance<py::array>(X)) return py::reinterpret_borrow<py::array>(X);
+    py::array a = py::array::ensure(X);
+    if (!a) throw py::type_error("X: expected an array-like of numbers of shape (n_samples, n_features)");
+    return a;
+}
+
+template <class Fill>
+void fill_rows(const crembo::FastTree& tree, const py::array& X, Fill&& fill) {
+    with_tree_rows(tree, X, [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
+        std::optional<py::gil_scoped_release> nogil;
+        if (n >= kReleaseGilRows) nogil.emplace();
+        tree.for_each_leaf(data, n, rs, cs, fill, crembo::get_num_threads());
+    });
+}
+
+py::object fast_tree_predict(const PyFastTree& self, const py::object& X_in) {
+    const py::array X = as_rows(X_in);
+    const crembo::FastTree& tree = self.tree;
+    const py::ssize_t n = X.ndim() == 2 ? X.shape(0) : 0;
+    if (self.label_kind == 0) {
+        py::array_t<std::int64_t> out(n);
+        std::int64_t* o = out.mutable_data();
+        const std::int64_t* labels = self.int_labels.data();
+        fill_rows(tree, X, [&](index_t i, std::int32_t l) { o[i] = labels[tree.leaf_class(l)]; });
+        if (self.cast_out) return out.attr("astype")(self.classes.dtype());
+        return std::move(out);
+    }
+    if (self.label_kind == 1) {
+        py::array_t<double> out(n);
+        double* o = out.mutable_data();
+        const double* labels = self.float_labels.data();
+        fill_rows(tree, X, [&](index_t i, std::int32_t l) { o[i] = labels[tree.leaf_class(l)]; });
+        if (self.cast_out) return out.attr("astype")(self.classes.dtype());
+        return std::move(out);
+    }
+    py::array_t<std::int64_t> idx(n);
+    std::int64_t* o = idx.mutable_data();
+    fill_rows(tree, X, [&](index_t i, std::int32_t l) { o[i] = tree.leaf_class(l); });
+    return self.classes.attr("take")(idx);
+}
+
+py::dict fast_tree_state(const PyFastTree& self) {
+    const crembo::FastTree& t = self.tree;
+    const index_t n = t.n_nodes(), C = t.n_classes();
+    py::array_t<std::int64_t> left(n), right(n), feature(n);
+    py::array_t<double> threshold(n);
+    py::array_t<std::int32_t> leaf_class(n);
+    py::array_t<std::uint8_t> nan_left(n);
+    auto proba = new_array<double>({n, C});
+    for (index_t i = 0; i < n; ++i) {
+        left.mutable_data()[i] = t.children_left(i);
+        right.mutable_data()[i] = t.children_right(i);
+        feature.mutable_data()[i] = t.feature(i);
+        threshold.mutable_data()[i] = t.threshold(i);
+        leaf_class.mutable_data()[i] = t.leaf_class(i);
+        nan_left.mutable_data()[i] = t.missing_go_to_left(i);
+        std::memcpy(proba.mutable_data() + i * C, t.leaf_proba(i), sizeof(double) * static_cast<size_t>(C));
+    }
+    py::dict d;
+    d["children_left"] = left;
+    d["children_right"] = right;
+    d["feature"] = feature;
+    d["threshold"] = threshold;
+    d["leaf_class"] = leaf_class;
+    d["proba"] = proba;
+    d["n_features"] = t.n_features();
+    d["classes"] = self.classes;
+    d["missing_go_to_left"] = nan_left;
+    d["precision"] = t.precision() == crembo::TreePrecision::Float32 ? "float32" : "float64";
+    return d;
+}
+
+void bind_fast_tree(py::module_& m) {
+    py::class_<PyFastTree>(m, "FastTree", py::dynamic_attr(),
+                           "A decision tree flattened into arrays and evaluated natively.")
+        .def(py::init(&make_fast_tree), py::arg("children_left"), py::arg("children_right"), py::arg("feature"),
+             py::arg("threshold"), py::arg("leaf_class"), py::arg("proba"), py::arg("n_features"),
+             py::arg("classes"), py::arg("missing_go_to_left") = py::none(), py::arg("precision") = "float32")
+        .def("predict", &fast_tree_predict, py::arg("X"),
+             "Class labels of the rows of X (n_samples, n_features).")
+        .def(
+            "predict_proba",
+            [](const PyFastTree& self, const py::object& X_in) {
+                const py::array X = as_rows(X_in);
+                const crembo::FastTree& tree = self.tree;
+                const index_t C = tree.n_classes();
+                auto out = new_array<double>({X.ndim() == 2 ? X.shape(0) : 0, C});
+                double* o = out.mutable_data();
+                fill_rows(tree, X, [&](index_t i, std::int32_t l) {
+                    const double* p = tree.leaf_proba(l);
+                    for (index_t c = 0; c < C; ++c) o[i * C + c] = p[c];
+                });
+                return out;
+            },
+            py::arg("X"), "Class probabilities (n_samples, n_classes), columns ordered as classes_.")
+        .def(
+            "apply",
+            [](const PyFastTree& self, const py::object& X_in) {
+                const py::array X = as_rows(X_in);
+                py::array_t<std::int64_t> out(X.ndim() == 2 ? X.shape(0) : 0);
+                std::int64_t* o = out.mutable_data();
+                fill_rows(self.tree, X, [&](index_t i, std::int32_t l) { o[i] = l; });
+                return out;
+            },
+            py::arg("X"), "Index of the leaf each row of X reaches (scikit-learn's apply).")
+        .def("to_text",
+             [](const PyFastTree& self) {
+                 std::ostringstream os;
+                 self.tree.save(os);
+                 return os.str();
+             },
+             "The tree in the text format crembo/fast_tree.hpp loads.")
+        .def("_state", &fast_tree_state)
+        .def_property_readonly("classes_", [](const PyFastTree& self) { return self.classes; })
+        .def_property_readonly("n_features_in_", [](const PyFastTree& self) { return self.tree.n_features(); })
+        .def_property_readonly("n_classes_", [](const PyFastTree& self) { return self.tree.n_classes(); })
+        .def_property_readonly("node_count", [](const PyFastTree& self) { return self.tree.n_nodes(); })
+        .def_property_readonly("n_leaves", [](const PyFastTree& self) { return self.tree.n_leaves(); })
+        .def_property_readonly("max_depth", [](const PyFastTree& self) { return self.tree.max_depth(); })
+        .def_property_readonly("precision", [](const PyFastTree& self) {
+            return self.tree.precision() == crembo::TreePrecision::Float32 ? "float32" : "float64";
+        });
+    m.def(
+        "fast_tree_text_state",
+        [](const std::string& text) {
+            std::istringstream is(text);
+            crembo::FastTree tree = crembo::FastTree::load(is);
+            PyFastTree tmp;
+            tmp.tree = std::move(tree);
+            py::list names;
+            for (const auto& s : tmp.tree.class_names()) names.append(py::str(s));
+            if (tmp.tree.class_names().empty())
+                for (index_t c = 0; c < tmp.tree.n_classes(); ++c) names.append(py::str(std::to_string(c)));
+            tmp.classes = py::array(names);
+            return fast_tree_state(tmp);
+        },
+        py::arg("text"), "Parse the fast-tree text format into the arrays FastTree is built from.");
+}
+
+}  // namespace
+
+// ------------------------------------------------------- histogram trees
+namespace {
+
+// Calls f(data, row_stride, col_stride) on X: float32 and float64 arrays in
+// place (any strides), anything else converted once to float64.
+template <class F>
+void hist_with_matrix(const py::array& X, F&& f) {
+    auto in_place = [&](auto* data) {
+        const py::ssize_t size = sizeof(*data);
+        const py::ssize_t rs = X.strides(0), cs = X.strides(1);
+        if (rs % size || cs % size) return false;
+        f(data, index_t(rs / size), index_t(cs / size));
+        return true;
+    };
+    const py::dtype dt = X.dtype();
+    if (dt.is(py::dtype::of<double>()) && in_place(static_cast<const double*>(X.data()))) return;
+    if (dt.is(py::dtype::of<float>()) && in_place(static_cast<const float*>(X.data()))) return;
+    auto Xc = py::array_t<double, kIn>::ensure(X);
+    if (!Xc) throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
+    f(Xc.data(), index_t(Xc.shape(1)), index_t(1));
+}
+
+void hist_check_2d(const py::array& X, const char* name) {
+    if (X.ndim() != 2) {
+        std::ostringstream msg;
+        msg << name << ": expected a 2-d array, got " << X.ndim() << " dimension(s)";
+        value_error(msg.str());
+    }
+}
+
+crembo::SplitCriterion hist_criterion(const std::string& s) {
+    if (s == "gini") return crembo::SplitCriterion::Gini;
+    if (s == "coverage") return crembo::SplitCriterion::Coverage;
+    if (s == "spread_gini") return crembo::SplitCriterion::SpreadGini;
+    value_error("criterion: expected 'gini', 'coverage' or 'spread_gini', got '" + s + "'");
+}
+
+template <class T>
+py::array hist_numpy(const std::vector<T>& v) {
+    return py::array(py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data()));
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_core, m) {
     m.doc() = "crembo native core: beliefs, depth, thresholds, consistency and the MEMO search";
 #ifdef CREMBO_VERSION
@@ -211,6 +526,7 @@ PYBIND11_MODULE(_core, m) {
           "Threads used by the parallel kernels (0 restores the default).");
     m.def("get_num_threads", &crembo::get_num_threads);
     m.def("built_with_openmp", &crembo::built_with_openmp);
+    bind_fast_tree(m);
 
     // ------------------------------------------------------------ beliefs
     m.def(
@@ -488,6 +804,157 @@ PYBIND11_MODULE(_core, m) {
         py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(),
         py::arg("oracle") = "reweight", py::arg("max_rounds") = 8, py::arg("eta") = 1.0,
         py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none());
+
+    // ---------------------------------------------------- histogram trees
+    m.def(
+        "hist_bin",
+        [](const py::array& X, int max_bins, index_t subsample, std::uint64_t seed, int n_threads) -> py::tuple {
+            hist_check_2d(X, "X");
+            const index_t n = X.shape(0), d = X.shape(1);
+            auto codes = new_array<std::uint8_t>({d, n});
+            auto n_bins = new_array<std::int32_t>({d});
+            auto lo = new_array<float>({d, crembo::kBinSlots});
+            auto hi = new_array<float>({d, crembo::kBinSlots});
+            crembo::BinningOptions opt;
+            opt.max_bins = max_bins;
+            opt.subsample = subsample;
+            opt.seed = seed;
+            opt.n_threads = n_threads;
+            hist_with_matrix(X, [&](const auto* data, index_t rs, index_t cs) {
+                py::gil_scoped_release nogil;
+                crembo::bin_features(data, n, d, rs, cs, opt, codes.mutable_data(), n_bins.mutable_data(),
+                                     lo.mutable_data(), hi.mutable_data());
+            });
+            return py::make_tuple(codes, n_bins, lo, hi);
+        },
+        py::arg("X"), py::arg("max_bins") = crembo::kMaxValueBins, py::arg("subsample") = 200000,
+        py::arg("seed") = 0, py::arg("n_threads") = 0,
+        "Bins X (n x d) once: (codes d x n uint8, n_bins, bin_lo, bin_hi); code n_bins[j] marks NaN.");
+
+    m.def(
+        "hist_fit",
+        [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in, const py::array& hi_in,
+           const py::object& rows_in, index_t n_classes, const py::object& labels_in,
+           const py::object& allowed_in, const py::object& weight_in, const py::object& class_weight_in,
+           const std::string& criterion, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
+           double min_weight_fraction_leaf, index_t max_leaf_nodes, int n_threads) -> py::dict {
+            hist_check_2d(codes_in, "codes");
+            auto codes = carray<std::uint8_t>::ensure(codes_in);
+            const index_t d = codes.shape(0), n = codes.shape(1);
+            auto n_bins = vector<std::int32_t>(n_bins_in, "n_bins", d);
+            auto lo = matrix<float>(lo_in, "bin_lo");
+            auto hi = matrix<float>(hi_in, "bin_hi");
+            if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
+                hi.shape(1) != crembo::kBinSlots)
+                value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
+            crembo::BinnedView view;
+            view.codes = codes.data();
+            view.n_rows = n;
+            view.n_features = d;
+            view.n_bins = n_bins.data();
+            view.bin_lo = lo.data();
+            view.bin_hi = hi.data();
+            carray<index_t> rows;
+            index_t m = n;
+            if (!rows_in.is_none()) {
+                rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+                view.rows = rows.data();
+                view.n_selected = m = rows.shape(0);
+            }
+            crembo::TreeTargets targets;
+            targets.n_classes = n_classes;
+            carray<label_t> labels;
+            carray<std::uint8_t> allowed;
+            carray<double> w, cw;
+            if (!labels_in.is_none()) {
+                labels = vector<label_t>(labels_in.cast<py::array>(), "y", m);
+                targets.labels = labels.data();
+            } else if (!allowed_in.is_none()) {
+                allowed = matrix<std::uint8_t>(allowed_in.cast<py::array>(), "allowed");
+                if (allowed.shape(0) != m || allowed.shape(1) != n_classes) {
+                    std::ostringstream msg;
+                    msg << "allowed: expected shape (" << m << ", " << n_classes << "), got (" << allowed.shape(0)
+                        << ", " << allowed.shape(1) << ")";
+                    value_error(msg.str());
+                }
+                targets.allowed = allowed.data();
+            } else {
+                value_error("hist_fit: expected labels or an allowed-label mask");
+            }
+            if (!weight_in.is_none()) {
+                w = vector<double>(weight_in.cast<py::array>(), "sample_weight", m);
+                targets.sample_weight = w.data();
+            }
+            if (!class_weight_in.is_none()) {
+                cw = vector<double>(class_weight_in.cast<py::array>(), "class_weight", n_classes);
+                targets.class_weight = cw.data();
+            }
+            crembo::TreeOptions opt;
+            opt.criterion = hist_criterion(criterion);
+            opt.max_depth = max_depth;
+            opt.min_samples_split = min_samples_split;
+            opt.min_samples_leaf = min_samples_leaf;
+            opt.min_weight_fraction_leaf = min_weight_fraction_leaf;
+            opt.max_leaf_nodes = max_leaf_nodes;
+            opt.n_threads = n_threads;
+            crembo::Tree tree;
+            {
+                py::gil_scoped_release nogil;
+                tree = crembo::fit_hist_tree(view, targets, opt);
+            }
+            py::dict out;
+            const py::ssize_t nodes = tree.node_count();
+            out["children_left"] = hist_numpy(tree.left);
+            out["children_right"] = hist_numpy(tree.right);
+            out["feature"] = hist_numpy(tree.feature);
+            out["threshold"] = hist_numpy(tree.threshold);
+            out["missing_go_to_left"] = hist_numpy(tree.missing_left);
+            out["split_bin"] = hist_numpy(tree.split_bin);
+            out["value"] = hist_numpy(tree.value).attr("reshape")(nodes, 1, tree.n_classes);
+            out["n_node_samples"] = hist_numpy(tree.n_node_samples);
+            out["weighted_n_node_samples"] = hist_numpy(tree.weighted_n_node_samples);
+            out["impurity"] = hist_numpy(tree.impurity);
+            out["max_depth"] = tree.max_depth;
+            return out;
+        },
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
+        py::arg("n_classes"), py::arg("labels") = py::none(), py::arg("allowed") = py::none(),
+        py::arg("sample_weight") = py::none(), py::arg("class_weight") = py::none(),
+        py::arg("criterion") = "gini", py::arg("max_depth") = -1, py::arg("min_samples_split") = 2,
+        py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1,
+        py::arg("n_threads") = 0,
+        "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
+
+    m.def(
+        "hist_apply",
+        [](const py::array& left_in, const py::array& right_in, const py::array& feature_in,
+           const py::array& threshold_in, const py::array& missing_in, const py::array& X,
+           int n_threads) -> py::array {
+            auto left = vector<index_t>(left_in, "children_left", -1);
+            const index_t k = left.shape(0);
+            auto right = vector<index_t>(right_in, "children_right", k);
+            auto feature = vector<index_t>(feature_in, "feature", k);
+            auto threshold = vector<double>(threshold_in, "threshold", k);
+            auto missing = vector<std::uint8_t>(missing_in, "missing_go_to_left", k);
+            hist_check_2d(X, "X");
+            const index_t n = X.shape(0), d = X.shape(1);
+            crembo::TreeView tree;
+            tree.n_nodes = k;
+            tree.left = left.data();
+            tree.right = right.data();
+            tree.feature = feature.data();
+            tree.threshold = threshold.data();
+            tree.missing_left = missing.data();
+            auto leaves = new_array<index_t>({n});
+            hist_with_matrix(X, [&](const auto* data, index_t rs, index_t cs) {
+                py::gil_scoped_release nogil;
+                crembo::apply_tree(tree, data, n, d, rs, cs, leaves.mutable_data(), n_threads);
+            });
+            return py::array(leaves);
+        },
+        py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
+        py::arg("missing_go_to_left"), py::arg("X"), py::arg("n_threads") = 0,
+        "Leaf reached by each row of X (float32 comparisons, NaN to the stored side).");
 
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA

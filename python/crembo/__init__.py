@@ -10,8 +10,10 @@ from . import _core
 from .core import (allowed_labels, beliefs_from_votes, budgeted_thresholds, candidate_thresholds,
                    count_violations, depth, depth_profile, is_consistent, max_achievable_depth, point_depth)
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from .export import FastTree
 from .memo import MemoResult, default_student, memo
 from .teachers import teacher_beliefs
+from .tree import BinnedData, HistTreeClassifier, tree_student
 
 __version__ = getattr(_core, "__version__", "0.0.0")
 
@@ -22,7 +24,10 @@ def cuda_available():
 
 
 __all__ = [
+    "BinnedData",
     "CREMBOClassifier",
+    "FastTree",
+    "HistTreeClassifier",
     "LabelDistiller",
     "MemoResult",
     "allowed_labels",
@@ -40,4 +45,5 @@ __all__ = [
     "memo",
     "point_depth",
     "teacher_beliefs",
+    "tree_student",
 ]

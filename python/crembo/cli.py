@@ -4,6 +4,13 @@
 teacher compressed into depth-4 trees by BM, VT, MEMO and CREMBO, compared by
 cross-validated accuracy and by the agreement of students trained on
 different folds.
+
+``crembo compress`` does the same job on a user's table (CSV or Parquet) and
+writes the student (joblib), a JSON report, plots and exports;
+``crembo evaluate`` scores a saved student on a table; ``crembo export``
+writes a saved tree student as rules, Graphviz dot, C++ source, the native
+evaluator's file or ONNX; ``crembo paper`` runs the paper reproduction.
+Errors are one line on stderr and a non-zero exit code, no traceback.
 """
 from __future__ import annotations
 
@@ -55,6 +62,705 @@ def _demo(args):
     return 0
 
 
+# ---------------------------------------------------------------- tables
+class Table:
+    """Features (float64), labels and column names read from a file."""
+
+    def __init__(self, X, y, feature_names, path):
+        self.X, self.y, self.feature_names, self.path = X, y, feature_names, path
+
+
+def _parse_cells(values):
+    """Labels from CSV text: integers, else numbers, else the strings."""
+    for conv in (int, float):
+        try:
+            return np.array([conv(v) for v in values])
+        except ValueError:
+            continue
+    return np.array(values, dtype=object).astype(str)
+
+
+def _read_csv_plain(path, sep):
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh, delimiter=sep))
+    rows = [r for r in rows if r]
+    if not rows:
+        raise CLIError(f"{path}: the file is empty")
+    header, body = rows[0], rows[1:]
+    for k, r in enumerate(body):
+        if len(r) != len(header):
+            raise CLIError(f"{path}: line {k + 2} has {len(r)} fields, the header has {len(header)}")
+    return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
+
+
+def read_table(path, label, *, drop=(), use_pandas=None):
+    """Read a CSV (or TSV) or Parquet file into a :class:`Table`.
+
+    Every column but ``label`` (and ``drop``) is a feature and must be
+    numeric without missing values; errors are :class:`CLIError`.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"{path}: no such file")
+    suffix = p.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".txt", ".parquet", ".pq"):
+        raise CLIError(f"{path}: unknown table format {suffix or '(no suffix)'}; expected .csv, .tsv or .parquet")
+    sep = "\t" if suffix == ".tsv" else ","
+    if use_pandas is None:
+        try:
+            import pandas  # noqa: F401
+
+            use_pandas = True
+        except ImportError:
+            use_pandas = False
+    if suffix in (".parquet", ".pq"):
+        if not use_pandas:
+            raise CLIError("reading Parquet needs pandas and pyarrow: pip install pandas pyarrow")
+        import pandas as pd
+
+        try:
+            df = pd.read_parquet(p)
+        except ImportError:
+            raise CLIError("reading Parquet needs pyarrow (or fastparquet): pip install pyarrow") from None
+        except Exception as exc:
+            raise CLIError(f"{path}: cannot read as Parquet: {exc}") from None
+        columns = {str(c): df[c] for c in df.columns}
+        header = list(columns)
+    elif use_pandas:
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(p, sep=sep)
+        except pd.errors.EmptyDataError:
+            raise CLIError(f"{path}: the file is empty") from None
+        except Exception as exc:
+            raise CLIError(f"{path}: cannot read as CSV: {exc}") from None
+        columns = {str(c): df[c] for c in df.columns}
+        header = list(columns)
+    else:
+        header, columns = _read_csv_plain(p, sep)
+    if label not in columns:
+        shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+        raise CLIError(f"{path}: no label column {label!r} (columns: {shown})")
+    unknown = [c for c in drop if c not in columns]
+    if unknown:
+        raise CLIError(f"{path}: --drop names columns that are not in the file: {', '.join(unknown)}")
+    names = [c for c in header if c != label and c not in drop]
+    if not names:
+        raise CLIError(f"{path}: no feature columns besides the label {label!r}")
+    n = len(columns[label])
+    if n < 2:
+        raise CLIError(f"{path}: expected at least two rows, got {n}")
+    X = np.empty((n, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        col = columns[name]
+        if use_pandas:
+            import pandas as pd
+
+            if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+                sample = next((v for v in col if isinstance(v, str)), col.iloc[0])
+                raise CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); "
+                               "encode it as numbers or leave it out with --drop")
+            vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            vals = np.empty(n)
+            for i, v in enumerate(col):
+                v = v.strip()
+                try:
+                    vals[i] = float(v) if v not in ("", "NA", "NaN", "nan") else np.nan
+                except ValueError:
+                    raise CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {v!r}); "
+                                   "encode it as numbers or leave it out with --drop") from None
+        missing = int(np.sum(~np.isfinite(vals)))
+        if missing:
+            raise CLIError(f"{path}: feature column {name!r} has {missing} missing or infinite value(s); "
+                           "impute them first")
+        X[:, j] = vals
+    ycol = columns[label]
+    if use_pandas:
+        if ycol.isna().any():
+            raise CLIError(f"{path}: label column {label!r} has {int(ycol.isna().sum())} missing value(s)")
+        y = ycol.to_numpy()
+        if y.dtype == object:
+            y = y.astype(str)
+    else:
+        if any(v.strip() == "" for v in ycol):
+            raise CLIError(f"{path}: label column {label!r} has missing values")
+        y = _parse_cells([v.strip() for v in ycol])
+    return Table(X, y, names, str(path))
+
+
+# ---------------------------------------------------------------- models
+TEACHERS = ("random-forest", "gradient-boosting", "mlp")
+
+
+def make_teacher(kind, seed):
+    if kind == "random-forest":
+        from .estimators import default_teacher
+
+        return default_teacher(seed)
+    if kind == "gradient-boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(random_state=seed)
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500,
+                                                         early_stopping=True, random_state=seed))
+
+
+def _load_pickle(path, what):
+    from pathlib import Path
+
+    import joblib
+
+    if not Path(path).is_file():
+        raise CLIError(f"{what} file {path}: no such file")
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise CLIError(f"{what} file {path}: cannot be loaded with joblib/pickle ({type(exc).__name__}: {exc})") \
+            from None
+
+
+def _is_fitted(est):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(est)
+        return True
+    except NotFittedError:
+        return False
+    except TypeError:
+        return True
+
+
+def _align_to_model(table, model, what):
+    """Check a fitted model against the table's features; reorder the columns
+    when the model knows its feature names."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        names = [str(s) for s in names]
+        missing = [s for s in names if s not in table.feature_names]
+        if missing:
+            raise CLIError(f"the {what} was fitted on columns the table lacks: {', '.join(missing[:8])}")
+        extra = [s for s in table.feature_names if s not in names]
+        if extra:
+            raise CLIError(f"the {what} expects {len(names)} features but the table has {len(table.feature_names)} "
+                           f"(not used by the {what}: {', '.join(extra[:8])}); leave them out with --drop")
+        if names != table.feature_names:
+            order = [table.feature_names.index(s) for s in names]
+            table.X = table.X[:, order]
+            table.feature_names = names
+        return
+    d = getattr(model, "n_features_in_", None)
+    if d is not None and int(d) != table.X.shape[1]:
+        raise CLIError(f"the {what} expects {int(d)} features but the table has {table.X.shape[1]} "
+                       "(every column but the label and --drop ones is a feature)")
+
+
+def load_teacher(path, table):
+    teacher = _load_pickle(path, "teacher")
+    if not (hasattr(teacher, "predict_proba") or hasattr(teacher, "estimators_") or callable(teacher)):
+        raise CLIError(f"teacher file {path}: holds a {type(teacher).__name__}, which has no predict_proba")
+    if _is_fitted(teacher):
+        _align_to_model(table, teacher, "teacher")
+    return teacher
+
+
+def parse_student(spec, seed):
+    """A student template from a spec: tree[:DEPTH], logistic[:C],
+    naive-bayes, or a joblib file holding an unfitted classifier."""
+    import os
+
+    from sklearn.base import is_classifier
+
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    try:
+        if kind == "tree":
+            from sklearn.tree import DecisionTreeClassifier
+
+            depth = int(arg) if arg else 4
+            if depth < 1:
+                raise ValueError
+            return DecisionTreeClassifier(max_depth=depth, class_weight="balanced", random_state=seed)
+        if kind in ("logistic", "logistic-regression"):
+            from sklearn.linear_model import LogisticRegression
+
+            C = float(arg) if arg else 1.0
+            if not C > 0:
+                raise ValueError
+            return LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+        if kind in ("naive-bayes", "gaussian-nb") and not arg:
+            from sklearn.naive_bayes import GaussianNB
+
+            return GaussianNB()
+    except ValueError:
+        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, logistic:C with "
+                       "C > 0)") from None
+    if os.path.exists(spec):
+        est = _load_pickle(spec, "student")
+        if not is_classifier(est):
+            raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn classifier")
+        return est
+    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], logistic[:C], naive-bayes or a joblib file of an "
+                   "unfitted classifier")
+
+
+# ---------------------------------------------------------------- helpers
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def _predict(model, X, feature_names=None):
+    import warnings
+
+    if feature_names is not None and getattr(model, "feature_names_in_", None) is not None:
+        try:
+            import pandas as pd
+
+            X = pd.DataFrame(X, columns=feature_names)
+        except ImportError:
+            pass
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
+        return np.asarray(model.predict(X))
+
+
+def _scores(y, student_pred, teacher_pred=None):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    out = {"rows": int(len(y)), "student_accuracy": float(accuracy_score(y, student_pred)),
+           "student_balanced_accuracy": float(balanced_accuracy_score(y, student_pred))}
+    if teacher_pred is not None:
+        out["teacher_accuracy"] = float(accuracy_score(y, teacher_pred))
+        out["agreement_with_teacher"] = float(np.mean(np.asarray(student_pred) == np.asarray(teacher_pred)))
+    return out
+
+
+def _student_summary(student):
+    info = {"type": type(student).__name__}
+    inner = getattr(student, "estimator", student)
+    if hasattr(inner, "get_params"):
+        info["params"] = _jsonable(inner.get_params(deep=False))
+    if hasattr(inner, "tree_"):
+        info["tree"] = {"depth": int(inner.get_depth()) if hasattr(inner, "get_depth") else None,
+                        "leaves": int(inner.get_n_leaves()) if hasattr(inner, "get_n_leaves") else None,
+                        "nodes": int(inner.tree_.node_count)}
+    return info
+
+
+class _Stage:
+    """Stage messages on stderr: '[k/N] what ... (seconds)'."""
+
+    def __init__(self, total, quiet):
+        self.total, self.quiet, self.k = total, quiet, 0
+
+    def __call__(self, what):
+        self.k += 1
+        self.t0 = time.perf_counter()
+        if not self.quiet:
+            print(f"[{self.k}/{self.total}] {what}", file=sys.stderr, flush=True)
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        return False
+
+
+EXPORT_FORMATS = {"rules": "rules.txt", "dot": "dot", "cpp": "hpp", "native": "fasttree.txt", "onnx": "onnx"}
+
+
+def _parse_formats(text):
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad:
+        raise CLIError(f"--export: unknown format(s) {', '.join(bad)}; choose from {', '.join(EXPORT_FORMATS)}")
+    return formats
+
+
+def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, class_names=None):
+    """Write one export of a tree student; CLIError when it is not a tree."""
+    from pathlib import Path
+
+    from . import export
+
+    try:
+        if fmt == "rules":
+            text = export.export_rules(student, feature_names=feature_names, class_names=class_names)
+        elif fmt == "dot":
+            text = export.export_dot(student, feature_names=feature_names, class_names=class_names)
+        elif fmt == "cpp":
+            text = export.export_cpp(student, name=name, feature_names=feature_names)
+        elif fmt == "native":
+            text = export.export_native(student)
+        else:
+            if path is None:
+                raise CLIError("--format onnx writes a binary file: give -o FILE")
+            export.export_onnx(student, path)
+            return
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    except TypeError as exc:
+        raise CLIError(f"cannot export as {fmt}: {exc}") from None
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text)
+
+
+# ---------------------------------------------------------------- compress
+def _compress(args):
+    import json
+    import warnings
+    from pathlib import Path
+
+    import joblib
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    from .estimators import CREMBOClassifier
+
+    formats = _parse_formats(args.export) if args.export else []
+    if formats and args.student.partition(":")[0].strip().lower() in ("logistic", "logistic-regression",
+                                                                        "naive-bayes", "gaussian-nb"):
+        raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
+    if "onnx" in formats:
+        try:
+            import skl2onnx  # noqa: F401
+        except ImportError:
+            raise CLIError("--export onnx needs skl2onnx: pip install 'crembo[export]'") from None
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
+    if not 0.0 < args.validation_fraction < 1.0:
+        raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
+    if args.n_thresholds is not None and args.n_thresholds < 1:
+        raise CLIError(f"--n-thresholds: expected a positive integer, got {args.n_thresholds}")
+    if args.plots:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError:
+            raise CLIError("--plots needs matplotlib: pip install 'crembo[plot]'") from None
+    stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
+    timings = {}
+    with stage(f"reading {args.data}"):
+        table = read_table(args.data, args.label, drop=_split_list(args.drop))
+        student_template = parse_student(args.student, args.seed)
+        if args.teacher in TEACHERS:
+            teacher, teacher_source = make_teacher(args.teacher, args.seed), args.teacher
+        else:
+            if not Path(args.teacher).exists() and "/" not in args.teacher and "." not in args.teacher:
+                raise CLIError(f"--teacher {args.teacher!r}: expected {', '.join(TEACHERS)} or a joblib/pickle file")
+            teacher, teacher_source = load_teacher(args.teacher, table), str(args.teacher)
+    timings["read"] = stage.seconds
+    X, y = table.X, table.y
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise CLIError(f"{args.data}: the label column {args.label!r} holds one class ({classes[0]!r}); "
+                       "there is nothing to compress")
+    rows = np.arange(len(y))
+    if args.test_fraction > 0:
+        n_test = int(np.ceil(args.test_fraction * len(y)))
+        stratify = y if counts.min() >= 2 and n_test >= len(classes) else None
+        try:
+            fit_rows, test_rows = train_test_split(rows, test_size=n_test, random_state=args.seed, stratify=stratify)
+        except ValueError as exc:
+            raise CLIError(f"--test-fraction {args.test_fraction}: {exc}") from None
+        fit_rows, test_rows = np.sort(fit_rows), np.sort(test_rows)
+    else:
+        fit_rows, test_rows = rows, rows[:0]
+    X_fit, y_fit = X[fit_rows], y[fit_rows]
+
+    fitted_teacher = args.teacher not in TEACHERS and _is_fitted(teacher)
+    with stage(f"teacher: {'loaded from ' + teacher_source if fitted_teacher else 'training ' + teacher_source} "
+               f"on {len(fit_rows)} rows"):
+        if not fitted_teacher:
+            teacher = clone(teacher).fit(X_fit, y_fit)
+    timings["teacher_fit"] = 0.0 if fitted_teacher else stage.seconds
+    teacher_classes = getattr(teacher, "classes_", None)
+    if teacher_classes is not None:
+        unknown = np.setdiff1d(classes, np.asarray(teacher_classes))
+        if unknown.size:
+            raise CLIError(f"the teacher does not know the label(s) {unknown[:5].tolist()} of column "
+                           f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}")
+
+    model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
+                             validation_fraction=args.validation_fraction, n_thresholds=args.n_thresholds,
+                             n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
+    with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
+               f"search over thresholds"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
+            model.fit(X_fit, y_fit)
+    timings["crembo"] = stage.seconds
+    fit_warnings = _summarize_warnings(caught, args.quiet)
+    student = model.student_
+    try:
+        student.feature_names_in_ = np.asarray(table.feature_names, dtype=object)
+    except AttributeError:
+        pass
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    student_path = out / "student.joblib"
+    report_path = out / "report.json"
+    with stage(f"scoring and writing {student_path} and {report_path}"):
+        joblib.dump(student, student_path)
+        scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names),
+                                 _predict(teacher, X_fit))}
+        if len(test_rows):
+            X_te = X[test_rows]
+            scores["test"] = _scores(y[test_rows], _predict(student, X_te, table.feature_names),
+                                     _predict(teacher, X_te))
+    timings["score_and_write"] = stage.seconds
+    written = {"student": str(student_path), "report": str(report_path)}
+
+    if args.plots:
+        with stage(f"plots in {out / 'plots'}"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
+            written["plots"] = _compress_plots(model, teacher, student_template, X_fit, y_fit, out / "plots",
+                                               table.feature_names)
+        timings["plots"] = stage.seconds
+    if formats:
+        with stage(f"exports ({', '.join(formats)})"):
+            written["exports"] = {}
+            for fmt in formats:
+                path = out / f"student.{EXPORT_FORMATS[fmt]}"
+                write_export(student, fmt, path, feature_names=table.feature_names)
+                written["exports"][fmt] = str(path)
+        timings["exports"] = stage.seconds
+
+    report = {
+        "crembo_version": _version(),
+        "command": ["crembo"] + list(args.argv),
+        "data": {"path": table.path, "rows": int(len(y)), "features": table.feature_names, "label": args.label,
+                 "classes": classes, "class_counts": counts, "fit_rows": int(len(fit_rows)),
+                 "test_rows": int(len(test_rows)), "test_fraction": args.test_fraction, "seed": args.seed},
+        "teacher": {"source": teacher_source, "type": type(teacher).__name__, "trained": not fitted_teacher},
+        "student": dict(spec=args.student, **_student_summary(student)),
+        "search": {"mode": args.mode, "oracle": args.oracle, "validation_fraction": args.validation_fraction,
+                   "n_thresholds": args.n_thresholds, "memo_threshold": model.memo_threshold_,
+                   "memo_depth": model.memo_depth_, "threshold": model.threshold_,
+                   "validation_score": model.validation_score_, "depth": model.depth_,
+                   "n_student_fits": model.n_student_fits_, "thresholds_tried": model.trace_},
+        "scores": scores,
+        "warnings": fit_warnings,
+        "timings": {"cli": timings, "crembo": model.timings_},
+        "outputs": written,
+    }
+    report_path.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    s = scores.get("test", scores["fit"])
+    part = "test" if "test" in scores else "fit"
+    print(f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
+          f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
+          f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
+    return 0
+
+
+def _summarize_warnings(caught, quiet):
+    """One stderr line per kind of warning raised while fitting (students
+    that warn at every fit, e.g. ConvergenceWarning, would flood the screen)."""
+    kinds = {}
+    for w in caught:
+        first = str(w.message).strip().splitlines()[0] if str(w.message).strip() else ""
+        key = (w.category.__name__, first)
+        kinds[key] = kinds.get(key, 0) + 1
+    out = []
+    for (cat, msg), count in kinds.items():
+        out.append({"category": cat, "message": msg, "count": count})
+        if not quiet:
+            print(f"note: {count} x {cat}: {msg}", file=sys.stderr)
+    return out
+
+
+def _fmt(v):
+    return "none" if v is None else f"{v:.4g}"
+
+
+def _version():
+    try:
+        from . import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _split_list(text):
+    return [s.strip() for s in text.split(",") if s.strip()] if text else []
+
+
+def _compress_plots(model, teacher, template, X, y, folder, feature_names):
+    import matplotlib.pyplot as plt
+    from sklearn.base import clone
+
+    from . import plots
+    from .estimators import LabelDistiller
+    from .teachers import teacher_beliefs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    P = teacher_beliefs(teacher, X, n_classes=len(model.classes_))
+    vt = LabelDistiller(teacher, template, random_state=model.random_state).fit(X, y)
+    preds = {"CREMBO": model.predict(X), "VT (teacher's labels)": vt.predict(X)}
+    try:
+        preds["BM (true labels)"] = clone(template).fit(X, y).predict(X)
+    except Exception:  # a template that cannot fit the raw labels: leave BM out
+        pass
+    for name, draw in (("depth_profile", lambda ax: plots.plot_depth_profile(P, preds, classes=model.classes_, ax=ax)),
+                       ("threshold_search", lambda ax: plots.plot_threshold_search(model, ax=ax))):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(folder / f"{name}.png", dpi=120)
+        plt.close(fig)
+        written.append(str(folder / f"{name}.png"))
+    try:
+        from .export import flatten_tree
+
+        flatten_tree(model.student_)
+    except (TypeError, ValueError):
+        return written  # not a tree: nothing to draw
+    ax = plots.plot_tree(model.student_, feature_names=feature_names)
+    fig = ax.figure
+    fig.tight_layout()
+    fig.savefig(folder / "tree.png", dpi=120)
+    plt.close(fig)
+    written.append(str(folder / "tree.png"))
+    return written
+
+
+# ---------------------------------------------------------------- evaluate
+def _evaluate(args):
+    import json
+    from pathlib import Path
+
+    student = _load_pickle(args.student, "student")
+    if not hasattr(student, "predict"):
+        raise CLIError(f"student file {args.student}: holds a {type(student).__name__}, which cannot predict")
+    table = read_table(args.data, args.label, drop=_split_list(args.drop))
+    _align_to_model(table, student, "student")
+    teacher = None
+    if args.teacher:
+        teacher = load_teacher(args.teacher, table)
+        if not _is_fitted(teacher):
+            raise CLIError(f"teacher file {args.teacher}: the teacher is not fitted")
+    pred = _predict(student, table.X, table.feature_names)
+    tpred = None if teacher is None else _predict(teacher, table.X)
+    scores = _scores(table.y, pred, tpred)
+    known = getattr(student, "classes_", None)
+    if known is not None:
+        unseen = np.setdiff1d(np.unique(table.y), np.asarray(known))
+        scores["labels_unknown_to_student"] = unseen.tolist()
+    line = (f"crembo evaluate: {scores['rows']} rows, accuracy {scores['student_accuracy']:.4f}, "
+            f"balanced accuracy {scores['student_balanced_accuracy']:.4f}")
+    if tpred is not None:
+        line += (f", teacher accuracy {scores['teacher_accuracy']:.4f}, agreement with the teacher "
+                 f"{scores['agreement_with_teacher']:.4f}")
+    print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(_jsonable({"student": args.student, "data": args.data,
+                                                         "label": args.label, **scores}), indent=2) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------- export
+def _export(args):
+    student = _load_pickle(args.student, "student")
+    names = getattr(student, "feature_names_in_", None)
+    names = None if names is None else [str(s) for s in names]
+    write_export(student, args.format, args.output, name=args.name, feature_names=names)
+    if args.output:
+        print(f"crembo export: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- paper
+def _paper(args):
+    try:
+        from . import paper
+    except ImportError as exc:
+        raise CLIError(f"the paper reproduction is not available in this installation ({exc})") from None
+    main_fn = getattr(paper, "main", None)
+    if main_fn is None:
+        raise CLIError("the paper reproduction is not available in this installation (crembo.paper has no main)")
+    return main_fn(list(args.paper_args))
+
+
+def _add_new_commands(sub):
+    c = sub.add_parser("compress", help="compress a teacher into a small student on a table (CSV or Parquet)",
+                       description="Compress a teacher into a small student with CREMBO; write the student "
+                                   "(joblib), a JSON report, and optionally plots and exports.")
+    c.add_argument("data", help="table: .csv, .tsv or .parquet, one row per example")
+    c.add_argument("--label", required=True, help="name of the label column")
+    c.add_argument("--teacher", default="random-forest",
+                   help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) "
+                        "classifier")
+    c.add_argument("--student", default="tree:4",
+                   help="tree[:DEPTH] (default tree:4), logistic[:C], naive-bayes, or a joblib file of an unfitted "
+                        "classifier")
+    c.add_argument("--mode", choices=("crembo", "memo"), default="crembo")
+    c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
+    c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
+    c.add_argument("--validation-fraction", type=float, default=0.15)
+    c.add_argument("--test-fraction", type=float, default=0.2,
+                   help="rows held out to report test accuracy and agreement (default 0.2; 0: none)")
+    c.add_argument("--drop", default="", help="comma-separated columns that are not features (ids, ...)")
+    c.add_argument("-o", "--out-dir", default="crembo_out", help="output folder (default crembo_out)")
+    c.add_argument("--plots", action="store_true", help="write depth-profile, threshold-search and tree plots")
+    c.add_argument("--export", default="",
+                   help="comma-separated exports of a tree student: rules, dot, cpp, native, onnx")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--jobs", type=int, default=None, help="threads for the sweep's fits")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or stage messages")
+    c.set_defaults(func=_compress)
+
+    e = sub.add_parser("evaluate", help="score a saved student on a table")
+    e.add_argument("student", help="student file written by crembo compress (joblib)")
+    e.add_argument("data", help="table: .csv, .tsv or .parquet")
+    e.add_argument("--label", required=True, help="name of the label column")
+    e.add_argument("--teacher", default=None, help="joblib/pickle file of a fitted teacher: report agreement")
+    e.add_argument("--drop", default="", help="comma-separated columns that are not features")
+    e.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="export a saved tree student: rules, Graphviz dot, C++, native, ONNX")
+    x.add_argument("student", help="student file written by crembo compress (joblib)")
+    x.add_argument("--format", required=True, choices=tuple(EXPORT_FORMATS))
+    x.add_argument("-o", "--output", default=None, help="output file (default: standard output; required for onnx)")
+    x.add_argument("--name", default="crembo_tree", help="C++ namespace of --format cpp (default crembo_tree)")
+    x.set_defaults(func=_export)
+
+    p = sub.add_parser("paper", help="run the paper reproduction benchmark (crembo paper --help)", add_help=False)
+    p.set_defaults(func=_paper, paper_args=[])
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -68,12 +774,23 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--jobs", type=int, default=None, help="parallel folds (default: 1)")
     demo.set_defaults(func=_demo)
+    _add_new_commands(sub)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    # `crembo paper ARGS` hands ARGS, untouched and in order, to crembo.paper.
+    k = 0
+    while k < len(argv) and argv[k] in ("-v", "--verbose"):
+        k += 1
+    if k < len(argv) and argv[k] == "paper":
+        args = parser.parse_args(argv[:k + 1])
+        args.paper_args = argv[k + 1:]
+    else:
+        args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
     try:
@@ -81,6 +798,17 @@ def main(argv=None):
     except CLIError as exc:
         print(f"crembo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("crembo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, no traceback (CREMBO_DEBUG=1 shows it)
+        import os
+
+        if os.environ.get("CREMBO_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"crembo: error: {msg}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

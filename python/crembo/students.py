@@ -20,12 +20,15 @@ from ``classes``; the trainer then calls it instead of the multi-output fit.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.validation import has_fit_parameter
 
 from ._validation import check_choice
+from .tree import resolve_student
 
 __all__ = ["StudentTrainer", "AllowedLabelStudent", "supports_multioutput"]
 
@@ -95,6 +98,7 @@ class StudentTrainer:
     """
 
     def __init__(self, template, classes, *, target="labels", seed=None):
+        template = resolve_student(template)  # "tree:4" -> the histogram tree student
         if not hasattr(template, "fit") or not hasattr(template, "get_params") or not is_classifier(template):
             raise TypeError(f"student: expected a scikit-learn classifier, got {type(template).__name__}")
         self.template = template
@@ -106,6 +110,19 @@ class StudentTrainer:
         self.target = target
         self.seed = seed
         self.accepts_weights = has_fit_parameter(template, "sample_weight")
+        # Students that offer bin_data(X) (HistTreeClassifier) get X binned
+        # once per X and reused by every fit, row subsets included.
+        self._bins = None
+        self._bins_lock = threading.Lock()
+
+    def _binned(self, X):
+        """X binned once by the student's ``bin_data`` (None if it has none)."""
+        if not callable(getattr(self.template, "bin_data", None)) or not isinstance(X, np.ndarray):
+            return None
+        with self._bins_lock:
+            if self._bins is None or self._bins[0] is not X or self._bins[1].shape != X.shape:
+                self._bins = (X, self.template.bin_data(X))
+            return self._bins[1]
 
     def _clone(self):
         est = clone(self.template)
@@ -121,8 +138,10 @@ class StudentTrainer:
         if not np.any(keep):
             raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        binned = self._binned(X)
         if not np.all(keep):
             X = X[keep]
+            binned = None if binned is None else binned.take(keep)
             targets = targets[keep]
             w = None if w is None else w[keep]
         if w is not None and np.all(w == w[0]):
@@ -134,11 +153,12 @@ class StudentTrainer:
                 "takes sample weights")
         y = self.classes[targets]
         est = self._clone()
+        X_fit = X if binned is None else binned
         try:
             if w is None:
-                est.fit(X, y)
+                est.fit(X_fit, y)
             else:
-                est.fit(X, y, sample_weight=w)
+                est.fit(X_fit, y, sample_weight=w)
         except ValueError:
             if np.unique(targets).size != 1:
                 raise
@@ -155,7 +175,12 @@ class StudentTrainer:
             raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
         est = self._clone()
         if callable(getattr(est, "fit_allowed", None)):
-            return est.fit_allowed(X[keep], mask[keep], self.classes)
+            binned = self._binned(X)
+            if binned is None:
+                X_fit = X[keep]
+            else:
+                X_fit = binned if keep.all() else binned.take(keep)
+            return est.fit_allowed(X_fit, mask[keep], self.classes)
         est.fit(X[keep], mask[keep].astype(np.int8))
         return AllowedLabelStudent(est, self.classes)
 

@@ -1,0 +1,520 @@
+"""Histogram decision trees: ``HistTreeClassifier`` and ``BinnedData``.
+
+CREMBO and MEMO fit the same student many times on the same ``X`` with
+different targets. ``BinnedData`` bins ``X`` once (up to 255 quantile bins
+per feature plus one for missing values, one byte per value); a
+``HistTreeClassifier`` fitted on it (``fit(binned, y)``) skips the binning,
+and a row subset (``binned.take(rows)``) costs a gather of the bytes, so a
+refit costs only its histogram passes. Fitted on a raw array, the tree bins
+it first.
+
+The tree learns either labels (``fit``) or sets of allowed labels
+(``fit_allowed``: an ``n x C`` boolean matrix, the targets of MEMO and
+CREMBO at a threshold). With sets, a leaf predicts the label of greatest
+allowed weight, and the split criterion is one of
+
+* ``"gini"``: Gini over the classes' allowed masses -- the criterion of the
+  paper's multi-output tree (one binary "c is allowed" output per class),
+  learned in one pass instead of C outputs;
+* ``"coverage"``: the weight of points whose allowed set contains the
+  child's best label (the weight the split makes consistent), Gini breaking
+  ties;
+* ``"spread_gini"``: Gini after each point spreads its weight evenly over
+  its allowed labels.
+
+With single labels ``"gini"`` and ``"spread_gini"`` are scikit-learn's Gini.
+Feature values are compared as float32 and splits sit midway between the
+values either side, as in scikit-learn's exact tree, so on features with at
+most 255 distinct values and no ties between candidate splits the tree is
+scikit-learn's ``DecisionTreeClassifier`` (same splits, thresholds and node
+numbering). The fitted tree is exposed as flat arrays in ``tree_`` with
+scikit-learn's names, for exporters.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted, column_or_1d,
+                                      validate_data)
+
+from . import _core
+
+__all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
+
+CRITERIA = ("gini", "coverage", "spread_gini")
+
+#: Most value bins per feature (one more bin holds missing values).
+MAX_BINS = 255
+
+
+def _threads(n_threads):
+    if n_threads is None:
+        return 0
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads: expected None or an integer >= 1, got {n_threads!r}")
+    return int(n_threads)
+
+
+def _encode_labels(y):
+    """(sorted distinct labels, int32 index of each label): np.unique's
+    answer, without its sort for small non-negative integer labels (the
+    common case in MEMO and CREMBO's many fits)."""
+    if y.dtype.kind in "iu" and y.size and y.min() >= 0 and y.max() < 4 * y.size + 1024:
+        present = np.bincount(y) > 0
+        classes = np.flatnonzero(present).astype(y.dtype)
+        lookup = np.cumsum(present) - 1
+        return classes, np.ascontiguousarray(lookup[y], dtype=np.int32)
+    classes, idx = np.unique(y, return_inverse=True)
+    return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32)
+
+
+def _int_param(value, name, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = f"None or an integer >= {minimum}" if allow_none else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+class BinnedData:
+    """``X`` binned once, for many tree fits.
+
+    Each feature gets up to ``max_bins`` bins of about equal row counts (one
+    bin per distinct value when it has at most ``max_bins`` of them) and one
+    more bin for missing values (NaN). Values are read as float32, like
+    scikit-learn's trees.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        float32 or float64 (other numbers are converted); NaN marks a missing
+        value, infinities are refused. Read in place whatever its memory order.
+    max_bins : int in [2, 255], default 255
+        Value bins per feature.
+    subsample : int, default 200_000
+        Rows that place the bin edges when ``X`` has more (a uniform sample);
+        every row is binned either way.
+    random_state : int, default 0
+        Seeds that sample.
+    n_threads : int or None
+        Threads (over features); None uses ``crembo``'s default.
+
+    Attributes
+    ----------
+    n_samples : int
+        Rows of this view (``len(binned)``).
+    n_features : int
+    n_bins : ndarray of shape (n_features,)
+        Value bins of each feature.
+
+    Notes
+    -----
+    ``take(rows)`` returns a view on a subset of the rows that shares the
+    bins; fitting on it is fitting on those rows of ``X``.
+    """
+
+    def __init__(self, X, *, max_bins=MAX_BINS, subsample=200_000, random_state=0, n_threads=None):
+        max_bins = _int_param(max_bins, "max_bins", 2)
+        if max_bins > MAX_BINS:
+            raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
+        subsample = _int_param(subsample, "subsample", 1)
+        seed = _int_param(random_state, "random_state", 0)
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", order=None,
+                        input_name="X")
+        self.max_bins = max_bins
+        self.n_features = X.shape[1]
+        self._codes, self.n_bins, self._lo, self._hi = _core.hist_bin(X, max_bins, subsample, seed,
+                                                                      _threads(n_threads))
+        self._rows = None
+        self.n_samples = X.shape[0]
+
+    @property
+    def shape(self):
+        return (self.n_samples, self.n_features)
+
+    def __len__(self):
+        return self.n_samples
+
+    def __repr__(self):
+        return f"BinnedData(n_samples={self.n_samples}, n_features={self.n_features}, max_bins={self.max_bins})"
+
+    @property
+    def rows(self):
+        """Indices of this view's rows in the binned ``X`` (None: all, in order)."""
+        return self._rows
+
+    def take(self, rows):
+        """A view on some rows (indices, or a boolean mask over this view's rows)."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            if rows.shape != (self.n_samples,):
+                raise ValueError(f"rows: a boolean mask needs {self.n_samples} values, got shape {rows.shape}")
+            rows = np.flatnonzero(rows)
+        elif rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+            raise ValueError("rows: expected a 1-d array of row indices or a boolean mask")
+        rows = rows.astype(np.int64, copy=False)
+        if rows.size and (rows.min() < -self.n_samples or rows.max() >= self.n_samples):
+            raise IndexError(f"rows: index out of range for {self.n_samples} rows")
+        rows = np.where(rows < 0, rows + self.n_samples, rows)
+        view = object.__new__(BinnedData)
+        view.__dict__.update(self.__dict__)
+        view._rows = np.ascontiguousarray(rows if self._rows is None else self._rows[rows])
+        view.n_samples = int(rows.shape[0])
+        return view
+
+
+class HistTree:
+    """A fitted tree as flat arrays, named and laid out like scikit-learn's
+    ``Tree`` (``sklearn.tree._tree.Tree``): node 0 is the root; a leaf has
+    ``children_left == children_right == -1`` and ``feature == threshold ==
+    -2``. Row ``x`` goes left at node ``k`` when ``float32(x[feature[k]]) <=
+    threshold[k]`` (threshold in raw feature units), and a NaN goes left
+    when ``missing_go_to_left[k]``. ``value[k, 0]`` holds the node's class
+    shares (for allowed sets, its classes' allowed masses, normalized).
+    ``split_bin[k]``: the bin codes that go left are those ``<= split_bin[k]``
+    in the ``BinnedData`` the tree was fitted on.
+    """
+
+    def __init__(self, arrays, n_features, n_classes):
+        self.children_left = arrays["children_left"]
+        self.children_right = arrays["children_right"]
+        self.feature = arrays["feature"]
+        self.threshold = arrays["threshold"]
+        self.missing_go_to_left = arrays["missing_go_to_left"]
+        self.split_bin = arrays["split_bin"]
+        self.value = arrays["value"]
+        self.n_node_samples = arrays["n_node_samples"]
+        self.weighted_n_node_samples = arrays["weighted_n_node_samples"]
+        self.impurity = arrays["impurity"]
+        self.max_depth = int(arrays["max_depth"])
+        self.n_features = int(n_features)
+        self.n_classes = np.array([n_classes], dtype=np.intp)
+        self.n_outputs = 1
+        self.max_n_classes = int(n_classes)
+        # Each node's predicted class index (first of the largest shares).
+        self.node_class = np.argmax(self.value[:, 0, :], axis=1).astype(np.intp)
+
+    @property
+    def node_count(self):
+        return int(self.children_left.shape[0])
+
+    @property
+    def capacity(self):
+        return self.node_count
+
+    @property
+    def n_leaves(self):
+        return int(np.sum(self.children_left == -1))
+
+    def apply(self, X, n_threads=0):
+        """Leaf index reached by each row of ``X`` (a validated 2-d array)."""
+        return _core.hist_apply(self.children_left, self.children_right, self.feature, self.threshold,
+                                self.missing_go_to_left, X, n_threads)
+
+
+class HistTreeClassifier(ClassifierMixin, BaseEstimator):
+    """Histogram decision tree for labels and for sets of allowed labels.
+
+    Features are binned once (see ``BinnedData``; pass one to ``fit`` to
+    reuse it across fits); splits are found from per-feature histograms of
+    the target mass, each child's histogram being its parent's minus its
+    sibling's. Missing values (NaN) go down the side that scores better (to
+    the child with more rows when the node saw none).
+
+    Parameters
+    ----------
+    criterion : {"gini", "coverage", "spread_gini"}, default "gini"
+        Split criterion. With labels, "gini" and "spread_gini" are Gini and
+        "coverage" is the weight of correctly classified points with Gini
+        breaking ties. With allowed-label sets (``fit_allowed``) see the
+        module notes.
+    max_depth : int or None, default None
+        Deepest level of a node (the root is level 0); None: unlimited.
+    min_samples_split : int >= 2, default 2
+        A node with fewer rows is a leaf.
+    min_samples_leaf : int >= 1, default 1
+        Fewest rows in a child.
+    min_weight_fraction_leaf : float in [0, 0.5], default 0.0
+        Least weight of a child, as a share of the total (class-weighted)
+        weight.
+    max_leaf_nodes : int >= 2 or None, default None
+        When set, the tree grows best first (the split of largest criterion
+        gain next) up to this many leaves.
+    class_weight : dict, "balanced" or None, default None
+        Weights of the classes, multiplied into ``sample_weight``.
+        "balanced": ``n / (C * count(c))`` with ``count(c)`` the rows labelled
+        ``c`` (with allowed sets: the rows allowing ``c``).
+    max_bins : int in [2, 255], default 255
+        Value bins per feature when ``fit`` bins ``X`` itself.
+    n_threads : int or None, default None
+        Threads over features (large nodes only) and rows (prediction); None:
+        ``crembo``'s default. The GIL is released throughout.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_classes_ : int
+    n_features_in_ : int
+    n_outputs_ : int
+        Always 1.
+    tree_ : HistTree
+        The fitted tree as flat arrays (scikit-learn's names).
+    fitted_on_allowed_ : bool
+        True when fitted by ``fit_allowed``.
+    """
+
+    def __init__(self, *, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
+                 min_weight_fraction_leaf=0.0, max_leaf_nodes=None, class_weight=None, max_bins=MAX_BINS,
+                 n_threads=None):
+        self.criterion = criterion
+        self.max_depth = max_depth
+        self.min_samples_split = min_samples_split
+        self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
+        self.max_leaf_nodes = max_leaf_nodes
+        self.class_weight = class_weight
+        self.max_bins = max_bins
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # ---------------------------------------------------------------- checks
+    def _check_params(self):
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion: expected one of {CRITERIA}, got {self.criterion!r}")
+        max_depth = _int_param(self.max_depth, "max_depth", 1, allow_none=True)
+        opts = dict(
+            criterion=self.criterion,
+            max_depth=-1 if max_depth is None else max_depth,
+            min_samples_split=_int_param(self.min_samples_split, "min_samples_split", 2),
+            min_samples_leaf=_int_param(self.min_samples_leaf, "min_samples_leaf", 1),
+            min_weight_fraction_leaf=self._fraction(),
+            max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes,
+                                                                              "max_leaf_nodes", 2),
+            n_threads=_threads(self.n_threads),
+        )
+        max_bins = _int_param(self.max_bins, "max_bins", 2)
+        if max_bins > MAX_BINS:
+            raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
+        cw = self.class_weight
+        if not (cw is None or (isinstance(cw, str) and cw == "balanced") or isinstance(cw, dict)):
+            raise ValueError(f"class_weight: expected None, 'balanced' or a dict, got {cw!r}")
+        return opts
+
+    def _fraction(self):
+        f = self.min_weight_fraction_leaf
+        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not (0.0 <= f <= 0.5):
+            raise ValueError(f"min_weight_fraction_leaf: expected a number in [0, 0.5], got {f!r}")
+        return float(f)
+
+    def bin_data(self, X):
+        """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
+        ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
+        return BinnedData(X, max_bins=self.max_bins, n_threads=self.n_threads)
+
+    def _binned_input(self, X):
+        """(BinnedData, reset feature names?) for ``fit``'s ``X``."""
+        if isinstance(X, BinnedData):
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            self.n_features_in_ = X.n_features
+            return X
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                          ensure_min_samples=1)
+        return self.bin_data(X)
+
+    def _weights(self, sample_weight, n):
+        if sample_weight is None:
+            return None
+        w = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True)
+        return np.ascontiguousarray(w, dtype=np.float64)
+
+    def _class_weight_vector(self, classes, counts, n_rows):
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if isinstance(cw, str):  # "balanced"
+            present = counts > 0
+            out = np.zeros(len(classes), dtype=np.float64)
+            out[present] = n_rows / (present.sum() * counts[present])
+            return out
+        out = np.ones(len(classes), dtype=np.float64)
+        for label, weight in cw.items():
+            hit = np.flatnonzero(classes == label)
+            if hit.size == 0:
+                raise ValueError(f"class_weight: class {label!r} is not among the classes {classes.tolist()}")
+            if not (np.isfinite(weight) and weight >= 0):
+                raise ValueError(f"class_weight[{label!r}]: expected a finite, non-negative weight, got {weight!r}")
+            out[hit[0]] = float(weight)
+        return out
+
+    def _finish(self, arrays, binned, n_classes):
+        self.tree_ = HistTree(arrays, binned.n_features, n_classes)
+        self.n_classes_ = int(n_classes)
+        self.n_outputs_ = 1
+        return self
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit the tree to labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or BinnedData
+            A ``BinnedData`` (or a ``take`` of one) is used as it is binned.
+        y : array-like of shape (n_samples,)
+            Labels of any sortable type; NaN is refused.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights.
+
+        Returns
+        -------
+        self
+        """
+        opts = self._check_params()
+        if isinstance(X, BinnedData):
+            if y is None:
+                raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, but the "
+                                 "target y is None.")
+            y = column_or_1d(y, warn=True)
+            if len(y) != len(X):
+                raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(y)}")
+            if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+                raise ValueError("Input y contains NaN or infinity.")
+            binned = self._binned_input(X)
+        else:
+            if y is None:
+                validate_data(self, X, y)  # raises scikit-learn's "requires y" error
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+            binned = self.bin_data(X)
+        if y.dtype.kind not in "iubUS":  # integers, booleans and strings are class labels
+            check_classification_targets(y)
+        self.classes_, y_idx = _encode_labels(y)
+        C = len(self.classes_)
+        w = self._weights(sample_weight, len(y_idx))
+        cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64),
+                                       len(y_idx))
+        arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
+                                n_classes=C, labels=y_idx, sample_weight=w, class_weight=cw, **opts)
+        self.fitted_on_allowed_ = False
+        return self._finish(arrays, binned, C)
+
+    def fit_allowed(self, X, allowed, classes=None, sample_weight=None):
+        """Fit the tree to sets of allowed labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or BinnedData
+        allowed : array-like of bool, shape (n_samples, n_classes)
+            ``allowed[i, c]``: label ``classes[c]`` is acceptable at row ``i``.
+            Rows allowing nothing have no target and are left out.
+        classes : array-like of shape (n_classes,), optional
+            Labels of the columns; default ``0 .. n_classes - 1``.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+            Its ``predict`` returns labels from ``classes``; ``predict_proba``
+            the leaf's allowed masses, normalized.
+        """
+        opts = self._check_params()
+        if hasattr(allowed, "to_numpy"):
+            allowed = allowed.to_numpy()
+        allowed = np.asarray(allowed)
+        if allowed.ndim != 2 or allowed.shape[1] < 1:
+            raise ValueError(f"allowed: expected a 2-d (n_samples, n_classes) matrix, got shape {allowed.shape}")
+        if allowed.dtype != bool:
+            if allowed.dtype.kind not in "biuf" or not np.all(np.isin(allowed, (0, 1))):
+                raise ValueError("allowed: expected a boolean (or 0/1) matrix")
+            allowed = allowed.astype(bool)
+        if classes is None:
+            classes = np.arange(allowed.shape[1])
+        classes = np.asarray(classes)
+        if classes.shape != (allowed.shape[1],):
+            raise ValueError(f"classes: expected {allowed.shape[1]} labels (one per column of allowed), "
+                             f"got shape {classes.shape}")
+        if len(np.unique(classes)) != len(classes):
+            raise ValueError("classes: expected distinct labels")
+        binned = self._binned_input(X)
+        if allowed.shape[0] != len(binned):
+            raise ValueError(f"allowed: expected {len(binned)} rows (one per row of X), got {allowed.shape[0]}")
+        keep = allowed.any(axis=1)
+        if not keep.any():
+            raise ValueError("allowed: every row has an empty allowed set; there is nothing to fit")
+        w = self._weights(sample_weight, allowed.shape[0])
+        if not keep.all():
+            binned = binned.take(keep)
+            allowed = allowed[keep]
+            w = None if w is None else w[keep]
+        allowed = np.ascontiguousarray(allowed)
+        cw = self._class_weight_vector(classes, allowed.sum(axis=0).astype(np.float64), allowed.shape[0])
+        arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
+                                n_classes=allowed.shape[1], allowed=allowed.view(np.uint8), sample_weight=w,
+                                class_weight=cw, **opts)
+        self.classes_ = classes
+        self.fitted_on_allowed_ = True
+        return self._finish(arrays, binned, allowed.shape[1])
+
+    # --------------------------------------------------------------- predict
+    def _validate_X(self, X):
+        check_is_fitted(self, "tree_")
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+
+    def apply(self, X):
+        """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``)."""
+        X = self._validate_X(X)
+        return self.tree_.apply(X, _threads(self.n_threads))
+
+    def predict_proba(self, X):
+        """Class shares of the leaf of each row, columns ordered as ``classes_``."""
+        leaves = self.apply(X)
+        return self.tree_.value[leaves, 0, :].copy()
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The class of greatest share (allowed mass) at each row's leaf."""
+        leaves = self.apply(X)
+        return self.classes_[self.tree_.node_class[leaves]]
+
+    def get_depth(self):
+        """Depth of the fitted tree (the root alone is depth 0)."""
+        check_is_fitted(self, "tree_")
+        return self.tree_.max_depth
+
+    def get_n_leaves(self):
+        check_is_fitted(self, "tree_")
+        return self.tree_.n_leaves
+
+
+def tree_student(max_depth=4, *, class_weight="balanced", **params):
+    """The histogram tree as a CREMBO/MEMO student: ``HistTreeClassifier``
+    of the given depth with balanced class weights (the paper's student is a
+    depth-4 tree with balanced classes). Extra keyword arguments go to
+    ``HistTreeClassifier``."""
+    return HistTreeClassifier(max_depth=max_depth, class_weight=class_weight, **params)
+
+
+def resolve_student(student):
+    """``"tree:D"`` (or ``"tree"``, depth 4) -> ``tree_student(D)``; anything
+    else is returned unchanged."""
+    if isinstance(student, str):
+        spec = student.strip().lower()
+        if spec == "tree":
+            return tree_student()
+        if spec.startswith("tree:"):
+            depth = spec[5:]
+            if depth.isdigit() and int(depth) >= 1:
+                return tree_student(int(depth))
+        raise ValueError(f"student: expected an estimator or 'tree:<depth>' (e.g. 'tree:4'), got {student!r}")
+    return student

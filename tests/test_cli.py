@@ -1,0 +1,234 @@
+"""The crembo command line, end to end on temporary tables."""
+import json
+import shutil
+import subprocess
+import sys
+import types
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+import crembo
+from crembo import cli
+from crembo.export import FastTree
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+FAST = ["--n-thresholds", "4", "-q"]
+
+
+def write_csv(path, n=300, seed=0, label_name="y", extra=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = np.array(["red", "green", "blue"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.8)]
+    cols = {"id": np.arange(n), **{f: X[:, j] for j, f in enumerate(FEATURES)}, label_name: y}
+    if extra:
+        cols.update(extra)
+    with open(path, "w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for i in range(n):
+            fh.write(",".join(str(v[i]) for v in cols.values()) + "\n")
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("table")
+    X, y = write_csv(folder / "data.csv")
+    return folder / "data.csv", X, y
+
+
+def run_cli(argv, capsys):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc, err, *fragments):
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("crembo: error: ") and "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    csv, X, y = table
+    out = tmp_path / "out"
+    exports = "rules,dot,cpp,native" + (",onnx" if _has("skl2onnx") else "")
+    rc, stdout, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--plots", "--export", exports,
+                             "-o", out, *FAST], capsys)
+    assert rc == 0
+    assert "crembo compress: threshold" in stdout and "agreement with the teacher" in stdout
+    for name in ("student.joblib", "report.json", "plots/depth_profile.png", "plots/threshold_search.png",
+                 "plots/tree.png", "student.rules.txt", "student.dot", "student.hpp", "student.fasttree.txt"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["features"] == FEATURES and report["data"]["rows"] == 300
+    assert report["data"]["fit_rows"] + report["data"]["test_rows"] == 300
+    search = report["search"]
+    tried = search["thresholds_tried"]
+    assert any(r["stage"] == "memo" for r in tried) and any(r["stage"] == "sweep" for r in tried)
+    assert max(r["validation_score"] for r in tried if r["stage"] == "sweep") == search["validation_score"]
+    assert search["threshold"] >= search["memo_threshold"] and 0 < search["depth"] <= 1
+    assert report["student"]["tree"]["depth"] <= 4
+    for part in ("fit", "test"):
+        assert 0 <= report["scores"][part]["agreement_with_teacher"] <= 1
+    assert report["timings"]["crembo"]["total"] > 0
+    # the saved student predicts; the native file predicts the same
+    student = joblib.load(out / "student.joblib")
+    assert list(student.feature_names_in_) == FEATURES
+    native = FastTree.load(out / "student.fasttree.txt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the student knows its feature names; X is a bare array
+        np.testing.assert_array_equal(native.predict(X), student.predict(X))
+    assert "rule 1: IF" in (out / "student.rules.txt").read_text()
+    # evaluate the saved student on the table
+    rc, stdout, _ = run_cli(["evaluate", out / "student.joblib", csv, "--label", "y", "--drop", "id",
+                             "--json", tmp_path / "eval.json"], capsys)
+    assert rc == 0 and "accuracy" in stdout
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    expected = float(np.mean(FastTree.from_sklearn(student).predict(X) == y))
+    assert scores["rows"] == 300 and scores["student_accuracy"] == pytest.approx(expected)
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def test_console_entry_point_end_to_end(table, tmp_path):
+    csv, _, _ = table
+    cmd = [sys.executable, "-m", "crembo", "compress", str(csv), "--label", "y", "--drop", "id", "-o",
+           str(tmp_path / "o"), "--student", "tree:2", *FAST]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "o" / "student.joblib").exists()
+    bad = subprocess.run([sys.executable, "-m", "crembo", "compress", str(csv), "--label", "nope", "-q"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "no label column 'nope'" in bad.stderr
+    if shutil.which("crembo"):
+        res = subprocess.run(["crembo", "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and "compress" in res.stdout and "evaluate" in res.stdout
+
+
+def test_compress_with_a_teacher_file(table, tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    csv, X, y = table
+    df = pd.DataFrame(X, columns=FEATURES)
+    # fitted on the columns in another order: the table is reordered to match
+    teacher = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(df[FEATURES[::-1]], y)
+    joblib.dump(teacher, tmp_path / "teacher.joblib")
+    rc, _, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--teacher", tmp_path / "teacher.joblib",
+                        "-o", tmp_path / "o", *FAST], capsys)
+    assert rc == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["teacher"]["trained"] is False and report["data"]["features"] == FEATURES[::-1]
+    rc, stdout, _ = run_cli(["evaluate", tmp_path / "o" / "student.joblib", csv, "--label", "y", "--drop", "id",
+                             "--teacher", tmp_path / "teacher.joblib"], capsys)
+    assert rc == 0 and "agreement with the teacher" in stdout
+
+
+@pytest.mark.parametrize("teacher", ["gradient-boosting", "mlp"])
+def test_compress_trains_each_teacher_kind(table, tmp_path, capsys, teacher):
+    csv, _, _ = table
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--teacher", teacher, "--test-fraction",
+                          "0", "-o", tmp_path, *FAST], capsys)
+    assert rc == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["teacher"]["source"] == teacher and "test" not in report["scores"]
+
+
+def test_compress_reads_parquet_and_the_plain_csv_reader_agrees(table, tmp_path, capsys):
+    csv, X, y = table
+    plain = cli.read_table(csv, "y", drop=["id"], use_pandas=False)
+    np.testing.assert_array_equal(plain.X, X)
+    np.testing.assert_array_equal(plain.y, y)
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = cli.read_table(csv, "y", drop=["id"], use_pandas=True)
+    np.testing.assert_array_equal(frame.X, plain.X)
+    pd.read_csv(csv).to_parquet(tmp_path / "data.parquet")
+    rc, _, err = run_cli(["compress", tmp_path / "data.parquet", "--label", "y", "--drop", "id", "--mode", "memo",
+                          "-o", tmp_path / "o", *FAST], capsys)
+    assert rc == 0, err
+
+
+def test_errors_are_one_line(table, tmp_path, capsys):
+    csv, X, y = table
+    out = ["-o", tmp_path / "o", *FAST]
+    text_col = tmp_path / "text.csv"
+    write_csv(text_col, extra={"city": np.array(["paris", "rome"] * 150)})
+    holes = tmp_path / "holes.csv"
+    write_csv(holes, extra={"gap": np.where(np.arange(300) % 7 == 0, np.nan, 1.0)})
+    one_class = tmp_path / "one.csv"
+    write_csv(one_class, extra={"const": np.zeros(300, dtype=int)})
+    small_teacher = RandomForestClassifier(n_estimators=5, random_state=0).fit(X[:, :3], y)
+    joblib.dump(small_teacher, tmp_path / "t3.joblib")
+    joblib.dump({"not": "a model"}, tmp_path / "dict.joblib")
+    (tmp_path / "junk.joblib").write_bytes(b"not a pickle")
+    cases = [
+        (["compress", tmp_path / "missing.csv", "--label", "y"], ["missing.csv: no such file"]),
+        (["compress", csv, "--label", "label"], ["no label column 'label'", "f0"]),
+        (["compress", text_col, "--label", "y"], ["feature column 'city' is not numeric", "'paris'"]),
+        (["compress", holes, "--label", "y"], ["feature column 'gap' has 43 missing"]),
+        (["compress", one_class, "--label", "const", "--drop", "y"], ["one class"]),
+        (["compress", csv, "--label", "y", "--drop", "id", "--teacher", tmp_path / "t3.joblib"],
+         ["teacher expects 3 features but the table has 4"]),
+        (["compress", csv, "--label", "y", "--teacher", tmp_path / "dict.joblib"], ["has no predict_proba"]),
+        (["compress", csv, "--label", "y", "--teacher", tmp_path / "junk.joblib"], ["cannot be loaded"]),
+        (["compress", csv, "--label", "y", "--teacher", "svm"], ["--teacher 'svm'"]),
+        (["compress", csv, "--label", "y", "--student", "tree:0"], ["bad parameter"]),
+        (["compress", csv, "--label", "y", "--student", "forest"], ["--student 'forest'"]),
+        (["compress", csv, "--label", "y", "--export", "pdf"], ["unknown format(s) pdf"]),
+        (["compress", csv, "--label", "y", "--student", "logistic", "--export", "rules"], ["tree students"]),
+        (["compress", csv, "--label", "y", "--drop", "nope"], ["--drop names columns", "nope"]),
+        (["compress", csv, "--label", "y", "--test-fraction", "1.5"], ["--test-fraction"]),
+        (["evaluate", tmp_path / "none.joblib", csv, "--label", "y"], ["student file", "no such file"]),
+        (["evaluate", tmp_path / "t3.joblib", csv, "--label", "y", "--drop", "id"],
+         ["student expects 3 features but the table has 4"]),
+        (["export", tmp_path / "dict.joblib", "--format", "rules"], ["cannot export as rules"]),
+    ]
+    for argv, fragments in cases:
+        rc, _, err = run_cli([*argv, *out] if argv[0] == "compress" else argv, capsys)
+        assert_one_line_error(rc, err, *fragments)
+
+
+def test_export_subcommand(table, tmp_path, capsys):
+    csv, X, y = table
+    rc, _, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", tmp_path, *FAST], capsys)
+    assert rc == 0
+    rc, stdout, _ = run_cli(["export", tmp_path / "student.joblib", "--format", "cpp", "--name", "my_tree"], capsys)
+    assert rc == 0 and "namespace my_tree {" in stdout
+    rc, _, _ = run_cli(["export", tmp_path / "student.joblib", "--format", "rules", "-o", tmp_path / "r.txt"], capsys)
+    assert rc == 0
+    assert (tmp_path / "r.txt").read_text().startswith("# ") and " THEN " in (tmp_path / "r.txt").read_text()
+    rc, _, err = run_cli(["export", tmp_path / "student.joblib", "--format", "onnx"], capsys)
+    assert_one_line_error(rc, err, "give -o FILE")
+
+
+def test_paper_forwards_its_arguments(monkeypatch, capsys):
+    seen = []
+    fake = types.ModuleType("crembo.paper")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "crembo.paper", fake)
+    monkeypatch.setattr(crembo, "paper", fake, raising=False)
+    rc, _, _ = run_cli(["paper", "--quick", "--seed", "3"], capsys)
+    assert rc == 0 and seen == [["--quick", "--seed", "3"]]
+    monkeypatch.setitem(sys.modules, "crembo.paper", None)
+    monkeypatch.delattr(crembo, "paper", raising=False)
+    rc, _, err = run_cli(["paper", "--quick"], capsys)
+    assert_one_line_error(rc, err, "paper reproduction is not available")
+
+
+def test_demo_still_runs(capsys):
+    rc, stdout, _ = run_cli(["demo", "--dataset", "iris", "--folds", "2"], capsys)
+    assert rc == 0 and "CREMBO" in stdout and "MEMO's deepest consistent threshold" in stdout
