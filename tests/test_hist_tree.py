@@ -307,9 +307,16 @@ def test_labels_equal_single_label_sets():
     A = np.zeros((len(y), 4), dtype=bool)
     A[np.arange(len(y)), y] = True
     a = HistTreeClassifier(max_depth=5).fit(X, y)
-    b = HistTreeClassifier(max_depth=5).fit_allowed(X, A)
+    b = HistTreeClassifier(max_depth=5, criterion="gini").fit_allowed(X, A)
     np.testing.assert_array_equal(a.tree_.feature, b.tree_.feature)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    # "auto" is Gini for labels and coverage for sets
+    c = HistTreeClassifier(max_depth=5).fit_allowed(X, A)
+    d = HistTreeClassifier(max_depth=5, criterion="coverage").fit_allowed(X, A)
+    np.testing.assert_array_equal(c.tree_.feature, d.tree_.feature)
+    np.testing.assert_array_equal(c.tree_.threshold, d.tree_.threshold)
+    e = HistTreeClassifier(max_depth=5, criterion="gini").fit(X, y)
+    np.testing.assert_array_equal(a.tree_.threshold, e.tree_.threshold)
 
 
 # ---------------------------------------------------- weights, determinism
@@ -452,7 +459,7 @@ def test_student_trainer_bins_once_and_reuses_bins():
             calls.append(X.shape)
             return super().bin_data(X)
 
-    trainer = StudentTrainer(Counting(max_depth=3), np.array([0, 1]))
+    trainer = StudentTrainer(Counting(max_depth=3, criterion="gini"), np.array([0, 1]))
     t = y.copy()
     a = trainer.fit_labels(X, t)
     t2 = t.copy()
@@ -464,7 +471,7 @@ def test_student_trainer_bins_once_and_reuses_bins():
     assert calls == [X.shape]
     assert b.tree_.n_node_samples[0] == (t2 >= 0).sum()
     keep = t2 >= 0
-    ref = HistTreeClassifier(max_depth=3).fit(BinnedData(X).take(keep), y[keep], np.linspace(1, 2, len(y))[keep])
+    ref = HistTreeClassifier(max_depth=3, criterion="gini").fit(BinnedData(X).take(keep), y[keep], np.linspace(1, 2, len(y))[keep])
     np.testing.assert_array_equal(b.predict(X), ref.predict(X))
     np.testing.assert_array_equal(a.predict(X), c.predict(X))
 

@@ -261,9 +261,9 @@ void bin_one_feature(const float* col, index_t n, int max_bins, const std::vecto
 }
 
 // ------------------------------------------------------------------ fitting
-// Threads work on a node only when it has this many row-features: a team's
-// start and join cost more than small nodes' work, and on a busy machine a
-// descheduled team member stalls the whole join.
+// Threads work on a node only when it has this many row-features: starting
+// and joining them costs more than a small node's work, and on a busy
+// machine a descheduled thread stalls the join.
 constexpr index_t kParallelWork = index_t(1) << 17;
 
 struct Score {
@@ -325,8 +325,15 @@ class Builder {
     std::vector<double> omega_;  // criterion weight (labels: also the class mass)
     std::vector<std::uint8_t> positive_;
     std::vector<index_t> rp_;  // CSR of the allowed sets
+    // One entry per allowed (row, class): the slot offset 2 + c next to the
+    // criterion mass, so the histogram pass reads them together.
+    struct Entry {
+        index_t slot;
+        double value;
+    };
+    std::vector<Entry> entries_;
     std::vector<label_t> ec_;
-    std::vector<double> ech_, emass_;
+    std::vector<double> emass_;
     std::vector<index_t> samples_, scratch_;
     std::vector<std::vector<double>> pool_;
     size_t kept_hist_bytes_ = 0;
@@ -348,12 +355,14 @@ class Builder {
         if (labels_) {
             s[2 + y_[size_t(p)]] += omega_[size_t(p)];
         } else {
-            for (index_t e = rp_[size_t(p)]; e < rp_[size_t(p + 1)]; ++e) s[2 + ec_[size_t(e)]] += ech_[size_t(e)];
+            const Entry* e = entries_.data() + rp_[size_t(p)];
+            const Entry* e1 = entries_.data() + rp_[size_t(p + 1)];
+            for (; e < e1; ++e) s[e->slot] += e->value;
         }
     }
     // Nodes of at most this many rows find their split without a histogram.
-    bool small(const Pending& p) const { return p.tot.cnt <= small_node_; }
-    bool needs_hist(const Pending& p) const { return splittable(p) && !small(p); }
+    bool is_small(const Pending& p) const { return p.tot.cnt <= small_node_; }
+    bool needs_hist(const Pending& p) const { return splittable(p) && !is_small(p); }
     void evaluate(Pending& p);
     index_t add_node(Pending& p);
     void set_split(index_t id, const SplitInfo& s);
@@ -458,6 +467,11 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
         }
     } else {
         rp_.assign(size_t(m_ + 1), 0);
+        size_t n_entries = 0;
+        for (index_t t = 0; t < m_ * C_; ++t) n_entries += y.allowed[t] != 0;
+        entries_.reserve(n_entries);
+        ec_.reserve(n_entries);
+        emass_.reserve(n_entries);
         bool any_set = false;
         for (index_t t = 0; t < m_; ++t) {
             const std::uint8_t* row = y.allowed + t * C_;
@@ -475,8 +489,9 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
                     if (row[c]) {
                         ec_.push_back(static_cast<label_t>(c));
                         emass_.push_back(w * cw[size_t(c)]);
-                        ech_.push_back(opt.criterion == SplitCriterion::SpreadGini ? w * cw[size_t(c)] / double(k)
-                                                                                   : w * cw[size_t(c)]);
+                        entries_.push_back(Entry{2 + c, opt.criterion == SplitCriterion::SpreadGini
+                                                            ? w * cw[size_t(c)] / double(k)
+                                                            : w * cw[size_t(c)]});
                     }
                 omega_[size_t(t)] = w * cws / double(k);
                 positive_[size_t(t)] = w > 0;
@@ -533,7 +548,9 @@ void Builder::build_hist(double* h, index_t begin, index_t end) const {
                 double* s = hj + index_t(col[p]) * S;
                 s[0] += omega_[size_t(p)];
                 s[1] += 1.0;
-                for (index_t e = rp_[size_t(p)]; e < rp_[size_t(p + 1)]; ++e) s[2 + ec_[size_t(e)]] += ech_[size_t(e)];
+                const Entry* e = entries_.data() + rp_[size_t(p)];
+                const Entry* e1 = entries_.data() + rp_[size_t(p + 1)];
+                for (; e < e1; ++e) s[e->slot] += e->value;
             }
         }
     });
@@ -566,7 +583,7 @@ Totals Builder::totals(index_t begin, index_t end) const {
         } else {
             for (index_t e = rp_[size_t(p)]; e < rp_[size_t(p + 1)]; ++e) {
                 const label_t c = ec_[size_t(e)];
-                channel[c] += ech_[size_t(e)];
+                channel[c] += entries_[size_t(e)].value;
                 mass[c] += emass_[size_t(e)];
                 allow[c] += pos;
             }
@@ -862,7 +879,7 @@ void Builder::set_split(index_t id, const SplitInfo& s) {
 void Builder::evaluate(Pending& p) {
     p.split = SplitInfo();
     if (!splittable(p)) return;
-    if (p.hist.empty() && !small(p)) {
+    if (p.hist.empty() && !is_small(p)) {
         p.hist = take_hist();
         build_hist(p.hist.data(), p.begin, p.end);
     }

@@ -198,6 +198,8 @@ def main(argv=None):
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--teachers", default=",".join(TEACHERS))
     parser.add_argument("--no-label-noise", action="store_true")
+    parser.add_argument("--noise-repeats", type=int, default=None,
+                        help="repeats of the label-noise runs (default repeats // 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--data-dir", default=None)
@@ -215,6 +217,7 @@ def main(argv=None):
     label_noise = () if (args.no_label_noise or args.quick) else LABEL_NOISE
     try:
         results = run(datasets, teachers, repeats=repeats, label_noise=label_noise, seed=args.seed,
+                      noise_repeats=args.noise_repeats,
                       n_jobs=args.jobs, data_dir=args.data_dir, progress=lambda s: print(s, flush=True))
     except FileNotFoundError as exc:
         print(f"crembo paper: error: {exc}", file=sys.stderr)
