@@ -18,9 +18,10 @@ namespace {
 
 int g_num_threads = 0;  // 0: the runtime's default
 
-// Below this many points a kernel runs on one thread: spawning a team costs
-// more than the work.
-constexpr index_t kParallelMin = 1 << 15;
+// Below this many elements a kernel runs on one thread: waking a team costs
+// more than the work (and, on a loaded machine, a late-scheduled thread can
+// hold the whole team up for milliseconds).
+constexpr index_t kParallelMin = 1 << 17;
 
 int threads_for(index_t work) {
     if (work < kParallelMin) return 1;
@@ -43,11 +44,14 @@ void check_shape(index_t n, index_t C) {
 }
 
 void check_labels(const char* arg, const label_t* labels, index_t n, index_t C) {
-    // Serial scan on purpose: it stops at the first bad label and names it.
+    index_t first_bad = n;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : first_bad)
+#endif
     for (index_t i = 0; i < n; ++i)
-        if (labels[i] < 0 || labels[i] >= C) bad_label(arg, i, labels[i], C);
+        if (labels[i] < 0 || labels[i] >= C) first_bad = std::min(first_bad, i);
+    if (first_bad < n) bad_label(arg, first_bad, labels[first_bad], C);
 }
-
 }  // namespace
 
 void set_num_threads(int n) { g_num_threads = n > 0 ? n : 0; }
@@ -181,11 +185,20 @@ void normalize_beliefs(T* P, index_t n, index_t C) {
 template <class T>
 void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
     check_shape(n, C);
-    check_labels("pred", pred, n, C);
+    // One pass: gather and validate together; a bad label is reported after.
+    index_t first_bad = n;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : first_bad)
 #endif
-    for (index_t i = 0; i < n; ++i) out[i] = P[i * C + pred[i]];
+    for (index_t i = 0; i < n; ++i) {
+        const label_t y = pred[i];
+        if (y < 0 || y >= C) {
+            first_bad = std::min(first_bad, i);
+            continue;
+        }
+        out[i] = P[i * C + y];
+    }
+    if (first_bad < n) bad_label("pred", first_bad, pred[first_bad], C);
 }
 
 template <class T>
@@ -211,16 +224,26 @@ template <class T>
 T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
     check_shape(n, C);
     const index_t k = insensitive_rank(n, delta);
-    std::vector<T> d(static_cast<size_t>(n));
-    point_depth(P, n, C, pred, d.data());
     if (k == 0) {
+        // The plain depth needs no buffer: one fused gather-and-min pass.
         T lo = std::numeric_limits<T>::infinity();
+        index_t first_bad = n;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : lo)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(min : lo, first_bad)
 #endif
-        for (index_t i = 0; i < n; ++i) lo = std::min(lo, d[i]);
+        for (index_t i = 0; i < n; ++i) {
+            const label_t y = pred[i];
+            if (y < 0 || y >= C) {
+                first_bad = std::min(first_bad, i);
+                continue;
+            }
+            lo = std::min(lo, P[i * C + y]);
+        }
+        if (first_bad < n) bad_label("pred", first_bad, pred[first_bad], C);
         return lo;
     }
+    std::vector<T> d(static_cast<size_t>(n));
+    point_depth(P, n, C, pred, d.data());
     std::nth_element(d.begin(), d.begin() + k, d.end());
     return d[static_cast<size_t>(k)];
 }
@@ -329,12 +352,19 @@ void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
 template <class T>
 index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
     check_shape(n, C);
-    check_labels("pred", pred, n, C);
-    index_t count = 0;
+    index_t count = 0, first_bad = n;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : count)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : count) reduction(min : first_bad)
 #endif
-    for (index_t i = 0; i < n; ++i) count += P[i * C + pred[i]] < t ? 1 : 0;
+    for (index_t i = 0; i < n; ++i) {
+        const label_t y = pred[i];
+        if (y < 0 || y >= C) {
+            first_bad = std::min(first_bad, i);
+            continue;
+        }
+        count += P[i * C + y] < t ? 1 : 0;
+    }
+    if (first_bad < n) bad_label("pred", first_bad, pred[first_bad], C);
     return count;
 }
 

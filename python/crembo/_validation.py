@@ -38,17 +38,22 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
     # Kind and size, not equality: big-endian float32 stays float32 too.
     dtype = np.float32 if (arr.dtype.kind == "f" and arr.dtype.itemsize == 4) else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
-        raise ValueError(f"{name}: row {bad} has a non-finite value (NaN or inf)")
-    if np.any(arr < 0):
-        bad = int(np.argwhere(arr < 0)[0, 0])
-        raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
     if normalize:
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+            raise ValueError(f"{name}: row {bad} has a non-finite value (NaN or inf)")
+        if np.any(arr < 0):
+            bad = int(np.argwhere(arr < 0)[0, 0])
+            raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
         return _core.normalize_beliefs(arr)
     if tol is None:
         tol = ROW_SUM_TOL_F32 if dtype == np.float32 else ROW_SUM_TOL
-    _core.check_beliefs(arr, float(tol))
+    # One native pass checks finiteness, signs and row sums (multi-threaded);
+    # its message names the first bad row.
+    try:
+        _core.check_beliefs(arr, float(tol))
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("beliefs:", f"{name}:", 1)) from None
     return arr
 
 
