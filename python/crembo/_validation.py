@@ -131,3 +131,18 @@ def seed_from(random_state):
     from sklearn.utils import check_random_state
 
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def is_fitted(estimator):
+    """True when ``estimator`` is fitted (objects that are not scikit-learn
+    estimators, such as plain callables, count as ready to use)."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+        return True
+    except NotFittedError:
+        return False
+    except TypeError:  # not an estimator
+        return True

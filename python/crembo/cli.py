@@ -230,16 +230,9 @@ def _load_pickle(path, what):
 
 
 def _is_fitted(est):
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
+    from ._validation import is_fitted
 
-    try:
-        check_is_fitted(est)
-        return True
-    except NotFittedError:
-        return False
-    except TypeError:
-        return True
+    return is_fitted(est)
 
 
 def _align_to_model(table, model, what):

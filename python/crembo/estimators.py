@@ -12,7 +12,6 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -21,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
 from ._validation import (as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
-                          seed_from)
+                          is_fitted, seed_from)
 from .memo import ORACLES, default_student, run_memo
 from .students import TARGET_MODES, StudentTrainer, proba_in_classes, supports_multioutput
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes
@@ -46,16 +45,6 @@ def _unwrap_frozen(est):
     if type(est).__name__ == "FrozenEstimator" and inner is not None:
         return inner
     return est
-
-
-def _is_fitted(est):
-    try:
-        check_is_fitted(est)
-        return True
-    except NotFittedError:
-        return False
-    except TypeError:  # not an estimator
-        return True
 
 
 class _DistillerBase(ClassifierMixin, BaseEstimator):
@@ -91,7 +80,7 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if teacher is None:
             teacher_ = default_teacher(seed_from(rng)).fit(self._teacher_view(X), y)
         elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
-            teacher_ = teacher if _is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
+            teacher_ = teacher if is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
         elif hasattr(teacher, "predict_proba") or callable(teacher):
             teacher_ = teacher  # already trained: used as it is
         else:
@@ -441,10 +430,10 @@ class CREMBOClassifier(_DistillerBase):
 
         if self.mode == "memo":
             if memo_res.student is not None:
-                student, threshold, prefer = memo_res.student, memo_res.threshold, memo_res.pred
+                student, threshold = memo_res.student, memo_res.threshold
             else:
                 threshold = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
-                student, prefer = None, None
+                student = None
             score = None
         else:
             t0 = time.perf_counter()
@@ -454,7 +443,6 @@ class CREMBOClassifier(_DistillerBase):
             timings["student_fits"] += sweep_seconds
             trace += sweep_trace
             n_fits += sum(rec["rounds"] for rec in sweep_trace)
-            prefer = trainer.predict_index(student, X_s)
             self.validation_score_ = score
 
         # Final student: refit at the chosen threshold on every transfer row

@@ -17,7 +17,6 @@ import copy
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -305,13 +304,9 @@ def teacher_logits(teacher, X):
 
 
 def _fitted(est):
-    try:
-        check_is_fitted(est)
-        return True
-    except NotFittedError:
-        return False
-    except TypeError:
-        return True
+    from .._validation import is_fitted
+
+    return is_fitted(est)
 
 
 class KDClassifier(ClassifierMixin, BaseEstimator):
