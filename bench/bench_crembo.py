@@ -23,9 +23,10 @@ Usage::
     python bench/bench_crembo.py --part b --grid      # also a wider config grid
     python bench/bench_crembo.py --quick              # 20,000 rows, for a smoke test
 
-Writes ``bench/results/crembo.md`` and ``bench/results/crembo.json``; the
-exhaustive reference is also kept in ``bench/results/crembo_exhaustive.json``
-and reused by ``--skip-exhaustive`` when its data settings match.
+Writes ``bench/results/crembo.md`` and ``bench/results/crembo.json``
+(``crembo_quick.*`` with ``--quick``); the exhaustive reference is also kept
+in ``bench/results/crembo_exhaustive.json`` and reused by
+``--skip-exhaustive`` when its data settings match.
 """
 from __future__ import annotations
 
@@ -217,7 +218,7 @@ def part_b(args):
         names = {c[0] for c in configs}
         configs += [c for c in GRID if c[0] not in names]
     exhaustive = None
-    cache = RESULTS / "crembo_exhaustive.json"
+    cache = Path(args.out + "_exhaustive.json")
     if not args.skip_exhaustive:
         exhaustive = run_crembo(EXHAUSTIVE[0], EXHAUSTIVE[1], rf, data, P_test, 1)
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -246,16 +247,16 @@ def fmt(v, spec):
 
 def render_b(res, args):
     rows = res["rows"]
-    out = ["### b. 50-tree random forest -> depth-4 tree, 100k rows",
+    out = [f"### b. 50-tree random forest -> depth-4 tree, {res['rows_fit'] // 1000}k rows",
            "",
            f"{res['rows_fit']} fitting rows x 20 features x 10 classes (make_classification, n_informative=10, "
            f"random_state=0), {res['rows_test']} test rows; RandomForestClassifier(50 trees, n_jobs=2) fitted "
            f"outside the timing ({res['forest_fit_s']:.1f} s). Wall = CREMBOClassifier.fit end to end (teacher "
            f"beliefs included), median of {args.repeats} runs (the no-subsample rows: 1 run). K = n_thresholds, "
            "sub = search_subsample, rounds = max_rounds, patience = stop a MEMO threshold after that many rounds "
-           "without fewer violations (default 0: off); all configs n_jobs=2. median / mean depth = median / mean over the test "
-           "set of p(student's label | x) under the forest's beliefs (the empirical depth, a minimum, is 0 for "
-           "every student here).",
+           "without fewer violations (default 0: off); all configs n_jobs=2. median / mean depth = median / "
+           "mean over the test set of p(student's label | x) under the forest's beliefs (the empirical depth, a "
+           "minimum, is 0 for every student here).",
            "",
            "| config | wall s | student fits | test acc | vs exhaustive | threshold | median depth "
            "| mean depth | beliefs s | memo s | sweep s | refit s |",
@@ -298,11 +299,15 @@ def main(argv=None):
                    help="do not run the exhaustive sweep (reuse bench/results/crembo_exhaustive.json if it matches)")
     p.add_argument("--grid", action="store_true", help="also run a 36-config grid of search settings")
     p.add_argument("--quick", action="store_true", help="20,000 rows, 1 repeat: a smoke test")
-    p.add_argument("--out", default=str(RESULTS / "crembo"), help="output stem (.md and .json are added)")
+    p.add_argument("--out", default=None,
+                   help="output stem: .md, .json and _exhaustive.json are added (default bench/results/crembo, "
+                        "bench/results/crembo_quick with --quick)")
     args = p.parse_args(argv)
     if args.quick:
         args.rows = min(args.rows, 20_000)
         args.repeats = args.repeats_a = 1
+    if args.out is None:
+        args.out = str(RESULTS / ("crembo_quick" if args.quick else "crembo"))
 
     meta = dict(crembo=crembo.__version__, sklearn=sklearn.__version__, numpy=np.__version__,
                 python=platform.python_version(), cpus=os.cpu_count(), kernel_threads=_core.get_num_threads(),
