@@ -160,7 +160,10 @@ def test_protocol_crembo_properties(protocol, name):
         assert cr.threshold_ >= cr.memo_threshold_
         assert cr.memo_depth_ >= cr.memo_threshold_
         sweep = [r for r in cr.trace_ if r["stage"] == "sweep"]
-        assert 1 <= len(sweep) <= cr.n_thresholds
+        ts = [r["threshold"] for r in sweep]
+        assert ts == sorted(set(ts)), "sweep thresholds must be distinct and increasing"
+        assert cr.threshold_ in ts
+        assert all(r["consistent"] == (r["violations"] == 0) for r in sweep)
         assert all(r["threshold"] >= cr.memo_threshold_ for r in sweep)
         best = max(r["validation_score"] for r in sweep)
         assert cr.validation_score_ == best

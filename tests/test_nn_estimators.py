@@ -153,7 +153,9 @@ def test_crembo_with_network_student_end_to_end(digits, cnn_teacher):
         assert isinstance(cr.student_, NetClassifier)
         assert cr.student_.loss_.__class__.__name__ == "AllowedLabelLoss"
         sweep = [r for r in cr.trace_ if r["stage"] == "sweep"]
-        assert 1 <= len(sweep) <= 4
+        ts = [r["threshold"] for r in sweep]
+        assert ts == sorted(set(ts)), "sweep thresholds must be distinct and increasing"
+        assert cr.threshold_ in ts
         acc = accuracy_score(yte, cr.predict(Xte))
         assert acc > 0.7, acc
         assert np.allclose(cr.predict_proba(Xte).sum(1), 1)
