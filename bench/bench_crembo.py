@@ -44,11 +44,12 @@ import numpy as np
 import sklearn
 from sklearn.datasets import load_breast_cancer, make_classification
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
 import crembo
 from crembo import _core
+
+from _synthetic import crembo_data, data_key  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMING_KEYS = ("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits", "overhead", "total")
@@ -138,17 +139,7 @@ def render_a(rows):
 
 # ---------------------------------------------------------------- part b
 def make_data(args):
-    n_fit, n_test = args.rows, args.rows // 4
-    X, y = make_classification(n_samples=n_fit + n_test, n_features=20, n_informative=10, n_redundant=5,
-                               n_classes=10, n_clusters_per_class=1, random_state=0)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=n_fit, random_state=0, stratify=y)
-    return Xtr, Xte, ytr, yte
-
-
-def data_key(args):
-    return dict(rows=args.rows, features=20, informative=10, redundant=5, classes=10, clusters_per_class=1,
-                random_state=0, forest=dict(n_estimators=50, random_state=0), student=dict(max_depth=4,
-                                                                                           random_state=0))
+    return crembo_data(args.rows)
 
 
 def student():
@@ -222,10 +213,10 @@ def part_b(args):
     if not args.skip_exhaustive:
         exhaustive = run_crembo(EXHAUSTIVE[0], EXHAUSTIVE[1], rf, data, P_test, 1)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(dict(data=data_key(args), row=exhaustive, loadavg=loadavg()), indent=1))
+        cache.write_text(json.dumps(dict(data=data_key(args.rows), row=exhaustive, loadavg=loadavg()), indent=1))
     elif cache.exists():
         saved = json.loads(cache.read_text())
-        if saved.get("data") == data_key(args):
+        if saved.get("data") == data_key(args.rows):
             exhaustive = dict(saved["row"], config=saved["row"]["config"] + " (cached)")
             log(f"part b: exhaustive reused from {cache}")
     if exhaustive is not None:

@@ -120,12 +120,13 @@ def tolerated_violations(n, delta):
     return int(math.floor(delta * n))
 
 
-def binary_search(n_candidates, is_consistent):
+def binary_search(n_candidates, is_consistent, probe_lowest=True):
     """The probe order of MEMO's binary search: list of (index, consistent)
-    and the best index (-1 when none)."""
+    and the best index (-1 when none). With ``probe_lowest`` index 0 is probed
+    first and its failure ends the search."""
     lo, hi, best, probes = 0, n_candidates - 1, -1, []
     while lo <= hi:
-        mid = lo + (hi - lo) // 2
+        mid = 0 if probe_lowest and not probes else lo + (hi - lo) // 2
         ok = bool(is_consistent(mid))
         probes.append((mid, ok))
         if ok:
@@ -177,26 +178,30 @@ def consistency_oracle(P, t, *, fit_labels=None, fit_mask=None, oracle="reweight
     return res
 
 
-def memo_search(P, candidates, *, accept=None, **oracle_options):
+def memo_search(P, candidates, *, accept=None, probe_lowest=True, **oracle_options):
     """MEMO: binary search over ``candidates`` with ``consistency_oracle``;
-    ``prefer`` of each call is the best prediction so far."""
+    ``prefer`` of each call is the best prediction so far, except the one of
+    the first probe of ``probe_lowest`` (a feasibility check only)."""
     candidates = np.asarray(candidates)
     best = {"best_candidate": -1, "best_threshold": None, "best_pred": np.zeros(0, np.int64),
             "trace": [], "n_fits": 0}
+    prefer = {"pred": None}
 
     def probe(j):
-        prefer = best["best_pred"] if best["best_candidate"] >= 0 else None
-        r = consistency_oracle(P, candidates[j], prefer=prefer, **oracle_options)
+        first = not best["trace"]
+        r = consistency_oracle(P, candidates[j], prefer=prefer["pred"], **oracle_options)
         best["n_fits"] += r["rounds"]
         best["trace"].append({"candidate": j, "threshold": float(candidates[j]), "consistent": r["consistent"],
                               "violations": r["violations"], "rounds": r["rounds"]})
         if r["consistent"]:
             best.update(best_candidate=j, best_threshold=float(candidates[j]), best_pred=r["pred"])
+            if not (probe_lowest and first):
+                prefer["pred"] = r["pred"]
             if accept is not None:
                 accept()
         return r["consistent"]
 
-    binary_search(len(candidates), probe)
+    binary_search(len(candidates), probe, probe_lowest)
     return best
 
 

@@ -64,7 +64,7 @@ def test_exact_stump_oracle_finds_the_deepest_stump(n, C, f32, votes, seed):
     assert res["best_threshold"] == float(best)
     assert cand[res["best_candidate"]] == best
     assert ref.empirical_depth(P, res["best_pred"]) == best
-    assert len(res["trace"]) <= math.ceil(math.log2(len(cand) + 1))
+    assert len(res["trace"]) <= max_probes(len(cand))
 
 
 @PROPS
@@ -108,12 +108,21 @@ def _group_majority(groups, C):
     return fit
 
 
+def max_probes(k, probe_lowest=True):
+    """Probes of MEMO's search over k candidates: a binary search, after one
+    probe of the smallest candidate when ``probe_lowest``."""
+    if probe_lowest:
+        return 1 + math.ceil(math.log2(k)) if k else 0
+    return math.ceil(math.log2(k + 1))
+
+
 @PROPS
 @given(n=st.integers(1, 14), C=st.integers(1, 4), n_groups=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
        f32=st.booleans(), max_rounds=st.integers(1, 5), eta=st.sampled_from([0.5, 1.0, 3.0]),
        delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]), oracle=st.sampled_from(["reweight", "single"]),
-       weighted=st.booleans())
-def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, eta, delta, oracle, weighted):
+       weighted=st.booleans(), probe_lowest=st.booleans())
+def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, eta, delta, oracle, weighted,
+                                       probe_lowest):
     rng = np.random.default_rng(seed)
     P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
     groups = rng.integers(0, n_groups, size=n)
@@ -138,10 +147,10 @@ def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, et
 
     fl, fm, acc = record(calls)
     got = _core.memo_search(P, cand, fit_labels=fl, fit_mask=fm, accept=acc, oracle=oracle,
-                            max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw)
+                            max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw, probe_lowest=probe_lowest)
     rfl, rfm, racc = record(ref_calls)
     want = ref.memo_search(P, cand, accept=racc, fit_labels=rfl, fit_mask=rfm, oracle=oracle,
-                           max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw)
+                           max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw, probe_lowest=probe_lowest)
 
     assert got["trace"] == want["trace"]
     assert got["best_candidate"] == want["best_candidate"]
@@ -159,7 +168,7 @@ def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, et
 
     # Binary-search invariants.
     trace = got["trace"]
-    assert len(trace) <= math.ceil(math.log2(len(cand) + 1))
+    assert len(trace) <= max_probes(len(cand), probe_lowest)
     tol = math.floor(delta * n)
     for rec in trace:
         assert rec["threshold"] == float(cand[rec["candidate"]])
@@ -211,8 +220,31 @@ def test_probe_count_on_many_candidates():
     cand = crembo.candidate_thresholds(P)  # about n * C distinct values
     assert len(cand) > 500
     res = _core.memo_search(P, cand, fit_labels=lambda t, w: t, max_rounds=1)
-    assert len(res["trace"]) <= math.ceil(math.log2(len(cand) + 1))
+    assert len(res["trace"]) <= max_probes(len(cand))
     assert res["best_threshold"] == crembo.max_achievable_depth(P)
+
+
+@pytest.mark.parametrize("consistent_from", [0, 1, 5, 17, 40])
+def test_probe_order_and_early_stop(consistent_from):
+    """A fixed student consistent exactly at the candidates below index
+    ``consistent_from``: both search orders probe as the reference says and
+    find the last consistent candidate; the default probes candidate 0 first
+    and, when it fails, stops after that one probe."""
+    k = 40
+    cand = np.round(np.linspace(0.01, 0.40, k), 4)
+    d = cand[consistent_from - 1] if consistent_from else 0.005
+    P = np.array([[d, 1.0 - d]])
+    pred = np.zeros(1, np.int32)  # its belief is d: consistent at t <= d
+    probes = {}
+    for probe_lowest in (True, False):
+        res = _core.memo_search(P, cand, fit_labels=lambda t, w: pred, max_rounds=1, probe_lowest=probe_lowest)
+        want, best = ref.binary_search(k, lambda j: j < consistent_from, probe_lowest)
+        assert [(r["candidate"], r["consistent"]) for r in res["trace"]] == want
+        assert res["best_candidate"] == best == consistent_from - 1
+        assert len(res["trace"]) <= max_probes(k, probe_lowest)
+        probes[probe_lowest] = len(res["trace"])
+    if consistent_from == 0:
+        assert probes == {True: 1, False: 5}  # plain search: candidates 19, 9, 4, 1, 0
 
 
 def test_empty_candidates():
@@ -251,10 +283,13 @@ def test_reweighting_finds_a_student_a_single_fit_misses():
     assert rew.depth == 0.45
     np.testing.assert_array_equal(rew.pred, [1] + [0] * 9)
     np.testing.assert_array_equal(rew.student.predict(X), rew.pred)
-    # The first probe at 0.45: one fit violates, the second (reweighted) does not.
-    first = rew.trace[0]
-    assert first["threshold"] == 0.45 and first["consistent"] and first["rounds"] == 2
-    assert plain.trace[0]["threshold"] == 0.45 and plain.trace[0]["violations"] == 3
+    # The smallest candidate (0.2) is probed first; then the probe at 0.45:
+    # one fit violates, the second (reweighted) does not.
+    assert rew.trace[0]["threshold"] == plain.trace[0]["threshold"] == 0.2
+    at = {r["threshold"]: r for r in rew.trace}
+    assert at[0.45]["consistent"] and at[0.45]["rounds"] == 2
+    at = {r["threshold"]: r for r in plain.trace}
+    assert not at[0.45]["consistent"] and at[0.45]["violations"] == 3
     # The single (paper) oracle, a multi-output stump, is no better here.
     single = crembo.memo(X, P, student, oracle="single")
     assert single.threshold is None or single.threshold <= best

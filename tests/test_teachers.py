@@ -204,3 +204,129 @@ def test_bad_teachers_and_methods(wine):
         teacher_beliefs(forest, X, method="mean")
     with pytest.raises(ValueError, match="teacher: returned 3 classes, expected 2"):
         teacher_beliefs(forest, X, n_classes=2)
+
+
+# ------------------------------------------------------- the native forest
+# Forests, extra trees and bagged trees are counted by crembo._core.VoteForest
+# (crembo.teachers._native_beliefs); everything else by the members' predict.
+from crembo import _core  # noqa: E402
+from crembo import teachers as _teachers  # noqa: E402
+
+
+def _no_member_predict(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("the members' predict was used instead of the native forest")
+    monkeypatch.setattr(_teachers, "_member_votes", fail)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 6))
+    X[:, 5] = np.round(X[:, 5])  # a feature with ties at split thresholds
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=1.0, size=3000) > 0).astype(int) + (X[:, 2] > 1)
+    return X, y
+
+
+NATIVE = {
+    "deep_forest": lambda: RandomForestClassifier(n_estimators=12, random_state=0),
+    "extra_trees": lambda: ExtraTreesClassifier(n_estimators=12, random_state=0),
+    "bagging_subsets": lambda: BaggingClassifier(DecisionTreeClassifier(), n_estimators=12, max_features=0.5,
+                                                 max_samples=0.3, bootstrap_features=True, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(NATIVE))
+def test_native_forest_counts_exactly_the_member_votes(noisy, name, monkeypatch):
+    X, y = noisy
+    teacher = NATIVE[name]().fit(X[:2000], y[:2000])
+    expected = numpy_vote_shares(teacher, X)
+    _no_member_predict(monkeypatch)
+    for n_jobs in (None, 1, 2, -1):
+        np.testing.assert_array_equal(teacher_beliefs(teacher, X, n_jobs=n_jobs), expected)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, X.astype(np.float32)), expected)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, np.asfortranarray(X)), expected)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, pd.DataFrame(X)), expected)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, X[:7]), expected[:7])  # fewer rows than a block
+
+
+def test_native_forest_members_missing_a_class(monkeypatch):
+    # A member that never saw a class has a shorter classes_ (scikit-learn's
+    # bagging passes bootstrap counts as weights, so its own members keep
+    # every class; a member refitted by hand does not): its votes must be
+    # mapped through its classes_.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 1)
+    teacher = BaggingClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=6, random_state=0).fit(X, y)
+    keep = y != 0
+    teacher.estimators_[2].fit(X[keep], y[keep])
+    assert list(teacher.estimators_[2].classes_) == [1, 2]
+    expected = numpy_vote_shares(teacher, X)
+    _no_member_predict(monkeypatch)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, X), expected)
+
+
+def test_native_forest_missing_values(noisy):
+    X, y = noisy
+    Xn = X.copy()
+    Xn[::7, 0] = np.nan
+    Xn[::5, 3] = np.nan
+    teacher = RandomForestClassifier(n_estimators=8, random_state=0).fit(Xn[:2000], y[:2000])
+    expected = numpy_vote_shares(teacher, Xn)
+    # teacher_beliefs leaves NaN to scikit-learn; the native forest follows
+    # each node's missing_go_to_left and must agree with it.
+    np.testing.assert_array_equal(teacher_beliefs(teacher, Xn), expected)
+    forest = _teachers._native_forest(teacher, teacher.estimators_)
+    np.testing.assert_array_equal(forest.beliefs(Xn), expected)
+
+
+def test_native_forest_is_cached_until_refit(noisy):
+    X, y = noisy
+    teacher = RandomForestClassifier(n_estimators=5, max_depth=6, random_state=0).fit(X, y)
+    first = _teachers._native_forest(teacher, teacher.estimators_)
+    assert _teachers._native_forest(teacher, teacher.estimators_) is first
+    teacher.set_params(random_state=1).fit(X[:1000], y[:1000])
+    second = _teachers._native_forest(teacher, teacher.estimators_)
+    assert second is not first
+    np.testing.assert_array_equal(teacher_beliefs(teacher, X), numpy_vote_shares(teacher, X))
+
+
+def test_native_forest_bad_input(noisy):
+    X, y = noisy
+    teacher = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features, but the forest was built for 6"):
+        _teachers._native_forest(teacher, teacher.estimators_).beliefs(X[:, :5])
+    with pytest.raises(ValueError, match="features"):
+        teacher_beliefs(teacher, X[:, :5])  # scikit-learn's own message
+    with pytest.raises(ValueError, match="infinity|too large"):
+        teacher_beliefs(teacher, np.full((3, 6), np.inf))
+
+    empty = _core.VoteForest(2, 2)
+    with pytest.raises(ValueError, match="no trees"):
+        empty.beliefs(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="n_classes"):
+        _core.VoteForest(2, 0)
+    stump = dict(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2],
+                 threshold=[0.5, -2.0, -2.0], leaf_class=[-1, 0, 1])
+    good = _core.VoteForest(2, 2)
+    good.add_tree(**stump)
+    np.testing.assert_array_equal(good.beliefs(np.array([[0.0, 9.0], [1.0, 9.0]])), [[1.0, 0.0], [0.0, 1.0]])
+    cases = [
+        (dict(leaf_class=[-1, 0, 2]), "leaf class outside"),
+        (dict(threshold=[np.nan, -2.0, -2.0]), "NaN threshold"),
+        (dict(feature=[2, -2, -2]), "split feature outside"),
+        (dict(children_left=[0, -1, -1]), "stored after their parent"),
+        (dict(children_left=[1, -1, 1], children_right=[2, -1, -1]), "a leaf must have"),
+        (dict(children_right=[1, -1, -1]), "distinct"),
+        (dict(threshold=[0.5, -2.0]), "one per node"),
+    ]
+    for change, message in cases:
+        bad = _core.VoteForest(2, 2)
+        with pytest.raises(ValueError, match=message):
+            bad.add_tree(**dict(stump, **change))
+        assert bad.n_trees == 0 and bad.node_count == 0  # a rejected tree leaves nothing behind
+    unreachable = _core.VoteForest(2, 2)
+    with pytest.raises(ValueError, match="not reachable"):
+        unreachable.add_tree(children_left=[1, -1, -1, -1], children_right=[2, -1, -1, -1], feature=[0, -2, -2, -2],
+                             threshold=[0.5, -2, -2, -2], leaf_class=[-1, 0, 1, 0])

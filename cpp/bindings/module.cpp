@@ -184,13 +184,14 @@ struct Callbacks {
 };
 
 crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta,
-                                 double delta, int patience) {
+                                 double delta, int patience, bool probe_lowest = true) {
     crembo::MemoOptions opt;
     opt.oracle = parse_oracle(oracle);
     opt.max_rounds = max_rounds;
     opt.eta = eta;
     opt.delta = delta;
     opt.patience = patience;
+    opt.probe_lowest = probe_lowest;
     return opt;
 }
 
@@ -284,15 +285,16 @@ PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in,
 // arrays in place (any strides), anything else converted once, to float32 as
 // scikit-learn does (float64 for precision="float64").
 template <class F>
-void with_tree_rows(const crembo::FastTree& tree, const py::array& X, F&& f) {
+void with_tree_rows(index_t n_features, crembo::TreePrecision precision, const py::array& X, F&& f,
+                    const char* model = "tree") {
     if (X.ndim() != 2) {
         std::ostringstream msg;
         msg << "X: expected a 2-d array of shape (n_samples, n_features), got " << X.ndim() << " dimension(s)";
         value_error(msg.str());
     }
-    if (X.shape(1) != tree.n_features()) {
+    if (X.shape(1) != n_features) {
         std::ostringstream msg;
-        msg << "X has " << X.shape(1) << " features, but the tree was built for " << tree.n_features();
+        msg << "X has " << X.shape(1) << " features, but the " << model << " was built for " << n_features;
         value_error(msg.str());
     }
     const py::ssize_t n = X.shape(0);
@@ -315,7 +317,7 @@ void with_tree_rows(const crembo::FastTree& tree, const py::array& X, F&& f) {
         if (!Xc) throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
         f(Xc.data(), n, py::ssize_t(Xc.shape(1)), py::ssize_t(1));
     };
-    if (tree.precision() == crembo::TreePrecision::Float64)
+    if (precision == crembo::TreePrecision::Float64)
         convert(double{});
     else
         convert(float{});
@@ -332,7 +334,7 @@ py::array as_rows(const py::object& X) {
 
 template <class Fill>
 void fill_rows(const crembo::FastTree& tree, const py::array& X, Fill&& fill) {
-    with_tree_rows(tree, X, [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
+    with_tree_rows(tree.n_features(), tree.precision(), X, [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
         std::optional<py::gil_scoped_release> nogil;
         if (n >= kReleaseGilRows) nogil.emplace();
         tree.for_each_leaf(data, n, rs, cs, fill, crembo::get_num_threads());
@@ -461,6 +463,55 @@ void bind_fast_tree(py::module_& m) {
             return fast_tree_state(tmp);
         },
         py::arg("text"), "Parse the fast-tree text format into the arrays FastTree is built from.");
+
+    // crembo._core.VoteForest: the trees of a voting ensemble in one node
+    // array; beliefs(X) counts their votes natively (crembo.teachers uses it
+    // for forests, extra trees and bagged trees).
+    py::class_<crembo::VoteForest>(m, "VoteForest",
+                                   "The trees of a voting ensemble, counting their votes natively.")
+        .def(py::init<index_t, index_t>(), py::arg("n_features"), py::arg("n_classes"))
+        .def(
+            "add_tree",
+            [](crembo::VoteForest& self, const py::object& left_in, const py::object& right_in,
+               const py::object& feature_in, const py::object& threshold_in, const py::object& leaf_class_in,
+               const py::object& nan_left_in) {
+                auto left = carray<std::int64_t>::ensure(left_in);
+                if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
+                const py::ssize_t n = left.shape(0);
+                auto right = tree_array<std::int64_t>(right_in, "children_right", n);
+                auto feature = tree_array<std::int64_t>(feature_in, "feature", n);
+                auto threshold = tree_array<double>(threshold_in, "threshold", n);
+                auto leaf_class = tree_array<std::int64_t>(leaf_class_in, "leaf_class", n);
+                carray<std::uint8_t> nan_left;
+                if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
+                self.add_tree(n, left.data(), right.data(), feature.data(), threshold.data(),
+                              nan_left ? nan_left.data() : nullptr, leaf_class.data());
+            },
+            py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
+            py::arg("leaf_class"), py::arg("missing_go_to_left") = py::none(),
+            "Append a tree in scikit-learn's layout; leaf_class[i] is the class index voted at leaf i.")
+        .def(
+            "beliefs",
+            [](const crembo::VoteForest& self, const py::object& X_in, int n_threads) {
+                if (self.n_trees() == 0) value_error("forest: no trees were added");
+                const py::array X = as_rows(X_in);
+                const index_t C = self.n_classes();
+                auto out = new_array<double>({X.ndim() == 2 ? X.shape(0) : 0, C});
+                double* o = out.mutable_data();
+                const int nt = n_threads > 0 ? n_threads : crembo::get_num_threads();
+                with_tree_rows(self.n_features(), crembo::TreePrecision::Float32, X,
+                               [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
+                                   py::gil_scoped_release nogil;
+                                   self.vote(data, n, rs, cs, o, nt);
+                               }, "forest");
+                return out;
+            },
+            py::arg("X"), py::arg("n_threads") = 0,
+            "Share of the trees voting for each class, (n_samples, n_classes); n_threads 0: crembo's default.")
+        .def_property_readonly("n_trees", &crembo::VoteForest::n_trees)
+        .def_property_readonly("node_count", &crembo::VoteForest::n_nodes)
+        .def_property_readonly("n_features_in_", &crembo::VoteForest::n_features)
+        .def_property_readonly("n_classes_", &crembo::VoteForest::n_classes);
 }
 
 }  // namespace
@@ -771,8 +822,8 @@ PYBIND11_MODULE(_core, m) {
         "memo_search",
         [](const py::array& P, const py::array& cand_in, py::object fit_labels, py::object fit_mask,
            py::object accept, const std::string& oracle, int max_rounds, double eta, double delta, int patience,
-           const py::object& weights_in) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta, patience);
+           const py::object& weights_in, bool probe_lowest) -> py::dict {
+            const auto opt = make_options(oracle, max_rounds, eta, delta, patience, probe_lowest);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -803,7 +854,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beliefs"), py::arg("candidates"), py::arg("fit_labels") = py::none(),
         py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(),
         py::arg("oracle") = "reweight", py::arg("max_rounds") = 8, py::arg("eta") = 1.0,
-        py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none());
+        py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none(),
+        py::arg("probe_lowest") = true);
 
     // ---------------------------------------------------- histogram trees
     m.def(

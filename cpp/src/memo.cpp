@@ -142,13 +142,22 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
             throw std::invalid_argument("candidates: expected strictly increasing thresholds");
     }
     MemoResult out;
+    // Consistency is monotone in the threshold (allowed sets only shrink as
+    // it grows), so a failure at the smallest candidate ends the search: with
+    // near one-hot beliefs that saves the log2(k) - 1 failing probes of a
+    // plain binary search, at the price of one extra (easy) probe otherwise.
+    // That first probe is a feasibility check only: at the smallest
+    // threshold almost any student passes, so its predictions are not used
+    // to choose later targets (the search above it is the plain one).
     index_t lo = 0, hi = k - 1;
+    bool first = opt.probe_lowest && k > 0;
+    bool prefer_best = false;
     while (lo <= hi) {
-        const index_t mid = lo + (hi - lo) / 2;
+        const index_t mid = first ? 0 : lo + (hi - lo) / 2;
         const T t = candidates[mid];
         OracleResult r = consistency_oracle(
             P, n, C, t, opt, fit_labels, fit_mask, base_weights,
-            out.best_pred.empty() ? nullptr : out.best_pred.data());
+            prefer_best ? out.best_pred.data() : nullptr);
         out.n_fits += r.rounds;
         ProbeRecord rec;
         rec.candidate = mid;
@@ -162,10 +171,12 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
             out.best_threshold = double(t);
             out.best_pred = std::move(r.pred);
             if (accept) accept();
+            prefer_best = !first;
             lo = mid + 1;
         } else {
             hi = mid - 1;
         }
+        first = false;
     }
     return out;
 }

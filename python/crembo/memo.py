@@ -74,7 +74,7 @@ def _memo_ceiling(P, delta):
 
 
 def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
-             candidates=None, sample_weight=None):
+             candidates=None, sample_weight=None, probe_lowest=True):
     """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
     start = time.perf_counter()
     if candidates is None:
@@ -105,7 +105,7 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
     res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
                             fit_mask=fit_mask if oracle == "single" else None, accept=accept,
                             oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                            sample_weight=sample_weight)
+                            sample_weight=sample_weight, probe_lowest=probe_lowest)
     trace, k = [], 0
     for rec in res["trace"]:
         rec = dict(rec)
@@ -131,7 +131,8 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
 
 
 def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_target="auto", max_rounds=8,
-         eta=1.0, delta=0.0, patience=0, candidates=None, sample_weight=None, normalize=False, random_state=None):
+         eta=1.0, delta=0.0, patience=0, candidates=None, sample_weight=None, normalize=False, random_state=None,
+         probe_lowest=True):
     """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
 
     Parameters
@@ -171,6 +172,12 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
         Starting weights of the reweighting oracle.
     random_state : int or None
         Seed given to students whose ``random_state`` is None.
+    probe_lowest : bool, default True
+        Probe the smallest candidate first and stop at once when it fails
+        (consistency is monotone in the threshold, so nothing above it can
+        pass): one probe instead of ``log2(len(candidates))`` when no
+        threshold is consistent, one extra probe otherwise. ``False`` runs
+        the paper's plain binary search.
 
     Returns
     -------
@@ -215,4 +222,4 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
                 or np.any(np.diff(candidates) <= 0):
             raise ValueError("candidates: expected a 1-d array of positive, strictly increasing thresholds")
     return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                    candidates=candidates, sample_weight=sample_weight)
+                    candidates=candidates, sample_weight=sample_weight, probe_lowest=bool(probe_lowest))

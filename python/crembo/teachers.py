@@ -12,9 +12,15 @@ Supported teachers, in the order they are tried:
 """
 from __future__ import annotations
 
+import os
+import weakref
+
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import is_classifier
+from sklearn.utils import check_array
+
+from . import _core
 
 from .core import beliefs_from_votes
 from ._validation import as_beliefs, check_choice
@@ -54,6 +60,87 @@ def teacher_classes(teacher):
         return None
     classes = np.asarray(classes)
     return classes if classes.ndim == 1 else None
+
+
+# Native forests already built, one per live teacher. An entry holds the
+# members' tree_ objects, so it is reused only while the teacher still has
+# exactly those trees (a refit replaces them).
+_FORESTS = weakref.WeakKeyDictionary()
+
+
+def _threads(n_jobs):
+    """joblib's n_jobs as a native thread count (0: crembo's default)."""
+    if n_jobs is None:
+        return 0
+    n_jobs = int(n_jobs)
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+def _native_forest(teacher, members):
+    """The ensemble's trees as a :class:`crembo._core.VoteForest`, or ``None``
+    when a member is not a single-output scikit-learn classification tree
+    voting for one of the ensemble's class indices."""
+    from sklearn.tree import BaseDecisionTree
+
+    from .export import _tree_arrays
+
+    features = getattr(teacher, "estimators_features_", None)
+    key = tuple(getattr(m, "tree_", None) for m in members)
+    key += tuple(features) if features is not None else ()
+    try:
+        cached = _FORESTS.get(teacher)
+    except TypeError:  # not weakly referenceable
+        cached = None
+    if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
+        return cached[1]
+    C = len(teacher.classes_)
+    d = getattr(teacher, "n_features_in_", None)
+    if d is None or not all(isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1
+                            for m in members):
+        return None
+    forest = _core.VoteForest(int(d), C)
+    for k, m in enumerate(members):
+        left, right, feature, threshold, value, nan_left, _ = _tree_arrays(m.tree_, type(m).__name__)
+        value = value[:, 0, :] if value.ndim == 3 else value
+        # A member votes classes_[argmax(leaf value)], an index of the ensemble's classes.
+        member_classes = np.asarray(m.classes_)
+        if member_classes.ndim != 1 or value.shape[1] != len(member_classes):
+            return None
+        if member_classes.dtype.kind not in "iuf" or not np.all(member_classes == np.round(member_classes)):
+            return None
+        if member_classes.min() < 0 or member_classes.max() >= C:
+            return None
+        leaf_class = member_classes.astype(np.int64)[np.argmax(value, axis=1)]
+        if features is not None:
+            cols = np.asarray(features[k], dtype=np.int64)
+            split = left >= 0
+            feature = feature.copy()
+            feature[split] = cols[feature[split]]
+        forest.add_tree(left, right, feature, threshold, leaf_class, nan_left)
+    try:
+        _FORESTS[teacher] = (key, forest)
+    except TypeError:
+        pass
+    return forest
+
+
+def _native_beliefs(teacher, X, n_jobs):
+    """Vote shares counted by the native forest, or ``None`` when the
+    members or the data need scikit-learn's own predict (non-tree members,
+    missing or infinite values)."""
+    members = _members(teacher)
+    if not _all_trees(members):
+        return None
+    try:
+        Xc = check_array(X, dtype=np.float32, ensure_all_finite=True)
+    except (ValueError, TypeError):
+        return None  # the members' predict reports (or handles) it
+    forest = _native_forest(teacher, members)
+    if forest is None or Xc.shape[1] != forest.n_features_in_:
+        return None
+    return forest.beliefs(Xc, _threads(n_jobs))
 
 
 def _member_votes(teacher, X, n_jobs):
@@ -117,11 +204,13 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
     check_choice(method, "belief", BELIEF_METHODS)
     n = len(X)
     if is_voting_ensemble(teacher) and method in ("auto", "votes"):
-        C = len(teacher.classes_)
-        votes = _member_votes(teacher, X, n_jobs)
-        if votes.min() < 0 or votes.max() >= C:
-            raise ValueError("teacher: ensemble members voted for a class outside the ensemble's classes_")
-        P = beliefs_from_votes(votes, C, device=device)
+        P = _native_beliefs(teacher, X, n_jobs) if device == "cpu" else None
+        if P is None:
+            C = len(teacher.classes_)
+            votes = _member_votes(teacher, X, n_jobs)
+            if votes.min() < 0 or votes.max() >= C:
+                raise ValueError("teacher: ensemble members voted for a class outside the ensemble's classes_")
+            P = beliefs_from_votes(votes, C, device=device)
     elif method == "votes":
         raise TypeError(f"teacher: belief='votes' needs a fitted voting ensemble (random forest, extra trees, "
                         f"bagging, voting); got {type(teacher).__name__}")

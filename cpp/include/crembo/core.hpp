@@ -107,6 +107,9 @@ struct MemoOptions {
     double delta = 0.0;   // tolerated fraction of violations (delta-insensitive)
     int patience = 0;     // stop a threshold after this many rounds without fewer
                           // violations than the best so far (0: run all rounds)
+    bool probe_lowest = true;  // probe the smallest candidate first and stop when it
+                               // fails (nothing above it can pass); false: plain
+                               // binary search, as in the paper
 };
 
 // Student fit on single-label targets with weights; writes the student's

@@ -36,6 +36,7 @@
 // (a validated tree cannot index out of range), so it is cheap.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstddef>
@@ -489,6 +490,187 @@ private:
             return line;
         }
     };
+};
+
+
+// A voting ensemble of decision trees (a random forest, extra trees, bagged
+// trees) packed into one node array: each tree votes for the class of the
+// leaf a row reaches, and vote() counts the votes of all trees for a batch
+// of rows in one pass, without a per-tree output array. This is how crembo
+// turns a forest into the belief p(y|x) = share of trees voting y.
+//
+// Trees are added in scikit-learn's layout (as FastTree takes them) with the
+// float32 comparison of scikit-learn's trees: x is cast to float32 and
+// compared with rd(threshold). A tree trained on a subset of the ensemble's
+// columns (bagging's max_features) is added with the tree's feature indices
+// already mapped to the ensemble's columns.
+class VoteForest {
+public:
+    using index_t = std::int64_t;
+
+    VoteForest(index_t n_features, index_t n_classes) : n_features_(n_features), n_classes_(n_classes) {
+        if (n_features < 1 || n_features > std::numeric_limits<std::int32_t>::max())
+            throw std::invalid_argument("forest: n_features must be between 1 and 2^31 - 1");
+        if (n_classes < 1 || n_classes > std::numeric_limits<std::int32_t>::max())
+            throw std::invalid_argument("forest: n_classes must be between 1 and 2^31 - 1");
+    }
+
+    index_t n_trees() const { return static_cast<index_t>(roots_.size()); }
+    index_t n_nodes() const { return static_cast<index_t>(nodes_.size()); }
+    index_t n_features() const { return n_features_; }
+    index_t n_classes() const { return n_classes_; }
+
+    // Appends one tree: n_nodes nodes, children stored after their parent,
+    // -1 children at leaves; leaf_class[i] (read at leaves only) is the
+    // ensemble class index the tree votes for. missing_go_to_left may be
+    // null. Throws std::invalid_argument naming the tree and node.
+    void add_tree(index_t n, const std::int64_t* cl, const std::int64_t* cr, const std::int64_t* feat,
+                  const double* thr, const std::uint8_t* nan_left, const std::int64_t* leaf_class) {
+        const index_t tree = n_trees();
+        auto bad = [&](index_t i, const char* what) {
+            std::ostringstream msg;
+            msg << "forest tree " << tree << ", node " << i << ": " << what;
+            throw std::invalid_argument(msg.str());
+        };
+        if (n < 1) bad(0, "expected at least one node");
+        if (!cl || !cr || !feat || !thr || !leaf_class) throw std::invalid_argument("forest: null array");
+        const index_t base = n_nodes();
+        if (base + n > std::numeric_limits<std::int32_t>::max())
+            throw std::invalid_argument("forest: more than 2^31 - 1 nodes in all");
+        std::vector<Node> nodes(static_cast<size_t>(n));
+        std::vector<std::int32_t> cls(static_cast<size_t>(n), -1);
+        std::vector<std::uint8_t> parents(static_cast<size_t>(n), 0);
+        for (index_t i = 0; i < n; ++i) {
+            Node& nd = nodes[i];
+            const auto self = static_cast<std::int32_t>(base + i);
+            if (i > 0 && parents[i] == 0) bad(i, "not reachable from the root");
+            if (cl[i] < 0 || cr[i] < 0) {
+                if (cl[i] != -1 || cr[i] != -1) bad(i, "a leaf must have children_left = children_right = -1");
+                if (leaf_class[i] < 0 || leaf_class[i] >= n_classes_) bad(i, "leaf class outside [0, n_classes)");
+                nd = Node{0.0f, 0, self, self};  // a leaf loops on itself
+                cls[i] = static_cast<std::int32_t>(leaf_class[i]);
+                continue;
+            }
+            if (cl[i] <= i || cl[i] >= n || cr[i] <= i || cr[i] >= n || cl[i] == cr[i])
+                bad(i, "children must be distinct nodes stored after their parent");
+            if (feat[i] < 0 || feat[i] >= n_features_) bad(i, "split feature outside [0, n_features)");
+            if (std::isnan(thr[i])) bad(i, "NaN threshold");
+            for (std::int64_t c : {cl[i], cr[i]}) {
+                if (parents[c]) bad(c, "has two parents");
+                parents[c] = 1;
+            }
+            const std::uint32_t nl = (nan_left && nan_left[i]) ? kNanLeft : 0u;
+            nd = Node{round_down_to_float(thr[i]), static_cast<std::uint32_t>(feat[i]) | nl,
+                      static_cast<std::int32_t>(base + cl[i]), static_cast<std::int32_t>(base + cr[i])};
+        }
+        nodes_.insert(nodes_.end(), nodes.begin(), nodes.end());
+        leaf_class_.insert(leaf_class_.end(), cls.begin(), cls.end());
+        roots_.push_back(static_cast<std::int32_t>(base));
+    }
+
+    // out (n x n_classes, row-major) = the share of the trees voting for
+    // each class (votes / n_trees), for the n x n_features matrix X with
+    // element (i, j) at X[i * rs + j * cs]. Rows are split over n_threads
+    // threads (0: OpenMP's default); each thread walks blocks of rows through
+    // every tree.
+    template <class T>
+    void vote(const T* X, index_t n, std::ptrdiff_t rs, std::ptrdiff_t cs, double* out, int n_threads = 0) const {
+        if (n <= 0) return;
+        if (roots_.empty()) throw std::invalid_argument("forest: no trees were added");
+        const double n_trees = static_cast<double>(roots_.size());
+        const index_t n_blocks = (n + kRows - 1) / kRows;
+        int nt = 1;
+#ifdef _OPENMP
+        nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+        if (nt > n_blocks) nt = static_cast<int>(n_blocks);
+#else
+        (void)n_threads;
+#endif
+        auto run = [&](index_t b) {
+            const index_t lo = b * kRows, hi = lo + kRows < n ? lo + kRows : n;
+            std::int32_t counts[kRows * kMaxLocalClasses];
+            const bool local = n_classes_ <= kMaxLocalClasses;
+            if (!local)
+                for (index_t i = lo; i < hi; ++i)
+                    for (index_t c = 0; c < n_classes_; ++c) out[i * n_classes_ + c] = 0.0;
+            else
+                std::fill(counts, counts + (hi - lo) * n_classes_, 0);
+            auto add = [&](index_t i, std::int32_t leaf) {
+                const std::int32_t c = leaf_class_[leaf];
+                if (local)
+                    ++counts[(i - lo) * n_classes_ + c];
+                else
+                    out[i * n_classes_ + c] += 1.0;
+            };
+            for (std::int32_t root : roots_) walk_rows(root, X, lo, hi, rs, cs, add);
+            for (index_t i = lo; i < hi; ++i)
+                for (index_t c = 0; c < n_classes_; ++c) {
+                    double& o = out[i * n_classes_ + c];
+                    o = (local ? static_cast<double>(counts[(i - lo) * n_classes_ + c]) : o) / n_trees;
+                }
+        };
+        if (nt <= 1) {
+            for (index_t b = 0; b < n_blocks; ++b) run(b);
+            return;
+        }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
+        for (index_t b = 0; b < n_blocks; ++b) run(b);
+#endif
+    }
+
+private:
+    struct Node {
+        float threshold;        // rd(t)
+        std::uint32_t feature;  // column, with kNanLeft set when NaN goes left; 0 at a leaf
+        std::int32_t left;      // global node indices; a leaf points at itself
+        std::int32_t right;
+    };
+    static constexpr std::uint32_t kNanLeft = 0x80000000u;
+    static constexpr index_t kRows = 256;          // rows per block (a block's counts stay in L1)
+    static constexpr index_t kMaxLocalClasses = 64;  // more classes count straight into out
+    static constexpr int kLanes = 8;  // rows walked together (independent loads overlap)
+
+    std::vector<Node> nodes_;
+    std::vector<std::int32_t> leaf_class_;
+    std::vector<std::int32_t> roots_;
+    index_t n_features_, n_classes_;
+
+    template <class T>
+    std::int32_t step(std::int32_t i, const T* row, std::ptrdiff_t cs) const noexcept {
+        const Node& nd = nodes_[i];
+        const float x = static_cast<float>(row[static_cast<std::ptrdiff_t>(nd.feature & ~kNanLeft) * cs]);
+        const bool go_left = (x <= nd.threshold) | (((nd.feature & kNanLeft) != 0) & (x != x));
+        return go_left ? nd.left : nd.right;
+    }
+
+    // Rows [lo, hi) through one tree: kLanes rows step together (their
+    // loads overlap; a leaf loops on itself) until all of them sit on a
+    // leaf, the tail one row at a time.
+    template <class T, class F>
+    void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs, std::ptrdiff_t cs,
+                   F& f) const {
+        index_t r = lo;
+        for (; r + kLanes <= hi; r += kLanes) {
+            std::int32_t idx[kLanes];
+            for (int k = 0; k < kLanes; ++k) idx[k] = root;
+            bool moved = true;
+            while (moved) {
+                moved = false;
+                for (int k = 0; k < kLanes; ++k) {
+                    const std::int32_t next = step(idx[k], X + (r + k) * rs, cs);
+                    moved |= next != idx[k];
+                    idx[k] = next;
+                }
+            }
+            for (int k = 0; k < kLanes; ++k) f(r + k, idx[k]);
+        }
+        for (; r < hi; ++r) {
+            std::int32_t i = root, next;
+            while ((next = step(i, X + r * rs, cs)) != i) i = next;
+            f(r, i);
+        }
+    }
 };
 
 }  // namespace crembo
