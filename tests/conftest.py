@@ -1,4 +1,6 @@
 """Shared fixtures of the test suite."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -16,3 +18,18 @@ def restore_threads():
     yield
     _core.set_num_threads(0)
 
+
+
+@pytest.fixture(autouse=True)
+def torch_one_thread(request):
+    """The network tests (test_nn_*) run torch on one thread: their models are
+    tiny, and threads would only add contention with crembo's own."""
+    if request.module.__name__.rpartition(".")[2].startswith("test_nn_") and "torch" in sys.modules:
+        import torch
+
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(n)
+    else:
+        yield

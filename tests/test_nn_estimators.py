@@ -18,14 +18,6 @@ from crembo.nn import (MLP, KDClassifier, NetClassifier, SmallCNN, TorchTeacher,
                        load_digits_images)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits_images()

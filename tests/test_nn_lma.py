@@ -9,14 +9,6 @@ from torch import nn  # noqa: E402
 from crembo.nn import LMA, MLP, LeNet, ResNet18, count_lma, swap_relu_for_lma  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _random_lma(C=5, K=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     m = LMA(C, K).double()

@@ -8,14 +8,6 @@ import torch.nn.functional as F  # noqa: E402
 from crembo.nn import losses as L  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _logits(n=32, C=5, seed=0, scale=2.0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, C, generator=g, dtype=torch.float64) * scale

@@ -9,14 +9,6 @@ from crembo.nn import (MLP, CrossEntropyLoss, LeNet, ResNet18, SmallCNN, TorchTe
                        count_parameters, enable_mc_dropout, load_digits_images, predict_logits, torch_beliefs)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits_images()
