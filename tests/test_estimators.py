@@ -809,3 +809,24 @@ def test_parallel_sweep_timings_add_up(fitted_teacher):
     # Two sweep fits at a time: the wall time they took is at most their sum.
     assert t["student_fits"] <= t["memo"] + sweep_fits + 1e-9
     assert t["overhead"] >= 0 and t["student_fits"] + t["teacher_fit"] <= t["total"] + 1e-9
+
+
+def test_probe_lowest_ends_a_failing_memo_after_one_probe():
+    # A deep forest's votes on its own training rows are nearly one-hot: no
+    # stump is consistent at any threshold, so MEMO fails either way; probing
+    # the smallest threshold first finds that out with one probe, and the
+    # sweep after it (and so the chosen student) is the same.
+    X, y = load_breast_cancer(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    fits = {}
+    for probe_lowest in (True, False):
+        est = CREMBOClassifier(forest, DecisionTreeClassifier(max_depth=1, random_state=0), max_rounds=2,
+                               probe_lowest=probe_lowest, random_state=0)
+        with pytest.warns(RuntimeWarning, match="MEMO found no consistent student"):
+            est.fit(X, y)
+        memo = [r for r in est.trace_ if r["stage"] == "memo"]
+        assert est.memo_threshold_ is None and not any(r["consistent"] for r in memo)
+        fits[probe_lowest] = (len(memo), est.threshold_, est.predict(X))
+    assert fits[True][0] == 1 < fits[False][0]
+    assert fits[True][1] == fits[False][1]
+    np.testing.assert_array_equal(fits[True][2], fits[False][2])

@@ -234,16 +234,32 @@ carray<T> tree_array(const py::object& a, const char* name, py::ssize_t n) {
     return arr;
 }
 
+// scikit-learn's per-node split arrays, checked for shape and converted once.
+struct SplitArrays {
+    py::ssize_t n = 0;
+    carray<std::int64_t> left, right, feature;
+    carray<double> threshold;
+    carray<std::uint8_t> nan_left;  // empty when not given
+
+    SplitArrays(const py::object& left_in, const py::object& right_in, const py::object& feature_in,
+                const py::object& threshold_in, const py::object& nan_left_in) {
+        left = carray<std::int64_t>::ensure(left_in);
+        if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
+        n = left.shape(0);
+        right = tree_array<std::int64_t>(right_in, "children_right", n);
+        feature = tree_array<std::int64_t>(feature_in, "feature", n);
+        threshold = tree_array<double>(threshold_in, "threshold", n);
+        if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
+    }
+    const std::uint8_t* nan_left_data() const { return nan_left ? nan_left.data() : nullptr; }
+};
+
 PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in, const py::object& feature_in,
                           const py::object& threshold_in, const py::object& leaf_class_in,
                           const py::object& proba_in, index_t n_features, const py::object& classes_in,
                           const py::object& nan_left_in, const std::string& precision) {
-    auto left = carray<std::int64_t>::ensure(left_in);
-    if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
-    const py::ssize_t n = left.shape(0);
-    auto right = tree_array<std::int64_t>(right_in, "children_right", n);
-    auto feature = tree_array<std::int64_t>(feature_in, "feature", n);
-    auto threshold = tree_array<double>(threshold_in, "threshold", n);
+    const SplitArrays split(left_in, right_in, feature_in, threshold_in, nan_left_in);
+    const py::ssize_t n = split.n;
     auto leaf_class = tree_array<std::int32_t>(leaf_class_in, "leaf_class", n);
     auto proba = carray<double>::ensure(proba_in);
     if (!proba || proba.ndim() != 2 || proba.shape(0) != n)
@@ -252,14 +268,12 @@ PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in,
     py::array classes = py::array::ensure(classes_in);
     if (!classes || classes.ndim() != 1 || classes.shape(0) != C)
         value_error("classes: expected a 1-d array with one label per column of proba");
-    carray<std::uint8_t> nan_left;
-    if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
 
     PyFastTree out;
     std::vector<std::string> names;
     for (py::ssize_t c = 0; c < C; ++c) names.push_back(py::str(classes.attr("__getitem__")(c)));
-    out.tree = crembo::FastTree(n, left.data(), right.data(), feature.data(), threshold.data(),
-                                nan_left ? nan_left.data() : nullptr, n_features, C, leaf_class.data(),
+    out.tree = crembo::FastTree(n, split.left.data(), split.right.data(), split.feature.data(),
+                                split.threshold.data(), split.nan_left_data(), n_features, C, leaf_class.data(),
                                 proba.data(), parse_precision(precision), std::move(names));
     out.classes = classes;
     const char kind = classes.dtype().kind();
@@ -475,17 +489,10 @@ void bind_fast_tree(py::module_& m) {
             [](crembo::VoteForest& self, const py::object& left_in, const py::object& right_in,
                const py::object& feature_in, const py::object& threshold_in, const py::object& leaf_class_in,
                const py::object& nan_left_in) {
-                auto left = carray<std::int64_t>::ensure(left_in);
-                if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
-                const py::ssize_t n = left.shape(0);
-                auto right = tree_array<std::int64_t>(right_in, "children_right", n);
-                auto feature = tree_array<std::int64_t>(feature_in, "feature", n);
-                auto threshold = tree_array<double>(threshold_in, "threshold", n);
-                auto leaf_class = tree_array<std::int64_t>(leaf_class_in, "leaf_class", n);
-                carray<std::uint8_t> nan_left;
-                if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
-                self.add_tree(n, left.data(), right.data(), feature.data(), threshold.data(),
-                              nan_left ? nan_left.data() : nullptr, leaf_class.data());
+                const SplitArrays split(left_in, right_in, feature_in, threshold_in, nan_left_in);
+                auto leaf_class = tree_array<std::int64_t>(leaf_class_in, "leaf_class", split.n);
+                self.add_tree(split.n, split.left.data(), split.right.data(), split.feature.data(),
+                              split.threshold.data(), split.nan_left_data(), leaf_class.data());
             },
             py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
             py::arg("leaf_class"), py::arg("missing_go_to_left") = py::none(),

@@ -239,6 +239,10 @@ class CREMBOClassifier(_DistillerBase):
         MEMO gives a threshold up after this many rounds without fewer
         violations than its best round (0: always ``max_rounds`` rounds); a
         speed option that can stop short of the deepest threshold.
+    probe_lowest : bool, default True
+        MEMO probes the smallest threshold first and stops when it fails
+        (nothing above it can pass); ``False``: the paper's plain binary
+        search. The same answer whenever the oracle is exact.
     delta : float in [0, 1), default 0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default 0.15
@@ -305,9 +309,9 @@ class CREMBOClassifier(_DistillerBase):
     """
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
-                 max_rounds=8, eta=1.0, patience=0, delta=0.0, validation_fraction=0.15, n_thresholds=32,
-                 scoring="accuracy", selection="best", refit=False, search_subsample=None, belief="auto", n_jobs=None,
-                 device="cpu", random_state=None, verbose=0):
+                 max_rounds=8, eta=1.0, patience=0, probe_lowest=True, delta=0.0, validation_fraction=0.15,
+                 n_thresholds=32, scoring="accuracy", selection="best", refit=False, search_subsample=None,
+                 belief="auto", n_jobs=None, device="cpu", random_state=None, verbose=0):
         self.teacher = teacher
         self.student = student
         self.mode = mode
@@ -316,6 +320,7 @@ class CREMBOClassifier(_DistillerBase):
         self.max_rounds = max_rounds
         self.eta = eta
         self.patience = patience
+        self.probe_lowest = probe_lowest
         self.delta = delta
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
@@ -428,7 +433,7 @@ class CREMBOClassifier(_DistillerBase):
 
         t0 = time.perf_counter()
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
-                            delta=self.delta, patience=self.patience)
+                            delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest))
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
