@@ -8,6 +8,7 @@ variant, the agreement of the ten students, their mean test accuracy, and the
 threshold each fold chose.
 
     python bench/agreement_analysis.py --datasets dermatology,heart
+    python bench/agreement_analysis.py --variants validation,CV
 """
 import argparse
 import warnings
@@ -35,6 +36,8 @@ class FixedThresholdCREMBO(CREMBOClassifier):
 def variants():
     yield "validation-best", lambda T: CREMBOClassifier(T, random_state=0)
     yield "one-SE rule", lambda T: CREMBOClassifier(T, selection="one_se", random_state=0)
+    yield "5-fold CV (cv=5)", lambda T: CREMBOClassifier(T, cv=5, random_state=0)
+    yield "10-fold CV (cv=10)", lambda T: CREMBOClassifier(T, cv=10, random_state=0)
     for t in (0.3, 0.6, 0.9):
         yield f"fixed near {t}", lambda T, t=t: FixedThresholdCREMBO(T, fixed_t=t, random_state=0)
 
@@ -43,6 +46,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="dermatology,heart")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default=None, help="comma-separated substrings of the variant names to run")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="MEMO found no consistent student")
     print("| data set | CREMBO variant | agreement | test accuracy | thresholds chosen by the 10 folds |")
@@ -53,6 +57,8 @@ def main(argv=None):
         folds = [rest[tr] for tr, _ in KFold(10).split(rest)]
         teachers = [default_teacher(args.seed).fit(X[tr], y[tr]) for tr in folds]
         for name, make in variants():
+            if args.variants and not any(v in name for v in args.variants.split(",")):
+                continue
             preds, accs, thr = [], [], []
             for tr, T in zip(folds, teachers):
                 m = make(T).fit(X[tr], y[tr])

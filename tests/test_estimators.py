@@ -830,3 +830,59 @@ def test_probe_lowest_ends_a_failing_memo_after_one_probe():
     assert fits[True][0] == 1 < fits[False][0]
     assert fits[True][1] == fits[False][1]
     np.testing.assert_array_equal(fits[True][2], fits[False][2])
+
+
+# ------------------------------------------------------- cross-validated sweep
+def test_cv_sweep_scores_out_of_fold_and_refits_on_all_rows(fitted_teacher, iris):
+    X, y = iris
+    est = CREMBOClassifier(fitted_teacher, cv=5, random_state=0).fit(X, y)
+    cv = [r for r in est.trace_ if r["stage"] == "cv"]
+    assert cv and {r["stage"] for r in est.trace_} <= {"memo", "cv", "refit"}
+    assert all(r["rounds"] == 5 for r in cv if r["validation_score"] is not None)
+    assert est.n_student_fits_ == sum(r["rounds"] for r in est.trace_)
+    scored = {r["threshold"]: r["validation_score"] for r in cv if r["validation_score"] is not None}
+    assert est.threshold_ in scored and est.validation_score_ == scored[est.threshold_]
+    assert est.validation_score_ == max(scored.values())
+    if est.threshold_ != est.memo_threshold_:
+        refit = [r for r in est.trace_ if r["stage"] == "refit"]
+        assert len(refit) == 1 and refit[0]["threshold"] == est.threshold_
+    assert np.mean(est.predict(X) == y) > 0.9
+    with pytest.raises(ValueError, match="without cv"):
+        est._with_selection("one_se")
+
+
+def test_cv_sweep_never_scores_a_row_it_trained_on():
+    # The teacher knows every (random) label and a 1-NN student memorises
+    # its training rows: any row scored by a student that saw it would be
+    # right, so a leak shows as a validation score near 1; out of fold, a
+    # random label is guessed at chance.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = rng.integers(0, 3, size=300)
+    beliefs = np.full((300, 3), 0.05)
+    beliefs[np.arange(300), y] = 0.9
+    est = CREMBOClassifier(beliefs, KNeighborsClassifier(n_neighbors=1), oracle="single", cv=4,
+                           random_state=0).fit(X, y)
+    assert est.validation_score_ < 0.5
+    assert np.mean(est.predict(X) == y) == 1.0  # the final student did see every row
+
+
+def test_cv_with_allowed_sets_unlabelled_rows_and_subsample(iris):
+    X, y = iris
+    teacher = small_teacher().fit(X, y)
+    X_unl = X + np.random.default_rng(1).normal(scale=0.05, size=X.shape)
+    est = CREMBOClassifier(teacher, "tree:3", oracle="single", cv=3, search_subsample=200, random_state=0)
+    est.fit(X, y, X_unlabeled=X_unl)
+    assert any(r["stage"] == "cv" for r in est.trace_)
+    assert est.trace_[-1]["stage"] == "refit"  # the search ran on a subsample
+    assert np.mean(est.predict(X) == y) > 0.85
+
+
+@pytest.mark.parametrize("cv, error, match", [
+    (1, ValueError, "cv"), (0, ValueError, "cv"), (2.5, TypeError, "cv"), ("5", TypeError, "cv"),
+    (1000, ValueError, "only 150 labelled rows"),
+])
+def test_cv_bad_values(fitted_teacher, iris, cv, error, match):
+    X, y = iris
+    with pytest.raises(error, match=match):
+        CREMBOClassifier(fitted_teacher, cv=cv, random_state=0).fit(X, y)

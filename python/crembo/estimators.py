@@ -13,7 +13,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -247,7 +247,14 @@ class CREMBOClassifier(_DistillerBase):
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default 0.15
         Share of ``(X, y)`` held out to choose the threshold (stratified when
-        every class has two members).
+        every class has two members). Not used with ``cv``.
+    cv : int or None, default None
+        Choose the threshold by ``cv``-fold cross-validation instead of one
+        held-out split: every labelled row is scored once, by a student fit
+        without its fold, so the choice is far less at the mercy of one small
+        validation split; then one student is fit at the chosen threshold on
+        all rows. Costs ``cv`` fits per threshold (cheap with the histogram
+        tree student). Stratified folds when every class has ``cv`` members.
     n_thresholds : int or None, default 32
         Budget of the threshold sweep (quantile-spaced candidates at or above
         MEMO's threshold); None walks every distinct belief value.
@@ -296,7 +303,7 @@ class CREMBOClassifier(_DistillerBase):
         Empirical depth of ``student_`` on the transfer set.
     validation_score_ : float or None
     trace_ : list of dict
-        Every threshold tried: stage ("memo", "sweep" or "refit"),
+        Every threshold tried: stage ("memo", "sweep", "cv" or "refit"),
         threshold, consistent, violations, rounds, validation_score and
         fit_seconds.
     n_student_fits_ : int
@@ -310,7 +317,7 @@ class CREMBOClassifier(_DistillerBase):
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
                  max_rounds=8, eta=1.0, patience=0, probe_lowest=True, delta=0.0, validation_fraction=0.15,
-                 n_thresholds=32, scoring="accuracy", selection="best", refit=False, search_subsample=None,
+                 cv=None, n_thresholds=32, scoring="accuracy", selection="best", refit=False, search_subsample=None,
                  belief="auto", n_jobs=None, device="cpu", random_state=None, verbose=0):
         self.teacher = teacher
         self.student = student
@@ -321,6 +328,7 @@ class CREMBOClassifier(_DistillerBase):
         self.eta = eta
         self.patience = patience
         self.probe_lowest = probe_lowest
+        self.cv = cv
         self.delta = delta
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
@@ -350,6 +358,7 @@ class CREMBOClassifier(_DistillerBase):
             raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
         check_fraction(self.delta, "delta")
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
+        check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
         check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
         check_device(self.device)
         s = self.search_subsample
@@ -399,7 +408,8 @@ class CREMBOClassifier(_DistillerBase):
         y_idx = np.searchsorted(self.classes_, y)
 
         n, n_unl = len(X), len(X_unl)
-        if self.mode == "crembo":
+        use_cv = self.mode == "crembo" and self.cv is not None
+        if self.mode == "crembo" and not use_cv:
             fit_rows, val_rows = self._split(y, rng)
         else:
             fit_rows, val_rows = np.arange(n), np.arange(0)
@@ -456,8 +466,14 @@ class CREMBOClassifier(_DistillerBase):
             score = None
         else:
             t0 = time.perf_counter()
-            student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
-                trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows])
+            if use_cv:
+                # The labelled rows of the search set (the first n transfer rows are X's).
+                labelled = np.flatnonzero(search < len(fit_rows))
+                student, threshold, score, sweep_trace, sweep_seconds = self._cv_sweep(
+                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng)
+            else:
+                student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
+                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows])
             timings["sweep"] = time.perf_counter() - t0
             timings["student_fits"] += sweep_seconds
             trace += sweep_trace
@@ -467,7 +483,7 @@ class CREMBOClassifier(_DistillerBase):
         # Final student: refit at the chosen threshold on every transfer row
         # when the search used a subsample (or refit=True asks for all data).
         final_rows = None
-        if self.refit and self.mode == "crembo":
+        if self.refit and self.mode == "crembo" and not use_cv:  # cv already searched on every row
             final_rows = np.concatenate([np.arange(n), n + np.arange(n_unl)])
         elif student is None or len(search) < len(X_tr):
             final_rows = transfer_rows
@@ -478,7 +494,8 @@ class CREMBOClassifier(_DistillerBase):
                 P_f = P_tr
             else:
                 P_f = self._beliefs(source, X_f, final_rows)
-            prefer_f = trainer.predict_index(student, X_f) if student is not None else None
+            guide = student if student is not None else memo_res.student
+            prefer_f = trainer.predict_index(guide, X_f) if guide is not None else None
             student, fit_s, viol = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
@@ -522,8 +539,8 @@ class CREMBOClassifier(_DistillerBase):
         is NaN.
         """
         check_is_fitted(self, "student_")
-        if self.mode != "crembo" or any(rec["stage"] == "refit" for rec in self.trace_):
-            raise ValueError("selection can only be changed after a CREMBO fit without refit or subsampling")
+        if self.mode != "crembo" or self.cv is not None or any(rec["stage"] == "refit" for rec in self.trace_):
+            raise ValueError("selection can only be changed after a CREMBO fit without cv, refit or subsampling")
         import copy
 
         other = copy.copy(self)
@@ -545,20 +562,27 @@ class CREMBOClassifier(_DistillerBase):
                                               stratify=stratify)
         return np.sort(fit_rows), np.sort(val_rows)
 
-    def _fit_at(self, trainer, X, P, t, prefer):
-        """One student trained on the allowed labels at ``t`` (no consistency needed)."""
+    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None):
+        """One student trained on the allowed labels at ``t`` (no consistency
+        needed), without the rows where ``leave_out`` is true."""
         t0 = time.perf_counter()
         if trainer.target == "multioutput":
-            est = trainer.fit_mask(X, _core.allowed_labels(P, t))
+            mask = _core.allowed_labels(P, t)
+            if leave_out is not None:
+                mask[leave_out] = False
+            est = trainer.fit_mask(X, mask)
         else:
             targets, _ = _core.allowed_targets(P, t, prefer)
+            if leave_out is not None:
+                targets[leave_out] = -1
             est = trainer.fit_labels(X, targets)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))
         return est, time.perf_counter() - t0, viol
 
-    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val):
-        score_fn = SCORERS[self.scoring]
+    def _sweep_thresholds(self, P_s, memo_res):
+        """The sweep's candidates: from MEMO's threshold (or the smallest
+        belief value) up, all of them or a quantile-spaced budget."""
         lo = memo_res.threshold
         if lo is None:
             lo = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
@@ -566,7 +590,64 @@ class CREMBOClassifier(_DistillerBase):
             cands = _core.candidate_thresholds(P_s, lo, 1.0)
         else:
             cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
-        cands = [float(t) for t in cands]
+        return [float(t) for t in cands]
+
+    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng):
+        """The threshold chosen by cross-validation over the labelled rows of
+        the search set (positions ``labelled`` in ``X_s``, labels ``y_lab``):
+        at each candidate, ``cv`` students each fit without one fold score
+        that fold; the out-of-fold predictions give the threshold's score."""
+        if len(labelled) < self.cv:
+            raise ValueError(f"cv={self.cv}: only {len(labelled)} labelled rows to split into folds")
+        _, counts = np.unique(y_lab, return_counts=True)
+        splitter = (StratifiedKFold if counts.min() >= self.cv else KFold)(
+            self.cv, shuffle=True, random_state=seed_from(rng))
+        folds = [labelled[val] for _, val in splitter.split(labelled, y_lab)]
+        truth = np.empty(len(X_s), dtype=np.int64)
+        truth[labelled] = y_lab
+        truth = np.concatenate([truth[f] for f in folds])
+        cands = self._sweep_thresholds(P_s, memo_res)
+        row_max = P_s.max(axis=1)
+        busy = []
+
+        def one(t, k):
+            leave_out = np.zeros(len(X_s), dtype=bool)
+            leave_out[folds[k]] = True
+            if not np.any(row_max[~leave_out] >= t):
+                return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
+            t0 = time.perf_counter()
+            est, secs, viol = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out)
+            busy.append((t0, t0 + secs))
+            return trainer.predict_index(est, X_s[folds[k]]), secs, viol
+
+        tasks = [(t, k) for t in cands for k in range(self.cv)]
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            tasks = tqdm(tasks, desc=f"CREMBO {self.cv}-fold sweep", unit="fit")
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t, k) for t, k in tasks)
+        score_fn = SCORERS[self.scoring]
+        results, trace = [], []
+        for i, t in enumerate(cands):
+            part = outs[i * self.cv:(i + 1) * self.cv]
+            fitted = sum(p[0] is not None for p in part)
+            secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
+            score = None
+            if fitted == self.cv:  # else some fold had no row to learn from: not a candidate
+                score = float(score_fn(truth, np.concatenate([p[0] for p in part])))
+                results.append((t, score))
+            trace.append(dict(stage="cv", threshold=t, consistent=viol == 0 and score is not None,
+                              violations=viol, rounds=fitted, validation_score=score, fit_seconds=secs))
+        self._sweep_candidates = [(t, score, None) for t, score in results]
+        self._n_validation = len(labelled)
+        t, score = results[self._select(self.selection)]
+        # MEMO's student stands for its own threshold; any other is refit on all rows.
+        student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
+        return student, t, score, trace, _busy_seconds(busy)
+
+    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val):
+        score_fn = SCORERS[self.scoring]
+        cands = self._sweep_thresholds(P_s, memo_res)
         prefer = memo_res.pred
 
         def evaluate(est):
