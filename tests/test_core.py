@@ -743,3 +743,51 @@ def test_budget_at_least_the_number_of_entries_gives_every_candidate(rng):
 def test_huge_budget_is_capped_at_the_number_of_entries():
     P = np.array([[0.2, 0.8], [0.5, 0.5]])
     _same(crembo.budgeted_thresholds(P, 2**62), [0.2, 0.5, 0.8])
+
+
+# ----------------------------------------------------- validated beliefs
+def test_validated_beliefs_skip_the_check_and_give_the_same_answers(rng, monkeypatch):
+    P = random_beliefs(rng, 300, 4)
+    pred = rng.integers(0, 4, size=300)
+    B = crembo.Beliefs(P)
+    assert B.shape == (300, 4) and B.dtype == np.float64 and len(B) == 300
+    assert np.asarray(B) is B.array and np.shares_memory(B.array, P)
+    expected = (crembo.depth(P, pred), crembo.count_violations(P, pred, 0.2), crembo.allowed_labels(P, 0.2),
+                crembo.point_depth(P, pred), crembo.max_achievable_depth(P))
+    calls = []
+    real = _core.check_beliefs
+    monkeypatch.setattr(_core, "check_beliefs", lambda *a: (calls.append(1), real(*a))[1])
+    got = (crembo.depth(B, pred), crembo.count_violations(B, pred, 0.2), crembo.allowed_labels(B, 0.2),
+           crembo.point_depth(B, pred), crembo.max_achievable_depth(B))
+    assert calls == []  # validated once, when B was made
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    crembo.depth(P, pred)
+    assert calls == [1]  # a plain array is still checked on every call
+    # The wrapped matrix is read-only and float32 stays float32.
+    with pytest.raises(ValueError, match="read-only"):
+        B.array[0, 0] = 1.0
+    assert crembo.Beliefs(P.astype(np.float32)).dtype == np.float32
+
+
+def test_validated_beliefs_reject_bad_input_when_made(rng):
+    P = random_beliefs(rng, 5, 3)
+    bad = P.copy()
+    bad[2, 0] += 0.5
+    with pytest.raises(ValueError, match="row 2"):
+        crembo.Beliefs(bad)
+    np.testing.assert_allclose(crembo.Beliefs(bad, normalize=True).array.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="2-d"):
+        crembo.Beliefs(P[0])
+    with pytest.raises(TypeError, match="numeric"):
+        crembo.Beliefs(np.array([["a", "b"]]))
+
+
+def test_validated_beliefs_as_precomputed_teacher(rng):
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(int)
+    P = np.where(np.c_[y == 0, y == 1], 0.9, 0.1)
+    plain = crembo.CREMBOClassifier(P, random_state=0).fit(X, y)
+    wrapped = crembo.CREMBOClassifier(crembo.Beliefs(P), random_state=0).fit(X, y)
+    assert wrapped.threshold_ == plain.threshold_
+    np.testing.assert_array_equal(wrapped.predict(X), plain.predict(X))

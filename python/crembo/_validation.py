@@ -26,6 +26,8 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
     Pandas DataFrames are accepted. Rows must be finite, non-negative and sum
     to one within ``tol``; ``normalize=True`` rescales rows instead.
     """
+    if isinstance(beliefs, Beliefs) and tol is None:
+        return beliefs.array  # validated (or normalized) when it was made
     if hasattr(beliefs, "to_numpy"):
         beliefs = beliefs.to_numpy()
     arr = np.asarray(beliefs)
@@ -55,6 +57,60 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
     except ValueError as exc:
         raise ValueError(str(exc).replace("beliefs:", f"{name}:", 1)) from None
     return arr
+
+
+class Beliefs:
+    """A belief matrix ``p(y|x)`` validated once.
+
+    crembo's functions check every belief matrix they are given (one native
+    pass over it: finite, non-negative, rows summing to one). Wrap a matrix
+    that is used again and again, for example to score many students, and
+    pass the wrapper instead: the functions then skip that pass.
+
+    Parameters
+    ----------
+    beliefs : array-like of shape (n_samples, n_classes)
+    normalize : bool, default False
+        Rescale rows that do not sum to one instead of rejecting them.
+
+    Attributes
+    ----------
+    array : ndarray
+        The validated, C-contiguous float32 or float64 matrix, read-only. It
+        may share memory with ``beliefs``: changing ``beliefs`` afterwards
+        is not noticed, so validate again after changing it.
+    """
+
+    __slots__ = ("_array",)
+
+    def __init__(self, beliefs, *, normalize=False):
+        arr = as_beliefs(beliefs, normalize=normalize).view()
+        arr.flags.writeable = False
+        self._array = arr
+
+    @property
+    def array(self):
+        return self._array
+
+    @property
+    def shape(self):
+        return self._array.shape
+
+    @property
+    def dtype(self):
+        return self._array.dtype
+
+    def __len__(self):
+        return self._array.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None and not copy:
+            return self._array
+        return np.array(self._array, dtype=dtype, copy=True if copy is None else copy)
+
+    def __repr__(self):
+        n, C = self._array.shape
+        return f"Beliefs({n} x {C}, {self._array.dtype})"
 
 
 def as_label_indices(pred, n, n_classes, *, name="pred"):

@@ -65,7 +65,10 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
     if n_classes is None:
         n_classes = int(v.max()) + 1
     n_classes = check_positive_int(n_classes, "n_classes")
-    if v.min() < 0 or v.max() >= n_classes:
+    # The CPU core rejects out-of-range votes itself; wider integers are
+    # checked here, before the int32 conversion could wrap them into range.
+    fits_int32 = v.dtype.itemsize < 4 or (v.dtype.itemsize == 4 and v.dtype.kind == "i")
+    if (device != "cpu" or not fits_int32) and (v.min() < 0 or v.max() >= n_classes):
         j, i = np.argwhere((v < 0) | (v >= n_classes))[0]
         raise ValueError(f"votes[{j}, {i}] = {v[j, i]} is outside the label range [0, {n_classes})")
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):

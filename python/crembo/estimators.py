@@ -19,7 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._validation import (as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
+from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, default_student, run_memo
 from .students import TARGET_MODES, StudentTrainer, proba_in_classes, supports_multioutput
@@ -67,7 +67,7 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         teacher = self.teacher
         n_all = len(X) + len(X_unlabeled)
         y_classes = np.unique(y)
-        if isinstance(teacher, np.ndarray) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
+        if isinstance(teacher, (np.ndarray, Beliefs)) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
             P_all = as_beliefs(teacher, name="teacher (precomputed beliefs)")
             if P_all.shape[0] != n_all:
                 raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
