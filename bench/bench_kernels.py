@@ -6,7 +6,9 @@ hypotheses, times three implementations of each kernel:
 * ``core``   -- the pybind11 binding ``crembo._core.<kernel>`` called directly
   (the native kernel plus the binding's argument handling);
 * ``public`` -- the public ``crembo.<function>`` (adds the Python layer's
-  argument validation: label range, finiteness, row sums);
+  argument validation: label range, finiteness, row sums); with
+  ``--validated`` it is given ``crembo.Beliefs(P)``, validated once before
+  the timing, as a loop over one belief matrix would;
 * ``numpy``  -- the vectorised NumPy code a user would write.
 
 Kernels and their NumPy counterparts (``r = np.arange(n)``):
@@ -184,9 +186,11 @@ def kernel_bytes(kernel, n, C, m, s):
     }[kernel]
 
 
-def implementations(kernel, votes, P, pred, C, dtype):
-    """(core, public, numpy) callables of one kernel; numpy may be a dict of variants."""
+def implementations(kernel, votes, P, pred, C, dtype, validated=False):
+    """(core, public, numpy) callables of one kernel; numpy may be a dict of variants.
+    With ``validated`` the public functions get P as a ``crembo.Beliefs``."""
     f32 = dtype == np.float32
+    Pp = crembo.Beliefs(P) if validated else P
     n = P.shape[0]
     r = np.arange(n)
     t = THRESHOLD
@@ -196,17 +200,17 @@ def implementations(kernel, votes, P, pred, C, dtype):
                 {"bincount": lambda: numpy_votes_bincount(votes, C, dtype),
                  "per-class": lambda: numpy_votes_classes(votes, C, dtype)})
     if kernel == "point_depth":
-        return (lambda: _core.point_depth(P, pred), lambda: crembo.point_depth(P, pred), lambda: P[r, pred])
+        return (lambda: _core.point_depth(P, pred), lambda: crembo.point_depth(Pp, pred), lambda: P[r, pred])
     if kernel == "empirical_depth":
-        return (lambda: _core.empirical_depth(P, pred, 0.0), lambda: crembo.depth(P, pred),
+        return (lambda: _core.empirical_depth(P, pred, 0.0), lambda: crembo.depth(Pp, pred),
                 lambda: P[r, pred].min())
     if kernel == "count_violations":
-        return (lambda: _core.count_violations(P, pred, t), lambda: crembo.count_violations(P, pred, t),
+        return (lambda: _core.count_violations(P, pred, t), lambda: crembo.count_violations(Pp, pred, t),
                 lambda: np.count_nonzero(P[r, pred] < t))
     if kernel == "allowed_labels":
-        return (lambda: _core.allowed_labels(P, t), lambda: crembo.allowed_labels(P, t), lambda: P >= t)
+        return (lambda: _core.allowed_labels(P, t), lambda: crembo.allowed_labels(Pp, t), lambda: P >= t)
     if kernel == "max_achievable_depth":
-        return (lambda: _core.max_achievable_depth(P), lambda: crembo.max_achievable_depth(P),
+        return (lambda: _core.max_achievable_depth(P), lambda: crembo.max_achievable_depth(Pp),
                 lambda: P.max(axis=1).min())
     raise ValueError(kernel)
 
@@ -237,7 +241,8 @@ def run(args):
             s = np.dtype(dtype).itemsize
             P = _core.beliefs_from_votes(votes, args.classes, dtype == np.float32)
             for kernel in kernels:
-                core_f, public_f, numpy_f = implementations(kernel, votes, P, pred, args.classes, dtype)
+                core_f, public_f, numpy_f = implementations(kernel, votes, P, pred, args.classes, dtype,
+                                                            validated=args.validated)
                 numpy_variants = numpy_f if isinstance(numpy_f, dict) else {"numpy": numpy_f}
                 if args.check:
                     first = next(iter(numpy_variants.values()))
@@ -332,7 +337,9 @@ def render(rows, threads, args):
     lines = [f"Kernels through Python: C = {args.classes}, m = {args.members}, {threads} kernel thread(s); "
              f"times are medians of {args.repeats} runs; load average at start {args.load_start}, "
              f"at end {loadavg()}.",
-             "core = crembo._core binding, public = crembo.* function (with validation), numpy = plain NumPy; "
+             "core = crembo._core binding, public = crembo.* function ("
+             + ("given crembo.Beliefs(P), validated once before timing" if args.validated else "with validation")
+             + "), numpy = plain NumPy; "
              "bytes = inputs read + outputs written; memcpy = np.copyto of bytes/2 (faster of 1 and "
              f"{threads} threads), same run; best = the same from the fastest run of each.", "", HEADER]
     lines += [md_row(r) for r in rows]
@@ -375,6 +382,8 @@ def main(argv=None):
     p.add_argument("--numpy-budget", type=float, default=20.0,
                    help="seconds per NumPy measurement; slower calls are timed once (default 20)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the agreement check")
+    p.add_argument("--validated", action="store_true",
+                   help="give the public functions crembo.Beliefs(P), validated once before timing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS / "kernels"), help="output stem (.md and .json are added)")
     args = p.parse_args(argv)
