@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -49,7 +48,7 @@ from sklearn.tree import DecisionTreeClassifier
 import crembo
 from crembo import _core
 
-from _synthetic import crembo_data, data_key  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import crembo_data, data_key, loadavg, log  # noqa: E402  (bench/ is on sys.path as a script)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMING_KEYS = ("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits", "overhead", "total")
@@ -74,17 +73,6 @@ GRID = [
      dict(search_subsample=s, n_thresholds=k, max_rounds=r, n_jobs=2))
     for s in (5_000, 10_000, 20_000) for k in (4, 8, 16, None) for r in (2, 4, 8)
 ]
-
-
-def loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- part a

@@ -49,7 +49,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -66,21 +65,10 @@ from crembo import BinnedData, HistTreeClassifier, _core
 from crembo.datasets import DATASETS, load_dataset
 from crembo.evaluation import generalization
 
-from _synthetic import crembo_data, data_key  # noqa: E402  (bench/ is on sys.path when run as a script)
+from _common import crembo_data, data_key, loadavg, log  # noqa: E402  (bench/ is on sys.path as a script)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(os.environ.get("CREMBO_BENCH_CACHE", "/tmp/crembo_bench_tree"))
-
-
-def loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def header(part):

@@ -1,7 +1,11 @@
-"""The synthetic compression problem shared by bench_crembo.py and
-bench_tree.py: make_classification with 20 features and 10 classes, a
-fitted 50-tree random forest as the teacher, depth-4 tree students."""
+"""Shared by bench_crembo.py and bench_tree.py: the synthetic compression
+problem (make_classification with 20 features and 10 classes, a fitted
+50-tree random forest as the teacher, depth-4 tree students) and the run log
+helpers."""
 from __future__ import annotations
+
+import os
+import sys
 
 from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
@@ -25,3 +29,15 @@ def data_key(rows):
     return dict(rows=rows, features=20, informative=10, redundant=5, classes=10, clusters_per_class=1,
                 random_state=0, forest=dict(n_estimators=50, random_state=0),
                 student=dict(max_depth=4, random_state=0), search_version=SEARCH_VERSION)
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages (None where unavailable)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
