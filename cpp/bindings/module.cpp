@@ -565,6 +565,156 @@ py::array hist_numpy(const std::vector<T>& v) {
     return py::array(py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data()));
 }
 
+// --------------------------------------- kernels with a CPU and a CUDA build
+// Six kernels exist in the core and in cuda/ with the same signatures; each
+// backend names its versions and bind_shared_kernels binds them once per
+// backend (the CUDA ones under a "cuda_" prefix).
+struct CpuKernels {
+    static constexpr const char* prefix = "";
+    template <class T>
+    static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) {
+        crembo::beliefs_from_votes<T>(v, m, n, C, out);
+    }
+    template <class T>
+    static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
+        crembo::point_depth<T>(P, n, C, pred, out);
+    }
+    template <class T>
+    static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
+        return crembo::empirical_depth<T>(P, n, C, pred, delta);
+    }
+    template <class T>
+    static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
+        crembo::allowed_labels<T>(P, n, C, t, mask);
+    }
+    template <class T>
+    static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
+        return crembo::count_violations<T>(P, n, C, pred, t);
+    }
+    template <class T>
+    static T max_achievable_depth(const T* P, index_t n, index_t C) {
+        return crembo::max_achievable_depth<T>(P, n, C);
+    }
+};
+
+#ifdef CREMBO_WITH_CUDA
+struct CudaKernels {
+    static constexpr const char* prefix = "cuda_";
+    template <class T>
+    static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) {
+        crembo::cuda::beliefs_from_votes<T>(v, m, n, C, out);
+    }
+    template <class T>
+    static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
+        crembo::cuda::point_depth<T>(P, n, C, pred, out);
+    }
+    template <class T>
+    static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
+        return crembo::cuda::empirical_depth<T>(P, n, C, pred, delta);
+    }
+    template <class T>
+    static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
+        crembo::cuda::allowed_labels<T>(P, n, C, t, mask);
+    }
+    template <class T>
+    static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
+        return crembo::cuda::count_violations<T>(P, n, C, pred, t);
+    }
+    template <class T>
+    static T max_achievable_depth(const T* P, index_t n, index_t C) {
+        return crembo::cuda::max_achievable_depth<T>(P, n, C);
+    }
+};
+#endif
+
+template <class K>
+void bind_shared_kernels(py::module_& m) {
+    auto name = [](const char* base) { return std::string(K::prefix) + base; };
+    m.def(
+        name("beliefs_from_votes").c_str(),
+        [](const py::array& votes_in, index_t n_classes, bool float32) -> py::array {
+            if (votes_in.ndim() != 2) value_error("votes: expected a 2-d array (m hypotheses x n points)");
+            auto votes = carray<label_t>::ensure(votes_in);
+            const index_t mm = votes.shape(0), n = votes.shape(1);
+            auto run = [&](auto zero) {
+                using T = decltype(zero);
+                auto out = new_array<T>({n, n_classes});
+                {
+                    py::gil_scoped_release nogil;
+                    K::template beliefs_from_votes<T>(votes.data(), mm, n, n_classes, out.mutable_data());
+                }
+                return py::array(out);
+            };
+            return float32 ? run(float{}) : run(double{});
+        },
+        py::arg("votes"), py::arg("n_classes"), py::arg("float32") = false);
+    m.def(
+        name("point_depth").c_str(),
+        [](const py::array& P, const py::array& pred_in) -> py::array {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                const index_t n = p.shape(0), C = p.shape(1);
+                auto pred = vector<label_t>(pred_in, "pred", n);
+                auto out = new_array<T>({n});
+                {
+                    py::gil_scoped_release nogil;
+                    K::template point_depth<T>(p.data(), n, C, pred.data(), out.mutable_data());
+                }
+                return py::array(out);
+            });
+        },
+        py::arg("beliefs"), py::arg("pred"));
+    m.def(
+        name("empirical_depth").c_str(),
+        [](const py::array& P, const py::array& pred_in, double delta) -> double {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                const index_t n = p.shape(0), C = p.shape(1);
+                auto pred = vector<label_t>(pred_in, "pred", n);
+                py::gil_scoped_release nogil;
+                return double(K::template empirical_depth<T>(p.data(), n, C, pred.data(), delta));
+            });
+        },
+        py::arg("beliefs"), py::arg("pred"), py::arg("delta") = 0.0);
+    m.def(
+        name("allowed_labels").c_str(),
+        [](const py::array& P, double t) -> py::array {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                auto out = new_array<bool>({p.shape(0), p.shape(1)});
+                {
+                    py::gil_scoped_release nogil;
+                    K::template allowed_labels<T>(p.data(), p.shape(0), p.shape(1), T(t),
+                                                  reinterpret_cast<std::uint8_t*>(out.mutable_data()));
+                }
+                return py::array(out);
+            });
+        },
+        py::arg("beliefs"), py::arg("threshold"));
+    m.def(
+        name("count_violations").c_str(),
+        [](const py::array& P, const py::array& pred_in, double t) -> index_t {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                const index_t n = p.shape(0);
+                auto pred = vector<label_t>(pred_in, "pred", n);
+                py::gil_scoped_release nogil;
+                return K::template count_violations<T>(p.data(), n, p.shape(1), pred.data(), T(t));
+            });
+        },
+        py::arg("beliefs"), py::arg("pred"), py::arg("threshold"));
+    m.def(
+        name("max_achievable_depth").c_str(),
+        [](const py::array& P) -> double {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                py::gil_scoped_release nogil;
+                return double(K::template max_achievable_depth<T>(p.data(), p.shape(0), p.shape(1)));
+            });
+        },
+        py::arg("beliefs"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -587,24 +737,7 @@ PYBIND11_MODULE(_core, m) {
     bind_fast_tree(m);
 
     // ------------------------------------------------------------ beliefs
-    m.def(
-        "beliefs_from_votes",
-        [](const py::array& votes_in, index_t n_classes, bool float32) -> py::array {
-            if (votes_in.ndim() != 2) value_error("votes: expected a 2-d array (m hypotheses x n points)");
-            auto votes = carray<label_t>::ensure(votes_in);
-            const index_t mm = votes.shape(0), n = votes.shape(1);
-            auto run = [&](auto zero) {
-                using T = decltype(zero);
-                auto out = new_array<T>({n, n_classes});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::beliefs_from_votes<T>(votes.data(), mm, n, n_classes, out.mutable_data());
-                }
-                return py::array(out);
-            };
-            return float32 ? run(float{}) : run(double{});
-        },
-        py::arg("votes"), py::arg("n_classes"), py::arg("float32") = false);
+    bind_shared_kernels<CpuKernels>(m);
 
     m.def(
         "check_beliefs",
@@ -635,35 +768,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beliefs"));
 
     // -------------------------------------------------------------- depth
-    m.def(
-        "point_depth",
-        [](const py::array& P, const py::array& pred_in) -> py::array {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0), C = p.shape(1);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                auto out = new_array<T>({n});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::point_depth<T>(p.data(), n, C, pred.data(), out.mutable_data());
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"));
 
-    m.def(
-        "empirical_depth",
-        [](const py::array& P, const py::array& pred_in, double delta) -> double {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0), C = p.shape(1);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return double(crembo::empirical_depth<T>(p.data(), n, C, pred.data(), delta));
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"), py::arg("delta") = 0.0);
 
     m.def(
         "depth_profile",
@@ -680,16 +785,6 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("depth"), py::arg("thresholds"));
 
-    m.def(
-        "max_achievable_depth",
-        [](const py::array& P) -> double {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                py::gil_scoped_release nogil;
-                return double(crembo::max_achievable_depth<T>(p.data(), p.shape(0), p.shape(1)));
-            });
-        },
-        py::arg("beliefs"));
 
     m.def(
         "row_argmax",
@@ -740,34 +835,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beliefs"), py::arg("n_thresholds"), py::arg("lo") = 0.0, py::arg("hi") = 1.0);
 
     // ------------------------------------------- allowed labels, consistency
-    m.def(
-        "allowed_labels",
-        [](const py::array& P, double t) -> py::array {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                auto out = new_array<bool>({p.shape(0), p.shape(1)});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::allowed_labels<T>(p.data(), p.shape(0), p.shape(1), T(t),
-                                              reinterpret_cast<std::uint8_t*>(out.mutable_data()));
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("beliefs"), py::arg("threshold"));
 
-    m.def(
-        "count_violations",
-        [](const py::array& P, const py::array& pred_in, double t) -> index_t {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::count_violations<T>(p.data(), n, p.shape(1), pred.data(), T(t));
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"), py::arg("threshold"));
 
     m.def(
         "allowed_targets",
@@ -1020,89 +1088,7 @@ PYBIND11_MODULE(_core, m) {
     m.attr("cuda_built") = true;
     m.def("cuda_available", &crembo::cuda::available);
     m.def("cuda_device_name", &crembo::cuda::device_name);
-    m.def(
-        "cuda_beliefs_from_votes",
-        [](const py::array& votes_in, index_t n_classes, bool float32) -> py::array {
-            if (votes_in.ndim() != 2) value_error("votes: expected a 2-d array (m hypotheses x n points)");
-            auto votes = carray<label_t>::ensure(votes_in);
-            const index_t mm = votes.shape(0), n = votes.shape(1);
-            auto run = [&](auto zero) {
-                using T = decltype(zero);
-                auto out = new_array<T>({n, n_classes});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::cuda::beliefs_from_votes<T>(votes.data(), mm, n, n_classes, out.mutable_data());
-                }
-                return py::array(out);
-            };
-            return float32 ? run(float{}) : run(double{});
-        },
-        py::arg("votes"), py::arg("n_classes"), py::arg("float32") = false);
-    m.def(
-        "cuda_point_depth",
-        [](const py::array& P, const py::array& pred_in) -> py::array {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0), C = p.shape(1);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                auto out = new_array<T>({n});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::cuda::point_depth<T>(p.data(), n, C, pred.data(), out.mutable_data());
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"));
-    m.def(
-        "cuda_empirical_depth",
-        [](const py::array& P, const py::array& pred_in, double delta) -> double {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0), C = p.shape(1);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return double(crembo::cuda::empirical_depth<T>(p.data(), n, C, pred.data(), delta));
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"), py::arg("delta") = 0.0);
-    m.def(
-        "cuda_allowed_labels",
-        [](const py::array& P, double t) -> py::array {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                auto out = new_array<bool>({p.shape(0), p.shape(1)});
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::cuda::allowed_labels<T>(p.data(), p.shape(0), p.shape(1), T(t),
-                                                    reinterpret_cast<std::uint8_t*>(out.mutable_data()));
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("beliefs"), py::arg("threshold"));
-    m.def(
-        "cuda_count_violations",
-        [](const py::array& P, const py::array& pred_in, double t) -> index_t {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                const index_t n = p.shape(0);
-                auto pred = vector<label_t>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::cuda::count_violations<T>(p.data(), n, p.shape(1), pred.data(), T(t));
-            });
-        },
-        py::arg("beliefs"), py::arg("pred"), py::arg("threshold"));
-    m.def(
-        "cuda_max_achievable_depth",
-        [](const py::array& P) -> double {
-            return dispatch(P, [&](auto p, auto zero) {
-                using T = decltype(zero);
-                py::gil_scoped_release nogil;
-                return double(crembo::cuda::max_achievable_depth<T>(p.data(), p.shape(0), p.shape(1)));
-            });
-        },
-        py::arg("beliefs"));
+    bind_shared_kernels<CudaKernels>(m);
 #else
     m.attr("cuda_built") = false;
     m.def("cuda_available", []() { return false; });
