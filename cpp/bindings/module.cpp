@@ -499,7 +499,7 @@ void bind_fast_tree(py::module_& m) {
             "Append a tree in scikit-learn's layout; leaf_class[i] is the class index voted at leaf i.")
         .def(
             "beliefs",
-            [](const crembo::VoteForest& self, const py::object& X_in, int n_threads) {
+            [](const crembo::VoteForest& self, const py::object& X_in, int n_threads, index_t block_rows) {
                 if (self.n_trees() == 0) value_error("forest: no trees were added");
                 const py::array X = as_rows(X_in);
                 const index_t C = self.n_classes();
@@ -509,12 +509,13 @@ void bind_fast_tree(py::module_& m) {
                 with_tree_rows(self.n_features(), crembo::TreePrecision::Float32, X,
                                [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
                                    py::gil_scoped_release nogil;
-                                   self.vote(data, n, rs, cs, o, nt);
+                                   self.vote(data, n, rs, cs, o, nt, block_rows);
                                }, "forest");
                 return out;
             },
-            py::arg("X"), py::arg("n_threads") = 0,
-            "Share of the trees voting for each class, (n_samples, n_classes); n_threads 0: crembo's default.")
+            py::arg("X"), py::arg("n_threads") = 0, py::arg("block_rows") = 0,
+            "Share of the trees voting for each class, (n_samples, n_classes); n_threads 0: crembo's default; "
+            "block_rows (a tuning knob): rows walked through every tree at a time, 0: the default.")
         .def_property_readonly("n_trees", &crembo::VoteForest::n_trees)
         .def_property_readonly("node_count", &crembo::VoteForest::n_nodes)
         .def_property_readonly("n_features_in_", &crembo::VoteForest::n_features)

@@ -571,50 +571,42 @@ public:
     // out (n x n_classes, row-major) = the share of the trees voting for
     // each class (votes / n_trees), for the n x n_features matrix X with
     // element (i, j) at X[i * rs + j * cs]. Rows are split over n_threads
-    // threads (0: OpenMP's default); each thread walks blocks of rows through
-    // every tree.
+    // threads (0: OpenMP's default); each thread walks blocks of block_rows
+    // rows (0: the default) through every tree, so that a tree's nodes are
+    // fetched once per block.
     template <class T>
-    void vote(const T* X, index_t n, std::ptrdiff_t rs, std::ptrdiff_t cs, double* out, int n_threads = 0) const {
+    void vote(const T* X, index_t n, std::ptrdiff_t rs, std::ptrdiff_t cs, double* out, int n_threads = 0,
+              index_t block_rows = 0) const {
         if (n <= 0) return;
         if (roots_.empty()) throw std::invalid_argument("forest: no trees were added");
         const double n_trees = static_cast<double>(roots_.size());
-        const index_t n_blocks = (n + kRows - 1) / kRows;
         int nt = 1;
 #ifdef _OPENMP
         nt = n_threads > 0 ? n_threads : omp_get_max_threads();
-        if (nt > n_blocks) nt = static_cast<int>(n_blocks);
 #else
         (void)n_threads;
 #endif
+        index_t kRows = block_rows;
+        if (kRows <= 0) {  // big blocks, but at least one per thread when there is enough work
+            const index_t share = (n + nt - 1) / nt;
+            kRows = share < kBlockRows ? (share < kMinBlockRows ? kMinBlockRows : share) : kBlockRows;
+        }
+        const index_t n_blocks = (n + kRows - 1) / kRows;
+        if (nt > n_blocks) nt = static_cast<int>(n_blocks);
         auto run = [&](index_t b) {
             const index_t lo = b * kRows, hi = lo + kRows < n ? lo + kRows : n;
-            std::int32_t counts[kRows * kMaxLocalClasses];
-            const bool local = n_classes_ <= kMaxLocalClasses;
-            if (!local)
-                for (index_t i = lo; i < hi; ++i)
-                    for (index_t c = 0; c < n_classes_; ++c) out[i * n_classes_ + c] = 0.0;
-            else
-                std::fill(counts, counts + (hi - lo) * n_classes_, 0);
-            auto add = [&](index_t i, std::int32_t leaf) {
-                const std::int32_t c = leaf_class_[leaf];
-                if (local)
-                    ++counts[(i - lo) * n_classes_ + c];
-                else
-                    out[i * n_classes_ + c] += 1.0;
-            };
+            double* o = out + lo * n_classes_;
+            std::fill(o, out + hi * n_classes_, 0.0);
+            auto add = [&](index_t i, std::int32_t leaf) { out[i * n_classes_ + leaf_class_[leaf]] += 1.0; };
             for (std::int32_t root : roots_) walk_rows(root, X, lo, hi, rs, cs, add);
-            for (index_t i = lo; i < hi; ++i)
-                for (index_t c = 0; c < n_classes_; ++c) {
-                    double& o = out[i * n_classes_ + c];
-                    o = (local ? static_cast<double>(counts[(i - lo) * n_classes_ + c]) : o) / n_trees;
-                }
+            for (double* p = o; p < out + hi * n_classes_; ++p) *p /= n_trees;
         };
         if (nt <= 1) {
             for (index_t b = 0; b < n_blocks; ++b) run(b);
             return;
         }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (index_t b = 0; b < n_blocks; ++b) run(b);
 #endif
     }
@@ -627,8 +619,13 @@ private:
         std::int32_t right;
     };
     static constexpr std::uint32_t kNanLeft = 0x80000000u;
-    static constexpr index_t kRows = 256;          // rows per block (a block's counts stay in L1)
-    static constexpr index_t kMaxLocalClasses = 64;  // more classes count straight into out
+    // Rows per block: every tree walks a whole block before the next tree,
+    // so a tree's nodes are fetched from memory once per block. Measured on
+    // a 50-tree forest (31k nodes per tree, 85,000 rows): 16k-row blocks took
+    // about 0.3 s against 0.43 s for 4k and 0.6-0.8 s for 256 (2 threads, a
+    // loaded 2-core machine).
+    static constexpr index_t kBlockRows = 16384;
+    static constexpr index_t kMinBlockRows = 1024;
     static constexpr int kLanes = 8;  // rows walked together (independent loads overlap)
 
     std::vector<Node> nodes_;
