@@ -248,6 +248,9 @@ def test_native_forest_counts_exactly_the_member_votes(noisy, name, monkeypatch)
     np.testing.assert_array_equal(teacher_beliefs(teacher, np.asfortranarray(X)), expected)
     np.testing.assert_array_equal(teacher_beliefs(teacher, pd.DataFrame(X)), expected)
     np.testing.assert_array_equal(teacher_beliefs(teacher, X[:7]), expected[:7])  # fewer rows than a block
+    forest = _teachers._native_forest(teacher, teacher.estimators_)
+    for block_rows in (1, 7, 8, 1000):  # blocks that split the 8-row lanes and leave tails
+        np.testing.assert_array_equal(forest.beliefs(X, 2, block_rows), expected)
 
 
 def test_native_forest_members_missing_a_class(monkeypatch):
