@@ -232,3 +232,16 @@ def test_paper_forwards_its_arguments(monkeypatch, capsys):
 def test_demo_still_runs(capsys):
     rc, stdout, _ = run_cli(["demo", "--dataset", "iris", "--folds", "2"], capsys)
     assert rc == 0 and "CREMBO" in stdout and "MEMO's deepest consistent threshold" in stdout
+
+
+def test_compress_with_cross_validated_threshold(table, tmp_path, capsys):
+    csv, X, y = table
+    out = tmp_path / "cv"
+    rc, stdout, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--cv", "3", "-o", out, *FAST], capsys)
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["search"]["cv"] == 3
+    tried = report["search"]["thresholds_tried"]
+    assert any(r["stage"] == "cv" for r in tried) and not any(r["stage"] == "sweep" for r in tried)
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--cv", "1", "-o", tmp_path / "bad"], capsys)
+    assert_one_line_error(rc, err, "--cv", "at least 2 folds")

@@ -450,6 +450,8 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
+    if args.cv is not None and args.cv < 2:
+        raise CLIError(f"--cv: expected at least 2 folds, got {args.cv}")
     if args.n_thresholds is not None and args.n_thresholds < 1:
         raise CLIError(f"--n-thresholds: expected a positive integer, got {args.n_thresholds}")
     if args.plots:
@@ -503,7 +505,8 @@ def _compress(args):
                            f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}")
 
     model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
-                             validation_fraction=args.validation_fraction, n_thresholds=args.n_thresholds,
+                             validation_fraction=args.validation_fraction, cv=args.cv,
+                             n_thresholds=args.n_thresholds,
                              n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
     with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
                f"search over thresholds"):
@@ -558,6 +561,7 @@ def _compress(args):
         "teacher": {"source": teacher_source, "type": type(teacher).__name__, "trained": not fitted_teacher},
         "student": dict(spec=args.student, **_student_summary(student)),
         "search": {"mode": args.mode, "oracle": args.oracle, "validation_fraction": args.validation_fraction,
+                   "cv": args.cv,
                    "n_thresholds": args.n_thresholds, "memo_threshold": model.memo_threshold_,
                    "memo_depth": model.memo_depth_, "threshold": model.threshold_,
                    "validation_score": model.validation_score_, "depth": model.depth_,
@@ -722,6 +726,9 @@ def _add_new_commands(sub):
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
     c.add_argument("--validation-fraction", type=float, default=0.15)
+    c.add_argument("--cv", type=int, default=None,
+                   help="choose the threshold by this many folds of cross-validation instead of one validation "
+                        "split, then fit the student on all fitting rows")
     c.add_argument("--test-fraction", type=float, default=0.2,
                    help="rows held out to report test accuracy and agreement (default 0.2; 0: none)")
     c.add_argument("--drop", default="", help="comma-separated columns that are not features (ids, ...)")
