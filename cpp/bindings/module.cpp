@@ -570,63 +570,40 @@ py::array hist_numpy(const std::vector<T>& v) {
 // Six kernels exist in the core and in cuda/ with the same signatures; each
 // backend names its versions and bind_shared_kernels binds them once per
 // backend (the CUDA ones under a "cuda_" prefix).
-struct CpuKernels {
-    static constexpr const char* prefix = "";
-    template <class T>
-    static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) {
-        crembo::beliefs_from_votes<T>(v, m, n, C, out);
-    }
-    template <class T>
-    static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
-        crembo::point_depth<T>(P, n, C, pred, out);
-    }
-    template <class T>
-    static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
-        return crembo::empirical_depth<T>(P, n, C, pred, delta);
-    }
-    template <class T>
-    static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
-        crembo::allowed_labels<T>(P, n, C, t, mask);
-    }
-    template <class T>
-    static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
-        return crembo::count_violations<T>(P, n, C, pred, t);
-    }
-    template <class T>
-    static T max_achievable_depth(const T* P, index_t n, index_t C) {
-        return crembo::max_achievable_depth<T>(P, n, C);
-    }
-};
+#define CREMBO_KERNEL_BACKEND(Name, Prefix, NS)                                                   \
+    struct Name {                                                                                 \
+        static constexpr const char* prefix = Prefix;                                             \
+        template <class T>                                                                        \
+        static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) { \
+            NS::beliefs_from_votes<T>(v, m, n, C, out);                                           \
+        }                                                                                         \
+        template <class T>                                                                        \
+        static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {  \
+            NS::point_depth<T>(P, n, C, pred, out);                                               \
+        }                                                                                         \
+        template <class T>                                                                        \
+        static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double d) { \
+            return NS::empirical_depth<T>(P, n, C, pred, d);                                      \
+        }                                                                                         \
+        template <class T>                                                                        \
+        static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {   \
+            NS::allowed_labels<T>(P, n, C, t, mask);                                              \
+        }                                                                                         \
+        template <class T>                                                                        \
+        static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) { \
+            return NS::count_violations<T>(P, n, C, pred, t);                                     \
+        }                                                                                         \
+        template <class T>                                                                        \
+        static T max_achievable_depth(const T* P, index_t n, index_t C) {                         \
+            return NS::max_achievable_depth<T>(P, n, C);                                          \
+        }                                                                                         \
+    };
 
+CREMBO_KERNEL_BACKEND(CpuKernels, "", crembo)
 #ifdef CREMBO_WITH_CUDA
-struct CudaKernels {
-    static constexpr const char* prefix = "cuda_";
-    template <class T>
-    static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) {
-        crembo::cuda::beliefs_from_votes<T>(v, m, n, C, out);
-    }
-    template <class T>
-    static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {
-        crembo::cuda::point_depth<T>(P, n, C, pred, out);
-    }
-    template <class T>
-    static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {
-        return crembo::cuda::empirical_depth<T>(P, n, C, pred, delta);
-    }
-    template <class T>
-    static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {
-        crembo::cuda::allowed_labels<T>(P, n, C, t, mask);
-    }
-    template <class T>
-    static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) {
-        return crembo::cuda::count_violations<T>(P, n, C, pred, t);
-    }
-    template <class T>
-    static T max_achievable_depth(const T* P, index_t n, index_t C) {
-        return crembo::cuda::max_achievable_depth<T>(P, n, C);
-    }
-};
+CREMBO_KERNEL_BACKEND(CudaKernels, "cuda_", crembo::cuda)
 #endif
+#undef CREMBO_KERNEL_BACKEND
 
 template <class K>
 void bind_shared_kernels(py::module_& m) {
