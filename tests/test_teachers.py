@@ -333,3 +333,10 @@ def test_native_forest_bad_input(noisy):
     with pytest.raises(ValueError, match="not reachable"):
         unreachable.add_tree(children_left=[1, -1, -1, -1], children_right=[2, -1, -1, -1], feature=[0, -2, -2, -2],
                              threshold=[0.5, -2, -2, -2], leaf_class=[-1, 0, 1, 0])
+
+
+def test_teacher_beliefs_checks_the_device(wine):
+    X, y = wine
+    teacher = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="device"):
+        teacher_beliefs(teacher, X, device="gpu")

@@ -23,7 +23,7 @@ from sklearn.utils import check_array
 from . import _core
 
 from .core import beliefs_from_votes
-from ._validation import as_beliefs, check_choice
+from ._validation import as_beliefs, check_choice, check_device
 
 __all__ = ["teacher_beliefs", "is_voting_ensemble", "teacher_classes"]
 
@@ -192,7 +192,10 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
     n_jobs : int, optional
         Threads for querying ensemble members.
     device : {"cpu", "cuda"}
-        Where the votes are counted.
+        Where the votes are counted when the members are asked one by one.
+        Ensembles of scikit-learn trees are always counted by crembo's native
+        forest on the CPU, which is faster than asking the members and gives
+        the same numbers.
     normalize : bool, default False
         Rescale rows that do not sum to one instead of rejecting them.
 
@@ -202,9 +205,10 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
         returns float32 probabilities)
     """
     check_choice(method, "belief", BELIEF_METHODS)
+    check_device(device)
     n = len(X)
     if is_voting_ensemble(teacher) and method in ("auto", "votes"):
-        P = _native_beliefs(teacher, X, n_jobs) if device == "cpu" else None
+        P = _native_beliefs(teacher, X, n_jobs)
         if P is None:
             C = len(teacher.classes_)
             votes = _member_votes(teacher, X, n_jobs)
