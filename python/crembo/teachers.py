@@ -82,10 +82,6 @@ def _native_forest(teacher, members):
     """The ensemble's trees as a :class:`crembo._core.VoteForest`, or ``None``
     when a member is not a single-output scikit-learn classification tree
     voting for one of the ensemble's class indices."""
-    from sklearn.tree import BaseDecisionTree
-
-    from .export import _tree_arrays
-
     features = getattr(teacher, "estimators_features_", None)
     key = tuple(getattr(m, "tree_", None) for m in members)
     key += tuple(features) if features is not None else ()
@@ -95,6 +91,19 @@ def _native_forest(teacher, members):
         cached = None
     if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
         return cached[1]
+    forest = _build_forest(teacher, members, features)
+    try:
+        _FORESTS[teacher] = (key, forest)  # None too: the members' predict is needed
+    except TypeError:
+        pass
+    return forest
+
+
+def _build_forest(teacher, members, features):
+    from sklearn.tree import BaseDecisionTree
+
+    from .export import _tree_arrays
+
     C = len(teacher.classes_)
     d = getattr(teacher, "n_features_in_", None)
     if d is None or not all(isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1
@@ -119,10 +128,6 @@ def _native_forest(teacher, members):
             feature = feature.copy()
             feature[split] = cols[feature[split]]
         forest.add_tree(left, right, feature, threshold, leaf_class, nan_left)
-    try:
-        _FORESTS[teacher] = (key, forest)
-    except TypeError:
-        pass
     return forest
 
 
@@ -134,7 +139,7 @@ def _native_beliefs(teacher, X, n_jobs):
     if not _all_trees(members):
         return None
     try:
-        Xc = check_array(X, dtype=np.float32, ensure_all_finite=True)
+        Xc = check_array(X, dtype=np.float32)  # finite values only (the default check)
     except (ValueError, TypeError):
         return None  # the members' predict reports (or handles) it
     forest = _native_forest(teacher, members)
