@@ -791,3 +791,12 @@ def test_validated_beliefs_as_precomputed_teacher(rng):
     wrapped = crembo.CREMBOClassifier(crembo.Beliefs(P), random_state=0).fit(X, y)
     assert wrapped.threshold_ == plain.threshold_
     np.testing.assert_array_equal(wrapped.predict(X), plain.predict(X))
+
+
+def test_validated_beliefs_in_memo(rng):
+    X = rng.normal(size=(80, 3))
+    P = random_beliefs(rng, 80, 3)
+    plain = crembo.memo(X, P, random_state=0)
+    wrapped = crembo.memo(X, crembo.Beliefs(P), random_state=0)
+    assert wrapped.threshold == plain.threshold
+    np.testing.assert_array_equal(wrapped.pred, plain.pred)
