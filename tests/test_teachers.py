@@ -340,3 +340,47 @@ def test_teacher_beliefs_checks_the_device(wine):
     teacher = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="device"):
         teacher_beliefs(teacher, X, device="gpu")
+
+
+def test_forest_beliefs_check_column_names_like_predict(wine):
+    X, y = wine
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    teacher = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(df, y)
+    np.testing.assert_array_equal(teacher_beliefs(teacher, df), numpy_vote_shares(teacher, X))
+    with pytest.raises(ValueError, match="feature names"):
+        teacher_beliefs(teacher, df[df.columns[::-1]])  # same count, other order: predict refuses it too
+
+
+def test_weighted_and_soft_voting(wine):
+    X, y = wine
+    members = [("a", DecisionTreeClassifier(max_depth=1, random_state=0)),
+               ("b", DecisionTreeClassifier(max_depth=2, random_state=0)),
+               ("c", DecisionTreeClassifier(max_depth=3, random_state=0))]
+    weighted = VotingClassifier(members, weights=[10, 1, 1]).fit(X, y)
+    P = teacher_beliefs(weighted, X)
+    votes = np.array([m.predict(X) for m in weighted.estimators_]).astype(int)
+    expected = np.zeros((len(X), 3))
+    for k, w in enumerate([10, 1, 1]):
+        expected[np.arange(len(X)), votes[k]] += w / 12
+    np.testing.assert_allclose(P, expected)
+    np.testing.assert_array_equal(weighted.classes_[P.argmax(axis=1)], weighted.predict(X))
+    soft = VotingClassifier(members, voting="soft").fit(X, y)
+    assert not is_voting_ensemble(soft)
+    np.testing.assert_allclose(teacher_beliefs(soft, X), soft.predict_proba(X))
+
+
+def test_frozen_forest_is_read_through_its_members(wine):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = wine
+    forest = RandomForestClassifier(n_estimators=7, max_depth=3, random_state=0).fit(X, y)
+    frozen = FrozenEstimator(forest)
+    assert is_voting_ensemble(frozen)
+    np.testing.assert_array_equal(teacher_beliefs(frozen, X), teacher_beliefs(forest, X))
+    np.testing.assert_array_equal(teacher_classes(frozen), forest.classes_)
+
+
+def test_normalize_errors_name_the_teacher(wine):
+    X, _ = wine
+    with pytest.raises(ValueError, match=r"teacher\(X\): row 1 cannot be normalised"):
+        teacher_beliefs(lambda Z: np.array([[1.0, 1.0]] + [[0.0, 0.0]] * (len(Z) - 1)), X, normalize=True)

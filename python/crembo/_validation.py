@@ -47,16 +47,21 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
         if np.any(arr < 0):
             bad = int(np.argwhere(arr < 0)[0, 0])
             raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
-        return _core.normalize_beliefs(arr)
+        return _named(name, _core.normalize_beliefs, arr)
     if tol is None:
         tol = ROW_SUM_TOL_F32 if dtype == np.float32 else ROW_SUM_TOL
     # One native pass checks finiteness, signs and row sums (multi-threaded);
     # its message names the first bad row.
+    _named(name, _core.check_beliefs, arr, float(tol))
+    return arr
+
+
+def _named(name, fn, *args):
+    """``fn(*args)``, its "beliefs:" error message renamed to ``name``."""
     try:
-        _core.check_beliefs(arr, float(tol))
+        return fn(*args)
     except ValueError as exc:
         raise ValueError(str(exc).replace("beliefs:", f"{name}:", 1)) from None
-    return arr
 
 
 class Beliefs:

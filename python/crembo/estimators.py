@@ -23,7 +23,7 @@ from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check
                           is_fitted, seed_from)
 from .memo import ORACLES, default_student, run_memo
 from .students import TARGET_MODES, StudentTrainer, proba_in_classes, supports_multioutput
-from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes
+from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
 
@@ -36,15 +36,6 @@ def default_teacher(random_state=None):
     """The reference teacher: 100 trees of depth at most 12, balanced classes."""
     return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced",
                                   random_state=random_state)
-
-
-def _unwrap_frozen(est):
-    # sklearn.frozen.FrozenEstimator keeps a prefit teacher fitted through
-    # clone(); read the members of the estimator inside it.
-    inner = getattr(est, "estimator", None)
-    if type(est).__name__ == "FrozenEstimator" and inner is not None:
-        return inner
-    return est
 
 
 class _DistillerBase(ClassifierMixin, BaseEstimator):
@@ -87,7 +78,7 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             raise TypeError("teacher: expected a scikit-learn classifier, a callable returning probabilities, "
                             f"or an array of beliefs; got {type(teacher).__name__}")
         self.teacher_ = teacher_
-        inner = _unwrap_frozen(teacher_)
+        inner = unwrap_teacher(teacher_)
         classes = teacher_classes(inner)
         if classes is None:
             classes = y_classes
@@ -530,6 +521,12 @@ class CREMBOClassifier(_DistillerBase):
             best = min((k for k in range(len(cands)) if cands[k][1] >= floor - 1e-12), key=lambda k: cands[k][0])
         return best
 
+    def _can_reselect(self):
+        """True when every sweep candidate is a fitted student that could be
+        the final one (see :meth:`_with_selection`)."""
+        check_is_fitted(self, "student_")
+        return self.mode == "crembo" and self.cv is None and not any(r["stage"] == "refit" for r in self.trace_)
+
     def _with_selection(self, selection):
         """A copy of this fitted model whose student is chosen by another rule.
 
@@ -538,8 +535,7 @@ class CREMBOClassifier(_DistillerBase):
         selection rules without repeating the search. ``depth_`` of the copy
         is NaN.
         """
-        check_is_fitted(self, "student_")
-        if self.mode != "crembo" or self.cv is not None or any(rec["stage"] == "refit" for rec in self.trace_):
+        if not self._can_reselect():
             raise ValueError("selection can only be changed after a CREMBO fit without cv, refit or subsampling")
         import copy
 

@@ -86,8 +86,7 @@ def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, lab
         for m in methods:
             t0 = time.perf_counter()
             shared = fitted.get("CREMBO")
-            if m == "CREMBO-1SE" and shared is not None and not (crembo_params or {}).get("refit") \
-                    and (crembo_params or {}).get("search_subsample") is None:
+            if m == "CREMBO-1SE" and shared is not None and shared._can_reselect():
                 # Same search as CREMBO's, another selection rule: no refit needed.
                 est = shared._with_selection("one_se")
                 secs = out["CREMBO"]["seconds"]

@@ -19,6 +19,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import is_classifier
 from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
 
 from . import _core
 
@@ -41,21 +42,33 @@ def _members(teacher):
     return members
 
 
+def unwrap_teacher(teacher):
+    """The estimator inside a ``sklearn.frozen.FrozenEstimator`` (which keeps
+    a prefit teacher fitted through ``clone``), else ``teacher`` itself."""
+    from sklearn.frozen import FrozenEstimator
+
+    return teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
+
+
 def is_voting_ensemble(teacher):
     """True for a fitted ensemble whose members are classifiers that predict
-    indices into the ensemble's ``classes_`` (forests, bagging, voting)."""
+    indices into the ensemble's ``classes_`` and vote one each: forests,
+    bagging, hard voting (with or without weights)."""
+    teacher = unwrap_teacher(teacher)
     if _members(teacher) is None or not hasattr(teacher, "classes_"):
         return False
     # Gradient boosting stores regressors; stacking members predict raw labels.
     from sklearn.ensemble import BaggingClassifier, VotingClassifier
     from sklearn.ensemble._forest import ForestClassifier
 
-    return isinstance(teacher, (ForestClassifier, BaggingClassifier, VotingClassifier))
+    if isinstance(teacher, VotingClassifier):
+        return teacher.voting == "hard"  # soft voting averages predict_proba: that is its belief
+    return isinstance(teacher, (ForestClassifier, BaggingClassifier))
 
 
 def teacher_classes(teacher):
     """The teacher's ``classes_`` when it has them, else ``None``."""
-    classes = getattr(teacher, "classes_", None)
+    classes = getattr(unwrap_teacher(teacher), "classes_", None)
     if classes is None:
         return None
     classes = np.asarray(classes)
@@ -143,7 +156,7 @@ def _native_beliefs(teacher, X, n_jobs):
     except (ValueError, TypeError):
         return None  # the members' predict reports (or handles) it
     forest = _native_forest(teacher, members)
-    if forest is None or Xc.shape[1] != forest.n_features_in_:
+    if forest is None:
         return None
     return forest.beliefs(Xc, _threads(n_jobs))
 
@@ -213,13 +226,25 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
     check_device(device)
     n = len(X)
     if is_voting_ensemble(teacher) and method in ("auto", "votes"):
-        P = _native_beliefs(teacher, X, n_jobs)
+        teacher = unwrap_teacher(teacher)
+        # The members were fitted without column names: check X against the
+        # ensemble's own names and count, as its predict would.
+        validate_data(teacher, X, reset=False, skip_check_array=True)
+        weights = getattr(teacher, "weights", None)
+        P = _native_beliefs(teacher, X, n_jobs) if weights is None else None
         if P is None:
             C = len(teacher.classes_)
             votes = _member_votes(teacher, X, n_jobs)
             if votes.min() < 0 or votes.max() >= C:
                 raise ValueError("teacher: ensemble members voted for a class outside the ensemble's classes_")
-            P = beliefs_from_votes(votes, C, device=device)
+            if weights is None:
+                P = beliefs_from_votes(votes, C, device=device)
+            else:  # hard voting with weights: each member's vote counts its weight
+                w = np.asarray(weights, dtype=np.float64)
+                P = np.zeros((votes.shape[1], C))
+                for k in range(votes.shape[0]):
+                    P[np.arange(votes.shape[1]), votes[k]] += w[k]
+                P /= w.sum()
     elif method == "votes":
         raise TypeError(f"teacher: belief='votes' needs a fitted voting ensemble (random forest, extra trees, "
                         f"bagging, voting); got {type(teacher).__name__}")
