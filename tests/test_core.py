@@ -800,3 +800,15 @@ def test_validated_beliefs_in_memo(rng):
     wrapped = crembo.memo(X, crembo.Beliefs(P), random_state=0)
     assert wrapped.threshold == plain.threshold
     np.testing.assert_array_equal(wrapped.pred, plain.pred)
+
+
+def test_first_bad_vote_is_reported_whatever_the_thread_count(restore_threads):
+    # Blocks of points are split over threads; the message must still name
+    # the first bad vote in (member, point) order, as the CUDA kernel does.
+    votes = np.zeros((128, 8192), np.int32)
+    votes[0, 5] = 9
+    votes[100, 7000] = 9
+    for threads in (1, 2, 4):
+        _core.set_num_threads(threads)
+        with pytest.raises(ValueError, match=r"votes\[0, 5\] = 9"):
+            crembo.beliefs_from_votes(votes, 3)

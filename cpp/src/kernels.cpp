@@ -82,28 +82,36 @@ void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T
     constexpr index_t kBlock = 2048;
     const index_t n_blocks = (n + kBlock - 1) / kBlock;
     const T scale = T(1) / T(m);
-    index_t bad = -1;
+    // The first bad vote in (member, point) order is reported, as by CUDA,
+    // whatever the thread count: the first one a block meets (members outer,
+    // points inner) is that block's smallest flat index.
+    const index_t none = m * n;
+    index_t bad = none;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m / 8)) reduction(max : bad)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n * m / 8)) reduction(min : bad)
 #endif
     for (index_t b = 0; b < n_blocks; ++b) {
         const index_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
         std::vector<std::int32_t> counts(static_cast<size_t>((hi - lo) * C), 0);
-        for (index_t j = 0; j < m && bad < 0; ++j) {
+        index_t block_bad = none;
+        for (index_t j = 0; j < m && block_bad == none; ++j) {
             const label_t* row = votes + j * n;
             for (index_t i = lo; i < hi; ++i) {
                 const label_t y = row[i];
                 if (y < 0 || y >= C) {
-                    bad = j * n + i;
+                    block_bad = j * n + i;
                     break;
                 }
                 ++counts[static_cast<size_t>((i - lo) * C + y)];
             }
         }
-        if (bad >= 0) continue;
+        if (block_bad != none) {
+            bad = std::min(bad, block_bad);
+            continue;
+        }
         for (index_t k = 0; k < (hi - lo) * C; ++k) out[lo * C + k] = T(counts[k]) * scale;
     }
-    if (bad >= 0) {
+    if (bad != none) {
         std::ostringstream msg;
         msg << "votes[" << bad / n << ", " << bad % n << "] = " << votes[bad]
             << " is outside the label range [0, " << C << ")";
@@ -199,16 +207,6 @@ void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) 
         out[i] = P[i * C + y];
     }
     if (first_bad < n) bad_label("pred", first_bad, pred[first_bad], C);
-}
-
-template <class T>
-T kth_smallest(const T* values, index_t n, index_t k) {
-    require(n >= 1, "values: expected at least one value");
-    require(k >= 0 && k < n, "k: expected 0 <= k < n");
-    if (k == 0) return *std::min_element(values, values + n);
-    std::vector<T> tmp(values, values + n);
-    std::nth_element(tmp.begin(), tmp.begin() + k, tmp.end());
-    return tmp[static_cast<size_t>(k)];
 }
 
 namespace {
@@ -403,7 +401,6 @@ index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* pr
     template void normalize_beliefs<T>(T*, index_t, index_t);                                   \
     template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);               \
     template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);          \
-    template T kth_smallest<T>(const T*, index_t, index_t);                                     \
     template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);              \
     template T max_achievable_depth<T>(const T*, index_t, index_t);                             \
     template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                      \

@@ -70,13 +70,10 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         res.violations = empty;
         return res;
     }
-    std::vector<label_t> argmax;
-    if (empty > 0) {
-        argmax.resize(static_cast<size_t>(n));
-        row_argmax<T>(P, n, C, argmax.data(), nullptr);
-        for (index_t i = 0; i < n; ++i)
-            if (targets[i] < 0) targets[i] = argmax[i];
-    }
+    // The few rows with an empty allowed set (tolerated violations) learn
+    // their most likely label.
+    for (index_t i = 0; empty > 0 && i < n; ++i)
+        if (targets[i] < 0) row_argmax<T>(P + i * C, 1, C, &targets[i], nullptr);
     std::vector<double> w(static_cast<size_t>(n), 1.0);
     if (base_weights) {
         for (index_t i = 0; i < n; ++i) {

@@ -50,10 +50,6 @@ void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out);
 template <class T>
 T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta);
 
-// k-th smallest (0-based) of values[0..n): selection without sorting.
-template <class T>
-T kth_smallest(const T* values, index_t n, index_t k);
-
 // Depth profile: out[j] = fraction of points with depth[i] >= thresholds[j].
 template <class T>
 void depth_profile(const T* depth, index_t n, const T* thresholds, index_t k, double* out);

@@ -72,6 +72,36 @@ inline float round_down_to_float(double t) {
     return f;
 }
 
+// Checks the split structure of a tree in scikit-learn's layout: a leaf has
+// both children -1; a split has two distinct children stored after it (so
+// walks always end), a feature in [0, d) and a threshold that is not NaN;
+// every node but the root has exactly one parent. Calls bad(i, what), which
+// must throw, at the first problem; returns the depth of every node.
+template <class Bad>
+std::vector<int> check_tree_layout(std::int64_t n, const std::int64_t* cl, const std::int64_t* cr,
+                                   const std::int64_t* feat, const double* thr, std::int64_t d, Bad&& bad) {
+    std::vector<int> depth(static_cast<size_t>(n), -1);
+    depth[0] = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        if (cl[i] < 0 || cr[i] < 0) {
+            if (cl[i] != -1 || cr[i] != -1) bad(i, "a leaf must have children_left = children_right = -1");
+        } else {
+            if (cl[i] <= i || cl[i] >= n || cr[i] <= i || cr[i] >= n || cl[i] == cr[i])
+                bad(i, "children must be distinct nodes stored after their parent");
+            if (feat[i] < 0 || feat[i] >= d) bad(i, "split feature outside [0, n_features)");
+            if (std::isnan(thr[i])) bad(i, "NaN threshold");
+        }
+        if (depth[i] < 0) bad(i, "not reachable from the root");
+        if (cl[i] >= 0) {
+            for (std::int64_t c : {cl[i], cr[i]}) {
+                if (depth[c] >= 0) bad(c, "has two parents");
+                depth[c] = depth[i] + 1;
+            }
+        }
+    }
+    return depth;
+}
+
 class FastTree {
 public:
     using index_t = std::int64_t;
@@ -366,16 +396,14 @@ private:
         threshold64_.assign(thr, thr + n);
         leaf_class_.assign(static_cast<size_t>(n), -1);
         proba_.assign(static_cast<size_t>(n * C), 0.0);
-        std::vector<int> depth(static_cast<size_t>(n), -1);
-        depth[0] = 0;
+        const std::vector<int> depth =
+            check_tree_layout(n, cl, cr, feat, thr, d, [](index_t i, const char* what) { bad_node(i, what); });
         n_leaves_ = 0;
         max_depth_ = 0;
         for (index_t i = 0; i < n; ++i) {
             Node& nd = nodes_[i];
             nd.nan_left = nan_left ? (nan_left[i] != 0) : 0;
-            const bool is_leaf = cl[i] < 0 || cr[i] < 0;
-            if (is_leaf) {
-                if (cl[i] != -1 || cr[i] != -1) bad_node(i, "a leaf must have children_left = children_right = -1");
+            if (cl[i] < 0) {
                 if (cls[i] < 0 || cls[i] >= C) bad_node(i, "leaf class outside [0, n_classes)");
                 for (index_t c = 0; c < C; ++c) {
                     const double p = proba[i * C + c];
@@ -389,24 +417,12 @@ private:
                 leaf_class_[i] = cls[i];
                 ++n_leaves_;
             } else {
-                // Children after their parent: walks always end (no cycles).
-                if (cl[i] <= i || cl[i] >= n || cr[i] <= i || cr[i] >= n || cl[i] == cr[i])
-                    bad_node(i, "children must be distinct nodes stored after their parent");
-                if (feat[i] < 0 || feat[i] >= d) bad_node(i, "split feature outside [0, n_features)");
-                if (std::isnan(thr[i])) bad_node(i, "NaN threshold");
                 nd.feature = static_cast<std::int32_t>(feat[i]);
                 nd.left = static_cast<std::int32_t>(cl[i]);
                 nd.right = static_cast<std::int32_t>(cr[i]);
                 nd.threshold = round_down_to_float(thr[i]);
             }
-            if (depth[i] < 0) bad_node(i, "not reachable from the root");
             if (depth[i] > max_depth_) max_depth_ = depth[i];
-            if (!is_leaf) {
-                for (std::int64_t c : {cl[i], cr[i]}) {
-                    if (depth[c] >= 0) bad_node(c, "has two parents");
-                    depth[c] = depth[i] + 1;
-                }
-            }
         }
         n_features_ = d;
         n_classes_ = C;
@@ -537,27 +553,17 @@ public:
         const index_t base = n_nodes();
         if (base + n > std::numeric_limits<std::int32_t>::max())
             throw std::invalid_argument("forest: more than 2^31 - 1 nodes in all");
+        check_tree_layout(n, cl, cr, feat, thr, n_features_, bad);
         std::vector<Node> nodes(static_cast<size_t>(n));
         std::vector<std::int32_t> cls(static_cast<size_t>(n), -1);
-        std::vector<std::uint8_t> parents(static_cast<size_t>(n), 0);
         for (index_t i = 0; i < n; ++i) {
             Node& nd = nodes[i];
             const auto self = static_cast<std::int32_t>(base + i);
-            if (i > 0 && parents[i] == 0) bad(i, "not reachable from the root");
-            if (cl[i] < 0 || cr[i] < 0) {
-                if (cl[i] != -1 || cr[i] != -1) bad(i, "a leaf must have children_left = children_right = -1");
+            if (cl[i] < 0) {
                 if (leaf_class[i] < 0 || leaf_class[i] >= n_classes_) bad(i, "leaf class outside [0, n_classes)");
                 nd = Node{0.0f, 0, self, self};  // a leaf loops on itself
                 cls[i] = static_cast<std::int32_t>(leaf_class[i]);
                 continue;
-            }
-            if (cl[i] <= i || cl[i] >= n || cr[i] <= i || cr[i] >= n || cl[i] == cr[i])
-                bad(i, "children must be distinct nodes stored after their parent");
-            if (feat[i] < 0 || feat[i] >= n_features_) bad(i, "split feature outside [0, n_features)");
-            if (std::isnan(thr[i])) bad(i, "NaN threshold");
-            for (std::int64_t c : {cl[i], cr[i]}) {
-                if (parents[c]) bad(c, "has two parents");
-                parents[c] = 1;
             }
             const std::uint32_t nl = (nan_left && nan_left[i]) ? kNanLeft : 0u;
             nd = Node{round_down_to_float(thr[i]), static_cast<std::uint32_t>(feat[i]) | nl,
