@@ -409,8 +409,15 @@ class CREMBOClassifier(_DistillerBase):
         transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[transfer_rows]
+        # refit=True trains the final student on every row: ask the teacher
+        # about all of them once.
+        refit_all = self.refit and self.mode == "crembo" and not use_cv  # cv already searched on every row
         t0 = time.perf_counter()
-        P_tr = self._beliefs(source, X_tr, transfer_rows)
+        if refit_all:
+            P_all = self._beliefs(source, X_all, np.arange(n + n_unl))
+            P_tr = np.ascontiguousarray(P_all[transfer_rows])
+        else:
+            P_tr = self._beliefs(source, X_tr, transfer_rows)
         timings["beliefs"] = time.perf_counter() - t0
 
         # Search on a subsample when asked, refit once on all rows after.
@@ -420,7 +427,10 @@ class CREMBOClassifier(_DistillerBase):
             size = int(round(sub * len(X_tr))) if isinstance(sub, float) else int(sub)
             if size < len(X_tr):
                 search = np.sort(rng.choice(len(X_tr), size=max(size, 2), replace=False))
-        X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
+        if len(search) == len(X_tr):
+            X_s, P_s = X_tr, P_tr  # the same arrays: a student's binned X is reused
+        else:
+            X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
 
         trainer = StudentTrainer(default_student() if self.student is None else self.student, self.classes_,
                                  target=target, seed=seed)
@@ -473,21 +483,18 @@ class CREMBOClassifier(_DistillerBase):
 
         # Final student: refit at the chosen threshold on every transfer row
         # when the search used a subsample (or refit=True asks for all data).
-        final_rows = None
-        if self.refit and self.mode == "crembo" and not use_cv:  # cv already searched on every row
-            final_rows = np.concatenate([np.arange(n), n + np.arange(n_unl)])
-        elif student is None or len(search) < len(X_tr):
-            final_rows = transfer_rows
-        if final_rows is not None:
+        pred_tr = None
+        if refit_all or student is None or X_s is not X_tr:
             t0 = time.perf_counter()
-            X_f = X_all[final_rows]
-            if final_rows is transfer_rows:
-                P_f = P_tr
-            else:
-                P_f = self._beliefs(source, X_f, final_rows)
+            X_f, P_f = (X_all, P_all) if refit_all else (X_tr, P_tr)
             guide = student if student is not None else memo_res.student
-            prefer_f = trainer.predict_index(guide, X_f) if guide is not None else None
-            student, fit_s, viol = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
+            if guide is None:
+                prefer_f = None
+            elif guide is memo_res.student and X_f is X_s:
+                prefer_f = memo_res.pred  # MEMO already predicted these rows
+            else:
+                prefer_f = trainer.predict_index(guide, X_f)
+            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
             n_fits += 1
@@ -501,7 +508,8 @@ class CREMBOClassifier(_DistillerBase):
             self.validation_score_ = None
         self.trace_ = trace
         self.n_student_fits_ = int(n_fits)
-        pred_tr = trainer.predict_index(student, X_tr)
+        if pred_tr is None:
+            pred_tr = trainer.predict_index(student, X_tr)
         self.depth_ = float(_core.empirical_depth(P_tr, pred_tr, 0.0))
         timings["total"] = time.perf_counter() - t_start
         timings["overhead"] = timings["total"] - timings["teacher_fit"] - timings["student_fits"]
@@ -560,7 +568,8 @@ class CREMBOClassifier(_DistillerBase):
 
     def _fit_at(self, trainer, X, P, t, prefer, leave_out=None):
         """One student trained on the allowed labels at ``t`` (no consistency
-        needed), without the rows where ``leave_out`` is true."""
+        needed), without the rows where ``leave_out`` is true: (student, fit
+        seconds, violations on all of ``X``, its predictions on ``X``)."""
         t0 = time.perf_counter()
         if trainer.target == "multioutput":
             mask = _core.allowed_labels(P, t)
@@ -574,7 +583,7 @@ class CREMBOClassifier(_DistillerBase):
             est = trainer.fit_labels(X, targets)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))
-        return est, time.perf_counter() - t0, viol
+        return est, time.perf_counter() - t0, viol, pred
 
     def _sweep_thresholds(self, P_s, memo_res):
         """The sweep's candidates: from MEMO's threshold (or the smallest
@@ -612,9 +621,9 @@ class CREMBOClassifier(_DistillerBase):
             if not np.any(row_max[~leave_out] >= t):
                 return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
             t0 = time.perf_counter()
-            est, secs, viol = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out)
+            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out)
             busy.append((t0, t0 + secs))
-            return trainer.predict_index(est, X_s[folds[k]]), secs, viol
+            return pred[folds[k]], secs, viol
 
         tasks = [(t, k) for t in cands for k in range(self.cv)]
         if self.verbose:
@@ -659,7 +668,7 @@ class CREMBOClassifier(_DistillerBase):
 
         def one(t):
             t0 = time.perf_counter()
-            est, secs, viol = self._fit_at(trainer, X_s, P_s, t, prefer)
+            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer)
             busy.append((t0, t0 + secs))
             return est, t, evaluate(est), secs, viol, 1
 
