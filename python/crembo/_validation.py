@@ -178,11 +178,6 @@ def check_device(device):
     return device
 
 
-def cuda_is_usable():
-    """True when crembo was built with CUDA and a device is present."""
-    return bool(_core.cuda_built) and bool(_core.cuda_available())
-
-
 def seed_from(random_state):
     """An int seed drawn from ``random_state`` (None stays None)."""
     if random_state is None:

@@ -362,10 +362,7 @@ class FastTree(_core.FastTree):
             does not follow scikit-learn's semantics).
         """
         flat = flatten_tree(model, precision=precision)
-        tree = cls(**flat.arrays())
-        tree.feature_names_in_ = flat.feature_names
-        tree.source_ = flat.source
-        tree.n_node_samples_ = flat.n_node_samples
+        tree = cls.from_flat(flat)
         if check and not isinstance(model, (_core.FastTree, FlatTree)) and hasattr(model, "predict"):
             _check_against(tree, model, flat)
         return tree

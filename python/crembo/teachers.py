@@ -12,11 +12,10 @@ Supported teachers, in the order they are tried:
 """
 from __future__ import annotations
 
-import os
 import weakref
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
@@ -82,13 +81,8 @@ _FORESTS = weakref.WeakKeyDictionary()
 
 
 def _threads(n_jobs):
-    """joblib's n_jobs as a native thread count (0: crembo's default)."""
-    if n_jobs is None:
-        return 0
-    n_jobs = int(n_jobs)
-    if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return n_jobs
+    """joblib's n_jobs as a native thread count (None: 0, crembo's default)."""
+    return 0 if n_jobs is None else effective_n_jobs(n_jobs)
 
 
 def _native_forest(teacher, members):
