@@ -1,15 +1,13 @@
-// Standalone check of the CUDA kernels against the CPU core (not part of the
-// CMake build). Runs every function of crembo/cuda.hpp on random data, with
-// host, device, pinned and managed pointers, compares the results bit for bit
-// with the CPU functions of crembo/core.hpp (errors: same exception type and
-// message), and prints PASS/FAIL per function. Without a CUDA device it prints
-// "no CUDA device, skipped" and exits 0.
+// Standalone check of the CUDA kernels against the CPU core. Runs every
+// function of crembo/cuda.hpp on random data, with host, device, pinned and
+// managed pointers, compares the results bit for bit with the CPU functions
+// of crembo/core.hpp (errors: same exception type and message), and prints
+// PASS/FAIL per function. Without a CUDA device it prints "no CUDA device,
+// skipped" and exits 0.
 //
-// Build (after building the libraries into /tmp/cudabuild):
-//   g++ -std=c++17 -O2 -Icpp/include -Icuda/include -I/usr/local/cuda/include
-//       cuda/selftest.cpp /tmp/cudabuild/libcrembo_core.a /tmp/cudabuild/libcrembo_cuda.a
-//       -L/usr/local/cuda/lib64 -lcudart_static -ldl -lrt -lpthread -fopenmp -o /tmp/selftest
-// (one command line).
+// Build and run (CMake target, built on request when CUDA is found):
+//   cmake -S . -B build/cuda -DCREMBO_CUDA=ON
+//   cmake --build build/cuda --target crembo_cuda_selftest && ./build/cuda/crembo_cuda_selftest
 #include <cuda_runtime.h>
 
 #include <cmath>
