@@ -178,6 +178,18 @@ def check_device(device):
     return device
 
 
+def seeded_clone(estimator, seed):
+    """``clone(estimator)``, its ``random_state`` set to ``seed`` when it has
+    one and it is None (so repeated fits are reproducible)."""
+    from sklearn.base import clone
+
+    est = clone(estimator)
+    params = est.get_params(deep=False)
+    if seed is not None and "random_state" in params and params["random_state"] is None:
+        est.set_params(random_state=seed)
+    return est
+
+
 def seed_from(random_state):
     """An int seed drawn from ``random_state`` (None stays None)."""
     if random_state is None:

@@ -25,6 +25,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, train_test_split
 
+from ._validation import seeded_clone
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .memo import default_student
 from .metrics import add_feature_noise, agreement, flip_labels
@@ -43,10 +44,7 @@ def _build(method, teacher, student, X, y, seed, crembo_params):
     if method == "teacher":
         return teacher
     if method == "BM":
-        est = clone(student)
-        if "random_state" in est.get_params(deep=False) and est.get_params(deep=False)["random_state"] is None:
-            est.set_params(random_state=seed)
-        return est.fit(X, y)
+        return seeded_clone(student, seed).fit(X, y)
     if method == "VT":
         return LabelDistiller(teacher=teacher, student=student, random_state=seed).fit(X, y)
     params = dict(crembo_params or {})

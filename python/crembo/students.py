@@ -23,11 +23,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from sklearn.base import clone, is_classifier
+from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.validation import has_fit_parameter
 
-from ._validation import check_choice
+from ._validation import check_choice, seeded_clone
 from .tree import resolve_student
 
 __all__ = ["StudentTrainer", "AllowedLabelStudent", "supports_multioutput"]
@@ -125,11 +125,7 @@ class StudentTrainer:
             return self._bins[1]
 
     def _clone(self):
-        est = clone(self.template)
-        if self.seed is not None and "random_state" in est.get_params(deep=False) \
-                and est.get_params(deep=False)["random_state"] is None:
-            est.set_params(random_state=self.seed)
-        return est
+        return seeded_clone(self.template, self.seed)
 
     def fit_labels(self, X, targets, sample_weight=None):
         """Fit on label indices ``targets`` (``-1`` rows are left out)."""

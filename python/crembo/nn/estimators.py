@@ -16,23 +16,19 @@ import copy
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .._validation import seed_from
-from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss
+from .._validation import is_fitted, seed_from, seeded_clone
+from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss, logits_from_proba
 from .models import MLP
 from .train import Trainer, predict_logits, resolve_device
 
 __all__ = ["NetClassifier", "TorchClassifier", "KDClassifier", "teacher_logits", "KD_METHODS"]
 
 KD_METHODS = ("kd", "noisy", "noisy_kd", "logits")
-
-
-def _seed(random_state):
-    return seed_from(random_state)
 
 
 class NetClassifier(ClassifierMixin, BaseEstimator):
@@ -152,7 +148,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"validation_fraction: expected a float in (0, 1), got {self.validation_fraction!r}")
         self.classes_ = np.asarray(classes)
         n, d = X.shape
-        seed = _seed(self.random_state)
+        seed = seed_from(self.random_state)
         device = resolve_device(self.device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
@@ -299,14 +295,7 @@ def teacher_logits(teacher, X):
     else:
         raise TypeError(f"teacher: {type(teacher).__name__} has neither predict_logits nor predict_proba and is "
                         "not callable")
-    logp = np.log(np.clip(np.asarray(P, dtype=np.float64), 1e-8, None))
-    return logp - logp.mean(axis=1, keepdims=True)
-
-
-def _fitted(est):
-    from .._validation import is_fitted
-
-    return is_fitted(est)
+    return logits_from_proba(torch.as_tensor(np.asarray(P, dtype=np.float64))).numpy()
 
 
 class KDClassifier(ClassifierMixin, BaseEstimator):
@@ -368,14 +357,6 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
                                 mode="l2" if self.method == "noisy" else "kd", temperature=self.temperature,
                                 alpha=self.alpha)
 
-    @staticmethod
-    def _seeded(est, seed):
-        est = clone(est)
-        params = est.get_params(deep=False)
-        if seed is not None and "random_state" in params and params["random_state"] is None:
-            est.set_params(random_state=seed)
-        return est
-
     def fit(self, X, y, X_unlabeled=None):
         """Fit the teacher if needed, then the student on the teacher's logits of ``X`` and ``X_unlabeled``.
 
@@ -395,12 +376,12 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float32, ensure_min_samples=2)
         check_classification_targets(y)
         X_unl = X[:0] if X_unlabeled is None else validate_data(self, X_unlabeled, reset=False, dtype=np.float32)
-        seed = _seed(self.random_state)
+        seed = seed_from(self.random_state)
         teacher = self.teacher
         if teacher is None:
             teacher = NetClassifier(MLP, dict(hidden=(256, 256)), epochs=40)
-        if hasattr(teacher, "fit") and not _fitted(teacher):
-            teacher = self._seeded(teacher, seed).fit(X, y)
+        if hasattr(teacher, "fit") and not is_fitted(teacher):
+            teacher = seeded_clone(teacher, seed).fit(X, y)
         elif not (hasattr(teacher, "predict_proba") or hasattr(teacher, "predict_logits") or callable(teacher)):
             raise TypeError(f"teacher: expected a classifier, a TorchTeacher or a callable, got "
                             f"{type(teacher).__name__}")
@@ -419,7 +400,7 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
         student = NetClassifier() if self.student is None else self.student
         if not hasattr(student, "fit_with_loss"):
             raise TypeError(f"student: expected a NetClassifier (with fit_with_loss), got {type(student).__name__}")
-        self.student_ = self._seeded(student, seed).fit_with_loss(X_all, loss, classes=classes, y=y_idx,
+        self.student_ = seeded_clone(student, seed).fit_with_loss(X_all, loss, classes=classes, y=y_idx,
                                                                    teacher_logits=Z)
         self.classes_ = classes
         return self

@@ -20,6 +20,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from .losses import logits_from_proba
 from .train import predict_logits
 
 __all__ = ["TorchTeacher", "torch_beliefs", "enable_mc_dropout", "TEACHER_METHODS"]
@@ -237,8 +238,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
         if method == "softmax":
             z = predict_logits(mods[0], X, batch_size=self.batch_size, device=self.device)
             return z.double().numpy()
-        logp = np.log(np.clip(self.predict_proba(X), 1e-8, None))
-        return logp - logp.mean(axis=1, keepdims=True)
+        return logits_from_proba(torch.as_tensor(self.predict_proba(X), dtype=torch.float64)).numpy()
 
     def predict(self, X):
         P = self.predict_proba(X)

@@ -271,8 +271,9 @@ class Trainer:
                     batch = {k: v[idx] for k, v in data.items()}
                     x = batch["x"] if self.augment is None else self.augment(batch["x"])
                     value = loss(module(x), batch)
-                    if not torch.isfinite(value):
-                        raise FloatingPointError(f"training loss became {float(value.detach())} at epoch {epoch + 1}; "
+                    v = float(value.detach())  # one device sync per batch
+                    if not math.isfinite(v):
+                        raise FloatingPointError(f"training loss became {v} at epoch {epoch + 1}; "
                                                  "lower the learning rate")
                     opt.zero_grad(set_to_none=True)
                     value.backward()
@@ -281,7 +282,7 @@ class Trainer:
                     opt.step()
                     if sched is not None:
                         sched.step()
-                    total += float(value.detach()) * len(idx)
+                    total += v * len(idx)
                     count += len(idx)
                 rec = dict(epoch=epoch + 1, loss=total / count, val_loss=None, lr=opt.param_groups[0]["lr"],
                            seconds=time.perf_counter() - t0)
