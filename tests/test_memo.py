@@ -624,3 +624,19 @@ def test_bad_memo_arguments_raise(call, exc, match):
 def test_non_estimator_student_raises_type_error():
     with pytest.raises(TypeError, match=r"student: expected a scikit-learn classifier"):
         crembo.memo(X6, P6, student=object())
+
+
+def test_oracle_errors_do_not_send_users_in_circles(rng):
+    # A student without multi-output support and oracle="single": the advice
+    # must lead somewhere that works (oracle="reweight" with labels), and the
+    # mismatch oracle="single" + labels is named as such.
+    from sklearn.linear_model import LogisticRegression
+
+    X = rng.normal(size=(40, 2))
+    P = random_beliefs(rng, 40, 3)
+    with pytest.raises(ValueError, match="oracle='reweight'"):
+        crembo.memo(X, P, LogisticRegression(), oracle="single")
+    with pytest.raises(ValueError, match="oracle='single'.*needs student_target='multioutput'"):
+        crembo.memo(X, P, LogisticRegression(), oracle="single", student_target="labels")
+    res = crembo.memo(X, P, LogisticRegression(), oracle="reweight", student_target="labels")
+    assert res.n_fits >= 1

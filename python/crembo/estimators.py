@@ -21,8 +21,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _core
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
-from .memo import ORACLES, default_student, run_memo
-from .students import TARGET_MODES, StudentTrainer, proba_in_classes, supports_multioutput
+from .memo import ORACLES, check_oracle, default_student, run_memo
+from .students import TARGET_MODES, StudentTrainer, proba_in_classes
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
@@ -434,13 +434,7 @@ class CREMBOClassifier(_DistillerBase):
 
         trainer = StudentTrainer(default_student() if self.student is None else self.student, self.classes_,
                                  target=target, seed=seed)
-        if self.oracle == "reweight" and not trainer.accepts_weights:
-            raise TypeError(f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, "
-                            "which the reweighting oracle needs; use oracle='single' with a multi-output "
-                            "student (e.g. a decision tree)")
-        if target == "multioutput" and not supports_multioutput(trainer.template):
-            raise ValueError(f"student_target='multioutput': {type(trainer.template).__name__} does not "
-                             "support multi-output classification")
+        check_oracle(self.oracle, trainer)
 
         t0 = time.perf_counter()
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,

@@ -17,7 +17,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from . import _core
 from ._validation import as_beliefs, check_choice, check_fraction, check_positive_int, seed_from
-from .students import StudentTrainer, supports_multioutput
+from .students import StudentTrainer
 
 __all__ = ["memo", "MemoResult", "default_student", "ORACLES"]
 
@@ -73,6 +73,17 @@ def _memo_ceiling(P, delta):
     return float(np.partition(row_max, k)[k])
 
 
+def check_oracle(oracle, trainer):
+    """Raise unless the trainer's student can serve ``oracle``: the single
+    fit needs the multi-output target, reweighting needs ``sample_weight``."""
+    if oracle == "single" and trainer.target != "multioutput":
+        raise ValueError("oracle='single' trains on the allowed-label matrix and needs student_target='multioutput'")
+    if oracle == "reweight" and not trainer.accepts_weights:
+        raise TypeError(f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, which the "
+                        "reweighting oracle needs; use oracle='single' with a multi-output student (e.g. a "
+                        "decision tree)")
+
+
 def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
              candidates=None, sample_weight=None, probe_lowest=True):
     """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
@@ -100,8 +111,6 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
     def accept():
         state["best"] = state["last"]
 
-    if oracle == "single" and trainer.target != "multioutput":
-        raise ValueError("oracle='single' trains on the allowed-label matrix and needs student_target='multioutput'")
     res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
                             fit_mask=fit_mask if oracle == "single" else None, accept=accept,
                             oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
@@ -211,11 +220,7 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
         if sample_weight.shape != (P.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
             raise ValueError(f"sample_weight: expected {P.shape[0]} finite, non-negative weights")
     trainer = StudentTrainer(student, classes, target=student_target, seed=seed_from(random_state))
-    if oracle == "reweight" and not trainer.accepts_weights:
-        raise TypeError(f"student: {type(student).__name__}.fit does not accept sample_weight, which the "
-                        "reweighting oracle needs; use oracle='single' with a multi-output student")
-    if oracle == "single" and not supports_multioutput(student):
-        raise ValueError(f"oracle='single': {type(student).__name__} does not support multi-output targets")
+    check_oracle(oracle, trainer)
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=np.float64)
         if candidates.ndim != 1 or not np.all(np.isfinite(candidates)) or np.any(candidates <= 0) \

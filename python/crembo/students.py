@@ -106,7 +106,8 @@ class StudentTrainer:
         check_choice(target, "student_target", ("labels", "multioutput"))
         if target == "multioutput" and not supports_multioutput(template):
             raise ValueError(f"student_target='multioutput': {type(template).__name__} does not support "
-                             "multi-output classification; use student_target='labels'")
+                             "multi-output classification; use a multi-output student (e.g. a decision tree), "
+                             "or student_target='labels' with oracle='reweight'")
         self.target = target
         self.seed = seed
         self.accepts_weights = has_fit_parameter(template, "sample_weight")
