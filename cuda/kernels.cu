@@ -9,6 +9,7 @@
 // messages as the CPU code); any CUDA runtime error -> std::runtime_error
 // carrying cudaGetErrorString. Nothing here aborts.
 #include "crembo/cuda.hpp"
+#include "crembo/detail/checks.hpp"
 
 #include <cuda_runtime.h>
 
@@ -51,21 +52,10 @@ void check(cudaError_t err, const char* what) {
 
 void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
-void require(bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(what);
-}
-
-void check_shape(index_t n, index_t C) {
-    require(n >= 1, "beliefs: expected at least one point (n >= 1)");
-    require(C >= 1, "beliefs: expected at least one class (C >= 1)");
-}
-
-index_t insensitive_rank(index_t n, double delta) {
-    if (!(delta >= 0.0 && delta < 1.0))
-        throw std::invalid_argument("delta: expected a fraction in [0, 1)");
-    const index_t k = static_cast<index_t>(std::floor(delta * double(n)));
-    return std::min(k, n - 1);
-}
+using crembo::detail::bad_label;
+using crembo::detail::check_shape;
+using crembo::detail::insensitive_rank;
+using crembo::detail::require;
 
 void require_ptr(const void* p, const char* what) {
     if (p == nullptr) throw std::invalid_argument(what);
@@ -252,13 +242,6 @@ label_t label_at(const label_t* p, bool on_device, ull k) {
     check(cudaMemcpy(&v, p + k, sizeof(label_t), cudaMemcpyDeviceToHost),
           "cudaMemcpy (label read)");
     return v;
-}
-
-// Same text as the CPU's check_labels.
-[[noreturn]] void bad_label(const char* arg, ull i, label_t y, index_t C) {
-    std::ostringstream msg;
-    msg << arg << "[" << i << "] = " << y << " is outside the label range [0, " << C << ")";
-    throw std::invalid_argument(msg.str());
 }
 
 // Grid size for a grid-stride loop over `work` items: enough blocks to fill

@@ -1,6 +1,7 @@
 // Data-parallel kernels of the native core: beliefs, depth, thresholds,
 // allowed labels and consistency counts.
 #include "crembo/core.hpp"
+#include "crembo/detail/checks.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -28,20 +29,10 @@ int threads_for(index_t work) {
     return get_num_threads();
 }
 
-void require(bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(what);
-}
-
-void check_shape(index_t n, index_t C) {
-    require(n >= 1, "beliefs: expected at least one point (n >= 1)");
-    require(C >= 1, "beliefs: expected at least one class (C >= 1)");
-}
-
-[[noreturn]] void bad_label(const char* arg, index_t i, label_t y, index_t C) {
-    std::ostringstream msg;
-    msg << arg << "[" << i << "] = " << y << " is outside the label range [0, " << C << ")";
-    throw std::invalid_argument(msg.str());
-}
+using detail::bad_label;
+using detail::check_shape;
+using detail::insensitive_rank;
+using detail::require;
 
 void check_labels(const char* arg, const label_t* labels, index_t n, index_t C) {
     index_t first_bad = n;
@@ -208,15 +199,6 @@ void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) 
     }
     if (first_bad < n) bad_label("pred", first_bad, pred[first_bad], C);
 }
-
-namespace {
-index_t insensitive_rank(index_t n, double delta) {
-    if (!(delta >= 0.0 && delta < 1.0))
-        throw std::invalid_argument("delta: expected a fraction in [0, 1)");
-    const index_t k = static_cast<index_t>(std::floor(delta * double(n)));
-    return std::min(k, n - 1);
-}
-}  // namespace
 
 template <class T>
 T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double delta) {

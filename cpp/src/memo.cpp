@@ -2,6 +2,7 @@
 // consistency oracle. The student fit itself is a callback; everything else
 // (targets, weights, violation bookkeeping, stopping) lives here.
 #include "crembo/core.hpp"
+#include "crembo/detail/checks.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -33,9 +34,6 @@ void check_student_labels(const label_t* pred, index_t n, index_t C) {
     }
 }
 
-index_t tolerated_violations(index_t n, double delta) {
-    return static_cast<index_t>(std::floor(delta * double(n)));
-}
 
 }  // namespace
 
@@ -44,8 +42,8 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
                                 const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
                                 const double* base_weights, const label_t* prefer) {
     check_options(opt);
-    if (n < 1 || C < 1) throw std::invalid_argument("beliefs: expected a non-empty n x C matrix");
-    const index_t tolerated = tolerated_violations(n, opt.delta);
+    detail::check_shape(n, C);
+    const index_t tolerated = detail::tolerated_violations(n, opt.delta);
     OracleResult res;
     res.pred.assign(static_cast<size_t>(n), 0);
 
