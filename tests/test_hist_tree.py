@@ -445,6 +445,9 @@ def test_pickle_and_string_labels():
     again = pickle.loads(pickle.dumps(ht))
     np.testing.assert_array_equal(again.predict(X), ht.predict(X))
     assert again.predict(X[:1]).dtype == labels.dtype
+    # after a prediction too (the tree keeps a native evaluator it rebuilds)
+    twice = pickle.loads(pickle.dumps(again))
+    np.testing.assert_array_equal(twice.predict(X), ht.predict(X))
     binned = pickle.loads(pickle.dumps(BinnedData(X).take([0, 5, 9])))
     assert len(binned) == 3
 

@@ -347,11 +347,11 @@ py::array as_rows(const py::object& X) {
 }
 
 template <class Fill>
-void fill_rows(const crembo::FastTree& tree, const py::array& X, Fill&& fill) {
+void fill_rows(const crembo::FastTree& tree, const py::array& X, Fill&& fill, int n_threads = 0) {
     with_tree_rows(tree.n_features(), tree.precision(), X, [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
         std::optional<py::gil_scoped_release> nogil;
         if (n >= kReleaseGilRows) nogil.emplace();
-        tree.for_each_leaf(data, n, rs, cs, fill, crembo::get_num_threads());
+        tree.for_each_leaf(data, n, rs, cs, fill, n_threads > 0 ? n_threads : crembo::get_num_threads());
     });
 }
 
@@ -437,14 +437,15 @@ void bind_fast_tree(py::module_& m) {
             py::arg("X"), "Class probabilities (n_samples, n_classes), columns ordered as classes_.")
         .def(
             "apply",
-            [](const PyFastTree& self, const py::object& X_in) {
+            [](const PyFastTree& self, const py::object& X_in, int n_threads) {
                 const py::array X = as_rows(X_in);
                 py::array_t<std::int64_t> out(X.ndim() == 2 ? X.shape(0) : 0);
                 std::int64_t* o = out.mutable_data();
-                fill_rows(self.tree, X, [&](index_t i, std::int32_t l) { o[i] = l; });
+                fill_rows(self.tree, X, [&](index_t i, std::int32_t l) { o[i] = l; }, n_threads);
                 return out;
             },
-            py::arg("X"), "Index of the leaf each row of X reaches (scikit-learn's apply).")
+            py::arg("X"), py::arg("n_threads") = 0,
+            "Index of the leaf each row of X reaches (scikit-learn's apply); n_threads 0: crembo's default.")
         .def("to_text",
              [](const PyFastTree& self) {
                  std::ostringstream os;
@@ -1029,37 +1030,6 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1,
         py::arg("n_threads") = 0,
         "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
-
-    m.def(
-        "hist_apply",
-        [](const py::array& left_in, const py::array& right_in, const py::array& feature_in,
-           const py::array& threshold_in, const py::array& missing_in, const py::array& X,
-           int n_threads) -> py::array {
-            auto left = vector<index_t>(left_in, "children_left", -1);
-            const index_t k = left.shape(0);
-            auto right = vector<index_t>(right_in, "children_right", k);
-            auto feature = vector<index_t>(feature_in, "feature", k);
-            auto threshold = vector<double>(threshold_in, "threshold", k);
-            auto missing = vector<std::uint8_t>(missing_in, "missing_go_to_left", k);
-            hist_check_2d(X, "X");
-            const index_t n = X.shape(0), d = X.shape(1);
-            crembo::TreeView tree;
-            tree.n_nodes = k;
-            tree.left = left.data();
-            tree.right = right.data();
-            tree.feature = feature.data();
-            tree.threshold = threshold.data();
-            tree.missing_left = missing.data();
-            auto leaves = new_array<index_t>({n});
-            hist_with_matrix(X, [&](const auto* data, index_t rs, index_t cs) {
-                py::gil_scoped_release nogil;
-                crembo::apply_tree(tree, data, n, d, rs, cs, leaves.mutable_data(), n_threads);
-            });
-            return py::array(leaves);
-        },
-        py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
-        py::arg("missing_go_to_left"), py::arg("X"), py::arg("n_threads") = 0,
-        "Leaf reached by each row of X (float32 comparisons, NaN to the stored side).");
 
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA

@@ -1100,40 +1100,4 @@ Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions&
     return b.build();
 }
 
-// ---------------------------------------------------------------- predicting
-template <class T>
-void apply_tree(const TreeView& t, const T* X, index_t n, index_t d, index_t row_stride, index_t col_stride,
-                index_t* leaves, int n_threads) {
-    require(t.n_nodes >= 1, "tree: expected at least one node");
-    require(t.left && t.right && t.feature && t.threshold && t.missing_left, "tree: missing arrays");
-    require(n >= 0 && d >= 1, "X: bad shape");
-    for (index_t k = 0; k < t.n_nodes; ++k) {
-        if (t.left[k] == -1) {
-            require(t.right[k] == -1, "tree: a node has one child");
-            continue;
-        }
-        require(t.left[k] > k && t.left[k] < t.n_nodes && t.right[k] > k && t.right[k] < t.n_nodes,
-                "tree: child index out of order or out of range");
-        require(t.feature[k] >= 0 && t.feature[k] < d, "tree: split feature outside the columns of X");
-    }
-    constexpr index_t kBlock = 1 << 13;
-    const index_t blocks = (n + kBlock - 1) / kBlock;
-    parallel_for(blocks, n >= (1 << 15) ? resolve_threads(n_threads) : 1, [&](index_t bk, int) {
-        const index_t i1 = std::min(n, (bk + 1) * kBlock);
-        for (index_t i = bk * kBlock; i < i1; ++i) {
-            const T* row = X + i * row_stride;
-            index_t node = 0;
-            while (t.left[node] != -1) {
-                const float v = static_cast<float>(row[t.feature[node] * col_stride]);
-                const bool go_left = std::isnan(v) ? t.missing_left[node] != 0 : double(v) <= t.threshold[node];
-                node = go_left ? t.left[node] : t.right[node];
-            }
-            leaves[i] = node;
-        }
-    });
-}
-
-template void apply_tree<float>(const TreeView&, const float*, index_t, index_t, index_t, index_t, index_t*, int);
-template void apply_tree<double>(const TreeView&, const double*, index_t, index_t, index_t, index_t, index_t*, int);
-
 }  // namespace crembo

@@ -215,9 +215,22 @@ class HistTree:
         return int(np.sum(self.children_left == -1))
 
     def apply(self, X, n_threads=0):
-        """Leaf index reached by each row of ``X`` (a validated 2-d array)."""
-        return _core.hist_apply(self.children_left, self.children_right, self.feature, self.threshold,
-                                self.missing_go_to_left, X, n_threads)
+        """Leaf index reached by each row of ``X`` (a validated 2-d array),
+        walked by the native FastTree (the same float32 comparison, NaN to the
+        stored side), built on first use."""
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            fast = self._fast = _core.FastTree(
+                children_left=self.children_left, children_right=self.children_right, feature=self.feature,
+                threshold=self.threshold, leaf_class=self.node_class.astype(np.int32),
+                proba=np.ascontiguousarray(self.value[:, 0, :]), n_features=self.n_features,
+                classes=np.arange(self.max_n_classes), missing_go_to_left=self.missing_go_to_left)
+        return fast.apply(X, n_threads)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_fast", None)  # rebuilt on first use after unpickling
+        return state
 
 
 class HistTreeClassifier(ClassifierMixin, BaseEstimator):

@@ -123,20 +123,4 @@ struct Tree {
 // are left out; all rows empty, or all weights zero, is an error.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
-// ---------------------------------------------------------------- predicting
-struct TreeView {
-    index_t n_nodes = 0;
-    const index_t* left = nullptr;
-    const index_t* right = nullptr;
-    const index_t* feature = nullptr;
-    const double* threshold = nullptr;
-    const std::uint8_t* missing_left = nullptr;
-};
-
-// leaves[i] = the leaf reached by row i of X (n x d, strided as in
-// bin_features). Children must have larger indices than their parent.
-template <class T>
-void apply_tree(const TreeView& tree, const T* X, index_t n, index_t d, index_t row_stride,
-                index_t col_stride, index_t* leaves, int n_threads = 0);
-
 }  // namespace crembo
