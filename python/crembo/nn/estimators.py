@@ -24,7 +24,7 @@ from torch import nn
 from .._validation import is_fitted, seed_from, seeded_clone
 from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss, logits_from_proba
 from .models import MLP
-from .train import Trainer, predict_logits, resolve_device
+from .train import Trainer, eval_mode, predict_logits, resolve_device
 
 __all__ = ["NetClassifier", "TorchClassifier", "KDClassifier", "teacher_logits", "KD_METHODS"]
 
@@ -124,11 +124,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
                        desc=type(self).__name__)
 
     def _check_out_features(self, module, n_features, n_classes, device):
-        with torch.no_grad():
-            was = module.training
-            module.eval()
+        with torch.no_grad(), eval_mode(module):
             out = module(torch.zeros((2, n_features), device=device))
-            module.train(was)
         if out.dim() != 2 or out.shape[1] != n_classes:
             raise ValueError(f"module: outputs shape {tuple(out.shape)} for 2 rows, expected (2, {n_classes}) "
                              f"(one logit per class)")

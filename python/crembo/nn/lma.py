@@ -33,6 +33,8 @@ import math
 import torch
 from torch import nn
 
+from .train import eval_mode, module_device
+
 __all__ = ["LMA", "swap_relu_for_lma", "count_lma"]
 
 
@@ -202,16 +204,13 @@ def swap_relu_for_lma(model, example_input=None, n_segments=6, **lma_kwargs):
                 def hook(m, inputs, output, name=name):
                     widths[name] = int(inputs[0].shape[1])
                 hooks.append(mod.register_forward_hook(hook))
-        was_training = model.training
         try:
-            model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(model):
                 model(example_input)
         finally:
             for h in hooks:
                 h.remove()
-            model.train(was_training)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = module_device(model)
 
     def visit(parent, prefix):
         last_width = None

@@ -55,6 +55,8 @@ import torch.fx as fx
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from .train import eval_mode
+
 __all__ = [
     "InterpolativeDecomposition",
     "LayerCompression",
@@ -678,25 +680,19 @@ def count_flops(model, example):
             total[0] += 2 * output.numel() * (m.in_channels // m.groups) * kh * kw
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    was_training = model.training
     try:
-        model.eval()
-        model(example)
+        with eval_mode(model):
+            model(example)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return total[0] // max(int(example.shape[0]), 1)
 
 
 @torch.no_grad()
 def _outputs(model, batches):
-    was_training = model.training
-    try:
-        model.eval()
+    with eval_mode(model):
         return torch.cat([model(x).detach().to("cpu", torch.float64).reshape(len(x), -1) for x in batches])
-    finally:
-        model.train(was_training)
 
 
 # ---------------------------------------------------------------------------

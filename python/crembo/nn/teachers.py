@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from .losses import logits_from_proba
-from .train import predict_logits
+from .train import eval_mode, module_device, predict_logits
 
 __all__ = ["TorchTeacher", "torch_beliefs", "enable_mc_dropout", "TEACHER_METHODS"]
 
@@ -41,22 +41,15 @@ def enable_mc_dropout(module):
     return k
 
 
-def _module_device(module):
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
-
-
 @torch.no_grad()
 def _softmax_passes(module, X, *, passes, batch_size, device, votes=False):
     """Mean softmax (or, with ``votes``, the share of argmax votes) of
     ``passes`` stochastic forward passes; one pass in evaluation mode when
     ``passes`` is 0. Softmax in float64, so confident rows do not round to
     exactly 1."""
-    was_training = module.training
-    try:
+    with eval_mode(module):
         if passes:
             enable_mc_dropout(module)
-        else:
-            module.eval()
         out = []
         for i in range(0, len(X), batch_size):
             xb = X[i:i + batch_size].to(device, torch.float32)
@@ -69,8 +62,6 @@ def _softmax_passes(module, X, *, passes, batch_size, device, votes=False):
                     p = torch.softmax(z, dim=1)
                 acc = p if acc is None else acc + p
             out.append((acc / max(passes, 1)).cpu())
-    finally:
-        module.train(was_training)
     return torch.cat(out)
 
 
@@ -118,7 +109,7 @@ def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_
         if int(n_passes) < 1:
             raise ValueError(f"n_passes: expected an integer >= 1, got {n_passes!r}")
         m = modules[0]
-        dev = _module_device(m) if device is None else torch.device(device)
+        dev = module_device(m) if device is None else torch.device(device)
         n_drop = sum(isinstance(k, _DROPOUT) for k in m.modules())
         if n_drop == 0:
             raise ValueError("method='mc_dropout': the module has no dropout layer, every pass would be the same")
@@ -129,12 +120,12 @@ def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_
                                 votes=vote == "votes")
     elif method == "softmax":
         m = modules[0]
-        dev = _module_device(m) if device is None else torch.device(device)
+        dev = module_device(m) if device is None else torch.device(device)
         P = _softmax_passes(m, X, passes=0, batch_size=batch_size, device=dev)
     else:
         members = []
         for m in modules:
-            dev = _module_device(m) if device is None else torch.device(device)
+            dev = module_device(m) if device is None else torch.device(device)
             members.append(_softmax_passes(m, X, passes=0, batch_size=batch_size, device=dev))
         C = {p.shape[1] for p in members}
         if len(C) > 1:

@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,19 +57,32 @@ def as_tensors(data, device):
     return out
 
 
+@contextmanager
+def eval_mode(module):
+    """``module`` in evaluation mode inside the block; its own mode (of every
+    submodule) is restored afterwards, also after an error."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def module_device(module):
+    """The device of the module's first parameter (CPU for a module without any)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
 def predict_logits(module, X, *, batch_size=1024, device=None):
     """Logits of ``module`` on ``X`` (array or tensor), in evaluation mode, batched, as a CPU float tensor."""
     if device is None:
-        device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    was_training = module.training
-    module.eval()
-    try:
+        device = module_device(module)
+    with eval_mode(module):
         X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
         outs = [module(X[i:i + batch_size].to(device, torch.float32)).float().cpu()
                 for i in range(0, len(X), batch_size)]
-    finally:
-        module.train(was_training)
     return torch.cat(outs) if outs else torch.zeros((0, 0))
 
 
@@ -198,10 +212,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, module, loss, data):
         """Mean validation loss (``loss.eval_loss``) of ``module`` on ``data`` (tensors on the device)."""
-        was_training = module.training
-        module.eval()
         total, count = 0.0, 0
-        try:
+        with eval_mode(module):
             for idx in self._batches(len(data["x"]), shuffle=False):
                 idx = idx.to(data["x"].device)
                 batch = {k: v[idx] for k, v in data.items()}
@@ -209,8 +221,6 @@ class Trainer:
                     else loss(module(batch["x"]), batch)
                 total += float(value) * len(idx)
                 count += len(idx)
-        finally:
-            module.train(was_training)
         return total / max(count, 1)
 
     # -------------------------------------------------------------------- fit
