@@ -46,15 +46,19 @@ def _demo(args):
           "student: decision tree (max depth 4, balanced)\n")
 
     t0 = time.perf_counter()
-    one = CREMBOClassifier(random_state=args.seed).fit(X, y)
+    print("[1/3] one CREMBO fit with the defaults on all rows", flush=True)
+    one = CREMBOClassifier(random_state=args.seed, verbose=1).fit(X, y)
     print(f"One CREMBO fit on all rows ({time.perf_counter() - t0:.2f} s, {one.n_student_fits_} student fits):")
     print(f"  MEMO's deepest consistent threshold: {one.memo_threshold_}  (student depth {one.memo_depth_})")
     print(f"  chosen threshold: {one.threshold_:.4g}  validation accuracy {one.validation_score_:.4f}  "
           f"depth on the transfer set {one.depth_:.4g}\n")
 
+    print(f"[2/3] {args.folds}-fold cross-validation x {args.repeats}: teacher, BM, VT, MEMO and CREMBO in every "
+          "fold", flush=True)
     gen = generalization(X, y, n_splits=args.folds, n_repeats=args.repeats, random_state=args.seed,
-                         n_jobs=args.jobs)
-    stab = stability(X, y, n_splits=args.folds, random_state=args.seed, n_jobs=args.jobs)
+                         n_jobs=args.jobs, progress=True)
+    print(f"[3/3] stability: the {args.folds} fold students of each method on a fixed 15% test split", flush=True)
+    stab = stability(X, y, n_splits=args.folds, random_state=args.seed, n_jobs=args.jobs, progress=True)
     print(f"{args.folds}-fold cross-validation x {args.repeats} (accuracy; folds won among the students) "
           f"and stability (agreement of the {args.folds} fold students on a fixed 15% test split):\n")
     print(format_table(gen, stab))
