@@ -43,7 +43,7 @@ carray<T> hyp_vector(const py::array& a, const char* name, index_t n) {
         std::ostringstream msg;
         msg << name << ": expected a 1-d array of " << n << " values, got shape (";
         for (py::ssize_t d = 0; d < a.ndim(); ++d) msg << (d ? ", " : "") << a.shape(d);
-        msg << ")";
+        msg << (a.ndim() == 1 ? ",)" : ")");
         throw py::value_error(msg.str());
     }
     return carray<T>::ensure(a);
