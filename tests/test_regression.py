@@ -489,3 +489,85 @@ def test_regression_agreement():
     assert nmad == pytest.approx(1 / np.mean(np.abs(y - y.mean())))
     with pytest.raises(ValueError, match="predictions"):
         regression_agreement(y[None, :], y)
+
+
+# ------------------------------------------------------------ export and CLI
+def test_exports_predict_like_the_tree(friedman, tmp_path):
+    from crembo.export import FastTree
+    from crembo.export_regression import (export_regression_cpp, export_regression_native, export_regression_rules,
+                                          regression_fast_tree)
+
+    X, y = friedman
+    m = CREMBORegressor(small_forest(), n_thresholds=3, random_state=0).fit(X, y)
+    ft = regression_fast_tree(m)
+    np.testing.assert_array_equal(ft.predict(X), m.predict(X))
+    export_regression_native(m, tmp_path / "t.txt")
+    np.testing.assert_array_equal(FastTree.load(tmp_path / "t.txt").predict(X), m.predict(X))
+    rules = export_regression_rules(m).splitlines()
+    assert len(rules) == 1 + m.student_.get_n_leaves()
+    assert "THEN y = " in rules[1]
+    cpp = export_regression_cpp(m)
+    assert "inline double predict_value(const T* x)" in cpp
+    with pytest.raises(TypeError, match="not a fitted tree regressor"):
+        regression_fast_tree(LabelDistillerRegressor(small_forest(), LinearRegression()).fit(X, y))
+
+
+def test_generated_cpp_agrees_with_the_tree(friedman, tmp_path):
+    import shutil
+    import subprocess
+
+    from crembo.export_regression import export_regression_cpp
+
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    X, y = friedman
+    m = CREMBORegressor(small_forest(), n_thresholds=3, random_state=0).fit(X, y)
+    (tmp_path / "tree.hpp").write_text(export_regression_cpp(m, name="reg"))
+    (tmp_path / "main.cpp").write_text(
+        '#include "tree.hpp"\n#include <cstdio>\nint main() { double x[10];\n'
+        '  while (true) { for (int j = 0; j < 10; ++j) if (std::scanf("%lf", &x[j]) != 1) return 0;\n'
+        '    std::printf("%.17g\\n", reg::predict_value(x)); } }\n')
+    subprocess.run([cxx, "-std=c++11", "-O1", "main.cpp", "-o", "main"], cwd=tmp_path, check=True)
+    rows = X[:60]
+    out = subprocess.run([str(tmp_path / "main")], input="\n".join(" ".join(repr(float(v)) for v in r) for r in rows),
+                         capture_output=True, text=True, check=True).stdout.split()
+    np.testing.assert_array_equal(np.array(out, dtype=np.float64), m.predict(rows))
+
+
+def test_cli_compress_evaluate_export_regression(friedman, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from crembo.cli import main
+    from crembo.cli_regression import infer_task
+
+    X, y = friedman
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    df["target"] = y
+    df["small"] = np.round(y) % 3 * 0.5  # three float values: a class label under --task auto
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    assert infer_task(df["target"].to_numpy()) == "regression"
+    assert infer_task(df["small"].to_numpy()) == "classification"
+    out = tmp_path / "out"
+    rc = main(["compress", str(path), "--label", "target", "--drop", "small", "--export", "rules,cpp,native",
+               "-o", str(out), "-q", "--n-thresholds", "4"])
+    assert rc == 0
+    assert "crembo compress (regression)" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "regression" and report["scores"]["test"]["student_r2"] > 0.3
+    for suffix in ("rules.txt", "hpp", "fasttree.txt"):
+        assert (out / f"student.{suffix}").is_file()
+    assert main(["evaluate", str(out / "student.joblib"), str(path), "--label", "target", "--drop", "small"]) == 0
+    assert "RMSE" in capsys.readouterr().out
+    assert main(["export", str(out / "student.joblib"), "--format", "rules"]) == 0
+    assert "THEN y = " in capsys.readouterr().out
+    assert main(["export", str(out / "student.joblib"), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "not available for regression" in capsys.readouterr().err
+    # --task regression forces it; a constant label is refused with a clear message.
+    df["const"] = 1.5
+    df.to_csv(path, index=False)
+    assert main(["compress", str(path), "--label", "const", "--task", "regression", "-q", "-o", str(out)]) == 2
+    assert "nothing to compress" in capsys.readouterr().err
