@@ -529,7 +529,7 @@ class CREMBORegressor(_RegressionDistillerBase):
     n_hypotheses_ : int
     """
 
-    def __init__(self, teacher=None, student=None, *, mode="crembo", max_rounds=8, eta=1.0, patience=0, delta=0.0,
+    def __init__(self, teacher=None, student=None, *, mode="crembo", max_rounds=8, eta=1.0, patience=0, delta=0.1,
                  tol=DEFAULT_TOL, validation_fraction=0.2, n_thresholds=16, scoring="rmse", refit=False,
                  hypotheses="auto", n_bootstrap=16, n_jobs=None, random_state=None):
         self.teacher = teacher
