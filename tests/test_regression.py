@@ -571,3 +571,149 @@ def test_cli_compress_evaluate_export_regression(friedman, tmp_path, capsys):
     df.to_csv(path, index=False)
     assert main(["compress", str(path), "--label", "const", "--task", "regression", "-q", "-o", str(out)]) == 2
     assert "nothing to compress" in capsys.readouterr().err
+
+
+# --------------------------------------------------------- native interval tree
+def interval_loss(v, lo, hi, w=None):
+    d = np.maximum(lo - v, 0) + np.maximum(v - hi, 0)
+    return float(np.sum((1.0 if w is None else w) * d * d))
+
+
+def test_interval_leaf_value_is_the_exact_minimiser():
+    rng = np.random.default_rng(10)
+    for trial in range(30):
+        n = int(rng.integers(1, 40))
+        a, b = rng.normal(size=n) * 3, rng.normal(size=n) * 3
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        if trial % 3 == 0:
+            hi = lo  # point targets: the weighted mean
+        w = rng.uniform(0.1, 2.0, size=n)
+        v = _core.interval_leaf_value(lo, hi, w, hint=0.0)
+        grid = np.linspace(min(lo.min(), v) - 1, max(hi.max(), v) + 1, 20001)
+        best = min(interval_loss(g, lo, hi, w) for g in grid)
+        assert interval_loss(v, lo, hi, w) <= best + 1e-9
+        if trial % 3 == 0:
+            assert v == pytest.approx(np.sum(w * lo) / np.sum(w))
+
+
+def test_interval_leaf_value_takes_the_hint_inside_the_intersection():
+    lo, hi = np.array([0.0, 1.0, -2.0]), np.array([3.0, 4.0, 2.0])  # intersection [1, 2]
+    assert _core.interval_leaf_value(lo, hi, None, hint=1.5) == 1.5
+    assert _core.interval_leaf_value(lo, hi, None, hint=10.0) == 2.0
+    assert _core.interval_leaf_value(lo, hi, None, hint=-10.0) == 1.0
+
+
+def test_hist_tree_regressor_on_points_is_a_least_squares_tree():
+    from crembo import HistTreeRegressor
+
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 100, size=(300, 1)).astype(np.float64)
+    y = np.sin(X[:, 0] / 10) + rng.normal(scale=0.1, size=300)
+    ours = HistTreeRegressor(max_depth=2).fit(X, y)
+    ref = DecisionTreeRegressor(max_depth=2, random_state=0).fit(X, y)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-9)
+    np.testing.assert_allclose(ours.tree_.threshold, ref.tree_.threshold)
+    full = HistTreeRegressor().fit(X, y)
+    means = {x: y[X[:, 0] == x].mean() for x in np.unique(X[:, 0])}
+    np.testing.assert_allclose(full.predict(X), [means[x] for x in X[:, 0]])
+
+
+def test_hist_tree_regressor_learns_intervals():
+    """Every interval contains [-1, 1] but the midpoints are scattered: a
+    least-squares tree on the midpoints misses many intervals, the interval
+    tree none."""
+    from crembo import HistTreeRegressor
+
+    rng = np.random.default_rng(12)
+    X = rng.uniform(size=(400, 3))
+    lo = -1.0 - rng.uniform(0, 100, size=400)
+    hi = 1.0 + rng.uniform(0, 100, size=400)
+    tree = HistTreeRegressor(max_depth=3).fit_intervals(X, lo, hi)
+    p = tree.predict(X)
+    assert np.all((p >= lo) & (p <= hi))
+    assert interval_loss(p, lo, hi) == 0.0
+    ls = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, (lo + hi) / 2).predict(X)
+    assert interval_loss(ls, lo, hi) > 0.0
+    # A step the tree can represent: two regimes with disjoint intervals.
+    y_lo = np.where(X[:, 0] < 0.5, 0.0, 20.0)
+    step = HistTreeRegressor(max_depth=1).fit_intervals(X, y_lo, y_lo + 10.0)
+    assert interval_loss(step.predict(X), y_lo, y_lo + 10.0) == 0.0
+
+
+def test_hist_tree_regressor_reuses_bins_and_checks_input():
+    from crembo import BinnedData, HistTreeRegressor
+
+    X, y = make_friedman1(n_samples=300, random_state=1)
+    binned = BinnedData(X)
+    a = HistTreeRegressor(max_depth=4).fit(binned, y).predict(X)
+    b = HistTreeRegressor(max_depth=4).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+    # A row subset of the same bins: the tree sees those rows only, and each
+    # leaf predicts the mean of its rows' targets.
+    sub = HistTreeRegressor(max_depth=4).fit(binned.take(np.arange(100)), y[:100])
+    assert sub.tree_.n_node_samples[0] == 100
+    leaves = sub.apply(X[:100])
+    for leaf in np.unique(leaves):
+        np.testing.assert_allclose(sub.predict(X[:100])[leaves == leaf], y[:100][leaves == leaf].mean())
+    with pytest.raises(ValueError, match="lo, hi: row 0"):
+        HistTreeRegressor().fit_intervals(X, y + 1, y)
+    with pytest.raises(ValueError, match="hi: expected 300"):
+        HistTreeRegressor().fit_intervals(X, y, y[:5])
+    with pytest.raises(ValueError, match="rounds"):
+        HistTreeRegressor(rounds=0).fit(X, y)
+
+
+def _hist_tree_regressor():
+    from crembo import HistTreeRegressor
+
+    return HistTreeRegressor(max_depth=5)
+
+
+@parametrize_with_checks([_hist_tree_regressor()])
+def test_hist_tree_regressor_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_crembo_with_the_native_interval_tree(friedman):
+    from crembo import HistTreeRegressor
+
+    X, y = friedman
+    teacher = small_forest().fit(X, y)
+    est = CREMBORegressor(teacher, HistTreeRegressor(max_depth=4), n_thresholds=5, random_state=0).fit(X, y)
+    assert isinstance(est.student_, HistTreeRegressor)
+    assert est.score(X, y) > 0.4
+    assert 0 < est.level_ <= 0.5
+    from crembo.export_regression import regression_fast_tree
+
+    np.testing.assert_array_equal(regression_fast_tree(est).predict(X), est.predict(X))
+
+
+# ------------------------------------------------------------------ CUDA twins
+def test_cuda_twins_are_absent_or_agree_with_the_cpu():
+    import crembo
+    from crembo.regression import regression_violations
+
+    rng = np.random.default_rng(13)
+    H = np.concatenate([rng.normal(size=(300, 11)), tied_hypotheses(rng, n=300, m=11)])
+    pred = np.concatenate([H[:300, 4], rng.normal(size=300)])
+    if not crembo.cuda_available():
+        with pytest.raises(ValueError, match="device='cuda'"):
+            regression_depth(H, pred, device="cuda")
+        pytest.skip("no CUDA device (the CUDA twins are compile-checked only)")
+    for dtype in (np.float64, np.float32):
+        Hd, pd_ = H.astype(dtype), pred.astype(dtype)
+        for tol in (0.0, 1e-9, 1e-2):
+            np.testing.assert_array_equal(regression_point_depth(Hd, pd_, tol=tol, device="cuda"),
+                                          regression_point_depth(Hd, pd_, tol=tol))
+            for delta in (0.0, 0.1):
+                assert regression_depth(Hd, pd_, delta=delta, tol=tol, device="cuda") == \
+                    regression_depth(Hd, pd_, delta=delta, tol=tol)
+            for t in (1 / 11, 3 / 11, 0.5):
+                assert regression_violations(Hd, pd_, t, tol=tol, device="cuda") == \
+                    regression_violations(Hd, pd_, t, tol=tol)
+    bad = H.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"hypotheses\[2, 3\]"):
+        _core.cuda_hypothesis_point_depth(bad, pred, 0.0)
+    with pytest.raises(ValueError, match="not sorted"):
+        _core.cuda_hypothesis_violations(H, pred, 0.2, 0.0)

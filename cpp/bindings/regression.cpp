@@ -14,7 +14,11 @@
 #include <sstream>
 #include <string>
 
+#include "crembo/hist_tree_regression.hpp"
 #include "crembo/regression.hpp"
+#ifdef CREMBO_WITH_CUDA
+#include "crembo/cuda_regression.hpp"
+#endif
 
 namespace py = pybind11;
 using crembo::index_t;
@@ -102,6 +106,28 @@ py::dict probe_dict(const crembo::ProbeRecord& r) {
     d["violations"] = r.violations;
     d["rounds"] = r.rounds;
     return d;
+}
+
+template <class T>
+py::array tree_numpy(const std::vector<T>& v) {
+    return py::array(py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data()));
+}
+
+py::dict interval_tree_dict(const crembo::Tree& tree) {
+    py::dict out;
+    const py::ssize_t nodes = tree.node_count();
+    out["children_left"] = tree_numpy(tree.left);
+    out["children_right"] = tree_numpy(tree.right);
+    out["feature"] = tree_numpy(tree.feature);
+    out["threshold"] = tree_numpy(tree.threshold);
+    out["missing_go_to_left"] = tree_numpy(tree.missing_left);
+    out["split_bin"] = tree_numpy(tree.split_bin);
+    out["value"] = tree_numpy(tree.value).attr("reshape")(nodes, 1, 1);
+    out["n_node_samples"] = tree_numpy(tree.n_node_samples);
+    out["weighted_n_node_samples"] = tree_numpy(tree.weighted_n_node_samples);
+    out["impurity"] = tree_numpy(tree.impurity);
+    out["max_depth"] = tree.max_depth;
+    return out;
 }
 
 }  // namespace
@@ -299,4 +325,127 @@ void bind_regression(py::module_& m) {
         py::arg("tol") = 0.0, py::arg("max_rounds") = 8, py::arg("eta") = 1.0, py::arg("delta") = 0.0,
         py::arg("patience") = 0, py::arg("sample_weight") = py::none(), py::arg("probe_lowest") = true,
         "MEMO for regression: binary search over levels with the reweighting oracle.");
+
+#ifdef CREMBO_WITH_CUDA
+    // ------------------------------------------------- CUDA twins (cuda_ prefix)
+    m.def(
+        "cuda_hypothesis_point_depth",
+        [](const py::array& H_in, const py::array& pred_in, double tol) -> py::array {
+            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
+                using T = decltype(zero);
+                const index_t n = H.shape(0), mm = H.shape(1);
+                auto pred = hyp_vector<T>(pred_in, "pred", n);
+                auto out = new_vec<double>(n);
+                {
+                    py::gil_scoped_release nogil;
+                    crembo::cuda::hypothesis_point_depth<T>(H.data(), n, mm, pred.data(), tol, out.mutable_data());
+                }
+                return py::array(out);
+            });
+        },
+        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0);
+    m.def(
+        "cuda_hypothesis_empirical_depth",
+        [](const py::array& H_in, const py::array& pred_in, double tol, double delta) -> double {
+            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
+                using T = decltype(zero);
+                const index_t n = H.shape(0), mm = H.shape(1);
+                auto pred = hyp_vector<T>(pred_in, "pred", n);
+                py::gil_scoped_release nogil;
+                return crembo::cuda::hypothesis_empirical_depth<T>(H.data(), n, mm, pred.data(), tol, delta);
+            });
+        },
+        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0, py::arg("delta") = 0.0);
+    m.def(
+        "cuda_hypothesis_violations",
+        [](const py::array& S_in, const py::array& pred_in, double t, double tol) -> index_t {
+            return with_hypotheses(S_in, "sorted_hypotheses", [&](auto S, auto zero) {
+                using T = decltype(zero);
+                const index_t n = S.shape(0), mm = S.shape(1);
+                auto pred = hyp_vector<T>(pred_in, "pred", n);
+                py::gil_scoped_release nogil;
+                return crembo::cuda::hypothesis_violations<T>(S.data(), n, mm, pred.data(), t, tol);
+            });
+        },
+        py::arg("sorted_hypotheses"), py::arg("pred"), py::arg("t"), py::arg("tol") = 0.0);
+#endif
+
+    // ------------------------------------------------- native interval tree
+    m.def(
+        "interval_leaf_value",
+        [](const py::array& lo_in, const py::array& hi_in, const py::object& w_in, double hint) -> double {
+            auto lo = hyp_vector<double>(lo_in, "lo", -1);
+            const index_t n = lo.shape(0);
+            auto hi = hyp_vector<double>(hi_in, "hi", n);
+            carray<double> w;
+            std::vector<double> ones;
+            const double* wp;
+            if (w_in.is_none()) {
+                ones.assign(static_cast<size_t>(n), 1.0);
+                wp = ones.data();
+            } else {
+                w = hyp_vector<double>(w_in.cast<py::array>(), "sample_weight", n);
+                wp = w.data();
+            }
+            return crembo::interval_leaf_value(lo.data(), hi.data(), wp, n, hint);
+        },
+        py::arg("lo"), py::arg("hi"), py::arg("sample_weight") = py::none(), py::arg("hint") = 0.0,
+        "The minimiser of sum w dist(v, [lo, hi])^2 (nearest hint when a range minimises it).");
+    m.def(
+        "hist_fit_intervals",
+        [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_bins_in,
+           const py::array& hi_bins_in, const py::object& rows_in, const py::array& lo_in, const py::array& hi_in,
+           const py::object& weight_in, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
+           double min_weight_fraction_leaf, int rounds) -> py::dict {
+            if (codes_in.ndim() != 2) throw py::value_error("codes: expected a 2-d array (n_features, n_rows)");
+            auto codes = carray<std::uint8_t>::ensure(codes_in);
+            const index_t d = codes.shape(0), n = codes.shape(1);
+            auto n_bins = hyp_vector<std::int32_t>(n_bins_in, "n_bins", d);
+            auto blo = carray<float>::ensure(lo_bins_in);
+            auto bhi = carray<float>::ensure(hi_bins_in);
+            if (blo.ndim() != 2 || bhi.ndim() != 2 || blo.shape(0) != d || bhi.shape(0) != d ||
+                blo.shape(1) != crembo::kBinSlots || bhi.shape(1) != crembo::kBinSlots)
+                throw py::value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
+            crembo::BinnedView view;
+            view.codes = codes.data();
+            view.n_rows = n;
+            view.n_features = d;
+            view.n_bins = n_bins.data();
+            view.bin_lo = blo.data();
+            view.bin_hi = bhi.data();
+            carray<index_t> rows;
+            index_t m_sel = n;
+            if (!rows_in.is_none()) {
+                rows = hyp_vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+                view.rows = rows.data();
+                view.n_selected = m_sel = rows.shape(0);
+            }
+            auto lo = hyp_vector<double>(lo_in, "lo", m_sel);
+            auto hi = hyp_vector<double>(hi_in, "hi", m_sel);
+            carray<double> w;
+            crembo::IntervalTargets targets;
+            targets.lo = lo.data();
+            targets.hi = hi.data();
+            if (!weight_in.is_none()) {
+                w = hyp_vector<double>(weight_in.cast<py::array>(), "sample_weight", m_sel);
+                targets.sample_weight = w.data();
+            }
+            crembo::IntervalTreeOptions opt;
+            opt.max_depth = max_depth;
+            opt.min_samples_split = min_samples_split;
+            opt.min_samples_leaf = min_samples_leaf;
+            opt.min_weight_fraction_leaf = min_weight_fraction_leaf;
+            opt.rounds = rounds;
+            crembo::Tree tree;
+            {
+                py::gil_scoped_release nogil;
+                tree = crembo::fit_interval_tree(view, targets, opt);
+            }
+            return interval_tree_dict(tree);
+        },
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
+        py::arg("lo"), py::arg("hi"), py::arg("sample_weight") = py::none(), py::arg("max_depth") = -1,
+        py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1,
+        py::arg("min_weight_fraction_leaf") = 0.0, py::arg("rounds") = 3,
+        "Fits a histogram regression tree to interval targets [lo, hi] on binned rows; returns its arrays.");
 }

@@ -141,20 +141,6 @@ void check_sorted_hypotheses(const T* S, index_t n, index_t m) {
     }
 }
 
-index_t interval_rank(index_t m, double t) {
-    require(m >= 1, "hypotheses: expected at least one hypothesis (m >= 1)");
-    check_level(t);
-    // The smallest k with k / m >= t, the comparison done exactly as depth
-    // values are compared (double(k) / double(m)), so that "inside the
-    // interval at t" and "depth >= t" agree bit for bit.
-    const double dm = double(m);
-    index_t k = static_cast<index_t>(std::ceil(t * dm));
-    k = std::max<index_t>(1, std::min(k, m));
-    while (k > 1 && double(k - 1) / dm >= t) --k;
-    while (k < m && double(k) / dm < t) ++k;
-    return k;
-}
-
 // ------------------------------------------------------------- intervals
 template <class T>
 void hypothesis_intervals(const T* S, index_t n, index_t m, double t, T* lo, T* hi) {

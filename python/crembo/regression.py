@@ -31,11 +31,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
-from ._validation import check_choice, check_fraction, check_positive_int, is_fitted, seed_from, seeded_clone
+from ._validation import (check_choice, check_device, check_fraction, check_positive_int, is_fitted, seed_from,
+                          seeded_clone)
 
 __all__ = ["CREMBORegressor", "LabelDistillerRegressor", "RegressionMemoResult", "default_regression_student",
            "default_regression_teacher", "hypothesis_predictions", "hypothesis_levels", "hypothesis_intervals",
-           "regression_depth", "regression_point_depth", "regression_memo", "regression_agreement"]
+           "regression_depth", "regression_point_depth", "regression_violations", "regression_memo",
+           "regression_agreement"]
 
 log = logging.getLogger("crembo")
 
@@ -147,18 +149,34 @@ def hypothesis_intervals(hypotheses, t):
     return _core.hypothesis_intervals(S, _check_level(t))
 
 
-def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL):
-    """Tukey depth of ``pred[i]`` among the members' predictions at each point."""
+def _kernel(name, device):
+    """The CPU kernel ``name`` or, for device="cuda", its CUDA twin."""
+    check_device(device)
+    return getattr(_core, ("cuda_" if device == "cuda" else "") + name)
+
+
+def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
+    """Tukey depth of ``pred[i]`` among the members' predictions at each point
+    (``device="cuda"``: the CUDA twin, same values)."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
-    return _core.hypothesis_point_depth(H, pred, _check_tol(tol))
+    return _kernel("hypothesis_point_depth", device)(H, pred, _check_tol(tol))
 
 
-def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL):
+def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="cpu"):
     """Empirical depth of a student: the ``floor(delta n)+1``-th smallest point depth."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
-    return float(_core.hypothesis_empirical_depth(H, pred, _check_tol(tol), check_fraction(delta, "delta")))
+    fn = _kernel("hypothesis_empirical_depth", device)
+    return float(fn(H, pred, _check_tol(tol), check_fraction(delta, "delta")))
+
+
+def regression_violations(hypotheses, pred, t, *, tol=DEFAULT_TOL, device="cpu"):
+    """Number of points whose prediction lies outside the allowed interval at level ``t``."""
+    H = _as_hypotheses(hypotheses)
+    pred = _as_pred(pred, H.shape[0])
+    S = _core.sort_hypotheses(H)
+    return int(_kernel("hypothesis_violations", device)(S, pred, _check_level(t), _check_tol(tol)))
 
 
 def _as_pred(pred, n, name="pred"):
@@ -202,17 +220,36 @@ class _RegressionTrainer:
     """Clones and fits the student on real-valued targets (with weights)."""
 
     def __init__(self, template, seed):
+        from .regression_tree import HistTreeRegressor
+
         if not (hasattr(template, "fit") and hasattr(template, "predict")):
             raise TypeError(f"student: expected a scikit-learn regressor, got {type(template).__name__}")
         self.template = template
         self.seed = seed
         self.accepts_weights = has_fit_parameter(template, "sample_weight")
+        # The native tree learns intervals directly and reuses X's bins.
+        self.native = isinstance(template, HistTreeRegressor)
+        self._bins = {}
+
+    def _input(self, est, X):
+        if not self.native:
+            return X
+        key = (id(X), X.shape)
+        hit = self._bins.get(key)
+        if hit is None or hit[0] is not X:
+            hit = self._bins[key] = (X, est.bin_data(X))
+        return hit[1]
 
     def fit(self, X, targets, weights=None):
         est = seeded_clone(self.template, self.seed)
+        Xb = self._input(est, X)
         if weights is None:
-            return est.fit(X, targets)
-        return est.fit(X, targets, sample_weight=weights)
+            return est.fit(Xb, targets)
+        return est.fit(Xb, targets, sample_weight=weights)
+
+    def fit_intervals(self, X, lo, hi):
+        est = seeded_clone(self.template, self.seed)
+        return est.fit_intervals(self._input(est, X), lo, hi)
 
     @staticmethod
     def predict(est, X):
@@ -638,9 +675,13 @@ class CREMBORegressor(_RegressionDistillerBase):
         return self
 
     def _fit_at(self, trainer, X, S, level, prefer):
-        """A student on the targets ``prefer`` (or the medians) clipped into the intervals at ``level``."""
-        targets = _core.clip_to_intervals(S, level, prefer)
-        est = trainer.fit(X, targets)
+        """A student on the targets ``prefer`` (or the medians) clipped into
+        the intervals at ``level``; the native tree learns the intervals."""
+        if trainer.native:
+            lo, hi = _core.hypothesis_intervals(S, level)
+            est = trainer.fit_intervals(X, lo, hi)
+        else:
+            est = trainer.fit(X, _core.clip_to_intervals(S, level, prefer))
         return est, trainer.predict(est, X)
 
     def _score(self, y_true, y_pred):

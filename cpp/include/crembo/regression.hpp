@@ -24,8 +24,12 @@
 // do (crembo/detail/checks.hpp).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include "crembo/core.hpp"
@@ -46,7 +50,24 @@ template <class T>
 void check_sorted_hypotheses(const T* S, index_t n, index_t m);
 
 // k(t): the order (1-based) of the lower interval end at level t, in [1, ceil(m/2)].
-index_t interval_rank(index_t m, double t);
+// Inline so that the CUDA twins (cuda/kernels.cu) share it.
+inline index_t interval_rank(index_t m, double t) {
+    if (m < 1) throw std::invalid_argument("hypotheses: expected at least one hypothesis (m >= 1)");
+    if (!(t > 0.0 && t <= 0.5)) {
+        std::ostringstream msg;
+        msg << "t: expected a level in (0, 1/2], got " << t;
+        throw std::invalid_argument(msg.str());
+    }
+    // The smallest k with k / m >= t, the comparison done exactly as depth
+    // values are compared (double(k) / double(m)), so that "inside the
+    // interval at t" and "depth >= t" agree bit for bit.
+    const double dm = double(m);
+    index_t k = static_cast<index_t>(std::ceil(t * dm));
+    k = std::max<index_t>(1, std::min(k, m));
+    while (k > 1 && double(k - 1) / dm >= t) --k;
+    while (k < m && double(k) / dm < t) ++k;
+    return k;
+}
 
 // ------------------------------------------------------------- intervals
 // lo[i] = S_i[k-1], hi[i] = S_i[m-k] for k = k(t) (S sorted rows).
