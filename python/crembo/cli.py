@@ -441,6 +441,12 @@ def _compress(args):
 
     from .estimators import CREMBOClassifier
 
+    if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
+        from .cli_regression import compress_regression, infer_task
+
+        table = read_table(args.data, args.label, drop=_split_list(args.drop))
+        if args.task == "regression" or infer_task(table.y) == "regression":
+            return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
     if formats and args.student.partition(":")[0].strip().lower() in ("logistic", "logistic-regression",
                                                                         "naive-bayes", "gaussian-nb"):
@@ -665,6 +671,12 @@ def _evaluate(args):
     student = _load_pickle(args.student, "student")
     if not hasattr(student, "predict"):
         raise CLIError(f"student file {args.student}: holds a {type(student).__name__}, which cannot predict")
+    from .export_regression import is_regression_model
+
+    if is_regression_model(student):  # crembo/cli_regression.py
+        from .cli_regression import evaluate_regression
+
+        return evaluate_regression(args, student)
     table = read_table(args.data, args.label, drop=_split_list(args.drop))
     _align_to_model(table, student, "student")
     teacher = None
@@ -694,6 +706,12 @@ def _evaluate(args):
 # ---------------------------------------------------------------- export
 def _export(args):
     student = _load_pickle(args.student, "student")
+    from .export_regression import is_regression_model
+
+    if is_regression_model(student):  # crembo/cli_regression.py
+        from .cli_regression import export_regression
+
+        return export_regression(args, student)
     names = getattr(student, "feature_names_in_", None)
     names = None if names is None else [str(s) for s in names]
     write_export(student, args.format, args.output, name=args.name, feature_names=names)
@@ -726,6 +744,9 @@ def _add_new_commands(sub):
     c.add_argument("--student", default="tree:4",
                    help="tree[:DEPTH] (default tree:4), logistic[:C], naive-bayes, or a joblib file of an unfitted "
                         "classifier")
+    c.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto (default): regression when the label is a float column with more than 20 distinct "
+                        "values (CREMBORegressor, docs/regression.md)")
     c.add_argument("--mode", choices=("crembo", "memo"), default="crembo")
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
