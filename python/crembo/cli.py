@@ -273,8 +273,10 @@ def load_teacher(path, table):
 
 
 def parse_student(spec, seed):
-    """A student template from a spec: tree[:DEPTH], logistic[:C],
-    naive-bayes, or a joblib file holding an unfitted classifier."""
+    """A student template from a spec: tree[:DEPTH] (crembo's histogram
+    tree, as ``student="tree:4"`` in Python), sklearn-tree[:DEPTH]
+    (scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib
+    file holding an unfitted classifier."""
     import os
 
     from sklearn.base import is_classifier
@@ -282,12 +284,16 @@ def parse_student(spec, seed):
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     try:
-        if kind == "tree":
-            from sklearn.tree import DecisionTreeClassifier
-
+        if kind in ("tree", "sklearn-tree"):
             depth = int(arg) if arg else 4
             if depth < 1:
                 raise ValueError
+            if kind == "tree":  # the same student as "tree:D" in Python: crembo's histogram tree
+                from .tree import tree_student
+
+                return tree_student(depth)
+            from sklearn.tree import DecisionTreeClassifier
+
             return DecisionTreeClassifier(max_depth=depth, class_weight="balanced", random_state=seed)
         if kind in ("logistic", "logistic-regression"):
             from sklearn.linear_model import LogisticRegression
@@ -301,15 +307,15 @@ def parse_student(spec, seed):
 
             return GaussianNB()
     except ValueError:
-        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, logistic:C with "
-                       "C > 0)") from None
+        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
+                       "DEPTH >= 1, logistic:C with C > 0)") from None
     if os.path.exists(spec):
         est = _load_pickle(spec, "student")
         if not is_classifier(est):
             raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn classifier")
         return est
-    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], logistic[:C], naive-bayes or a joblib file of an "
-                   "unfitted classifier")
+    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
+                   "or a joblib file of an unfitted classifier")
 
 
 # ---------------------------------------------------------------- helpers
@@ -460,8 +466,12 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
+    if args.cv is not None and args.cv == 0:
+        args.cv = None  # one validation split
     if args.cv is not None and args.cv < 2:
-        raise CLIError(f"--cv: expected at least 2 folds, got {args.cv}")
+        raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
+    if args.augment is not None and not (0 <= args.augment <= 1000):
+        raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
     if args.n_thresholds is not None and args.n_thresholds < 1:
         raise CLIError(f"--n-thresholds: expected a positive integer, got {args.n_thresholds}")
     if args.plots:
@@ -517,6 +527,7 @@ def _compress(args):
     model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
                              validation_fraction=args.validation_fraction, cv=args.cv,
                              n_thresholds=args.n_thresholds,
+                             augment="auto" if args.augment is None else args.augment,
                              n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
     with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
                f"search over thresholds"):
@@ -742,8 +753,9 @@ def _add_new_commands(sub):
                    help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) "
                         "classifier")
     c.add_argument("--student", default="tree:4",
-                   help="tree[:DEPTH] (default tree:4), logistic[:C], naive-bayes, or a joblib file of an unfitted "
-                        "classifier")
+                   help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
+                        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
+                        "unfitted classifier")
     c.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="auto (default): regression when the label is a float column with more than 20 distinct "
                         "values (CREMBORegressor, docs/regression.md)")
@@ -751,9 +763,13 @@ def _add_new_commands(sub):
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
     c.add_argument("--validation-fraction", type=float, default=0.15)
-    c.add_argument("--cv", type=int, default=None,
-                   help="choose the threshold by this many folds of cross-validation instead of one validation "
-                        "split, then fit the student on all fitting rows")
+    c.add_argument("--cv", type=int, default=5,
+                   help="choose the threshold by this many folds of cross-validation (default 5, as "
+                        "CREMBOClassifier), then fit the student on all fitting rows; 0: one validation split "
+                        "of --validation-fraction instead")
+    c.add_argument("--augment", type=float, default=None,
+                   help="synthetic rows (MUNGE) per transfer row, labelled by the teacher (default: "
+                        "CREMBOClassifier's, 3; 0: none)")
     c.add_argument("--test-fraction", type=float, default=0.2,
                    help="rows held out to report test accuracy and agreement (default 0.2; 0: none)")
     c.add_argument("--drop", default="", help="comma-separated columns that are not features (ids, ...)")
