@@ -290,6 +290,7 @@ def test_a_student_predicting_none_is_a_clear_error():
     (lambda: crembo.memo(*_memo_data(), max_rounds=2**40), "max_rounds"),
     (lambda: crembo.memo(*_memo_data(), patience=2**31), "patience"),
     (lambda: crembo.beliefs_from_votes([[0, 1]], 2**40), "n_classes"),
+    (lambda: crembo.beliefs_from_votes([[0, 1]], 2**24 + 1), "n_classes"),  # 2 x 2^24 doubles is the most
     (lambda: crembo.CREMBOClassifier(n_thresholds=2**64).fit(*_memo_data()[:1], [0, 1] * 20), "n_thresholds"),
 ])
 def test_huge_integers_are_value_errors_naming_the_argument(call, match):

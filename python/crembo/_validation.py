@@ -154,6 +154,9 @@ def check_fraction(value, name, *, low=0.0, high=1.0, low_inclusive=True, high_i
 MAX_INT = 2**31 - 1
 #: Largest size it takes as a 64-bit index (budgets, row counts).
 MAX_INDEX = 2**63 - 1
+#: Most classes a belief matrix may have (as many as a tree file may name):
+#: a larger count asked for in a scalar would allocate n x C at once.
+MAX_CLASSES = 2**24
 
 
 def check_positive_int(value, name, *, minimum=1, allow_none=False, maximum=MAX_INT):

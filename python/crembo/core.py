@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import (MAX_INDEX, as_beliefs, as_label_indices, check_device, check_fraction, check_positive_int,
-                          check_real)
+from ._validation import (MAX_CLASSES, MAX_INDEX, as_beliefs, as_label_indices, check_device, check_fraction,
+                          check_positive_int, check_real)
 
 __all__ = [
     "beliefs_from_votes",
@@ -45,7 +45,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
         Label index predicted by each of ``m`` hypotheses at each of ``n``
         points, in ``[0, n_classes)``.
     n_classes : int, optional
-        Number of classes ``C``; default ``votes.max() + 1``.
+        Number of classes ``C`` (at most ``2**24``); default ``votes.max() + 1``.
     dtype : {numpy.float64, numpy.float32}, default float64
     device : {"cpu", "cuda"}, default "cpu"
 
@@ -65,7 +65,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
         raise TypeError(f"votes: expected integer label indices, got dtype {v.dtype}")
     if n_classes is None:
         n_classes = int(v.max()) + 1
-    n_classes = check_positive_int(n_classes, "n_classes")
+    n_classes = check_positive_int(n_classes, "n_classes", maximum=MAX_CLASSES)
     # The CPU core rejects out-of-range votes itself; wider integers are
     # checked here, before the int32 conversion could wrap them into range.
     fits_int32 = v.dtype.itemsize < 4 or (v.dtype.itemsize == 4 and v.dtype.kind == "i")
