@@ -12,6 +12,7 @@ CREMBO_FUZZ_EXAMPLES (e.g. 5000) for a longer run.
 """
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -30,6 +31,20 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ
                                        HealthCheck.filter_too_much])
 FEW = settings(FUZZ, max_examples=max(10, EXAMPLES // 5))
 CLEAR = (ValueError, TypeError)  # what bad input may raise
+
+
+@pytest.fixture(autouse=True)
+def bounded_memory():
+    """No example may make the process grow by more than 512 MB (input
+    sizes are small here, so a large allocation means a size was taken on
+    trust). Not checked under the sanitizer, whose allocator keeps more."""
+    resource = pytest.importorskip("resource")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield
+    unit = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / unit
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):
+        assert grown_mb < 512, f"peak memory grew by {grown_mb:.0f} MB"
 
 # ------------------------------------------------------------ building blocks
 odd_floats = st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e308, -1e308, 3.4028235e38, 1e39,

@@ -90,11 +90,12 @@ def test_hist_tree_refuses_values_beyond_float32_at_fit():
 # ------------------------------------------------------- 3. hostile tree files
 def _memory_of(code):
     """Peak resident memory (MB) a fresh interpreter adds while running code."""
-    script = ("import resource, crembo\n"
+    script = ("import resource, sys, crembo\n"
               "from crembo import _core\n"
               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
               f"{code}\n"
-              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)")
+              "unit = 2**20 if sys.platform == 'darwin' else 2**10\n"
+              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / unit)")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return float(res.stdout.split()[-1])
