@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _validation
+from . import _core
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
@@ -350,7 +350,7 @@ class CREMBOClassifier(_DistillerBase):
         check_fraction(self.delta, "delta")
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
         check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
-        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=_validation.MAX_INDEX)
+        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=2**63 - 1)  # a 64-bit budget
         check_device(self.device)
         s = self.search_subsample
         if s is not None:
