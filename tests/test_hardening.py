@@ -339,8 +339,8 @@ def test_thread_count_set_while_kernels_run(restore_threads):
     workers = [threading.Thread(target=run) for _ in range(3)]
     for w in workers:
         w.start()
-    for k in range(200):
-        _core.set_num_threads(k % 3)
+    for k in range(200):  # 0 (the default) and 1: .ci/tsan runs this with OpenMP held to one thread
+        _core.set_num_threads(k % 2)
         assert _core.get_num_threads() >= 1
     for w in workers:
         w.join()
