@@ -351,10 +351,15 @@ def _predict(model, X, feature_names=None):
 
 
 def _scores(y, student_pred, teacher_pred=None):
+    import warnings
+
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+    with warnings.catch_warnings():  # a few test rows need not hold every predicted class
+        warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")
+        balanced = float(balanced_accuracy_score(y, student_pred))
     out = {"rows": int(len(y)), "student_accuracy": float(accuracy_score(y, student_pred)),
-           "student_balanced_accuracy": float(balanced_accuracy_score(y, student_pred))}
+           "student_balanced_accuracy": balanced}
     if teacher_pred is not None:
         out["teacher_accuracy"] = float(accuracy_score(y, teacher_pred))
         out["agreement_with_teacher"] = float(np.mean(np.asarray(student_pred) == np.asarray(teacher_pred)))
@@ -435,17 +440,99 @@ def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, 
         Path(path).write_text(text)
 
 
-# ---------------------------------------------------------------- compress
-def _compress(args):
-    import json
-    import warnings
+# ---------------------------------------------------------------- output folder
+# What crembo compress writes in its output folder. A folder holding nothing
+# else may be replaced by a new run; one holding other files is refused.
+OUTPUT_NAMES = frozenset({"student.joblib", "report.json", "plots"} |
+                         {f"student.{ext}" for ext in EXPORT_FORMATS.values()})
+
+
+def prepare_output(path):
+    """Check the output folder before any work and create the staging folder
+    beside it that the run writes into; returns (target, staging folder).
+
+    The staging folder is renamed into place by :func:`commit_output` once
+    everything is written, so a failed or interrupted run leaves the target
+    as it was, and a reused folder never mixes in files of an earlier run.
+    """
+    import os
+    import tempfile
     from pathlib import Path
 
-    import joblib
-    from sklearn.base import clone
-    from sklearn.model_selection import train_test_split
+    target = Path(os.path.abspath(path))
+    if target.is_symlink():
+        target = target.resolve()
+    if target.exists():
+        if not target.is_dir():
+            raise CLIError(f"--out-dir {path}: exists and is not a folder")
+        cwd = Path.cwd().resolve()
+        if target.resolve() == cwd or target.resolve() in cwd.parents:
+            raise CLIError(f"--out-dir {path}: is the current folder or holds it; choose a new folder")
+        try:
+            foreign = sorted(p.name for p in target.iterdir() if p.name not in OUTPUT_NAMES)
+        except OSError as exc:
+            raise CLIError(f"--out-dir {path}: cannot be read ({exc.strerror or exc})") from None
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise CLIError(f"--out-dir {path}: holds files that crembo compress did not write ({shown}); a new run "
+                           "replaces the folder as a whole, so choose another folder or empty this one")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise CLIError(f"--out-dir {path}: cannot write there ({exc.strerror or exc})") from None
+    return target, staging
 
-    from .estimators import CREMBOClassifier
+
+def commit_output(staging, target):
+    """Rename the finished staging folder to ``target``. An existing folder
+    there is moved aside first and removed only after the new one is in
+    place; Ctrl-C is held back meanwhile, so an interrupt leaves either the
+    old folder or the complete new one."""
+    import os
+    import shutil
+
+    old = staging.with_name(staging.name + ".old")
+    with _interrupts_held():
+        moved = False
+        if target.exists():
+            os.replace(target, old)
+            moved = True
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if moved:
+                os.replace(old, target)
+            raise
+        if moved:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class _interrupts_held:
+    """Delay SIGINT (KeyboardInterrupt) to the end of the block; main thread only."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.caught, self.previous = [], None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.caught.append(signum))
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.caught and exc[0] is None:
+            raise KeyboardInterrupt
+        return False
+
+
+# ---------------------------------------------------------------- compress
+def _compress(args):
+    import shutil
 
     if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
         from .cli_regression import compress_regression, infer_task
@@ -481,6 +568,29 @@ def _compress(args):
             matplotlib.use("Agg")
         except ImportError:
             raise CLIError("--plots needs matplotlib: pip install 'crembo[plot]'") from None
+    target, staging = prepare_output(args.out_dir)  # before any work: a bad folder fails fast
+    try:
+        summary = _compress_into(args, formats, staging)
+        commit_output(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # left only by a failed or interrupted run
+    print(summary)
+    return 0
+
+
+def _compress_into(args, formats, staging):
+    """The work of ``crembo compress``: every file goes into ``staging``;
+    the report names them where they will be (in ``--out-dir``)."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    import joblib
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    from .estimators import CREMBOClassifier
+
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
     with stage(f"reading {args.data}"):
@@ -510,6 +620,13 @@ def _compress(args):
     else:
         fit_rows, test_rows = rows, rows[:0]
     X_fit, y_fit = X[fit_rows], y[fit_rows]
+    absent = np.setdiff1d(classes, y_fit)
+    if absent.size:
+        # A tiny table: holding rows out for the test left a class with no
+        # row to fit on (the teacher could not learn it).
+        raise CLIError(f"{args.data}: {len(y)} rows are too few: after holding out {len(test_rows)} test row(s), "
+                       f"no row of class(es) {absent[:5].tolist()} is left to fit on (class counts: "
+                       f"{dict(zip(classes.tolist(), counts.tolist()))}); add rows, or use --test-fraction 0")
 
     fitted_teacher = args.teacher not in TEACHERS and _is_fitted(teacher)
     with stage(f"teacher: {'loaded from ' + teacher_source if fitted_teacher else 'training ' + teacher_source} "
@@ -543,12 +660,11 @@ def _compress(args):
     except AttributeError:
         pass
 
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out_dir)  # as the user named it, for messages and the report
     student_path = out / "student.joblib"
     report_path = out / "report.json"
     with stage(f"scoring and writing {student_path} and {report_path}"):
-        joblib.dump(student, student_path)
+        joblib.dump(student, staging / student_path.name)
         scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names),
                                  _predict(teacher, X_fit))}
         if len(test_rows):
@@ -561,16 +677,17 @@ def _compress(args):
     if args.plots:
         with stage(f"plots in {out / 'plots'}"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
-            written["plots"] = _compress_plots(model, teacher, student_template, X_fit, y_fit, out / "plots",
-                                               table.feature_names)
+            plots = _compress_plots(model, teacher, student_template, X_fit, y_fit, staging / "plots",
+                                    table.feature_names)
+            written["plots"] = [str(out / "plots" / Path(p).name) for p in plots]
         timings["plots"] = stage.seconds
     if formats:
         with stage(f"exports ({', '.join(formats)})"):
             written["exports"] = {}
             for fmt in formats:
-                path = out / f"student.{EXPORT_FORMATS[fmt]}"
-                write_export(student, fmt, path, feature_names=table.feature_names)
-                written["exports"][fmt] = str(path)
+                name = f"student.{EXPORT_FORMATS[fmt]}"
+                write_export(student, fmt, staging / name, feature_names=table.feature_names)
+                written["exports"][fmt] = str(out / name)
         timings["exports"] = stage.seconds
 
     report = {
@@ -592,13 +709,12 @@ def _compress(args):
         "timings": {"cli": timings, "crembo": model.timings_},
         "outputs": written,
     }
-    report_path.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    (staging / report_path.name).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     s = scores.get("test", scores["fit"])
     part = "test" if "test" in scores else "fit"
-    print(f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
-          f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
-          f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
-    return 0
+    return (f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
+            f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
+            f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
 
 
 def _summarize_warnings(caught, quiet):
