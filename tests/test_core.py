@@ -726,7 +726,7 @@ def test_core_rejects_labels_beyond_int32(fn):
         fn(np.array([1, 0, 2**32], dtype=np.int64))
 
 
-@pytest.mark.filterwarnings("ignore:Casting complex values to real")  # ComplexWarning, wherever NumPy puts it
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
 def test_complex_beliefs_are_rejected():
     with pytest.raises(TypeError, match="beliefs"):
         crembo.point_depth(np.array([[0.5 + 0.3j, 0.5], [0.5, 0.5]]), [0, 1])
