@@ -184,7 +184,8 @@ struct Callbacks {
 };
 
 crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta,
-                                 double delta, int patience, bool probe_lowest = true) {
+                                 double delta, int patience, bool probe_lowest = true,
+                                 bool warm_start = false, bool adaptive_eta = false) {
     crembo::MemoOptions opt;
     opt.oracle = parse_oracle(oracle);
     opt.max_rounds = max_rounds;
@@ -192,6 +193,8 @@ crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, doub
     opt.delta = delta;
     opt.patience = patience;
     opt.probe_lowest = probe_lowest;
+    opt.warm_start = warm_start;
+    opt.adaptive_eta = adaptive_eta;
     return opt;
 }
 
@@ -842,8 +845,8 @@ PYBIND11_MODULE(_core, m) {
         "consistency_oracle",
         [](const py::array& P, double t, py::object fit_labels, py::object fit_mask,
            const std::string& oracle, int max_rounds, double eta, double delta, int patience,
-           const py::object& weights_in, const py::object& prefer_in) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta, patience);
+           const py::object& weights_in, const py::object& prefer_in, bool adaptive_eta) -> py::dict {
+            const auto opt = make_options(oracle, max_rounds, eta, delta, patience, true, false, adaptive_eta);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -870,14 +873,16 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beliefs"), py::arg("threshold"), py::arg("fit_labels") = py::none(),
         py::arg("fit_mask") = py::none(), py::arg("oracle") = "reweight", py::arg("max_rounds") = 8,
         py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0,
-        py::arg("sample_weight") = py::none(), py::arg("prefer") = py::none());
+        py::arg("sample_weight") = py::none(), py::arg("prefer") = py::none(),
+        py::arg("adaptive_eta") = false);
 
     m.def(
         "memo_search",
         [](const py::array& P, const py::array& cand_in, py::object fit_labels, py::object fit_mask,
            py::object accept, const std::string& oracle, int max_rounds, double eta, double delta, int patience,
-           const py::object& weights_in, bool probe_lowest) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta, patience, probe_lowest);
+           const py::object& weights_in, bool probe_lowest, bool warm_start, bool adaptive_eta) -> py::dict {
+            const auto opt = make_options(oracle, max_rounds, eta, delta, patience, probe_lowest, warm_start,
+                                          adaptive_eta);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -909,7 +914,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(),
         py::arg("oracle") = "reweight", py::arg("max_rounds") = 8, py::arg("eta") = 1.0,
         py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none(),
-        py::arg("probe_lowest") = true);
+        py::arg("probe_lowest") = true, py::arg("warm_start") = false, py::arg("adaptive_eta") = false);
 
     // ---------------------------------------------------- histogram trees
     m.def(

@@ -80,7 +80,7 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
             w[i] = base_weights[i];
         }
     }
-    const double grow = 1.0 + opt.eta;
+    double grow = 1.0 + opt.eta;
     index_t best_viol = n + 1;
     int stalled = 0;
     for (int r = 0; r < opt.max_rounds; ++r) {
@@ -88,30 +88,37 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         check_student_labels(res.pred.data(), n, C);
         res.rounds = r + 1;
         index_t viol = 0;
-        double total = 0.0;
         for (index_t i = 0; i < n; ++i) {
             const label_t h = res.pred[i];
-            if (P[i * C + h] >= t) {
-                // Lock in the student's own allowed choice: fewer conflicts.
-                targets[i] = h;
-            } else {
+            if (P[i * C + h] >= t)
+                targets[i] = h;  // lock in the student's own allowed choice: fewer conflicts
+            else
                 ++viol;
-                w[i] *= grow;
-            }
-            total += w[i];
         }
         res.violations = viol;
         if (viol <= tolerated) {
             res.consistent = true;
+            res.weights = std::move(w);
             return res;
         }
         // A threshold where the weights stopped helping is given up early:
         // the remaining rounds would most likely be spent in vain.
-        if (viol < best_viol) {
+        const bool progress = viol < best_viol;
+        if (progress) {
             best_viol = viol;
             stalled = 0;
         } else if (opt.patience > 0 && ++stalled >= opt.patience) {
+            res.weights = std::move(w);
             return res;
+        }
+        // adaptive_eta: a round without fewer violations than the best so far
+        // means the violating points are not yet heavy enough to move the
+        // fit, so their growth compounds (bounded, so weights stay finite).
+        if (opt.adaptive_eta) grow = progress ? 1.0 + opt.eta : std::min(grow * (1.0 + opt.eta), 1e6);
+        double total = 0.0;
+        for (index_t i = 0; i < n; ++i) {
+            if (P[i * C + res.pred[i]] < t) w[i] *= grow;
+            total += w[i];
         }
         // Keep the weights' mean at its starting scale so that students with
         // absolute weight thresholds (min_weight_fraction_leaf, ...) behave.
@@ -120,6 +127,7 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
             for (auto& x : w) x *= scale;
         }
     }
+    res.weights = std::move(w);
     return res;
 }
 
@@ -147,12 +155,16 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     index_t lo = 0, hi = k - 1;
     bool first = opt.probe_lowest && k > 0;
     bool prefer_best = false;
+    // warm_start: the weights the last probe ended with (base weights folded in).
+    std::vector<double> carried;
     while (lo <= hi) {
         const index_t mid = first ? 0 : lo + (hi - lo) / 2;
         const T t = candidates[mid];
         OracleResult r = consistency_oracle(
-            P, n, C, t, opt, fit_labels, fit_mask, base_weights,
+            P, n, C, t, opt, fit_labels, fit_mask, carried.empty() ? base_weights : carried.data(),
             prefer_best ? out.best_pred.data() : nullptr);
+        if (opt.warm_start && opt.oracle == Oracle::Reweight && r.weights.size() == static_cast<size_t>(n))
+            carried = std::move(r.weights);
         out.n_fits += r.rounds;
         ProbeRecord rec;
         rec.candidate = mid;

@@ -19,10 +19,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
+from .augment import _check_size, munge
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
-from .students import TARGET_MODES, StudentTrainer, proba_in_classes
+from .students import LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, set_leaf_beliefs
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
@@ -104,6 +105,22 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         return teacher_beliefs(source, self._teacher_view(X), method=self.belief, n_classes=len(self.classes_),
                                n_jobs=self.n_jobs, device=self.device)
 
+    def _synthetic_rows(self, source, X_tr, rng):
+        """MUNGE rows near ``X_tr`` for the teacher to label (none when
+        ``augment`` is 0)."""
+        if self.augment == 0:
+            return X_tr[:0]
+        if isinstance(source, np.ndarray):
+            raise ValueError("augment: synthetic rows need a teacher that can be asked about new rows; "
+                             "precomputed beliefs cannot (set augment=0, or pass the teacher itself)")
+        return munge(X_tr, self.augment, swap=self.augment_swap, spread=self.augment_spread,
+                     random_state=seed_from(rng)).astype(X_tr.dtype, copy=False)
+
+    def _check_augment(self):
+        _check_size(self.augment)
+        munge_params = dict(swap=self.augment_swap, spread=self.augment_spread)
+        munge(np.zeros((2, 1)), 0.0, **munge_params)  # checks swap and spread only
+
     def _check_single_class(self, y):
         if np.unique(y).size < 2:
             raise ValueError(f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); "
@@ -143,6 +160,11 @@ class LabelDistiller(_DistillerBase):
         100-tree random forest of depth 12 with balanced classes.
     student : classifier or None
         Cloned, never modified. Default: a depth-4 tree, balanced classes.
+    augment : float, default=0.0
+        Synthetic rows per real row (MUNGE, see :func:`crembo.augment.munge`)
+        added to the transfer set and labelled by the teacher; 0 adds none.
+    augment_swap, augment_spread : float, default=0.5 and 1.0
+        MUNGE's swap probability and spread.
     belief : {"auto", "votes", "proba"}, default "auto"
         How beliefs are read from the teacher (see ``teacher_beliefs``).
     n_jobs : int or None
@@ -155,10 +177,13 @@ class LabelDistiller(_DistillerBase):
     teacher_, student_, classes_, n_features_in_
     """
 
-    def __init__(self, teacher=None, student=None, *, belief="auto", n_jobs=None, device="cpu",
-                 random_state=None):
+    def __init__(self, teacher=None, student=None, *, augment=0.0, augment_swap=0.5, augment_spread=1.0,
+                 belief="auto", n_jobs=None, device="cpu", random_state=None):
         self.teacher = teacher
         self.student = student
+        self.augment = augment
+        self.augment_swap = augment_swap
+        self.augment_spread = augment_spread
         self.belief = belief
         self.n_jobs = n_jobs
         self.device = device
@@ -168,12 +193,16 @@ class LabelDistiller(_DistillerBase):
         """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``."""
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_device(self.device)
+        self._check_augment()
         X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
         self._check_single_class(y)
         rng = check_random_state(self.random_state)
         source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
         X_t = np.concatenate([X, X_unl]) if len(X_unl) else X
         P = self._beliefs(source, X_t, np.arange(len(X_t)))
+        X_syn = self._synthetic_rows(source, X_t, rng)
+        if len(X_syn):
+            X_t, P = np.concatenate([X_t, X_syn]), np.concatenate([P, self._beliefs(source, X_syn, None)])
         labels, _ = _core.row_argmax(P)
         template = default_student() if self.student is None else self.student
         trainer = StudentTrainer(template, self.classes_, target="labels", seed=seed_from(rng))
@@ -234,6 +263,12 @@ class CREMBOClassifier(_DistillerBase):
         MEMO probes the smallest threshold first and stops when it fails
         (nothing above it can pass); ``False``: the paper's plain binary
         search. The same answer whenever the oracle is exact.
+    warm_start : bool, default=True
+        Each MEMO probe starts from the weights the previous probe ended with
+        (see :func:`crembo.memo`).
+    adaptive_eta : bool, default=True
+        The growth of violating points compounds while a round brings no
+        fewer violations (see :func:`crembo.memo`).
     delta : float in [0, 1), default 0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default 0.15
@@ -264,6 +299,22 @@ class CREMBOClassifier(_DistillerBase):
         Search (MEMO and sweep) on a random subsample of the transfer set of
         this many rows (or this fraction), then refit once on all of it at the
         chosen threshold: for large data sets.
+    augment : float, default=0.0
+        Synthetic rows per transfer row, made by MUNGE (Bucilă et al., 2006;
+        :func:`crembo.augment.munge`) and labelled by the teacher's belief:
+        a larger transfer set where the data lives. Needs a teacher that can
+        be queried (not precomputed beliefs).
+    augment_swap : float in [0, 1], default=0.5
+        MUNGE's probability of moving an attribute towards the neighbour's.
+    augment_spread : float, default=1.0
+        MUNGE's spread: the draw around the neighbour's value has standard
+        deviation ``|e_a - e'_a| / augment_spread``.
+    leaf_values : {"student", "belief"}, default="student"
+        ``"belief"``: every leaf of a tree student predicts the teacher's mean
+        belief over the transfer rows that reach it, and its label is that
+        mean's most likely class (the tree's structure still comes from the
+        allowed labels at the chosen threshold). Applied to every candidate
+        before it is scored. Needs a single-output tree student.
     belief : {"auto", "votes", "proba"}, default "auto"
         How beliefs are read from the teacher.
     n_jobs : int or None
@@ -307,10 +358,18 @@ class CREMBOClassifier(_DistillerBase):
     """
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
-                 max_rounds=8, eta=1.0, patience=0, probe_lowest=True, delta=0.0, validation_fraction=0.15,
-                 cv=None, n_thresholds=32, scoring="accuracy", selection="best", refit=False, search_subsample=None,
-                 belief="auto", n_jobs=None, device="cpu", random_state=None, verbose=0):
+                 max_rounds=8, eta=1.0, patience=0, probe_lowest=True, warm_start=True, adaptive_eta=True,
+                 delta=0.0, validation_fraction=0.15, cv=None, n_thresholds=32, scoring="accuracy",
+                 selection="best", refit=False, search_subsample=None, augment=0.0, augment_swap=0.5,
+                 augment_spread=1.0, leaf_values="student", belief="auto", n_jobs=None, device="cpu",
+                 random_state=None, verbose=0):
         self.teacher = teacher
+        self.leaf_values = leaf_values
+        self.warm_start = warm_start
+        self.adaptive_eta = adaptive_eta
+        self.augment = augment
+        self.augment_swap = augment_swap
+        self.augment_spread = augment_spread
         self.student = student
         self.mode = mode
         self.oracle = oracle
@@ -340,6 +399,7 @@ class CREMBOClassifier(_DistillerBase):
         check_choice(self.student_target, "student_target", TARGET_MODES)
         check_choice(self.scoring, "scoring", tuple(SCORERS))
         check_choice(self.selection, "selection", ("best", "one_se"))
+        check_choice(self.leaf_values, "leaf_values", LEAF_VALUES)
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_positive_int(self.max_rounds, "max_rounds")
         check_positive_int(self.patience, "patience", minimum=0)
@@ -352,6 +412,7 @@ class CREMBOClassifier(_DistillerBase):
         check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
         check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
         check_device(self.device)
+        self._check_augment()
         s = self.search_subsample
         if s is not None:
             if isinstance(s, float):
@@ -409,6 +470,8 @@ class CREMBOClassifier(_DistillerBase):
         transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[transfer_rows]
+        # Synthetic rows near the transfer set (MUNGE), labelled by the teacher.
+        X_syn = self._synthetic_rows(source, X_tr, rng)
         # refit=True trains the final student on every row: ask the teacher
         # about all of them once.
         refit_all = self.refit and self.mode == "crembo" and not use_cv  # cv already searched on every row
@@ -418,6 +481,11 @@ class CREMBOClassifier(_DistillerBase):
             P_tr = np.ascontiguousarray(P_all[transfer_rows])
         else:
             P_tr = self._beliefs(source, X_tr, transfer_rows)
+        if len(X_syn):
+            P_syn = self._beliefs(source, X_syn, None)
+            X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
+            if refit_all:
+                X_all, P_all = np.concatenate([X_all, X_syn]), np.concatenate([P_all, P_syn])
         timings["beliefs"] = time.perf_counter() - t0
 
         # Search on a subsample when asked, refit once on all rows after.
@@ -438,7 +506,8 @@ class CREMBOClassifier(_DistillerBase):
 
         t0 = time.perf_counter()
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
-                            delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest))
+                            delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest),
+                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta))
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
@@ -452,6 +521,13 @@ class CREMBOClassifier(_DistillerBase):
             warnings.warn(f"MEMO found no consistent student at any threshold; {then}", RuntimeWarning,
                           stacklevel=2)
 
+        if self.leaf_values == "belief" and memo_res.student is not None:
+            # MEMO's student keeps its own leaves (its depth is MEMO's); the
+            # copy that stands for its threshold predicts the mean beliefs.
+            import copy
+
+            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_)
+            memo_res.pred = trainer.predict_index(memo_res.student, X_s)
         if self.mode == "memo":
             if memo_res.student is not None:
                 student, threshold = memo_res.student, memo_res.threshold
@@ -575,6 +651,8 @@ class CREMBOClassifier(_DistillerBase):
             if leave_out is not None:
                 targets[leave_out] = -1
             est = trainer.fit_labels(X, targets)
+        if self.leaf_values == "belief":
+            est = set_leaf_beliefs(est, X, P, self.classes_)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))
         return est, time.perf_counter() - t0, viol, pred

@@ -39,10 +39,17 @@ METHODS = ("teacher", "BM", "VT", "MEMO", "CREMBO")
 EXTRA_METHODS = ("CREMBO-1SE",)
 
 
-def _build(method, teacher, student, X, y, seed, crembo_params):
+def _build(method, teacher, student, X, y, seed, crembo_params, variants=None):
     """Fit one method's model on (X, y); ``teacher`` is already fitted."""
     if method == "teacher":
         return teacher
+    if variants and method in variants:
+        params = dict(variants[method])
+        kind = params.pop("estimator", "crembo")
+        est_student = params.pop("student", student)
+        if kind == "vt":
+            return LabelDistiller(teacher=teacher, student=est_student, random_state=seed, **params).fit(X, y)
+        return CREMBOClassifier(teacher=teacher, student=est_student, random_state=seed, **params).fit(X, y)
     if method == "BM":
         return seeded_clone(student, seed).fit(X, y)
     if method == "VT":
@@ -56,7 +63,7 @@ def _build(method, teacher, student, X, y, seed, crembo_params):
 
 
 def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, label_noise=0.0,
-          feature_noise=()):
+          feature_noise=(), variants=None):
     """Fit every method on ``train`` and score it on ``test``.
 
     ``label_noise`` flips that share of the training labels (teacher and
@@ -89,13 +96,13 @@ def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, lab
                 est = shared._with_selection("one_se")
                 secs = out["CREMBO"]["seconds"]
             else:
-                est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params)
+                est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params, variants)
                 secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
             fitted[m] = est
             pred = np.asarray(est.predict(X[test]))
             out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs,
                           noisy={lv: float(np.mean(est.predict(Xn) == y[test])) for lv, Xn in noisy_tests.items()})
-            if m.startswith("CREMBO"):
+            if hasattr(est, "threshold_"):
                 out[m]["threshold"] = est.threshold_
                 out[m]["memo_threshold"] = est.memo_threshold_
     return out
@@ -116,11 +123,16 @@ class ProtocolResult:
     seconds: float = 0.0
 
 
-def _methods_and_models(methods, teacher, student, random_state):
+def _methods_and_models(methods, teacher, student, random_state, variants=None):
     methods = tuple(METHODS if methods is None else methods)
-    unknown = set(methods) - set(METHODS) - set(EXTRA_METHODS)
+    variants = dict(variants or {})
+    clash = set(variants) & (set(METHODS) | set(EXTRA_METHODS))
+    if clash:
+        raise ValueError(f"variants: names {sorted(clash)} are taken by built-in methods")
+    unknown = set(methods) - set(METHODS) - set(EXTRA_METHODS) - set(variants)
     if unknown:
-        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS}")
+        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS} "
+                         "or a name of variants")
     teacher = default_teacher(random_state) if teacher is None else teacher
     student = default_student(random_state) if student is None else student
     return methods, teacher, student
@@ -132,7 +144,8 @@ def _noisy_summary(folds, m):
 
 
 def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1,
-                   random_state=0, crembo_params=None, label_noise=0.0, feature_noise=(), n_jobs=None):
+                   random_state=0, crembo_params=None, label_noise=0.0, feature_noise=(), n_jobs=None,
+                   variants=None):
     """Cross-validated test accuracy of each method.
 
     Parameters
@@ -151,6 +164,11 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
         Extra parameters for the MEMO and CREMBO estimators.
     label_noise : float, default 0
         Share of training labels flipped in every fold (test labels clean).
+    variants : dict, optional
+        Further methods by name: ``{name: params}``, a ``CREMBOClassifier``
+        built with ``params`` (``"student"`` in them replaces the protocol's
+        student, and ``"estimator": "vt"`` makes it a ``LabelDistiller``).
+        Their names may then appear in ``methods``.
     feature_noise : sequence of float, default ()
         Test-time Gaussian noise levels (times each feature's training std)
         at which accuracy is also measured.
@@ -164,7 +182,7 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
     """
     start = time.perf_counter()
     X, y = np.asarray(X), np.asarray(y)
-    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state)
+    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state, variants)
     rng = np.random.RandomState(random_state)
     jobs = []
     for r in range(n_repeats):
@@ -173,7 +191,7 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
             jobs.append((order[train], order[test], int(rng.randint(2**31 - 1))))
     folds = Parallel(n_jobs=n_jobs)(
         delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise,
-                       tuple(feature_noise)) for tr, te, seed in jobs)
+                       tuple(feature_noise), variants) for tr, te, seed in jobs)
     scores = {m: np.array([f[m]["accuracy"] for f in folds]) for m in methods}
     compared = [m for m in methods if m != "teacher"]
     best = np.max(np.vstack([scores[m] for m in compared]), axis=0)
@@ -187,7 +205,7 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
 
 
 def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1, test_size=0.15,
-              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None):
+              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None, variants=None):
     """Agreement of the students built on the folds of a fixed training split.
 
     A ``test_size`` share of the rows is held out (stratified). Each of the
@@ -195,7 +213,8 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
     training part; a method's agreement is the mean over pairs of folds of the
     fraction of held-out rows where the two students predict the same label.
     With ``n_repeats > 1`` the whole procedure is repeated with new test
-    splits and the agreements are averaged.
+    splits and the agreements are averaged. ``variants`` adds methods as in
+    :func:`generalization`.
 
     Returns
     -------
@@ -204,7 +223,7 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
     """
     start = time.perf_counter()
     X, y = np.asarray(X), np.asarray(y)
-    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state)
+    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state, variants)
     _, counts = np.unique(y, return_counts=True)
     rng = np.random.RandomState(random_state)
     jobs = []
@@ -214,7 +233,7 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
         for tr, _ in KFold(n_splits=n_splits).split(rest):
             jobs.append((r, rest[tr], test, int(rng.randint(2**31 - 1))))
     folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise)
+        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise, (), variants)
         for _, tr, te, seed in jobs)
     summary, scores = {}, {}
     for m in methods:

@@ -85,7 +85,7 @@ def check_oracle(oracle, trainer):
 
 
 def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
-             candidates=None, sample_weight=None, probe_lowest=True):
+             candidates=None, sample_weight=None, probe_lowest=True, warm_start=True, adaptive_eta=True):
     """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
     start = time.perf_counter()
     if candidates is None:
@@ -114,7 +114,8 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
     res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
                             fit_mask=fit_mask if oracle == "single" else None, accept=accept,
                             oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                            sample_weight=sample_weight, probe_lowest=probe_lowest)
+                            sample_weight=sample_weight, probe_lowest=probe_lowest, warm_start=warm_start,
+                            adaptive_eta=adaptive_eta)
     trace, k = [], 0
     for rec in res["trace"]:
         rec = dict(rec)
@@ -141,7 +142,7 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
 
 def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_target="auto", max_rounds=8,
          eta=1.0, delta=0.0, patience=0, candidates=None, sample_weight=None, normalize=False, random_state=None,
-         probe_lowest=True):
+         probe_lowest=True, warm_start=True, adaptive_eta=True):
     """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
 
     Parameters
@@ -187,6 +188,19 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
         pass): one probe instead of ``log2(len(candidates))`` when no
         threshold is consistent, one extra probe otherwise. ``False`` runs
         the paper's plain binary search.
+    warm_start : bool, default=True
+        Each probe of the search starts from the weights the previous probe
+        ended with, so the points that were hard at one threshold start heavy
+        at the next instead of being found again from scratch. ``False``:
+        every probe starts from ``sample_weight`` (or equal weights).
+    adaptive_eta : bool, default=True
+        While a reweighting round leaves no fewer violations than the round
+        before, the growth of violating points compounds (``1 + eta``, then
+        ``(1 + eta)^2``, ...), falling back to ``1 + eta`` once the
+        violations drop. ``False``: a fixed growth of ``1 + eta``.
+        Together with ``warm_start`` this lets the default ``max_rounds=8``
+        reach the thresholds a 30-round search finds (see
+        ``docs/defaults_study.md``).
 
     Returns
     -------
@@ -227,4 +241,5 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
                 or np.any(np.diff(candidates) <= 0):
             raise ValueError("candidates: expected a 1-d array of positive, strictly increasing thresholds")
     return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                    candidates=candidates, sample_weight=sample_weight, probe_lowest=bool(probe_lowest))
+                    candidates=candidates, sample_weight=sample_weight, probe_lowest=bool(probe_lowest),
+                    warm_start=bool(warm_start), adaptive_eta=bool(adaptive_eta))

@@ -212,3 +212,44 @@ def proba_in_classes(est, X, classes):
         pred = np.asarray(est.predict(X))
         out[np.arange(n), np.searchsorted(classes, pred)] = 1.0
     return out
+
+
+LEAF_VALUES = ("student", "belief")
+
+
+def set_leaf_beliefs(est, X, P, classes):
+    """Make every leaf of a fitted tree student predict the teacher's mean
+    belief over the rows of ``X`` that reach it (``P`` holds their beliefs,
+    columns following ``classes``); its label becomes that mean's most likely
+    class. Works in place on scikit-learn's single-output decision trees and
+    on ``HistTreeClassifier``, and returns ``est``.
+
+    A leaf no row of ``X`` reaches keeps its own values. Classes the student
+    never saw (absent from its ``classes_``) cannot be predicted by it; their
+    belief mass is left out and the rest renormalised.
+    """
+    from sklearn.tree import BaseDecisionTree
+
+    from .tree import HistTreeClassifier
+
+    classes = np.asarray(classes)
+    if isinstance(est, HistTreeClassifier):
+        tree, cols = est.tree_, np.searchsorted(classes, est.classes_)
+    elif isinstance(est, BaseDecisionTree) and getattr(est, "n_outputs_", 1) == 1:
+        tree, cols = est.tree_, np.searchsorted(classes, est.classes_)
+    elif isinstance(est, DummyClassifier):
+        return est  # a constant student: one label, nothing to average
+    else:
+        raise TypeError(f"leaf_values='belief': needs a single-output tree student (scikit-learn's decision "
+                        f"tree or crembo's HistTreeClassifier), got {type(est).__name__}")
+    leaves = est.apply(X)
+    sums = np.zeros((tree.node_count, len(cols)), dtype=np.float64)
+    np.add.at(sums, leaves, np.asarray(P, dtype=np.float64)[:, cols])
+    mass = sums.sum(axis=1)
+    reached = mass > 0
+    value = tree.value  # a writable view of the tree's own buffer in both classes
+    value[reached, 0, :] = sums[reached] / mass[reached, None]
+    if isinstance(est, HistTreeClassifier):
+        tree.node_class[reached] = np.argmax(value[reached, 0, :], axis=1)
+        tree.__dict__.pop("_fast", None)  # the native evaluator is rebuilt from the new values
+    return est

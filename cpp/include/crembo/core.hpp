@@ -106,6 +106,12 @@ struct MemoOptions {
     bool probe_lowest = true;  // probe the smallest candidate first and stop when it
                                // fails (nothing above it can pass); false: plain
                                // binary search, as in the paper
+    bool warm_start = false;   // each probe of the search starts from the weights the
+                               // previous probe ended with (the hard points stay hard
+                               // from one threshold to the next) instead of afresh
+    bool adaptive_eta = false; // while a round leaves no fewer violations than the
+                               // round before, the growth compounds (1+eta, then
+                               // (1+eta)^2, ...); it falls back to 1+eta on progress
 };
 
 // Student fit on single-label targets with weights; writes the student's
@@ -131,6 +137,7 @@ struct OracleResult {
     index_t violations = 0;
     int rounds = 0;
     std::vector<label_t> pred;  // predictions of the last fit
+    std::vector<double> weights;  // the reweighting oracle's weights after its last round
 };
 
 // One consistency-oracle call at threshold t. For Reweight, base_weights

@@ -1,0 +1,122 @@
+"""A larger transfer set: synthetic rows for the teacher to label (MUNGE).
+
+Compression learns from the teacher's beliefs, and the teacher can be asked
+about any point, not only the training rows. MUNGE (C. Bucilă, R. Caruana and
+A. Niculescu-Mizil, *Model Compression*, KDD 2006) makes new points that stay
+close to the data: for each real row ``e`` it takes its nearest neighbour
+``e'`` (Euclidean distance on standardised features) and, attribute by
+attribute with probability ``swap``, moves ``e``'s value towards ``e'``'s:
+
+* a continuous attribute draws from a normal of mean ``e'_a`` and standard
+  deviation ``|e_a - e'_a| / spread`` (both rows get the new value in the
+  paper; here only ``e`` is changed, and ``e'`` gets its turn as a row of its
+  own);
+* a discrete attribute (few distinct integer values in the data) takes
+  ``e'_a``.
+
+``size`` synthetic rows per real row are made, each pass starting again from
+the real rows, so that synthetic rows never breed synthetic rows. The
+teacher labels them: more transfer points where the data lives makes the
+student a function of the teacher rather than of the few real rows it saw,
+which is what makes it stable when those rows change.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import check_random_state
+
+__all__ = ["munge"]
+
+#: A column with at most this many distinct integer values is treated as discrete.
+DISCRETE_MAX_VALUES = 10
+
+
+def _check_size(size):
+    if isinstance(size, bool) or not isinstance(size, numbers.Real):
+        raise TypeError(f"augment: expected a non-negative number of synthetic rows per real row, got {size!r}")
+    if not np.isfinite(size) or size < 0:
+        raise ValueError(f"augment: expected a non-negative number of synthetic rows per real row, got {size!r}")
+    if size > 1000:
+        raise ValueError(f"augment: {size} synthetic rows per real row is more than 1000; use fewer")
+    return float(size)
+
+
+def _check_unit(value, name, low_inclusive):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    ok = (0 <= value <= 1) if low_inclusive else (0 < value <= 1)
+    if not np.isfinite(value) or not ok:
+        raise ValueError(f"{name}: expected a number in {'[' if low_inclusive else '('}0, 1], got {value!r}")
+    return float(value)
+
+
+def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
+    """Synthetic rows near ``X`` by MUNGE.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Real rows (finite values; at least 2 rows).
+    size : float, default=1.0
+        Synthetic rows per real row: ``round(size * n_samples)`` rows in all
+        (a fraction takes a random subset of the real rows in the last pass).
+    swap : float in [0, 1], default=0.5
+        Probability that an attribute of a row is moved towards its
+        neighbour's (the paper's ``p``).
+    spread : float, default=1.0
+        Divides the standard deviation of the draw around the neighbour's
+        value (the paper's ``s``): larger keeps synthetic values closer.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    ndarray of shape (round(size * n_samples), n_features), the dtype of ``X``
+    (float32 stays float32, anything else becomes float64).
+    """
+    size = _check_size(size)
+    swap = _check_unit(swap, "augment_swap", low_inclusive=True)
+    if isinstance(spread, bool) or not isinstance(spread, numbers.Real) or not np.isfinite(spread) or spread <= 0:
+        raise ValueError(f"augment_spread: expected a positive number, got {spread!r}")
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X: expected a 2-d array, got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X: expected numeric values, got dtype {X.dtype}")
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    X = np.asarray(X, dtype=dtype)
+    n, d = X.shape
+    total = int(round(size * n))
+    if total == 0:
+        return np.empty((0, d), dtype=dtype)
+    if n < 2:
+        raise ValueError(f"X: MUNGE needs at least 2 rows to find neighbours, got {n}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X: MUNGE needs finite values (no NaN or inf)")
+    rng = check_random_state(random_state)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X - X.mean(axis=0)) / scale
+    # The nearest other row; duplicates are their own neighbour at distance 0,
+    # which only means that row is copied where it swaps.
+    nn = NearestNeighbors(n_neighbors=2).fit(Z)
+    idx = nn.kneighbors(Z, return_distance=False)
+    self_first = idx[:, 0] == np.arange(n)
+    neighbour = np.where(self_first, idx[:, 1], idx[:, 0])
+    discrete = np.array([np.all(X[:, j] == np.round(X[:, j])) and np.unique(X[:, j]).size <= DISCRETE_MAX_VALUES
+                         for j in range(d)], dtype=bool)
+
+    out = np.empty((total, d), dtype=dtype)
+    done = 0
+    while done < total:
+        take = min(n, total - done)
+        rows = np.arange(n) if take == n else np.sort(rng.choice(n, size=take, replace=False))
+        e, other = X[rows], X[neighbour[rows]]
+        moved = rng.random_sample((take, d)) < swap
+        drawn = rng.normal(other, np.abs(e - other) / spread)
+        drawn = np.where(discrete, other, drawn)
+        out[done:done + take] = np.where(moved, drawn, e)
+        done += take
+    return out
