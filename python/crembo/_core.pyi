@@ -73,6 +73,7 @@ def consistency_oracle(
     patience: int = 0,
     sample_weight: Optional[npt.ArrayLike] = None,
     prefer: Optional[npt.ArrayLike] = None,
+    adaptive_eta: bool = False,
 ) -> Dict[str, Any]:
     """{"consistent", "violations", "rounds", "pred"} of one oracle call."""
 
@@ -89,6 +90,8 @@ def memo_search(
     patience: int = 0,
     sample_weight: Optional[npt.ArrayLike] = None,
     probe_lowest: bool = True,
+    warm_start: bool = False,
+    adaptive_eta: bool = False,
 ) -> Dict[str, Any]:
     """{"best_candidate", "best_threshold", "best_pred", "trace", "n_fits"}."""
 
