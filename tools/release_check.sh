@@ -79,6 +79,8 @@ step "test suite against the installed wheel"
 mkdir -p "$work/run"
 cp -r tests "$work/run/tests"
 cp -r bench "$work/run/bench"   # tests/test_nn_bench.py runs bench/bench_nets.py
+mkdir -p "$work/run/cpp"
+cp -r cpp/include "$work/run/cpp/include"  # tests/test_export.py compiles against the C++ headers
 rm -rf "$work/run/bench/results"
 cp pyproject.toml "$work/run/"  # pytest settings only; python/ is not copied
 cd "$work/run"
