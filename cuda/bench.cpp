@@ -45,7 +45,9 @@ void cuda_ok(cudaError_t err, const char* what) {
 template <class U>
 struct DeviceArray {
     U* ptr = nullptr;
-    explicit DeviceArray(size_t n) { cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(n, 1) * sizeof(U)), "cudaMalloc"); }
+    explicit DeviceArray(size_t n) {
+        cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(n, 1) * sizeof(U)), "cudaMalloc");
+    }
     ~DeviceArray() { cudaFree(ptr); }
     DeviceArray(const DeviceArray&) = delete;
     DeviceArray& operator=(const DeviceArray&) = delete;
@@ -91,7 +93,8 @@ std::vector<label_t> make_votes(index_t m, index_t n, index_t C) {
     for (index_t j = 0; j < m; ++j)
         for (index_t i = 0; i < n; ++i) {
             const std::uint64_t r = next();
-            votes[size_t(j * n + i)] = (r & 255) < 154 ? truth[size_t(i)] : label_t((r >> 8) % std::uint64_t(C));
+            votes[size_t(j * n + i)] =
+                (r & 255) < 154 ? truth[size_t(i)] : label_t((r >> 8) % std::uint64_t(C));
         }
     return votes;
 }
@@ -104,9 +107,11 @@ int run(const Args& a, const std::vector<label_t>& votes_h, index_t n) {
     DeviceArray<label_t> votes{static_cast<size_t>(m * n)}, pred{static_cast<size_t>(n)};
     DeviceArray<T> P{static_cast<size_t>(n * C)}, depth{static_cast<size_t>(n)};
     DeviceArray<std::uint8_t> mask{static_cast<size_t>(n * C)};
-    cuda_ok(cudaMemcpy(votes.ptr, votes_h.data(), size_t(m * n) * sizeof(label_t), cudaMemcpyHostToDevice), "votes");
+    cuda_ok(cudaMemcpy(votes.ptr, votes_h.data(), size_t(m * n) * sizeof(label_t), cudaMemcpyHostToDevice),
+            "votes");
     // pred: member 0's votes.
-    cuda_ok(cudaMemcpy(pred.ptr, votes_h.data(), size_t(n) * sizeof(label_t), cudaMemcpyHostToDevice), "pred");
+    cuda_ok(cudaMemcpy(pred.ptr, votes_h.data(), size_t(n) * sizeof(label_t), cudaMemcpyHostToDevice),
+            "pred");
     gpu::beliefs_from_votes<T>(votes.ptr, m, n, C, P.ptr);
     const T t = T(0.3);
 
@@ -117,10 +122,14 @@ int run(const Args& a, const std::vector<label_t>& votes_h, index_t n) {
     };
     const double nd = double(n), Cd = double(C), md = double(m);
     const std::vector<Kernel> kernels = {
-        {"beliefs_from_votes", 4 * md * nd + nd * Cd * s, [&] { gpu::beliefs_from_votes<T>(votes.ptr, m, n, C, P.ptr); }},
-        {"point_depth", nd * Cd * s + 4 * nd + nd * s, [&] { gpu::point_depth<T>(P.ptr, n, C, pred.ptr, depth.ptr); }},
-        {"empirical_depth", nd * Cd * s + 4 * nd, [&] { (void)gpu::empirical_depth<T>(P.ptr, n, C, pred.ptr, 0.0); }},
-        {"count_violations", nd * Cd * s + 4 * nd, [&] { (void)gpu::count_violations<T>(P.ptr, n, C, pred.ptr, t); }},
+        {"beliefs_from_votes", 4 * md * nd + nd * Cd * s,
+         [&] { gpu::beliefs_from_votes<T>(votes.ptr, m, n, C, P.ptr); }},
+        {"point_depth", nd * Cd * s + 4 * nd + nd * s,
+         [&] { gpu::point_depth<T>(P.ptr, n, C, pred.ptr, depth.ptr); }},
+        {"empirical_depth", nd * Cd * s + 4 * nd,
+         [&] { (void)gpu::empirical_depth<T>(P.ptr, n, C, pred.ptr, 0.0); }},
+        {"count_violations", nd * Cd * s + 4 * nd,
+         [&] { (void)gpu::count_violations<T>(P.ptr, n, C, pred.ptr, t); }},
         {"allowed_labels", nd * Cd * s + nd * Cd, [&] { gpu::allowed_labels<T>(P.ptr, n, C, t, mask.ptr); }},
         {"max_achievable_depth", nd * Cd * s, [&] { (void)gpu::max_achievable_depth<T>(P.ptr, n, C); }},
     };
@@ -134,10 +143,11 @@ int run(const Args& a, const std::vector<label_t>& votes_h, index_t n) {
         const size_t half = size_t(k.bytes / 2);
         const double tk = time_median(k.f, a.repeats);
         const double tc = time_median(
-            [&] { cuda_ok(cudaMemcpy(dst.ptr, src.ptr, half, cudaMemcpyDeviceToDevice), "cudaMemcpy"); }, a.repeats);
+            [&] { cuda_ok(cudaMemcpy(dst.ptr, src.ptr, half, cudaMemcpyDeviceToDevice), "cudaMemcpy"); },
+            a.repeats);
         const double gbps = k.bytes / tk / 1e9, copy = 2.0 * double(half) / tc / 1e9;
-        std::printf("| %.0e | %s | %s | %.1f MB | %.3f ms | %.1f | %.1f | %.2f |\n", double(n * C), dt, k.name,
-                    k.bytes / 1e6, tk * 1e3, gbps, copy, gbps / copy);
+        std::printf("| %.0e | %s | %s | %.1f MB | %.3f ms | %.1f | %.1f | %.2f |\n", double(n * C), dt,
+                    k.name, k.bytes / 1e6, tk * 1e3, gbps, copy, gbps / copy);
         std::fflush(stdout);
     }
     return 0;
@@ -157,15 +167,22 @@ int main(int argc, char** argv) {
     Args a;
     for (int i = 1; i < argc; ++i) {
         const std::string k = argv[i];
-        if (k == "-h" || k == "--help") usage("CUDA kernel throughput on device memory against device copy bandwidth");
+        if (k == "-h" || k == "--help")
+            usage("CUDA kernel throughput on device memory against device copy bandwidth");
         if (i + 1 >= argc) usage(("missing value after " + k).c_str());
         const char* v = argv[++i];
-        if (k == "--entries") a.entries = std::atof(v);
-        else if (k == "--classes") a.C = std::atoll(v);
-        else if (k == "--members") a.m = std::atoll(v);
-        else if (k == "--repeats") a.repeats = std::atoi(v);
-        else if (k == "--dtype") a.dtype = v;
-        else usage(("unknown option " + k).c_str());
+        if (k == "--entries")
+            a.entries = std::atof(v);
+        else if (k == "--classes")
+            a.C = std::atoll(v);
+        else if (k == "--members")
+            a.m = std::atoll(v);
+        else if (k == "--repeats")
+            a.repeats = std::atoi(v);
+        else if (k == "--dtype")
+            a.dtype = v;
+        else
+            usage(("unknown option " + k).c_str());
     }
     if (a.C < 1 || a.m < 1 || a.repeats < 1 || a.entries < double(a.C)) usage("bad sizes");
     if (a.dtype != "both" && a.dtype != "f32" && a.dtype != "f64") usage("--dtype: both, f32 or f64");
@@ -174,11 +191,13 @@ int main(int argc, char** argv) {
         return 2;
     }
     const index_t n = index_t(a.entries / double(a.C));
-    std::printf("device: %s; n = %lld points x C = %lld classes = %.0e belief entries, m = %lld members; "
-                "median of %d runs; copy = cudaMemcpy device-to-device of bytes/2\n",
-                gpu::device_name().c_str(), (long long)n, (long long)a.C, double(n * a.C), (long long)a.m, a.repeats);
-    std::printf("| entries | dtype | kernel | bytes | time | GB/s | copy GB/s | ratio |\n"
-                "|--:|---|---|--:|--:|--:|--:|--:|\n");
+    std::printf(
+        "device: %s; n = %lld points x C = %lld classes = %.0e belief entries, m = %lld members; "
+        "median of %d runs; copy = cudaMemcpy device-to-device of bytes/2\n",
+        gpu::device_name().c_str(), (long long)n, (long long)a.C, double(n * a.C), (long long)a.m, a.repeats);
+    std::printf(
+        "| entries | dtype | kernel | bytes | time | GB/s | copy GB/s | ratio |\n"
+        "|--:|---|---|--:|--:|--:|--:|--:|\n");
     try {
         const std::vector<label_t> votes = make_votes(a.m, n, a.C);
         if (a.dtype != "f32") run<double>(a, votes, n);
