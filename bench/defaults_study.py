@@ -74,6 +74,13 @@ CONFIGS = {
     "hist-labels-aug3": dict(student=HIST, augment=3.0),
     "hist-labels-aug3-cv5": dict(student=HIST, augment=3.0, cv=5),
     "sk-multi-aug3": dict(student=SK, student_target="multioutput", augment=3.0),
+    "hist-labels-aug3-cv5-belief": dict(student=HIST, augment=3.0, cv=5, leaf_values="belief"),
+    "hist-labels-aug10-cv5": dict(student=HIST, augment=10.0, cv=5),
+    "hist-labels-aug3-cv10": dict(student=HIST, augment=3.0, cv=10),
+    "hist-cov-aug3-cv5-belief": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0,
+                                     cv=5, leaf_values="belief"),
+    "hist-cov-belief": dict(student=HIST, student_target="multioutput", oracle="single", leaf_values="belief"),
+    "sk-labels-aug3-cv5": dict(student=SK, augment=3.0, cv=5),
     "sk-multi-aug3-refit": dict(student=SK, student_target="multioutput", augment=3.0, refit=True),
     "VT-aug3": dict(estimator="vt", student=SK, augment=3.0),
     # The shipped defaults after the study (CREMBOClassifier(teacher)).

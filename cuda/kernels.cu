@@ -9,7 +9,9 @@
 // messages as the CPU code); any CUDA runtime error -> std::runtime_error
 // carrying cudaGetErrorString. Nothing here aborts.
 #include "crembo/cuda.hpp"
+#include "crembo/cuda_regression.hpp"
 #include "crembo/detail/checks.hpp"
+#include "crembo/regression.hpp"
 
 #include <cuda_runtime.h>
 
@@ -738,6 +740,202 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
 CREMBO_CUDA_INSTANTIATE(float)
 CREMBO_CUDA_INSTANTIATE(double)
 #undef CREMBO_CUDA_INSTANTIATE
+
+// =====================================================================
+// Regression: deep hypotheses on real-valued predictions
+// (crembo/cuda_regression.hpp; the CPU versions are cpp/src/regression.cpp,
+// the definitions docs/regression.md). One thread per row; the argument
+// checks run on the device and report the CPU's messages.
+// =====================================================================
+namespace {
+
+// First non-finite entry of a flat array (atomicMin of its index into s->bad).
+template <class T>
+__global__ void reg_finite_kernel(const T* __restrict__ a, index_t count, Scratch* s) {
+    for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < count;
+         i += index_t(blockDim.x) * gridDim.x)
+        if (!isfinite(a[i])) atomicMin(&s->bad, ull(i));
+}
+
+// First row of S that is not sorted ascending.
+template <class T>
+__global__ void reg_sorted_kernel(const T* __restrict__ S, index_t n, index_t m, Scratch* s) {
+    for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
+         i += index_t(blockDim.x) * gridDim.x) {
+        const T* row = S + i * m;
+        for (index_t j = 1; j < m; ++j)
+            if (row[j] < row[j - 1]) {
+                atomicMin(&s->bad, ull(i));
+                break;
+            }
+    }
+}
+
+template <class T>
+__device__ double reg_row_eps(const T* row, index_t m, double tol) {
+    if (tol == 0.0) return 0.0;
+    double big = 1.0;
+    for (index_t j = 0; j < m; ++j) big = fmax(big, fabs(double(row[j])));
+    return tol * big;
+}
+
+template <class T>
+__global__ void reg_depth_kernel(const T* __restrict__ H, index_t n, index_t m, const T* __restrict__ pred,
+                                 double tol, double* __restrict__ out) {
+    for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
+         i += index_t(blockDim.x) * gridDim.x) {
+        const T* row = H + i * m;
+        const double eps = reg_row_eps(row, m, tol), v = double(pred[i]);
+        index_t below = 0, above = 0;
+        for (index_t j = 0; j < m; ++j) {
+            const double h = double(row[j]);
+            below += h <= v + eps;
+            above += h >= v - eps;
+        }
+        out[i] = double(below < above ? below : above) / double(m);
+    }
+}
+
+template <class T>
+__global__ void reg_violations_kernel(const T* __restrict__ S, index_t n, index_t m, const T* __restrict__ pred,
+                                      index_t k, double tol, Scratch* s) {
+    ull count = 0;
+    for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
+         i += index_t(blockDim.x) * gridDim.x) {
+        const T* row = S + i * m;
+        const double eps = tol == 0.0 ? 0.0 : tol * fmax(1.0, fmax(fabs(double(row[0])), fabs(double(row[m - 1]))));
+        const double v = double(pred[i]);
+        const bool inside = double(row[k - 1]) <= v + eps && double(row[m - k]) >= v - eps;
+        count += inside ? 0 : 1;
+    }
+    count = block_reduce(count, SumOp{}, ull(0));
+    if (threadIdx.x == 0 && count > 0) atomicAdd(&s->value, count);
+}
+
+template <class T>
+T reg_value_at(const T* p, bool on_device, ull k) {
+    if (!on_device) return p[k];
+    T v{};
+    check(cudaMemcpy(&v, p + k, sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy (value read)");
+    return v;
+}
+
+// The CPU's checks: finite hypotheses (and sorted rows when asked), finite predictions.
+template <class T>
+void reg_check(const Input<T>& H, const T* H_user, index_t n, index_t m, bool sorted, const Input<T>& pred,
+               const T* pred_user) {
+    {
+        ScratchBuffer scratch(0);
+        reg_finite_kernel<T><<<grid_for(n * m), kThreads>>>(H.get(), n * m, scratch.get());
+        check_launch("reg_finite_kernel");
+        const Scratch s = scratch.read();
+        if (s.bad != kNoBad) {
+            std::ostringstream msg;
+            msg << "hypotheses[" << s.bad / ull(m) << ", " << s.bad % ull(m)
+                << "] = " << reg_value_at(H.on_device() ? H.get() : H_user, H.on_device(), s.bad)
+                << " is not finite";
+            throw std::invalid_argument(msg.str());
+        }
+    }
+    if (sorted) {
+        ScratchBuffer scratch(0);
+        reg_sorted_kernel<T><<<grid_for(n), kThreads>>>(H.get(), n, m, scratch.get());
+        check_launch("reg_sorted_kernel");
+        const Scratch s = scratch.read();
+        if (s.bad != kNoBad) {
+            std::ostringstream msg;
+            msg << "sorted hypotheses: row " << s.bad << " is not sorted ascending (sort it with sort_hypotheses)";
+            throw std::invalid_argument(msg.str());
+        }
+    }
+    ScratchBuffer scratch(0);
+    reg_finite_kernel<T><<<grid_for(n), kThreads>>>(pred.get(), n, scratch.get());
+    check_launch("reg_finite_kernel");
+    const Scratch s = scratch.read();
+    if (s.bad != kNoBad) {
+        std::ostringstream msg;
+        msg << "pred[" << s.bad << "] = " << reg_value_at(pred.on_device() ? pred.get() : pred_user,
+                                                          pred.on_device(), s.bad)
+            << " is not finite";
+        throw std::invalid_argument(msg.str());
+    }
+}
+
+void reg_check_shape(index_t n, index_t m, double tol) {
+    require(n >= 1, "hypotheses: expected at least one point (n >= 1)");
+    require(m >= 1, "hypotheses: expected at least one hypothesis (m >= 1)");
+    require(tol >= 0.0 && std::isfinite(tol), "tol: expected a finite, non-negative tolerance");
+}
+
+}  // namespace
+
+template <class T>
+void hypothesis_point_depth(const T* H, index_t n, index_t m, const T* pred, double tol, double* out) {
+    reg_check_shape(n, m, tol);
+    require_ptr(H, "hypotheses: null pointer");
+    require_ptr(pred, "pred: null pointer");
+    require_ptr(out, "out: null pointer");
+    const PtrInfo hi = query(H), pi = query(pred), oi = query(out);
+    DeviceScope scope{hi, pi, oi};
+    Input<T> d_H(H, size_t(n * m), hi);
+    Input<T> d_pred(pred, size_t(n), pi);
+    reg_check(d_H, H, n, m, false, d_pred, pred);
+    Output<double> d_out(out, size_t(n), oi);
+    reg_depth_kernel<T><<<grid_for(n), kThreads>>>(d_H.get(), n, m, d_pred.get(), tol, d_out.get());
+    check_launch("reg_depth_kernel");
+    d_out.finish();
+}
+
+template <class T>
+double hypothesis_empirical_depth(const T* H, index_t n, index_t m, const T* pred, double tol, double delta) {
+    reg_check_shape(n, m, tol);
+    const index_t k = insensitive_rank(n, delta);
+    require_ptr(H, "hypotheses: null pointer");
+    require_ptr(pred, "pred: null pointer");
+    const PtrInfo hi = query(H), pi = query(pred);
+    DeviceScope scope{hi, pi};
+    Input<T> d_H(H, size_t(n * m), hi);
+    Input<T> d_pred(pred, size_t(n), pi);
+    reg_check(d_H, H, n, m, false, d_pred, pred);
+    DeviceBuffer<double> depth{size_t(n)}, sorted{size_t(n)};
+    reg_depth_kernel<T><<<grid_for(n), kThreads>>>(d_H.get(), n, m, d_pred.get(), tol, depth.get());
+    check_launch("reg_depth_kernel");
+    size_t temp_bytes = 0;
+    check(cub::DeviceRadixSort::SortKeys(nullptr, temp_bytes, depth.get(), sorted.get(), n),
+          "cub::DeviceRadixSort::SortKeys (size query)");
+    DeviceBuffer<unsigned char> temp(temp_bytes);
+    check(cub::DeviceRadixSort::SortKeys(temp.get(), temp_bytes, depth.get(), sorted.get(), n),
+          "cub::DeviceRadixSort::SortKeys");
+    double value;
+    check(cudaMemcpy(&value, sorted.get() + k, sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy (k-th depth)");
+    return value;
+}
+
+template <class T>
+index_t hypothesis_violations(const T* S, index_t n, index_t m, const T* pred, double t, double tol) {
+    reg_check_shape(n, m, tol);
+    require_ptr(S, "sorted hypotheses: null pointer");
+    require_ptr(pred, "pred: null pointer");
+    const PtrInfo si = query(S), pi = query(pred);
+    DeviceScope scope{si, pi};
+    Input<T> d_S(S, size_t(n * m), si);
+    Input<T> d_pred(pred, size_t(n), pi);
+    reg_check(d_S, S, n, m, true, d_pred, pred);
+    const index_t k = interval_rank(m, t);  // the CPU's rank (and its check of t)
+    ScratchBuffer scratch(0);
+    reg_violations_kernel<T><<<grid_for(n), kThreads>>>(d_S.get(), n, m, d_pred.get(), k, tol, scratch.get());
+    check_launch("reg_violations_kernel");
+    return static_cast<index_t>(scratch.read().value);
+}
+
+#define CREMBO_CUDA_REG_INSTANTIATE(T)                                                                    \
+    template void hypothesis_point_depth<T>(const T*, index_t, index_t, const T*, double, double*);      \
+    template double hypothesis_empirical_depth<T>(const T*, index_t, index_t, const T*, double, double); \
+    template index_t hypothesis_violations<T>(const T*, index_t, index_t, const T*, double, double);
+
+CREMBO_CUDA_REG_INSTANTIATE(float)
+CREMBO_CUDA_REG_INSTANTIATE(double)
+#undef CREMBO_CUDA_REG_INSTANTIATE
 
 }  // namespace cuda
 }  // namespace crembo

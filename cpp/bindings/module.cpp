@@ -28,6 +28,9 @@
 
 namespace py = pybind11;
 using crembo::index_t;
+
+// Regression kernels (deep hypotheses for regression): cpp/bindings/regression.cpp.
+void bind_regression(py::module_& m);
 using crembo::label_t;
 
 namespace {
@@ -1035,6 +1038,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1,
         py::arg("n_threads") = 0,
         "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
+
+    // ---------------------------------------------------------- regression
+    bind_regression(m);
 
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA

@@ -13,6 +13,8 @@ from .core import (allowed_labels, beliefs_from_votes, budgeted_thresholds, cand
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .export import FastTree
 from .memo import MemoResult, default_student, memo
+from .regression import CREMBORegressor, LabelDistillerRegressor
+from .regression_tree import HistTreeRegressor
 from .teachers import teacher_beliefs
 from .tree import BinnedData, HistTreeClassifier, tree_student
 
@@ -28,9 +30,12 @@ __all__ = [
     "Beliefs",
     "BinnedData",
     "CREMBOClassifier",
+    "CREMBORegressor",
     "FastTree",
     "HistTreeClassifier",
+    "HistTreeRegressor",
     "LabelDistiller",
+    "LabelDistillerRegressor",
     "MemoResult",
     "allowed_labels",
     "beliefs_from_votes",

@@ -46,15 +46,19 @@ def _demo(args):
           "student: decision tree (max depth 4, balanced)\n")
 
     t0 = time.perf_counter()
-    one = CREMBOClassifier(random_state=args.seed).fit(X, y)
+    print("[1/3] one CREMBO fit with the defaults on all rows", flush=True)
+    one = CREMBOClassifier(random_state=args.seed, verbose=1).fit(X, y)
     print(f"One CREMBO fit on all rows ({time.perf_counter() - t0:.2f} s, {one.n_student_fits_} student fits):")
     print(f"  MEMO's deepest consistent threshold: {one.memo_threshold_}  (student depth {one.memo_depth_})")
     print(f"  chosen threshold: {one.threshold_:.4g}  validation accuracy {one.validation_score_:.4f}  "
           f"depth on the transfer set {one.depth_:.4g}\n")
 
+    print(f"[2/3] {args.folds}-fold cross-validation x {args.repeats}: teacher, BM, VT, MEMO and CREMBO in every "
+          "fold", flush=True)
     gen = generalization(X, y, n_splits=args.folds, n_repeats=args.repeats, random_state=args.seed,
-                         n_jobs=args.jobs)
-    stab = stability(X, y, n_splits=args.folds, random_state=args.seed, n_jobs=args.jobs)
+                         n_jobs=args.jobs, progress=True)
+    print(f"[3/3] stability: the {args.folds} fold students of each method on a fixed 15% test split", flush=True)
+    stab = stability(X, y, n_splits=args.folds, random_state=args.seed, n_jobs=args.jobs, progress=True)
     print(f"{args.folds}-fold cross-validation x {args.repeats} (accuracy; folds won among the students) "
           f"and stability (agreement of the {args.folds} fold students on a fixed 15% test split):\n")
     print(format_table(gen, stab))
@@ -437,6 +441,12 @@ def _compress(args):
 
     from .estimators import CREMBOClassifier
 
+    if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
+        from .cli_regression import compress_regression, infer_task
+
+        table = read_table(args.data, args.label, drop=_split_list(args.drop))
+        if args.task == "regression" or infer_task(table.y) == "regression":
+            return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
     if formats and args.student.partition(":")[0].strip().lower() in ("logistic", "logistic-regression",
                                                                         "naive-bayes", "gaussian-nb"):
@@ -661,6 +671,12 @@ def _evaluate(args):
     student = _load_pickle(args.student, "student")
     if not hasattr(student, "predict"):
         raise CLIError(f"student file {args.student}: holds a {type(student).__name__}, which cannot predict")
+    from .export_regression import is_regression_model
+
+    if is_regression_model(student):  # crembo/cli_regression.py
+        from .cli_regression import evaluate_regression
+
+        return evaluate_regression(args, student)
     table = read_table(args.data, args.label, drop=_split_list(args.drop))
     _align_to_model(table, student, "student")
     teacher = None
@@ -690,6 +706,12 @@ def _evaluate(args):
 # ---------------------------------------------------------------- export
 def _export(args):
     student = _load_pickle(args.student, "student")
+    from .export_regression import is_regression_model
+
+    if is_regression_model(student):  # crembo/cli_regression.py
+        from .cli_regression import export_regression
+
+        return export_regression(args, student)
     names = getattr(student, "feature_names_in_", None)
     names = None if names is None else [str(s) for s in names]
     write_export(student, args.format, args.output, name=args.name, feature_names=names)
@@ -722,6 +744,9 @@ def _add_new_commands(sub):
     c.add_argument("--student", default="tree:4",
                    help="tree[:DEPTH] (default tree:4), logistic[:C], naive-bayes, or a joblib file of an unfitted "
                         "classifier")
+    c.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto (default): regression when the label is a float column with more than 20 distinct "
+                        "values (CREMBORegressor, docs/regression.md)")
     c.add_argument("--mode", choices=("crembo", "memo"), default="crembo")
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")

@@ -23,12 +23,17 @@ from .augment import _check_size, munge
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
-from .students import LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, set_leaf_beliefs
+from .tree import tree_student
+from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, resolve_leaf_values,
+                       set_leaf_beliefs)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
 
 log = logging.getLogger("crembo")
+
+#: Synthetic rows per transfer row under ``augment="auto"`` (docs/defaults_study.md).
+DEFAULT_AUGMENT = 3.0
 
 SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
@@ -108,16 +113,21 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
     def _synthetic_rows(self, source, X_tr, rng):
         """MUNGE rows near ``X_tr`` for the teacher to label (none when
         ``augment`` is 0)."""
-        if self.augment == 0:
+        size = self.augment
+        if size == "auto":
+            # Synthetic rows need a teacher to label them: none for precomputed beliefs.
+            size = 0.0 if isinstance(source, np.ndarray) else DEFAULT_AUGMENT
+        if size == 0:
             return X_tr[:0]
         if isinstance(source, np.ndarray):
             raise ValueError("augment: synthetic rows need a teacher that can be asked about new rows; "
                              "precomputed beliefs cannot (set augment=0, or pass the teacher itself)")
-        return munge(X_tr, self.augment, swap=self.augment_swap, spread=self.augment_spread,
+        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread,
                      random_state=seed_from(rng)).astype(X_tr.dtype, copy=False)
 
     def _check_augment(self):
-        _check_size(self.augment)
+        if not (isinstance(self.augment, str) and self.augment == "auto"):
+            _check_size(self.augment)
         munge_params = dict(swap=self.augment_swap, spread=self.augment_spread)
         munge(np.zeros((2, 1)), 0.0, **munge_params)  # checks swap and spread only
 
@@ -239,8 +249,11 @@ class CREMBOClassifier(_DistillerBase):
         maps ``X`` to an ``(n, C)`` probability array; an array holds beliefs
         for the rows of ``X`` then ``X_unlabeled``. Default: a 100-tree random
         forest of depth 12 with balanced classes (the paper's teacher).
-    student : classifier or None
-        Cloned, never modified. Default: a depth-4 tree, balanced classes.
+    student : classifier, "tree:D" or None
+        Cloned, never modified. Default (and ``"tree:D"``): crembo's
+        histogram tree (``HistTreeClassifier``) of depth 4 (D), balanced
+        classes, the student that measured best (``docs/defaults_study.md``).
+        Any scikit-learn classifier works.
     mode : {"crembo", "memo"}, default "crembo"
         ``"memo"`` returns MEMO's deepest student, without a validation split.
     oracle : {"reweight", "single"}, default "reweight"
@@ -274,13 +287,14 @@ class CREMBOClassifier(_DistillerBase):
     validation_fraction : float in (0, 1), default 0.15
         Share of ``(X, y)`` held out to choose the threshold (stratified when
         every class has two members). Not used with ``cv``.
-    cv : int or None, default None
+    cv : int or None, default=5
         Choose the threshold by ``cv``-fold cross-validation instead of one
         held-out split: every labelled row is scored once, by a student fit
         without its fold, so the choice is far less at the mercy of one small
         validation split; then one student is fit at the chosen threshold on
         all rows. Costs ``cv`` fits per threshold (cheap with the histogram
         tree student). Stratified folds when every class has ``cv`` members.
+        None: one held-out split of ``validation_fraction``.
     n_thresholds : int or None, default 32
         Budget of the threshold sweep (quantile-spaced candidates at or above
         MEMO's threshold); None walks every distinct belief value.
@@ -299,22 +313,26 @@ class CREMBOClassifier(_DistillerBase):
         Search (MEMO and sweep) on a random subsample of the transfer set of
         this many rows (or this fraction), then refit once on all of it at the
         chosen threshold: for large data sets.
-    augment : float, default=0.0
+    augment : float or "auto", default="auto"
         Synthetic rows per transfer row, made by MUNGE (Bucilă et al., 2006;
         :func:`crembo.augment.munge`) and labelled by the teacher's belief:
         a larger transfer set where the data lives. Needs a teacher that can
-        be queried (not precomputed beliefs).
+        be queried. ``"auto"``: 3 (the study's choice) when the teacher can
+        be queried, 0 for precomputed beliefs. Synthetic rows are made from
+        the labelled and unlabelled transfer rows alike.
     augment_swap : float in [0, 1], default=0.5
         MUNGE's probability of moving an attribute towards the neighbour's.
     augment_spread : float, default=1.0
         MUNGE's spread: the draw around the neighbour's value has standard
         deviation ``|e_a - e'_a| / augment_spread``.
-    leaf_values : {"student", "belief"}, default="student"
+    leaf_values : {"auto", "student", "belief"}, default="auto"
         ``"belief"``: every leaf of a tree student predicts the teacher's mean
         belief over the transfer rows that reach it, and its label is that
         mean's most likely class (the tree's structure still comes from the
         allowed labels at the chosen threshold). Applied to every candidate
         before it is scored. Needs a single-output tree student.
+        ``"student"``: the leaves keep what the student learned. ``"auto"``:
+        ``"belief"`` for single-output tree students, else ``"student"``.
     belief : {"auto", "votes", "proba"}, default "auto"
         How beliefs are read from the teacher.
     n_jobs : int or None
@@ -359,9 +377,9 @@ class CREMBOClassifier(_DistillerBase):
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
                  max_rounds=8, eta=1.0, patience=0, probe_lowest=True, warm_start=True, adaptive_eta=True,
-                 delta=0.0, validation_fraction=0.15, cv=None, n_thresholds=32, scoring="accuracy",
-                 selection="best", refit=False, search_subsample=None, augment=0.0, augment_swap=0.5,
-                 augment_spread=1.0, leaf_values="student", belief="auto", n_jobs=None, device="cpu",
+                 delta=0.0, validation_fraction=0.15, cv=5, n_thresholds=32, scoring="accuracy",
+                 selection="best", refit=False, search_subsample=None, augment="auto", augment_swap=0.5,
+                 augment_spread=1.0, leaf_values="auto", belief="auto", n_jobs=None, device="cpu",
                  random_state=None, verbose=0):
         self.teacher = teacher
         self.leaf_values = leaf_values
@@ -500,7 +518,7 @@ class CREMBOClassifier(_DistillerBase):
         else:
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
 
-        trainer = StudentTrainer(default_student() if self.student is None else self.student, self.classes_,
+        trainer = StudentTrainer(tree_student(4) if self.student is None else self.student, self.classes_,
                                  target=target, seed=seed)
         check_oracle(self.oracle, trainer)
 
@@ -521,7 +539,8 @@ class CREMBOClassifier(_DistillerBase):
             warnings.warn(f"MEMO found no consistent student at any threshold; {then}", RuntimeWarning,
                           stacklevel=2)
 
-        if self.leaf_values == "belief" and memo_res.student is not None:
+        self._leaf_values = resolve_leaf_values(self.leaf_values, trainer)
+        if self._leaf_values == "belief" and memo_res.student is not None:
             # MEMO's student keeps its own leaves (its depth is MEMO's); the
             # copy that stands for its threshold predicts the mean beliefs.
             import copy
@@ -651,7 +670,7 @@ class CREMBOClassifier(_DistillerBase):
             if leave_out is not None:
                 targets[leave_out] = -1
             est = trainer.fit_labels(X, targets)
-        if self.leaf_values == "belief":
+        if self._leaf_values == "belief":
             est = set_leaf_beliefs(est, X, P, self.classes_)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))

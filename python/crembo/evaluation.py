@@ -28,6 +28,7 @@ from sklearn.model_selection import KFold, train_test_split
 from ._validation import seeded_clone
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .memo import default_student
+from .tree import resolve_student
 from .metrics import add_feature_noise, agreement, flip_labels
 
 __all__ = ["METHODS", "EXTRA_METHODS", "generalization", "stability", "ProtocolResult", "format_table"]
@@ -39,8 +40,11 @@ METHODS = ("teacher", "BM", "VT", "MEMO", "CREMBO")
 EXTRA_METHODS = ("CREMBO-1SE",)
 
 
-def _build(method, teacher, student, X, y, seed, crembo_params, variants=None):
-    """Fit one method's model on (X, y); ``teacher`` is already fitted."""
+def _build(method, teacher, students, X, y, seed, crembo_params, variants=None):
+    """Fit one method's model on (X, y); ``teacher`` is already fitted.
+    ``students``: (the baselines' student, MEMO's and CREMBO's student; None
+    means CREMBOClassifier's default)."""
+    student, crembo_student = students
     if method == "teacher":
         return teacher
     if variants and method in variants:
@@ -49,6 +53,8 @@ def _build(method, teacher, student, X, y, seed, crembo_params, variants=None):
         est_student = params.pop("student", student)
         if kind == "vt":
             return LabelDistiller(teacher=teacher, student=est_student, random_state=seed, **params).fit(X, y)
+        if kind == "bm":
+            return seeded_clone(resolve_student(est_student), seed).fit(X, y)
         return CREMBOClassifier(teacher=teacher, student=est_student, random_state=seed, **params).fit(X, y)
     if method == "BM":
         return seeded_clone(student, seed).fit(X, y)
@@ -59,10 +65,10 @@ def _build(method, teacher, student, X, y, seed, crembo_params, variants=None):
         params["mode"] = "memo"
     elif method == "CREMBO-1SE":
         params["selection"] = "one_se"
-    return CREMBOClassifier(teacher=teacher, student=student, random_state=seed, **params).fit(X, y)
+    return CREMBOClassifier(teacher=teacher, student=crembo_student, random_state=seed, **params).fit(X, y)
 
 
-def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, label_noise=0.0,
+def _fold(train, test, X, y, methods, teacher, students, seed, crembo_params, label_noise=0.0,
           feature_noise=(), variants=None):
     """Fit every method on ``train`` and score it on ``test``.
 
@@ -96,7 +102,7 @@ def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, lab
                 est = shared._with_selection("one_se")
                 secs = out["CREMBO"]["seconds"]
             else:
-                est = _build(m, teacher_, student, X[train], y_train, seed, crembo_params, variants)
+                est = _build(m, teacher_, students, X[train], y_train, seed, crembo_params, variants)
                 secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
             fitted[m] = est
             pred = np.asarray(est.predict(X[test]))
@@ -106,6 +112,16 @@ def _fold(train, test, X, y, methods, teacher, student, seed, crembo_params, lab
                 out[m]["threshold"] = est.threshold_
                 out[m]["memo_threshold"] = est.memo_threshold_
     return out
+
+
+def _run_folds(tasks, total, n_jobs, progress, desc):
+    """Run the fold tasks (joblib), with a progress bar when asked."""
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    if progress:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=total, desc=desc, unit="fold")
+    return list(results)
 
 
 @dataclass
@@ -134,8 +150,10 @@ def _methods_and_models(methods, teacher, student, random_state, variants=None):
         raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS} "
                          "or a name of variants")
     teacher = default_teacher(random_state) if teacher is None else teacher
-    student = default_student(random_state) if student is None else student
-    return methods, teacher, student
+    # No student given: the baselines get the paper's student and MEMO/CREMBO
+    # their own default; a given student is every method's.
+    students = (default_student(random_state), None) if student is None else (student, student)
+    return methods, teacher, students
 
 
 def _noisy_summary(folds, m):
@@ -145,7 +163,7 @@ def _noisy_summary(folds, m):
 
 def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1,
                    random_state=0, crembo_params=None, label_noise=0.0, feature_noise=(), n_jobs=None,
-                   variants=None):
+                   variants=None, progress=False):
     """Cross-validated test accuracy of each method.
 
     Parameters
@@ -155,7 +173,10 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
     methods : sequence of str, optional
         Subset of ``METHODS``; default all.
     teacher, student : unfitted estimators, optional
-        Default: the paper's random forest and depth-4 tree.
+        Default teacher: the paper's random forest. A given student is every
+        method's; by default BM and VT use the paper's student (a depth-4
+        scikit-learn tree with balanced classes) and MEMO and CREMBO
+        ``CREMBOClassifier``'s own default student.
     n_splits : int, default 10
     n_repeats : int, default 1
         The first repeat uses the rows in their given order (unshuffled
@@ -167,13 +188,16 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
     variants : dict, optional
         Further methods by name: ``{name: params}``, a ``CREMBOClassifier``
         built with ``params`` (``"student"`` in them replaces the protocol's
-        student, and ``"estimator": "vt"`` makes it a ``LabelDistiller``).
+        student; ``"estimator": "vt"`` makes it a ``LabelDistiller`` and
+        ``"estimator": "bm"`` the student alone on the true labels).
         Their names may then appear in ``methods``.
     feature_noise : sequence of float, default ()
         Test-time Gaussian noise levels (times each feature's training std)
         at which accuracy is also measured.
     n_jobs : int, optional
         Folds run in parallel processes.
+    progress : bool, default=False
+        A progress bar (tqdm) over the folds.
 
     Returns
     -------
@@ -182,16 +206,16 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
     """
     start = time.perf_counter()
     X, y = np.asarray(X), np.asarray(y)
-    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state, variants)
+    methods, teacher, students = _methods_and_models(methods, teacher, student, random_state, variants)
     rng = np.random.RandomState(random_state)
     jobs = []
     for r in range(n_repeats):
         order = np.arange(len(y)) if r == 0 else rng.permutation(len(y))
         for train, test in KFold(n_splits=n_splits).split(X):
             jobs.append((order[train], order[test], int(rng.randint(2**31 - 1))))
-    folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise,
-                       tuple(feature_noise), variants) for tr, te, seed in jobs)
+    folds = _run_folds((delayed(_fold)(tr, te, X, y, methods, teacher, students, seed, crembo_params, label_noise,
+                                       tuple(feature_noise), variants) for tr, te, seed in jobs),
+                       len(jobs), n_jobs, progress, "cross-validation")
     scores = {m: np.array([f[m]["accuracy"] for f in folds]) for m in methods}
     compared = [m for m in methods if m != "teacher"]
     best = np.max(np.vstack([scores[m] for m in compared]), axis=0)
@@ -205,7 +229,7 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
 
 
 def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1, test_size=0.15,
-              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None, variants=None):
+              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None, variants=None, progress=False):
     """Agreement of the students built on the folds of a fixed training split.
 
     A ``test_size`` share of the rows is held out (stratified). Each of the
@@ -223,7 +247,7 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
     """
     start = time.perf_counter()
     X, y = np.asarray(X), np.asarray(y)
-    methods, teacher, student = _methods_and_models(methods, teacher, student, random_state, variants)
+    methods, teacher, students = _methods_and_models(methods, teacher, student, random_state, variants)
     _, counts = np.unique(y, return_counts=True)
     rng = np.random.RandomState(random_state)
     jobs = []
@@ -232,9 +256,9 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
                                       stratify=y if counts.min() >= 2 else None)
         for tr, _ in KFold(n_splits=n_splits).split(rest):
             jobs.append((r, rest[tr], test, int(rng.randint(2**31 - 1))))
-    folds = Parallel(n_jobs=n_jobs)(
-        delayed(_fold)(tr, te, X, y, methods, teacher, student, seed, crembo_params, label_noise, (), variants)
-        for _, tr, te, seed in jobs)
+    folds = _run_folds((delayed(_fold)(tr, te, X, y, methods, teacher, students, seed, crembo_params, label_noise,
+                                       (), variants) for _, tr, te, seed in jobs),
+                       len(jobs), n_jobs, progress, "stability folds")
     summary, scores = {}, {}
     for m in methods:
         per_repeat = []

@@ -214,7 +214,22 @@ def proba_in_classes(est, X, classes):
     return out
 
 
-LEAF_VALUES = ("student", "belief")
+LEAF_VALUES = ("auto", "student", "belief")
+
+
+def resolve_leaf_values(leaf_values, trainer):
+    """``"auto"``: ``"belief"`` when the trainer fits single-output tree
+    students (scikit-learn's decision trees on labels, crembo's histogram
+    tree on labels or allowed sets), ``"student"`` otherwise."""
+    if leaf_values != "auto":
+        return leaf_values
+    from sklearn.tree import BaseDecisionTree
+
+    from .tree import HistTreeClassifier
+
+    single_output = trainer.target == "labels" or isinstance(trainer.template, HistTreeClassifier)
+    tree = isinstance(trainer.template, (BaseDecisionTree, HistTreeClassifier))
+    return "belief" if tree and single_output else "student"
 
 
 def set_leaf_beliefs(est, X, P, classes):
