@@ -122,6 +122,82 @@ def hist_fit(
 ) -> Dict[str, Any]:
     """Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays."""
 
+# ------------------------------------------------------------- regression
+# Deep hypotheses for regression (cpp/bindings/regression.cpp): an (n, m)
+# matrix of m hypotheses' predictions at n points; "sorted" means each row
+# sorted ascending (sort_hypotheses).
+_FitValues = Callable[[np.ndarray, np.ndarray], Any]  # (targets, weights) -> n predictions on S
+
+def sort_hypotheses(hypotheses: npt.ArrayLike) -> np.ndarray:
+    """Rows of an (n, m) hypothesis-prediction matrix sorted ascending."""
+
+def interval_rank(m: int, t: float) -> int:
+    """k(t): the smallest k with k/m >= t (the order of the lower interval end)."""
+
+def hypothesis_intervals(sorted_hypotheses: npt.ArrayLike, t: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(lo, hi): the allowed intervals at level t."""
+
+def hypothesis_medians(sorted_hypotheses: npt.ArrayLike) -> np.ndarray: ...
+def clip_to_intervals(sorted_hypotheses: npt.ArrayLike, t: float, prefer: Optional[npt.ArrayLike] = None) -> np.ndarray:
+    """prefer (default: the medians) clipped into the allowed intervals at level t."""
+
+def hypothesis_point_depth(hypotheses: npt.ArrayLike, pred: npt.ArrayLike, tol: float = 0.0) -> np.ndarray: ...
+def hypothesis_empirical_depth(
+    hypotheses: npt.ArrayLike, pred: npt.ArrayLike, tol: float = 0.0, delta: float = 0.0
+) -> float: ...
+def hypothesis_violations(sorted_hypotheses: npt.ArrayLike, pred: npt.ArrayLike, t: float, tol: float = 0.0) -> int: ...
+def max_point_depth(sorted_hypotheses: npt.ArrayLike, tol: float = 0.0) -> np.ndarray: ...
+def regression_oracle(
+    sorted_hypotheses: npt.ArrayLike,
+    t: float,
+    fit: _FitValues,
+    tol: float = 0.0,
+    max_rounds: int = 8,
+    eta: float = 1.0,
+    delta: float = 0.0,
+    patience: int = 0,
+    sample_weight: Optional[npt.ArrayLike] = None,
+    prefer: Optional[npt.ArrayLike] = None,
+) -> Dict[str, Any]:
+    """One call of the reweighting consistency oracle at level t."""
+
+def regression_memo_search(
+    sorted_hypotheses: npt.ArrayLike,
+    candidates: npt.ArrayLike,
+    fit: _FitValues,
+    accept: Optional[Callable[[], Any]] = None,
+    tol: float = 0.0,
+    max_rounds: int = 8,
+    eta: float = 1.0,
+    delta: float = 0.0,
+    patience: int = 0,
+    sample_weight: Optional[npt.ArrayLike] = None,
+    probe_lowest: bool = True,
+) -> Dict[str, Any]:
+    """MEMO for regression: binary search over levels with the reweighting oracle."""
+
+def interval_leaf_value(
+    lo: npt.ArrayLike, hi: npt.ArrayLike, sample_weight: Optional[npt.ArrayLike] = None, hint: float = 0.0
+) -> float:
+    """The minimiser of sum w dist(v, [lo, hi])^2 (nearest hint when a range minimises it)."""
+
+def hist_fit_intervals(
+    codes: np.ndarray,
+    n_bins: np.ndarray,
+    bin_lo: np.ndarray,
+    bin_hi: np.ndarray,
+    rows: Optional[npt.ArrayLike] = None,
+    lo: np.ndarray = ...,  # required: the binding gives it no default
+    hi: np.ndarray = ...,  # required
+    sample_weight: Optional[npt.ArrayLike] = None,
+    max_depth: int = -1,
+    min_samples_split: int = 2,
+    min_samples_leaf: int = 1,
+    min_weight_fraction_leaf: float = 0.0,
+    rounds: int = 3,
+) -> Dict[str, Any]:
+    """Fits a histogram regression tree to interval targets [lo, hi] on binned rows; returns its arrays."""
+
 # ------------------------------------------------------------- deployment
 class FastTree:
     """A decision tree flattened into arrays and evaluated natively."""
@@ -206,3 +282,10 @@ def cuda_empirical_depth(beliefs: npt.ArrayLike, pred: npt.ArrayLike, delta: flo
 def cuda_allowed_labels(beliefs: npt.ArrayLike, threshold: float) -> npt.NDArray[np.bool_]: ...
 def cuda_count_violations(beliefs: npt.ArrayLike, pred: npt.ArrayLike, threshold: float) -> int: ...
 def cuda_max_achievable_depth(beliefs: npt.ArrayLike) -> float: ...
+def cuda_hypothesis_point_depth(hypotheses: npt.ArrayLike, pred: npt.ArrayLike, tol: float = 0.0) -> np.ndarray: ...
+def cuda_hypothesis_empirical_depth(
+    hypotheses: npt.ArrayLike, pred: npt.ArrayLike, tol: float = 0.0, delta: float = 0.0
+) -> float: ...
+def cuda_hypothesis_violations(
+    sorted_hypotheses: npt.ArrayLike, pred: npt.ArrayLike, t: float, tol: float = 0.0
+) -> int: ...
