@@ -649,7 +649,7 @@ def export_onnx(model, path=None, *, target_opset=None):
     if not hasattr(est, "tree_") or _is_allowed_label_student(est):
         raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx "
                         "can convert")
-    d = int(getattr(est, "n_features_in_"))
+    d = int(est.n_features_in_)
     try:
         onx = to_onnx(est, initial_types=[("X", FloatTensorType([None, d]))], target_opset=target_opset,
                       options={id(est): {"zipmap": False}})
