@@ -555,7 +555,6 @@ def _compress(args):
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
     if args.cv is not None and args.cv == 1 or args.cv is not None and args.cv < 0:
         raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
-    cv = "auto" if args.cv is None else (None if args.cv == 0 else args.cv)
     if args.augment is not None and not (0 <= args.augment <= 1000):
         raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
     if args.n_thresholds is not None and args.n_thresholds < 1:
@@ -641,7 +640,8 @@ def _compress_into(args, formats, staging):
                            f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}")
 
     model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
-                             validation_fraction=args.validation_fraction, cv=cv,
+                             validation_fraction=args.validation_fraction,
+                             cv="auto" if args.cv is None else (None if args.cv == 0 else args.cv),
                              n_thresholds=args.n_thresholds,
                              augment="auto" if args.augment is None else args.augment,
                              n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
