@@ -16,14 +16,15 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
 from .augment import _check_size, munge
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
-from .tree import tree_student
+from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
+from .tree import resolve_student, tree_student
 from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, resolve_leaf_values,
                        set_leaf_beliefs)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
@@ -47,20 +48,89 @@ def default_teacher(random_state=None):
 class _DistillerBase(ClassifierMixin, BaseEstimator):
     """Teacher resolution, validation and prediction shared by the estimators."""
 
-    def _validate_inputs(self, X, y, X_unlabeled):
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    def _validate_inputs(self, X, y, X_unlabeled, sample_weight=None):
+        """Checked ``X`` and ``y`` of the labelled rows, the unlabelled rows
+        (those of ``y == -1`` then ``X_unlabeled``) and their weights.
+
+        Returns ``(X, y, X_unl, w_lab, w_unl, w_teacher)``: the weights
+        rescaled to mean 1 for the student, and the labelled rows' weights
+        as given, for the teacher (all None without ``sample_weight``). Missing values pass here and are checked
+        against the teacher and the student by :meth:`_check_missing`.
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                             ensure_all_finite="allow-nan")
         check_classification_targets(y)
+        unl = unlabeled_mask(y)
+        if unl.all():
+            raise ValueError("y: every row is labelled -1 (unlabelled); at least two labelled classes are needed")
+        raw = check_weights(sample_weight, len(y), labeled=~unl, normalize=False)
+        w = None if raw is None else raw / raw.mean()
         if X_unlabeled is not None:
             try:
-                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype,
+                                            ensure_all_finite="allow-nan")
             except ValueError as exc:
                 raise ValueError(f"X_unlabeled: {exc}") from None
         else:
             X_unlabeled = X[:0]
-        return X, y, X_unlabeled
+        # Precomputed beliefs follow the rows of X then X_unlabeled; the rows
+        # of y == -1 move to the unlabelled part, and the beliefs with them.
+        self._row_order = None
+        w_unl = None if w is None else np.ones(len(X_unlabeled))
+        if unl.any():
+            lab, un = np.flatnonzero(~unl), np.flatnonzero(unl)
+            self._row_order = np.concatenate([lab, un, len(y) + np.arange(len(X_unlabeled))])
+            X_unlabeled = np.concatenate([X[un], X_unlabeled])
+            if w is not None:
+                w_unl = np.concatenate([w[un], w_unl])
+                w, raw = w[lab], raw[lab]
+            X, y = X[lab], y[lab]
+        return X, y, X_unlabeled, w, w_unl, raw
 
-    def _resolve_teacher(self, X, y, X_unlabeled, rng):
-        """Fit the teacher if needed; return (beliefs function or array, classes)."""
+    def _nan_models(self):
+        """The models that will see ``X``, for :func:`crembo.tables.check_missing`."""
+        teacher = self.teacher
+        if teacher is None:
+            teacher_est = default_teacher()
+        elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
+            teacher_est = unwrap_teacher(teacher)
+        else:
+            teacher_est = None  # precomputed beliefs or a callable: NaN is passed on as it is
+        return [("teacher", teacher_est), ("student", self._student_template())]
+
+    def _student_template(self):
+        return resolve_student(self._default_student() if self.student is None else self.student)
+
+    def _default_student(self):
+        return tree_student(4)
+
+    def _check_missing(self, *arrays):
+        models = self._nan_models()
+        names = getattr(self, "feature_names_in_", None)
+        for what, arr in zip(("X", "X_unlabeled"), arrays):
+            check_missing(arr, models, names, what=what)
+        self._student_nan_ok = allows_nan(models[1][1])
+
+    def _fit_teacher(self, template, X, y, w):
+        """``template`` fitted on the labelled rows, with their weights when given."""
+        if w is None:
+            return template.fit(self._teacher_view(X), y)
+        if not has_fit_parameter(template, "sample_weight"):
+            raise TypeError(f"sample_weight: the teacher {type(template).__name__}.fit does not accept "
+                            "sample_weight; fit the teacher yourself and pass it fitted")
+        return template.fit(self._teacher_view(X), y, sample_weight=w)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            tags.input_tags.allow_nan = all(est is None or allows_nan(est) for _, est in self._nan_models())
+        except (TypeError, ValueError):  # an invalid student is reported by fit
+            tags.input_tags.allow_nan = False
+        return tags
+
+    def _resolve_teacher(self, X, y, X_unlabeled, rng, w=None):
+        """Fit the teacher if needed (on the labelled rows, weights ``w``);
+        return (beliefs function or array, classes)."""
         teacher = self.teacher
         n_all = len(X) + len(X_unlabeled)
         y_classes = np.unique(y)
@@ -69,15 +139,17 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             if P_all.shape[0] != n_all:
                 raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
                                  "(the rows of X followed by those of X_unlabeled)")
+            if getattr(self, "_row_order", None) is not None:
+                P_all = np.ascontiguousarray(P_all[self._row_order])  # rows of y == -1 after the labelled ones
             if P_all.shape[1] != len(y_classes):
                 raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[1]} columns but y has "
                                  f"{len(y_classes)} classes; columns must follow the sorted classes of y")
             self.teacher_ = None
             return P_all, y_classes
         if teacher is None:
-            teacher_ = default_teacher(seed_from(rng)).fit(self._teacher_view(X), y)
+            teacher_ = self._fit_teacher(default_teacher(seed_from(rng)), X, y, w)
         elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
-            teacher_ = teacher if is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
+            teacher_ = teacher if is_fitted(teacher) else self._fit_teacher(clone(teacher), X, y, w)
         elif hasattr(teacher, "predict_proba") or callable(teacher):
             teacher_ = teacher  # already trained: used as it is
         else:
@@ -147,15 +219,20 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), labels from ``classes_``.
         """
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._validate_predict(X)
         return np.asarray(self.student_.predict(X))
 
     def predict_proba(self, X):
         """Class probabilities of the student, columns ordered as ``classes_``."""
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._validate_predict(X)
         return proba_in_classes(self.student_, X, self.classes_)
+
+    def _validate_predict(self, X):
+        check_is_fitted(self, "student_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        if not getattr(self, "_student_nan_ok", False):
+            check_missing(X, [("student", self.student_)], getattr(self, "feature_names_in_", None))
+        return X
 
 
 class LabelDistiller(_DistillerBase):
@@ -199,25 +276,55 @@ class LabelDistiller(_DistillerBase):
         self.device = device
         self.random_state = random_state
 
-    def fit(self, X, y, X_unlabeled=None):
-        """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``."""
+    def _default_student(self):
+        return default_student()
+
+    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
+        """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Missing values (NaN) are passed on when the teacher and the
+            student both accept them.
+        y : array-like of shape (n_samples,)
+            Labels; ``-1`` marks a row without a label (it joins the transfer
+            set only).
+        X_unlabeled : array-like of shape (m, n_features), optional
+            More rows without labels. Not transformed by the steps before
+            this estimator in a Pipeline: prefer ``y == -1`` rows there.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the rows of ``X``, used to fit the teacher (when
+            crembo fits it) and the student; rows of ``X_unlabeled`` and
+            synthetic rows weigh the mean weight.
+        """
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_device(self.device)
         self._check_augment()
-        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        X, y, X_unl, w, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
+        self._check_missing(X, X_unl)
         rng = check_random_state(self.random_state)
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
         X_t = np.concatenate([X, X_unl]) if len(X_unl) else X
+        w_t = None if w is None else np.concatenate([w, w_unl])
         P = self._beliefs(source, X_t, np.arange(len(X_t)))
         X_syn = self._synthetic_rows(source, X_t, rng)
         if len(X_syn):
             X_t, P = np.concatenate([X_t, X_syn]), np.concatenate([P, self._beliefs(source, X_syn, None)])
+            w_t = None if w_t is None else np.concatenate([w_t, np.ones(len(X_syn))])
         labels, _ = _core.row_argmax(P)
-        template = default_student() if self.student is None else self.student
-        trainer = StudentTrainer(template, self.classes_, target="labels", seed=seed_from(rng))
-        self.student_ = trainer.fit_labels(X_t, labels)
+        trainer = StudentTrainer(self._student_template(), self.classes_, target="labels", seed=seed_from(rng))
+        if w_t is not None and not trainer.accepts_weights:
+            raise TypeError(f"sample_weight: the student {type(trainer.template).__name__}.fit does not accept "
+                            "sample_weight")
+        self.student_ = trainer.fit_labels(X_t, labels, w_t)
         return self
+
+
+def _extend_weights(w, n):
+    """Weights ``w`` followed by ``n`` ones (None stays None)."""
+    return None if w is None else np.concatenate([w, np.ones(n)])
 
 
 def _busy_seconds(intervals):
@@ -445,7 +552,7 @@ class CREMBOClassifier(_DistillerBase):
         return target
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
         """Compress the teacher into the student.
 
         Parameters
@@ -454,11 +561,28 @@ class CREMBOClassifier(_DistillerBase):
             Labelled data. In ``mode="crembo"`` a ``validation_fraction`` of it
             chooses the threshold; the rest (and ``X_unlabeled``) is the
             transfer set on which the teacher's beliefs are computed.
+            Missing values (NaN) are passed on to the teacher and the
+            student when both accept them (scikit-learn's ``allow_nan`` tag;
+            crembo's ``HistTreeClassifier`` does); otherwise the error names
+            the column and the model that refuses them.
         y : array-like of shape (n_samples,)
             Labels (any hashable type); used to fit an unfitted teacher and
-            to score the validation split.
+            to score the validation split. ``-1`` marks a row without a
+            label (scikit-learn's semi-supervised convention): it joins the
+            transfer set, never fits the teacher, is never scored and never
+            becomes a class.
         X_unlabeled : array-like of shape (m, n_features), optional
-            Extra transfer points without labels.
+            Extra transfer points without labels. In a Pipeline these rows do
+            *not* go through the steps before this estimator (scalers,
+            encoders): pass them as rows of ``X`` labelled ``-1`` instead.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the rows of ``X``; they fit the teacher
+            as given (when crembo fits it), and, rescaled to mean 1, start MEMO's reweighting, weigh every
+            student fit of the sweep and the refit, and weigh the validation
+            score. Rows of ``X_unlabeled`` and MUNGE's synthetic rows weigh
+            the mean weight; multiplying all weights by one factor changes
+            nothing. Routed by scikit-learn's metadata routing
+            (``set_fit_request(sample_weight=True)``).
 
         Returns
         -------
@@ -466,14 +590,15 @@ class CREMBOClassifier(_DistillerBase):
         """
         t_start = time.perf_counter()
         target = self._check_params()
-        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        X, y, X_unl, w_lab, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
+        self._check_missing(X, X_unl)
         rng = check_random_state(self.random_state)
         seed = seed_from(rng)
         timings = dict.fromkeys(("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits"), 0.0)
 
         t0 = time.perf_counter()
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
         timings["teacher_fit"] = time.perf_counter() - t0
         y_idx = np.searchsorted(self.classes_, y)
 
@@ -488,6 +613,8 @@ class CREMBOClassifier(_DistillerBase):
         transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[transfer_rows]
+        w_all = None if w_lab is None else np.concatenate([w_lab, w_unl])
+        w_tr = None if w_all is None else w_all[transfer_rows]
         # Synthetic rows near the transfer set (MUNGE), labelled by the teacher.
         X_syn = self._synthetic_rows(source, X_tr, rng)
         # refit=True trains the final student on every row: ask the teacher
@@ -502,8 +629,10 @@ class CREMBOClassifier(_DistillerBase):
         if len(X_syn):
             P_syn = self._beliefs(source, X_syn, None)
             X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
+            w_tr = _extend_weights(w_tr, len(X_syn))
             if refit_all:
                 X_all, P_all = np.concatenate([X_all, X_syn]), np.concatenate([P_all, P_syn])
+                w_all = _extend_weights(w_all, len(X_syn))
         timings["beliefs"] = time.perf_counter() - t0
 
         # Search on a subsample when asked, refit once on all rows after.
@@ -514,9 +643,10 @@ class CREMBOClassifier(_DistillerBase):
             if size < len(X_tr):
                 search = np.sort(rng.choice(len(X_tr), size=max(size, 2), replace=False))
         if len(search) == len(X_tr):
-            X_s, P_s = X_tr, P_tr  # the same arrays: a student's binned X is reused
+            X_s, P_s, w_s = X_tr, P_tr, w_tr  # the same arrays: a student's binned X is reused
         else:
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
+            w_s = None if w_tr is None else w_tr[search]
 
         trainer = StudentTrainer(tree_student(4) if self.student is None else self.student, self.classes_,
                                  target=target, seed=seed)
@@ -525,7 +655,8 @@ class CREMBOClassifier(_DistillerBase):
         t0 = time.perf_counter()
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
                             delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest),
-                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta))
+                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta),
+                            sample_weight=w_s)
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
@@ -545,7 +676,7 @@ class CREMBOClassifier(_DistillerBase):
             # copy that stands for its threshold predicts the mean beliefs.
             import copy
 
-            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_)
+            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_, w_s)
             memo_res.pred = trainer.predict_index(memo_res.student, X_s)
         if self.mode == "memo":
             if memo_res.student is not None:
@@ -559,11 +690,13 @@ class CREMBOClassifier(_DistillerBase):
             if use_cv:
                 # The labelled rows of the search set (the first n transfer rows are X's).
                 labelled = np.flatnonzero(search < len(fit_rows))
+                w_lab_s = None if w_lab is None else w_lab[fit_rows[search[labelled]]]
                 student, threshold, score, sweep_trace, sweep_seconds = self._cv_sweep(
-                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng)
+                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng, w_s, w_lab_s)
             else:
                 student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
-                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows])
+                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows], w_s,
+                    None if w_lab is None else w_lab[val_rows])
             timings["sweep"] = time.perf_counter() - t0
             timings["student_fits"] += sweep_seconds
             trace += sweep_trace
@@ -575,7 +708,7 @@ class CREMBOClassifier(_DistillerBase):
         pred_tr = None
         if refit_all or student is None or X_s is not X_tr:
             t0 = time.perf_counter()
-            X_f, P_f = (X_all, P_all) if refit_all else (X_tr, P_tr)
+            X_f, P_f, w_f = (X_all, P_all, w_all) if refit_all else (X_tr, P_tr, w_tr)
             guide = student if student is not None else memo_res.student
             if guide is None:
                 prefer_f = None
@@ -583,7 +716,7 @@ class CREMBOClassifier(_DistillerBase):
                 prefer_f = memo_res.pred  # MEMO already predicted these rows
             else:
                 prefer_f = trainer.predict_index(guide, X_f)
-            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
+            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f, w=w_f)
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
             n_fits += 1
@@ -655,23 +788,24 @@ class CREMBOClassifier(_DistillerBase):
                                               stratify=stratify)
         return np.sort(fit_rows), np.sort(val_rows)
 
-    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None):
+    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None, w=None):
         """One student trained on the allowed labels at ``t`` (no consistency
-        needed), without the rows where ``leave_out`` is true: (student, fit
-        seconds, violations on all of ``X``, its predictions on ``X``)."""
+        needed), rows weighted by ``w``, without the rows where ``leave_out``
+        is true: (student, fit seconds, violations on all of ``X``, its
+        predictions on ``X``)."""
         t0 = time.perf_counter()
         if trainer.target == "multioutput":
             mask = _core.allowed_labels(P, t)
             if leave_out is not None:
                 mask[leave_out] = False
-            est = trainer.fit_mask(X, mask)
+            est = trainer.fit_mask(X, mask, w)
         else:
             targets, _ = _core.allowed_targets(P, t, prefer)
             if leave_out is not None:
                 targets[leave_out] = -1
-            est = trainer.fit_labels(X, targets)
+            est = trainer.fit_labels(X, targets, w)
         if self._leaf_values == "belief":
-            est = set_leaf_beliefs(est, X, P, self.classes_)
+            est = set_leaf_beliefs(est, X, P, self.classes_, w)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))
         return est, time.perf_counter() - t0, viol, pred
@@ -688,7 +822,7 @@ class CREMBOClassifier(_DistillerBase):
             cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
         return [float(t) for t in cands]
 
-    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng):
+    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng, w_s=None, w_lab=None):
         """The threshold chosen by cross-validation over the labelled rows of
         the search set (positions ``labelled`` in ``X_s``, labels ``y_lab``):
         at each candidate, ``cv`` students each fit without one fold score
@@ -702,6 +836,11 @@ class CREMBOClassifier(_DistillerBase):
         truth = np.empty(len(X_s), dtype=np.int64)
         truth[labelled] = y_lab
         truth = np.concatenate([truth[f] for f in folds])
+        score_weight = None
+        if w_lab is not None:
+            w_rows = np.zeros(len(X_s))
+            w_rows[labelled] = w_lab
+            score_weight = np.concatenate([w_rows[f] for f in folds])
         cands = self._sweep_thresholds(P_s, memo_res)
         row_max = P_s.max(axis=1)
         busy = []
@@ -712,7 +851,7 @@ class CREMBOClassifier(_DistillerBase):
             if not np.any(row_max[~leave_out] >= t):
                 return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
             t0 = time.perf_counter()
-            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out)
+            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out, w_s)
             busy.append((t0, t0 + secs))
             return pred[folds[k]], secs, viol
 
@@ -730,7 +869,7 @@ class CREMBOClassifier(_DistillerBase):
             secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
             score = None
             if fitted == self.cv:  # else some fold had no row to learn from: not a candidate
-                score = float(score_fn(truth, np.concatenate([p[0] for p in part])))
+                score = float(score_fn(truth, np.concatenate([p[0] for p in part]), sample_weight=score_weight))
                 results.append((t, score))
             trace.append(dict(stage="cv", threshold=t, consistent=viol == 0 and score is not None,
                               violations=viol, rounds=fitted, validation_score=score, fit_seconds=secs))
@@ -741,13 +880,13 @@ class CREMBOClassifier(_DistillerBase):
         student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
         return student, t, score, trace, _busy_seconds(busy)
 
-    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val):
+    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val, w_s=None, w_val=None):
         score_fn = SCORERS[self.scoring]
         cands = self._sweep_thresholds(P_s, memo_res)
         prefer = memo_res.pred
 
         def evaluate(est):
-            return float(score_fn(y_val, trainer.predict_index(est, X_val)))
+            return float(score_fn(y_val, trainer.predict_index(est, X_val), sample_weight=w_val))
 
         results = []
         if memo_res.student is not None:
@@ -759,7 +898,7 @@ class CREMBOClassifier(_DistillerBase):
 
         def one(t):
             t0 = time.perf_counter()
-            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer)
+            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer, w=w_s)
             busy.append((t0, t0 + secs))
             return est, t, evaluate(est), secs, viol, 1
 

@@ -106,7 +106,7 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
         return timed(lambda: trainer.fit_labels(X, targets, weights))
 
     def fit_mask(mask):
-        return timed(lambda: trainer.fit_mask(X, mask))
+        return timed(lambda: trainer.fit_mask(X, mask, sample_weight))
 
     def accept():
         state["best"] = state["last"]

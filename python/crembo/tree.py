@@ -54,12 +54,16 @@ CRITERIA = ("auto", "gini", "coverage", "spread_gini")
 MAX_BINS = 255
 
 
-def _threads(n_threads):
+def _threads(n_threads, name="n_threads"):
     if n_threads is None:
         return 0
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
-        raise ValueError(f"n_threads: expected None or an integer >= 1, got {n_threads!r}")
+        raise ValueError(f"{name}: expected None or an integer >= 1, got {n_threads!r}")
     return int(n_threads)
+
+
+#: Marks ``HistTreeClassifier(n_threads=...)`` as not given (it is deprecated).
+_DEPRECATED = "deprecated"
 
 
 def _encode_labels(y):
@@ -269,9 +273,12 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         ``c`` (with allowed sets: the rows allowing ``c``).
     max_bins : int in [2, 255], default 255
         Value bins per feature when ``fit`` bins ``X`` itself.
-    n_threads : int or None, default None
+    n_jobs : int or None, default None
         Threads over features (large nodes only) and rows (prediction); None:
         ``crembo``'s default. The GIL is released throughout.
+    n_threads : int or None
+        Deprecated alias of ``n_jobs`` (a FutureWarning when given); it wins
+        over ``n_jobs`` when both are set.
 
     Attributes
     ----------
@@ -288,7 +295,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, criterion="auto", max_depth=None, min_samples_split=2, min_samples_leaf=1,
                  min_weight_fraction_leaf=0.0, max_leaf_nodes=None, class_weight=None, max_bins=MAX_BINS,
-                 n_threads=None):
+                 n_jobs=None, n_threads=_DEPRECATED):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -297,6 +304,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.class_weight = class_weight
         self.max_bins = max_bins
+        self.n_jobs = n_jobs
         self.n_threads = n_threads
 
     def __sklearn_tags__(self):
@@ -305,6 +313,17 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     # ---------------------------------------------------------------- checks
+    def _n_threads(self):
+        """The native thread count (0: crembo's default) from ``n_jobs``, or
+        from the deprecated ``n_threads`` when given."""
+        if isinstance(self.n_threads, str) and self.n_threads == _DEPRECATED:
+            return _threads(self.n_jobs, "n_jobs")
+        import warnings
+
+        warnings.warn("HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs",
+                      FutureWarning, stacklevel=3)
+        return _threads(self.n_threads)
+
     def _check_params(self, allowed=False):
         if self.criterion not in CRITERIA:
             raise ValueError(f"criterion: expected one of {CRITERIA}, got {self.criterion!r}")
@@ -320,7 +339,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             min_weight_fraction_leaf=self._fraction(),
             max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes,
                                                                               "max_leaf_nodes", 2),
-            n_threads=_threads(self.n_threads),
+            n_threads=self._n_threads(),
         )
         max_bins = _int_param(self.max_bins, "max_bins", 2)
         if max_bins > MAX_BINS:
@@ -339,7 +358,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
         ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
-        return BinnedData(X, max_bins=self.max_bins, n_threads=self.n_threads)
+        return BinnedData(X, max_bins=self.max_bins, n_threads=self._n_threads() or None)
 
     def _binned_input(self, X):
         """(BinnedData, reset feature names?) for ``fit``'s ``X``."""
@@ -493,7 +512,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
     def apply(self, X):
         """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``)."""
         X = self._validate_X(X)
-        return self.tree_.apply(X, _threads(self.n_threads))
+        return self.tree_.apply(X, self._n_threads())
 
     def predict_proba(self, X):
         """Class shares of the leaf of each row, columns ordered as ``classes_``."""
@@ -508,6 +527,26 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         """The class of greatest share (allowed mass) at each row's leaf."""
         leaves = self.apply(X)
         return self.classes_[self.tree_.node_class[leaves]]
+
+    @property
+    def feature_importances_(self):
+        """Impurity-based importance of each feature: the weighted decrease
+        of the node impurity summed over the splits on that feature,
+        normalised to sum to one (all zeros for a tree without a split), as
+        scikit-learn's trees compute it."""
+        check_is_fitted(self, "tree_")
+        t = self.tree_
+        out = np.zeros(self.n_features_in_, dtype=np.float64)
+        split = np.flatnonzero(t.children_left >= 0)
+        if split.size:
+            w, imp = t.weighted_n_node_samples, t.impurity
+            left, right = t.children_left[split], t.children_right[split]
+            gain = w[split] * imp[split] - w[left] * imp[left] - w[right] * imp[right]
+            np.add.at(out, t.feature[split], np.maximum(gain, 0.0))
+            total = out.sum()
+            if total > 0:
+                out /= total
+        return out
 
     def get_depth(self):
         """Depth of the fitted tree (the root alone is depth 0)."""
