@@ -149,6 +149,9 @@ def test_unlabeled_mask():
     assert unlabeled_mask(np.array([0, -1, 2])).tolist() == [False, True, False]
     assert unlabeled_mask(np.array(["a", "-1"])).tolist() == [False, False]
     assert unlabeled_mask(np.array(["a", -1], dtype=object)).tolist() == [False, True]
+    # The plus/minus one binary coding: -1 is a class there.
+    assert not unlabeled_mask(np.array([-1, 1, 1, -1])).any()
+    assert unlabeled_mask(np.array([-1, 1, 2])).tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize("cls", [CREMBOClassifier, LabelDistiller])
@@ -310,3 +313,55 @@ def test_hist_tree_feature_importances(data):
     assert not hasattr(HistTreeClassifier(), "feature_importances_")
     stump = HistTreeClassifier(max_depth=1).fit(Xf, y)
     assert np.count_nonzero(stump.feature_importances_) == 1
+
+
+# ------------------------------------------------------ progress and budget
+def test_verbose_shows_every_stage(data, capfd):
+    X, y = data
+    small(verbose=1, refit=True, cv=None).fit(X, y)
+    err = capfd.readouterr().err
+    for stage in ("CREMBO teacher fit", "teacher beliefs", "teacher beliefs (synthetic rows)", "MEMO probes",
+                  "CREMBO sweep", "CREMBO refit"):
+        assert stage in err, stage
+    small(verbose=1).fit(X, y)
+    assert "3-fold sweep" in capfd.readouterr().err
+    small(verbose=0).fit(X, y)
+    assert capfd.readouterr().err == ""
+
+
+def test_no_memo_warning_once_per_estimator(data, caplog):
+    import logging
+
+    X, y = data
+    # One reweighting round and a hard problem: MEMO finds nothing.
+    est = small(max_rounds=1, student=HistTreeClassifier(max_depth=1), n_thresholds=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.INFO, logger="crembo"):
+            GridSearchCV(est, {"eta": [1.0, 2.0]}, cv=2).fit(X, y)
+    memo_warnings = [w for w in caught if "MEMO found no consistent student" in str(w.message)]
+    assert len(memo_warnings) == 1
+    assert any("warned already" in r.getMessage() for r in caplog.records)
+    # Another estimator warns again.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        small(max_rounds=1, student=HistTreeClassifier(max_depth=1), n_thresholds=2).fit(X, y)
+    assert sum("MEMO found no consistent" in str(w.message) for w in caught) == 1
+
+
+@pytest.mark.parametrize("cv", [None, 3])
+def test_max_time_stops_the_sweep(data, cv):
+    X, y = data
+    full = small(cv=cv, n_thresholds=12).fit(X, y)
+    assert not full.timed_out_
+    quick = small(cv=cv, n_thresholds=12, max_time=1e-9).fit(X, y)
+    assert quick.timed_out_
+    tried = [r for r in quick.trace_ if r["stage"] in ("sweep", "cv")]
+    assert 1 <= len(tried) < len([r for r in full.trace_ if r["stage"] in ("sweep", "cv")])
+    assert quick.predict(X).shape == (len(X),)
+    assert np.mean(quick.predict(X) == y) > 0.5
+    for bad in (0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="max_time"):
+            small(max_time=bad).fit(X, y)
+    with pytest.raises(TypeError, match="max_time"):
+        small(max_time="1s").fit(X, y)

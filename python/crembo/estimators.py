@@ -38,6 +38,9 @@ DEFAULT_AUGMENT = 3.0
 
 SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
+#: Rows per teacher call when beliefs show a progress bar.
+BELIEF_CHUNK = 20_000
+
 
 def default_teacher(random_state=None):
     """The reference teacher: 100 trees of depth at most 12, balanced classes."""
@@ -86,6 +89,29 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
                 w, raw = w[lab], raw[lab]
             X, y = X[lab], y[lab]
         return X, y, X_unlabeled, w, w_unl, raw
+
+    def _bar(self, desc, total=None, unit="it"):
+        """A tqdm progress bar of its own line when ``verbose >= 1``."""
+        if not getattr(self, "verbose", 0):
+            return _NoBar()
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, leave=True)
+
+    def __sklearn_clone__(self):
+        # Clones (GridSearchCV, cross_validate) share their original's
+        # lineage, so a warning is given once for all of them.
+        new = super().__sklearn_clone__()
+        new._lineage = self._lineage_token()
+        return new
+
+    def _lineage_token(self):
+        token = self.__dict__.get("_lineage")
+        if token is None:
+            import uuid
+
+            token = self._lineage = uuid.uuid4().hex
+        return token
 
     def _nan_models(self):
         """The models that will see ``X``, for :func:`crembo.tables.check_missing`."""
@@ -175,12 +201,23 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
 
         return pd.DataFrame(X, columns=names)
 
-    def _beliefs(self, source, X, rows):
+    def _beliefs(self, source, X, rows, desc="teacher beliefs"):
         """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source[rows])
-        return teacher_beliefs(source, self._teacher_view(X), method=self.belief, n_classes=len(self.classes_),
-                               n_jobs=self.n_jobs, device=self.device)
+        if not getattr(self, "verbose", 0) or len(X) == 0:
+            return teacher_beliefs(source, self._teacher_view(X), method=self.belief,
+                                   n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device)
+        # In chunks of rows, for a progress bar (beliefs are row by row).
+        bar = self._bar(desc, total=len(X), unit="row")
+        parts = []
+        for start in range(0, len(X), BELIEF_CHUNK):
+            part = X[start:start + BELIEF_CHUNK]
+            parts.append(teacher_beliefs(source, self._teacher_view(part), method=self.belief,
+                                         n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device))
+            bar.update(len(part))
+        bar.close()
+        return np.concatenate(parts)
 
     def _synthetic_rows(self, source, X_tr, rng):
         """MUNGE rows near ``X_tr`` for the teacher to label (none when
@@ -289,7 +326,7 @@ class LabelDistiller(_DistillerBase):
             student both accept them.
         y : array-like of shape (n_samples,)
             Labels; ``-1`` marks a row without a label (it joins the transfer
-            set only).
+            set only), except for labels exactly ``{-1, 1}``.
         X_unlabeled : array-like of shape (m, n_features), optional
             More rows without labels. Not transformed by the steps before
             this estimator in a Pipeline: prefer ``y == -1`` rows there.
@@ -320,6 +357,21 @@ class LabelDistiller(_DistillerBase):
                             "sample_weight")
         self.student_ = trainer.fit_labels(X_t, labels, w_t)
         return self
+
+
+class _NoBar:
+    """Stands for a progress bar when ``verbose`` is 0."""
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+#: Estimator lineages (an estimator and its clones) already warned that MEMO
+#: found no consistent student; later fits log it at INFO level instead.
+_WARNED_NO_MEMO = set()
 
 
 def _extend_weights(w, n):
@@ -449,7 +501,17 @@ class CREMBOClassifier(_DistillerBase):
     random_state : int, RandomState or None
         Seeds the split, the default teacher and the students.
     verbose : int, default 0
-        Progress bar over the sweep when > 0.
+        When >= 1, every stage of the fit shows a tqdm progress bar on a
+        line of its own: teacher fit, teacher beliefs (on the transfer rows
+        and on the synthetic rows), MEMO's student fits, the sweep and the
+        refit.
+    max_time : float or None, default None
+        Seconds the fit may take, counted from its start: once they are
+        spent the sweep starts no new threshold (the first is always
+        tried), and the best student among the thresholds already scored is
+        kept; ``timed_out_`` tells whether the budget cut the sweep short.
+        The teacher fit, beliefs and MEMO are not interrupted (they count
+        against the budget). None: no limit.
 
     Attributes
     ----------
@@ -487,7 +549,7 @@ class CREMBOClassifier(_DistillerBase):
                  delta=0.0, validation_fraction=0.15, cv=5, n_thresholds=32, scoring="accuracy",
                  selection="best", refit=False, search_subsample=None, augment="auto", augment_swap=0.5,
                  augment_spread=1.0, leaf_values="auto", belief="auto", n_jobs=None, device="cpu",
-                 random_state=None, verbose=0):
+                 random_state=None, verbose=0, max_time=None):
         self.teacher = teacher
         self.leaf_values = leaf_values
         self.warm_start = warm_start
@@ -516,6 +578,7 @@ class CREMBOClassifier(_DistillerBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.max_time = max_time
 
     # ---------------------------------------------------------------- checks
     def _check_params(self):
@@ -536,6 +599,12 @@ class CREMBOClassifier(_DistillerBase):
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
         check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
         check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
+        mt = self.max_time
+        if mt is not None:
+            if isinstance(mt, bool) or not isinstance(mt, numbers.Real):
+                raise TypeError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
+            if not np.isfinite(mt) or mt <= 0:
+                raise ValueError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
         check_device(self.device)
         self._check_augment()
         s = self.search_subsample
@@ -570,7 +639,8 @@ class CREMBOClassifier(_DistillerBase):
             to score the validation split. ``-1`` marks a row without a
             label (scikit-learn's semi-supervised convention): it joins the
             transfer set, never fits the teacher, is never scored and never
-            becomes a class.
+            becomes a class (except for labels exactly ``{-1, 1}``, where
+            ``-1`` is a class).
         X_unlabeled : array-like of shape (m, n_features), optional
             Extra transfer points without labels. In a Pipeline these rows do
             *not* go through the steps before this estimator (scalers,
@@ -597,8 +667,13 @@ class CREMBOClassifier(_DistillerBase):
         seed = seed_from(rng)
         timings = dict.fromkeys(("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits"), 0.0)
 
+        self._deadline = None if self.max_time is None else t_start + float(self.max_time)
+        self.timed_out_ = False
         t0 = time.perf_counter()
+        bar = self._bar("CREMBO teacher fit", total=1, unit="model")
         source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
+        bar.update(1)
+        bar.close()
         timings["teacher_fit"] = time.perf_counter() - t0
         y_idx = np.searchsorted(self.classes_, y)
 
@@ -627,7 +702,7 @@ class CREMBOClassifier(_DistillerBase):
         else:
             P_tr = self._beliefs(source, X_tr, transfer_rows)
         if len(X_syn):
-            P_syn = self._beliefs(source, X_syn, None)
+            P_syn = self._beliefs(source, X_syn, None, desc="teacher beliefs (synthetic rows)")
             X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
             w_tr = _extend_weights(w_tr, len(X_syn))
             if refit_all:
@@ -653,10 +728,12 @@ class CREMBOClassifier(_DistillerBase):
         check_oracle(self.oracle, trainer)
 
         t0 = time.perf_counter()
+        bar = self._bar("MEMO probes", unit="fit")
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
                             delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest),
                             warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta),
-                            sample_weight=w_s)
+                            sample_weight=w_s, on_fit=bar.update)
+        bar.close()
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
@@ -667,8 +744,13 @@ class CREMBOClassifier(_DistillerBase):
         if memo_res.student is None:
             then = ("the sweep starts from the smallest belief value" if self.mode == "crembo" else
                     "the student is trained on the allowed labels at the smallest belief value")
-            warnings.warn(f"MEMO found no consistent student at any threshold; {then}", RuntimeWarning,
-                          stacklevel=2)
+            message = f"MEMO found no consistent student at any threshold; {then}"
+            token = self._lineage_token()
+            if token in _WARNED_NO_MEMO:
+                log.info("%s (warned already for this estimator)", message)
+            else:
+                _WARNED_NO_MEMO.add(token)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
 
         self._leaf_values = resolve_leaf_values(self.leaf_values, trainer)
         if self._leaf_values == "belief" and memo_res.student is not None:
@@ -708,6 +790,7 @@ class CREMBOClassifier(_DistillerBase):
         pred_tr = None
         if refit_all or student is None or X_s is not X_tr:
             t0 = time.perf_counter()
+            bar = self._bar("CREMBO refit", total=1, unit="fit")
             X_f, P_f, w_f = (X_all, P_all, w_all) if refit_all else (X_tr, P_tr, w_tr)
             guide = student if student is not None else memo_res.student
             if guide is None:
@@ -717,6 +800,8 @@ class CREMBOClassifier(_DistillerBase):
             else:
                 prefer_f = trainer.predict_index(guide, X_f)
             student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f, w=w_f)
+            bar.update(1)
+            bar.close()
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
             n_fits += 1
@@ -739,6 +824,10 @@ class CREMBOClassifier(_DistillerBase):
         log.info("CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
                  threshold, self.memo_threshold_, self.depth_, n_fits, timings["total"])
         return self
+
+    def _out_of_time(self):
+        deadline = getattr(self, "_deadline", None)
+        return deadline is not None and time.perf_counter() > deadline
 
     def _select(self, selection):
         """Index of the chosen sweep candidate under a selection rule."""
@@ -845,26 +934,33 @@ class CREMBOClassifier(_DistillerBase):
         row_max = P_s.max(axis=1)
         busy = []
 
-        def one(t, k):
+        bar = self._bar(f"CREMBO {self.cv}-fold sweep", total=len(cands) * self.cv, unit="fit")
+
+        def one(i, t, k):
+            if i > 0 and self._out_of_time():
+                bar.update(1)
+                return None  # the time budget is spent: this threshold is not tried
             leave_out = np.zeros(len(X_s), dtype=bool)
             leave_out[folds[k]] = True
             if not np.any(row_max[~leave_out] >= t):
+                bar.update(1)
                 return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
             t0 = time.perf_counter()
             _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out, w_s)
             busy.append((t0, t0 + secs))
+            bar.update(1)
             return pred[folds[k]], secs, viol
 
-        tasks = [(t, k) for t in cands for k in range(self.cv)]
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            tasks = tqdm(tasks, desc=f"CREMBO {self.cv}-fold sweep", unit="fit")
-        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t, k) for t, k in tasks)
+        tasks = [(i, t, k) for i, t in enumerate(cands) for k in range(self.cv)]
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t, k) for i, t, k in tasks)
+        bar.close()
         score_fn = SCORERS[self.scoring]
         results, trace = [], []
         for i, t in enumerate(cands):
             part = outs[i * self.cv:(i + 1) * self.cv]
+            if any(p is None for p in part):
+                self.timed_out_ = True
+                continue
             fitted = sum(p[0] is not None for p in part)
             secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
             score = None
@@ -875,6 +971,10 @@ class CREMBOClassifier(_DistillerBase):
                               violations=viol, rounds=fitted, validation_score=score, fit_seconds=secs))
         self._sweep_candidates = [(t, score, None) for t, score in results]
         self._n_validation = len(labelled)
+        if not results:  # the time budget ran out before a threshold was scored in every fold
+            t = cands[0]
+            student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
+            return student, t, None, trace, _busy_seconds(busy)
         t, score = results[self._select(self.selection)]
         # MEMO's student stands for its own threshold; any other is refit on all rows.
         student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
@@ -896,19 +996,23 @@ class CREMBOClassifier(_DistillerBase):
 
         busy = []  # (start, end) of every fit: they may overlap (n_jobs)
 
-        def one(t):
+        bar = self._bar("CREMBO sweep", total=len(cands), unit="threshold")
+
+        def one(i, t):
+            if (results or i > 0) and self._out_of_time():
+                bar.update(1)
+                return None  # the time budget is spent: this threshold is not tried
             t0 = time.perf_counter()
             est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer, w=w_s)
             busy.append((t0, t0 + secs))
+            bar.update(1)
             return est, t, evaluate(est), secs, viol, 1
 
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            cands_iter = tqdm(cands, desc="CREMBO sweep", unit="threshold")
-        else:
-            cands_iter = cands
-        results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in cands_iter)
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t) for i, t in enumerate(cands))
+        bar.close()
+        if any(o is None for o in outs):
+            self.timed_out_ = True
+        results += [o for o in outs if o is not None]
         # rounds=0 marks MEMO's student, scored without a new fit.
         trace = [dict(stage="sweep", threshold=t, consistent=viol == 0, violations=viol, rounds=r,
                       validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]

@@ -10,7 +10,8 @@ missing values, shared by the estimators.
 * **Unlabelled rows** follow scikit-learn's semi-supervised convention: a
   label of ``-1`` means "no label". Such rows join the transfer set (the
   teacher is asked about them) but are never a class, never fit the teacher
-  and never score a student.
+  and never score a student. (Labels that are exactly ``{-1, 1}`` are the
+  binary "plus/minus one" coding: there ``-1`` is a class.)
 * **Missing values** (NaN) reach the teacher and the student only when both
   say they accept them (scikit-learn's ``allow_nan`` input tag); otherwise
   the error names the first column with a missing value and the model that
@@ -29,14 +30,25 @@ UNLABELED = -1
 
 def unlabeled_mask(y):
     """Boolean mask of the rows of ``y`` labelled ``-1`` (numeric labels, or
-    object arrays holding the integer -1; string labels have no such mark)."""
+    object arrays holding the integer -1; string labels have no such mark).
+
+    One exception: when the labels are exactly ``{-1, 1}`` (the common
+    "minus one, plus one" binary coding), ``-1`` is a class and no row is
+    unlabelled; pass such rows in ``X_unlabeled`` instead.
+    """
     y = np.asarray(y)
     if y.dtype.kind in "iuf":
-        return y == UNLABELED
-    if y.dtype.kind == "O":
-        return np.array([isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        mask = y == UNLABELED
+        rest = y[~mask]
+    elif y.dtype.kind == "O":
+        mask = np.array([isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
                          and v == UNLABELED for v in y], dtype=bool)
-    return np.zeros(y.shape, dtype=bool)
+        rest = y[~mask]
+    else:
+        return np.zeros(y.shape, dtype=bool)
+    if mask.any() and rest.size and all(v == 1 for v in np.unique(rest.astype(object))):
+        return np.zeros(y.shape, dtype=bool)  # labels {-1, 1}: -1 is a class
+    return mask
 
 
 def check_weights(sample_weight, n, labeled=None, *, normalize=True):
