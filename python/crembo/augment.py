@@ -59,7 +59,7 @@ def _check_unit(value, name, low_inclusive):
     return float(value)
 
 
-def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
+def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None, categorical=None):
     """Synthetic rows near ``X`` by MUNGE.
 
     Parameters
@@ -77,6 +77,9 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
         Divides the standard deviation of the draw around the neighbour's
         value (the paper's ``s``): larger keeps synthetic values closer.
     random_state : int, RandomState or None
+    categorical : boolean mask of shape (n_features,), optional
+        Columns of category codes: a moved attribute takes the neighbour's
+        code, as a discrete one does.
 
     Returns
     -------
@@ -121,6 +124,8 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
     self_first = idx[:, 0] == np.arange(n)
     neighbour = np.where(self_first, idx[:, 1], idx[:, 0])
     discrete = np.array([_is_discrete(X[~missing[:, j], j]) for j in range(d)], dtype=bool)
+    if categorical is not None:
+        discrete |= np.asarray(categorical, dtype=bool)
 
     out = np.empty((total, d), dtype=dtype)
     done = 0

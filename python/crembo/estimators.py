@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
 from .augment import _check_size, munge
@@ -24,7 +24,8 @@ from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
-from .tree import resolve_student, tree_student
+from .tree import MAX_BINS, HistTreeClassifier, _encode_categories, _is_frame, categorical_mask, resolve_student, \
+    tree_student
 from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, resolve_leaf_values,
                        set_leaf_beliefs)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
@@ -60,8 +61,16 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         as given, for the teacher (all None without ``sample_weight``). Missing values pass here and are checked
         against the teacher and the student by :meth:`_check_missing`.
         """
+        frame, self._cat_mask, self.categories_ = None, None, None
+        if _is_frame(X):
+            mask = categorical_mask("from_dtype", X, X.shape[1])
+            if mask is not None:  # categorical or string columns: coded for the student, decoded for the teacher
+                frame, self._cat_mask = X, mask
+                X, self.categories_ = _encode_categories(X, mask, None, MAX_BINS)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2,
                              ensure_all_finite="allow-nan")
+        if frame is not None:
+            validate_data(self, frame, reset=True, skip_check_array=True)  # the DataFrame's column names
         check_classification_targets(y)
         unl = unlabeled_mask(y)
         if unl.all():
@@ -70,8 +79,7 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         w = None if raw is None else raw / raw.mean()
         if X_unlabeled is not None:
             try:
-                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype,
-                                            ensure_all_finite="allow-nan")
+                X_unlabeled = self._coded(X_unlabeled, dtype=X.dtype)
             except ValueError as exc:
                 raise ValueError(f"X_unlabeled: {exc}") from None
         else:
@@ -113,6 +121,15 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             token = self._lineage = uuid.uuid4().hex
         return token
 
+    def _coded(self, X, dtype=(np.float64, np.float32)):
+        """``X`` checked against the fitted columns, categorical columns as
+        the codes learnt at fit time (-1: a category unseen then)."""
+        if getattr(self, "_cat_mask", None) is None:
+            return validate_data(self, X, reset=False, dtype=dtype, ensure_all_finite="allow-nan")
+        validate_data(self, X, reset=False, skip_check_array=True)  # names and count
+        X, _ = _encode_categories(X, self._cat_mask, self.categories_, MAX_BINS)
+        return check_array(X, dtype=dtype, ensure_all_finite="allow-nan")
+
     def _nan_models(self):
         """The models that will see ``X``, for :func:`crembo.tables.check_missing`."""
         teacher = self.teacher
@@ -125,7 +142,13 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         return [("teacher", teacher_est), ("student", self._student_template())]
 
     def _student_template(self):
-        return resolve_student(self._default_student() if self.student is None else self.student)
+        template = resolve_student(self._default_student() if self.student is None else self.student)
+        mask = getattr(self, "_cat_mask", None)
+        if mask is not None and isinstance(template, HistTreeClassifier) and \
+                isinstance(template.categorical_features, str) and template.categorical_features == "from_dtype":
+            # The coded columns are categorical: native category-subset splits.
+            template = clone(template).set_params(categorical_features=mask)
+        return template
 
     def _default_student(self):
         return tree_student(4)
@@ -199,7 +222,17 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             return X
         import pandas as pd  # feature names are only set when X was a DataFrame
 
-        return pd.DataFrame(X, columns=names)
+        mask = getattr(self, "_cat_mask", None)
+        if mask is None:
+            return pd.DataFrame(X, columns=names)
+        cols = {}
+        for j, name in enumerate(names):
+            if mask[j]:
+                codes = np.where(np.isnan(X[:, j]), -1, X[:, j]).astype(np.int64)
+                cols[name] = pd.Categorical.from_codes(codes, categories=self.categories_[j])
+            else:
+                cols[name] = X[:, j]
+        return pd.DataFrame(cols)
 
     def _beliefs(self, source, X, rows, desc="teacher beliefs"):
         """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
@@ -231,8 +264,8 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if isinstance(source, np.ndarray):
             raise ValueError("augment: synthetic rows need a teacher that can be asked about new rows; "
                              "precomputed beliefs cannot (set augment=0, or pass the teacher itself)")
-        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread,
-                     random_state=seed_from(rng)).astype(X_tr.dtype, copy=False)
+        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread, random_state=seed_from(rng),
+                     categorical=getattr(self, "_cat_mask", None)).astype(X_tr.dtype, copy=False)
 
     def _check_augment(self):
         if not (isinstance(self.augment, str) and self.augment == "auto"):
@@ -266,7 +299,7 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
 
     def _validate_predict(self, X):
         check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        X = self._coded(X)
         if not getattr(self, "_student_nan_ok", False):
             check_missing(X, [("student", self.student_)], getattr(self, "feature_names_in_", None))
         return X
@@ -723,8 +756,7 @@ class CREMBOClassifier(_DistillerBase):
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
             w_s = None if w_tr is None else w_tr[search]
 
-        trainer = StudentTrainer(tree_student(4) if self.student is None else self.student, self.classes_,
-                                 target=target, seed=seed)
+        trainer = StudentTrainer(self._student_template(), self.classes_, target=target, seed=seed)
         check_oracle(self.oracle, trainer)
 
         t0 = time.perf_counter()
