@@ -365,3 +365,174 @@ def test_max_time_stops_the_sweep(data, cv):
             small(max_time=bad).fit(X, y)
     with pytest.raises(TypeError, match="max_time"):
         small(max_time="1s").fit(X, y)
+
+
+# ------------------------------------------------- categorical splits
+def cat_data(n=1500, seed=0, n_cat=8, missing=0.05):
+    rng = np.random.default_rng(seed)
+    c = rng.integers(0, n_cat, n).astype(float)
+    x = rng.normal(size=n)
+    c[rng.random(n) < missing] = np.nan
+    y = (np.isin(c, [1, 4, 6]) ^ (x > 1.2)).astype(int)
+    return np.c_[c, x], y
+
+
+def test_categorical_split_finds_the_subset():
+    X, y = cat_data(missing=0.0)
+    stump = HistTreeClassifier(max_depth=1, categorical_features=[0]).fit(X, y)
+    t = stump.tree_
+    assert t.is_categorical[0] and t.feature[0] == 0
+    left = {c for c in range(8) if (int(t.cat_left[0, 0]) >> c) & 1}
+    assert left in ({0, 2, 3, 5, 7}, {1, 4, 6})
+    # A threshold on the codes cannot separate {1, 4, 6}: the stump is better.
+    numeric = HistTreeClassifier(max_depth=1, categorical_features=None).fit(X, y)
+    assert stump.score(X, y) > numeric.score(X, y) + 0.1
+
+
+def test_categorical_multiclass_and_allowed():
+    rng = np.random.default_rng(3)
+    c = rng.integers(0, 9, 900).astype(float)
+    y = np.array([0, 1, 2, 1, 0, 2, 2, 1, 0])[c.astype(int)]
+    X = np.c_[c, rng.normal(size=900)]
+    h = HistTreeClassifier(max_depth=2, categorical_features=[0]).fit(X, y)
+    assert h.score(X, y) == 1.0
+    allowed = np.eye(3, dtype=bool)[y]
+    ha = HistTreeClassifier(max_depth=2, categorical_features=[0]).fit_allowed(X, allowed)
+    assert ha.score(X, y) == 1.0
+
+
+def test_categorical_spec_forms_agree():
+    import pandas as pd
+
+    X, y = cat_data()
+    df = pd.DataFrame({"c": X[:, 0], "x": X[:, 1]})
+    ref = HistTreeClassifier(max_depth=3, categorical_features=[0]).fit(X, y)
+    for spec, data in (([True, False], X), (np.array([0]), X), (["c"], df)):
+        other = HistTreeClassifier(max_depth=3, categorical_features=spec).fit(data, y)
+        assert same_tree(ref, other)
+        np.testing.assert_array_equal(other.is_categorical_, [True, False])
+
+
+def test_categorical_from_dtype_dataframe_and_unseen_categories():
+    import pandas as pd
+
+    X, y = cat_data()
+    letters = np.array(list("abcdefgh"), dtype=object)
+    codes = X[:, 0]
+    names = np.where(np.isnan(codes), None, letters[np.nan_to_num(codes).astype(int)])
+    df = pd.DataFrame({"cat": pd.Categorical(names, categories=list("abcdefgh")), "x": X[:, 1],
+                       "s": np.where(X[:, 1] > 0, "hi", "lo")})
+    h = HistTreeClassifier(max_depth=3).fit(df, y)
+    np.testing.assert_array_equal(h.is_categorical_, [True, False, True])
+    assert h.categories_[0] == list("abcdefgh") and h.categories_[1] is None and h.categories_[2] == ["hi", "lo"]
+    np.testing.assert_array_equal(h.feature_names_in_, ["cat", "x", "s"])
+    ref = HistTreeClassifier(max_depth=3, categorical_features=[0]).fit(X, y)
+    np.testing.assert_array_equal(h.predict(df), ref.predict(X))
+    # A category seen only at predict time goes right at every categorical split.
+    new = df.iloc[:50].copy()
+    new["cat"] = new["cat"].astype(object)
+    new.loc[:, "cat"] = "zzz"
+    leaves = h.apply(new)
+    node = np.zeros(50, dtype=int)
+    t = h.tree_
+    Xc = X[:50].copy()
+    Xc[:, 0] = -1.0  # the code of an unknown category
+    for _ in range(4):
+        inner = t.children_left[node] >= 0
+        nd = node[inner]
+        go = np.where(t.is_categorical[nd], False,
+                      np.asarray(Xc[inner][np.arange(inner.sum()), t.feature[nd]], np.float32) <= t.threshold[nd])
+        node[inner] = np.where(go, t.children_left[nd], t.children_right[nd])
+    np.testing.assert_array_equal(leaves, node)
+    # Missing categories follow the learnt side: same as NaN codes.
+    miss = df.iloc[:20].copy()
+    miss["cat"] = None
+    Xm = X[:20].copy()
+    Xm[:, 0] = np.nan
+    np.testing.assert_array_equal(h.predict(miss), ref.predict(Xm))
+
+
+def test_categorical_bad_inputs():
+    import pandas as pd
+
+    X, y = cat_data()
+    Xb = X.copy()
+    Xb[0, 0] = 2.5
+    with pytest.raises(ValueError, match="integer codes"):
+        HistTreeClassifier(categorical_features=[0]).fit(Xb, y)
+    Xb[0, 0] = 300
+    with pytest.raises(ValueError, match="integer codes"):
+        HistTreeClassifier(categorical_features=[0]).fit(Xb, y)
+    many = pd.DataFrame({"c": [f"v{i}" for i in range(300)], "x": np.arange(300.0)})
+    with pytest.raises(ValueError, match="300 categories"):
+        HistTreeClassifier().fit(many, np.arange(300) % 2)
+    for bad in ("auto", [5], np.array([[0]]), [True]):
+        with pytest.raises(ValueError, match="categorical_features"):
+            HistTreeClassifier(categorical_features=bad).fit(X, y)
+    with pytest.raises(ValueError, match="DataFrame"):
+        HistTreeClassifier(categorical_features=["c"]).fit(X, y)
+    strings = pd.DataFrame({"c": np.where(y == 1, "a", "b"), "x": X[:, 1]})
+    with pytest.raises(ValueError, match=r"column 0 \('c'\) is not numeric"):
+        HistTreeClassifier(categorical_features=None).fit(strings, y)
+
+
+def test_categorical_tree_pickles_and_exports():
+    import pickle
+
+    from crembo.export import (FastTree, export_cpp, export_dot, export_native, export_onnx, export_rules,
+                               rules_predict, tree_rules)
+
+    X, y = cat_data()
+    h = HistTreeClassifier(max_depth=4, categorical_features=[0]).fit(X, y)
+    h2 = pickle.loads(pickle.dumps(h))
+    np.testing.assert_array_equal(h2.predict(X), h.predict(X))
+    Xt = X.copy()
+    Xt[:30, 0] = 99.0  # unknown codes
+    np.testing.assert_array_equal(rules_predict(tree_rules(h), Xt), h.predict(Xt))
+    assert " in {" in export_rules(h) and " in {" in export_dot(h)
+    for export in (export_cpp, export_native, export_onnx, FastTree.from_sklearn):
+        with pytest.raises(ValueError, match="category-subset splits"):
+            export(h)
+
+
+@pytest.mark.parametrize("cls", [CREMBOClassifier, LabelDistiller])
+def test_distillers_take_categorical_dataframes(cls):
+    import pandas as pd
+
+    X, y = cat_data(n=800)
+    letters = np.array(list("abcdefgh"), dtype=object)
+    df = pd.DataFrame({"cat": pd.Categorical(np.where(np.isnan(X[:, 0]), None,
+                                                      letters[np.nan_to_num(X[:, 0]).astype(int)])),
+                       "x": X[:, 1], "s": np.where(X[:, 1] > 0, "hi", "lo")})
+    seen = []
+
+    class Spy(HistGradientBoostingClassifier):
+        def predict_proba(self, X):
+            seen.append(X)
+            return super().predict_proba(X)
+
+    kw = dict(n_thresholds=6, cv=3, max_rounds=3) if cls is CREMBOClassifier else {}
+    student = HistTreeClassifier(max_depth=3) if cls is LabelDistiller else None
+    est = cls(Spy(categorical_features="from_dtype", max_iter=30, random_state=0), student, random_state=0, **kw)
+    est.fit(df, y)
+    assert isinstance(seen[0], pd.DataFrame) and isinstance(seen[0]["cat"].dtype, pd.CategoricalDtype)
+    assert list(seen[0]["cat"].cat.categories) == list("abcdefgh")
+    assert est.student_.tree_.is_categorical.any()
+    assert est.score(df, y) > 0.85
+    new = df.iloc[:10].copy()
+    new["cat"] = new["cat"].astype(object)
+    new.loc[:, "cat"] = "never seen"
+    assert est.predict(new).shape == (10,)
+    if cls is CREMBOClassifier:
+        from crembo.export import export_rules
+
+        assert "cat in {" in export_rules(est) or "cat not in {" in export_rules(est)
+
+
+def test_categorical_dataframe_with_a_teacher_that_refuses_strings():
+    import pandas as pd
+
+    X, y = cat_data(n=300)
+    df = pd.DataFrame({"s": np.where(y == 1, "a", "b"), "x": X[:, 1]})
+    with pytest.raises(ValueError):
+        LabelDistiller(LogisticRegression()).fit(df, y)

@@ -108,7 +108,7 @@ def _encode_categories(X, mask, categories, max_bins):
                 if len(cats[j]) > min(max_bins, MAX_CATEGORY + 1):
                     raise ValueError(f"X: {label} has {len(cats[j])} categories; at most max_bins={max_bins} are "
                                      "supported")
-            codes = pd.Categorical(np.asarray(col, dtype=object), categories=cats[j]).codes.astype(np.float64)
+            codes = pd.Index(cats[j]).get_indexer(pd.Index(np.asarray(col, dtype=object))).astype(np.float64)
         else:
             try:
                 codes = np.asarray(col, dtype=np.float64).copy()
@@ -128,6 +128,19 @@ def _encode_categories(X, mask, categories, max_bins):
         codes[missing] = np.nan
         out[:, j] = codes
     return out, cats
+
+
+def _check_numeric_columns(X, mask):
+    """Raise when a DataFrame column that is not declared categorical is not numeric."""
+    if not _is_frame(X):
+        return
+    import pandas as pd
+
+    for j, dtype in enumerate(X.dtypes):
+        if (mask is None or not mask[j]) and not (pd.api.types.is_numeric_dtype(dtype)
+                                                  or pd.api.types.is_bool_dtype(dtype)):
+            raise ValueError(f"X: column {j} ({X.columns[j]!r}) is not numeric; declare it in categorical_features "
+                             "(or give it a pandas categorical dtype with categorical_features='from_dtype')")
 
 
 def categorical_mask(spec, X, n_features, *, name="categorical_features"):
@@ -547,6 +560,8 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             self._check_binned_categories(X)
             return X if y is None else (X, y)
         frame = X
+        _check_numeric_columns(X, categorical_mask(self.categorical_features, X, X.shape[1])
+                               if _is_frame(X) else None)
         mask = categorical_mask(self.categorical_features, X, np.shape(X)[1] if np.ndim(X) == 2 else 0) \
             if np.ndim(X) == 2 or _is_frame(X) else None
         if mask is not None:
