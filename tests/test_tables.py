@@ -536,3 +536,21 @@ def test_categorical_dataframe_with_a_teacher_that_refuses_strings():
     df = pd.DataFrame({"s": np.where(y == 1, "a", "b"), "x": X[:, 1]})
     with pytest.raises(ValueError):
         LabelDistiller(LogisticRegression()).fit(df, y)
+
+
+# ------------------------------------------------------------------ ONNX
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_onnx_export_of_hist_tree(n_classes):
+    pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from crembo.export import export_onnx
+
+    X, y = make_classification(n_samples=1500, n_features=6, n_informative=4, n_classes=n_classes,
+                               random_state=n_classes)
+    for model in (HistTreeClassifier(max_depth=6).fit(X, y),
+                  small(teacher=RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y)):
+        onx = export_onnx(model)
+        sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+        label, proba = sess.run(None, {"X": X.astype(np.float32)})
+        np.testing.assert_array_equal(label, model.predict(X))
+        np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-6)

@@ -709,7 +709,13 @@ def export_dot(model, *, feature_names=None, class_names=None, decimals=None, pr
 
 # --------------------------------------------------------------------------- ONNX
 def export_onnx(model, path=None, *, target_opset=None):
-    """Convert a scikit-learn tree student to ONNX with skl2onnx.
+    """Convert a tree student (scikit-learn's decision trees, crembo's
+    ``HistTreeClassifier`` without categorical splits) to ONNX with skl2onnx.
+
+    Missing values: ONNX Runtime (1.32, with skl2onnx 1.20) does not follow
+    the side a split learnt for NaN, for scikit-learn's trees as for
+    crembo's, so rows with missing values may be predicted differently;
+    finite rows are predicted as the tree does.
 
     The ONNX graph takes a float32 tensor ``X`` of shape ``(n, n_features)``
     and returns ``label`` and ``probabilities``. Needs ``skl2onnx`` (``pip
@@ -730,6 +736,9 @@ def export_onnx(model, path=None, *, target_opset=None):
     if not hasattr(est, "tree_") or _is_allowed_label_student(est):
         raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx "
                         "can convert")
+    from .onnx_hist import register
+
+    register()  # crembo's HistTreeClassifier
     d = int(getattr(est, "n_features_in_"))
     try:
         onx = to_onnx(est, initial_types=[("X", FloatTensorType([None, d]))], target_opset=target_opset,
