@@ -560,10 +560,14 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             self._check_binned_categories(X)
             return X if y is None else (X, y)
         frame = X
-        _check_numeric_columns(X, categorical_mask(self.categorical_features, X, X.shape[1])
-                               if _is_frame(X) else None)
-        mask = categorical_mask(self.categorical_features, X, np.shape(X)[1] if np.ndim(X) == 2 else 0) \
-            if np.ndim(X) == 2 or _is_frame(X) else None
+        mask = None
+        if _is_frame(X):
+            mask = categorical_mask(self.categorical_features, X, X.shape[1])
+            _check_numeric_columns(X, mask)
+        elif not (isinstance(self.categorical_features, str) or self.categorical_features is None):
+            X = np.asarray(X) if not hasattr(X, "shape") else X
+            if X.ndim == 2:
+                mask = categorical_mask(self.categorical_features, X, X.shape[1])
         if mask is not None:
             X, self.categories_ = _encode_categories(X, mask, None, self.max_bins)
         if y is None:
