@@ -348,11 +348,8 @@ void bench_dtype(const Options& o, index_t n, const label_t* votes, const label_
         // The faster copy is the reference (one thread wins on small, cached buffers).
         const Timing c{std::min(tm.copy1.median, tm.copyT.median), std::min(tm.copy1.best, tm.copyT.best)};
         Row r{n, dtype, name, k.median, k.best, bytes, bytes / k.median / 1e9, c.median, bytes / c.median / 1e9,
-              0, 0};
+              0, c.best / k.best, tm.copy1.median, tm.copyT.median};
         r.ratio = r.gbps / r.memcpy_gbps;
-        r.best_ratio = c.best / k.best;
-        r.memcpy1_seconds = tm.copy1.median;
-        r.memcpyT_seconds = tm.copyT.median;
         rows.push_back(r);
         std::printf("| %9lld | %-7s | %-20s | %10s | %9s | %7.2f | %7.2f | %5.2f | %10s | %5.2f |\n",
                     static_cast<long long>(n), dtype, name.c_str(), fmt_time(k.median).c_str(),

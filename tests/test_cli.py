@@ -245,3 +245,139 @@ def test_compress_with_cross_validated_threshold(table, tmp_path, capsys):
     assert any(r["stage"] == "cv" for r in tried) and not any(r["stage"] == "sweep" for r in tried)
     rc, _, err = run_cli(["compress", csv, "--label", "y", "--cv", "1", "-o", tmp_path / "bad"], capsys)
     assert_one_line_error(rc, err, "--cv", "at least 2 folds")
+
+
+# ------------------------------------------------------------ output folder
+def _snapshot(folder):
+    """{relative path: bytes} of every file under folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _leftovers(parent):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def _no_fit(monkeypatch):
+    """Make any fit fail loudly: the checks under test must come first."""
+    from crembo.estimators import CREMBOClassifier
+
+    def fit(self, *args, **kwargs):
+        raise AssertionError("the output folder must be checked before fitting")
+
+    monkeypatch.setattr(CREMBOClassifier, "fit", fit)
+
+
+def test_a_reused_output_folder_is_replaced_as_a_whole(table, tmp_path, capsys):
+    csv, _, _ = table
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--export", "rules,dot", "-o", out, *FAST],
+                         capsys)
+    assert rc == 0, err
+    assert (out / "student.rules.txt").exists() and (out / "student.dot").exists()
+    first = json.loads((out / "report.json").read_text())
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--student", "tree:2", "-o", out, *FAST],
+                         capsys)
+    assert rc == 0, err
+    # nothing of the first run is left: no stale exports next to the new student
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "student.joblib"]
+    second = json.loads((out / "report.json").read_text())
+    assert first["student"]["spec"] == "tree:4" and second["student"]["spec"] == "tree:2"
+    assert second["outputs"] == {"student": str(out / "student.joblib"), "report": str(out / "report.json")}
+    assert joblib.load(out / "student.joblib").get_depth() <= 2
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["exports", "report"])
+def test_an_interrupt_leaves_the_previous_output(table, tmp_path, capsys, monkeypatch, where):
+    csv, _, _ = table
+    out = tmp_path / "out"
+    rc, _, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", out, *FAST], capsys)
+    assert rc == 0
+    before = _snapshot(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "exports":  # after the student is written, before the report
+        monkeypatch.setattr(cli, "write_export", interrupted)
+    else:  # the report is the last file written
+        monkeypatch.setattr(cli, "_jsonable", interrupted)
+    for target in (out, tmp_path / "fresh"):
+        rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--export", "rules", "-o", target,
+                              *FAST], capsys)
+        assert rc == 130 and "interrupted" in err
+    assert _snapshot(out) == before  # the old folder, untouched
+    assert not (tmp_path / "fresh").exists()  # no half-written new folder
+    assert _leftovers(tmp_path) == []  # and no staging folder
+
+
+def test_an_interrupt_while_the_folder_is_swapped_is_held_back(table, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    csv, _, _ = table
+    out = tmp_path / "out"
+    real_replace = os.replace
+
+    def replace_with_a_signal(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the swap
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_with_a_signal)
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", out, *FAST], capsys)
+    assert rc == 130 and "interrupted" in err  # reported, but only once the new folder is complete
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "student.joblib"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_output_folder_problems_are_reported_before_fitting(table, tmp_path, capsys, monkeypatch):
+    csv, _, _ = table
+    _no_fit(monkeypatch)
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    cases = [(a_file, ["--out-dir", "exists and is not a folder"]),
+             (a_file / "sub", ["--out-dir", "cannot write there"]),
+             (foreign, ["--out-dir", "holds files that crembo compress did not write (notes.txt)"])]
+    for target, fragments in cases:
+        rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", target, *FAST], capsys)
+        assert_one_line_error(rc, err, *fragments)
+        assert rc == 2
+    assert a_file.read_text() == "not a folder" and (foreign / "notes.txt").read_text() == "keep me"
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_current_folder_is_never_an_output_folder(table, tmp_path, capsys, monkeypatch):
+    csv, _, _ = table
+    _no_fit(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    for target in (".", tmp_path.parent):
+        rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", target, *FAST], capsys)
+        assert_one_line_error(rc, err, "--out-dir", "current folder")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root may write into a read-only folder")
+def test_an_unwritable_parent_is_reported_before_fitting(table, tmp_path, capsys, monkeypatch):
+    csv, _, _ = table
+    _no_fit(monkeypatch)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        rc, _, err = run_cli(["compress", csv, "--label", "y", "-o", locked / "out", *FAST], capsys)
+        assert_one_line_error(rc, err, "--out-dir", "cannot write there")
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+def test_tiny_tables_get_a_clear_message(tmp_path, capsys, rows):
+    path = tmp_path / "tiny.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{i * i % 5},{i}\n" for i in range(rows)))
+    rc, _, err = run_cli(["compress", path, "--label", "y", "-o", tmp_path / "o", *FAST], capsys)
+    assert_one_line_error(rc, err, f"{rows} rows are too few", "--test-fraction 0")
+    assert "does not know" not in err
+    assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []

@@ -100,7 +100,7 @@ def test_crembo_augment_asks_the_teacher_about_synthetic_rows(iris):
     aug_t, aug_calls = _counting_teacher(forest)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = CREMBOClassifier(plain_t, student="tree:4", random_state=0).fit(X, y)
+        a = CREMBOClassifier(plain_t, student="tree:4", augment=0.0, random_state=0).fit(X, y)
         b = CREMBOClassifier(aug_t, student="tree:4", augment=2.0, random_state=0).fit(X, y)
         c = CREMBOClassifier(aug_t, student="tree:4", augment=2.0, random_state=0).fit(X, y)
     n_transfer = sum(plain_calls)
@@ -126,7 +126,7 @@ def test_label_distiller_augment(iris):
     vt = LabelDistiller(forest, augment=3.0, random_state=0).fit(X, y)
     assert vt.score(X, y) > 0.9
     # with refit the augmented CREMBO fits every row and the synthetic ones
-    m = CREMBOClassifier(forest, student="tree:4", augment=1.0, refit=True, random_state=0).fit(X, y)
+    m = CREMBOClassifier(forest, student="tree:4", augment=1.0, cv=None, refit=True, random_state=0).fit(X, y)
     assert m.trace_[-1]["stage"] == "refit"
 
 
@@ -213,7 +213,8 @@ def test_leaf_beliefs_refuse_other_students(iris):
 def test_crembo_belief_leaves(iris):
     X, y = iris
     forest = default_teacher(0).fit(X, y)
-    m = CREMBOClassifier(forest, student="tree:4", leaf_values="belief", refit=True, random_state=0).fit(X, y)
+    m = CREMBOClassifier(forest, student="tree:4", leaf_values="belief", refit=True, cv=None, augment=0.0,
+                         random_state=0).fit(X, y)
     P = forest.predict_proba(X)
     leaves = m.student_.apply(X)
     proba = m.predict_proba(X)

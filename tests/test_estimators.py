@@ -210,7 +210,7 @@ def test_params_roundtrip_and_clone(fitted_teacher):
 
 def test_fitted_attributes(iris, fitted_teacher):
     X, y = iris
-    est = CREMBOClassifier(fitted_teacher, random_state=0)
+    est = CREMBOClassifier(fitted_teacher, random_state=0, **PAPER)
     assert est.fit(X, y) is est
     assert est.teacher_ is fitted_teacher
     check_is_fitted(est)
@@ -341,13 +341,13 @@ def test_x_unlabeled_is_used(iris, fitted_teacher):
     rng = np.random.default_rng(0)
     Xu = X[rng.choice(150, 40)] + rng.normal(0, 0.05, (40, 4))
     t = _CountingTeacher(fitted_teacher)
-    memo_est = CREMBOClassifier(t, mode="memo", random_state=0).fit(X, y, X_unlabeled=Xu)
+    memo_est = CREMBOClassifier(t, mode="memo", random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
     assert len(t.seen) == 1 and len(t.rows) == 150 + 40
     assert _contains_rows(t.rows, Xu) and _contains_rows(t.rows, X)
     assert memo_est.teacher_ is t
 
     t = _CountingTeacher(fitted_teacher)
-    est = CREMBOClassifier(t, random_state=0, validation_fraction=0.2).fit(X, y, X_unlabeled=Xu)
+    est = CREMBOClassifier(t, random_state=0, validation_fraction=0.2, **PAPER).fit(X, y, X_unlabeled=Xu)
     # the transfer set: the 80% fitting part plus every unlabelled row
     assert len(t.rows) == 120 + 40 and _contains_rows(t.rows, Xu)
     np.testing.assert_array_equal(est.classes_, [0, 1, 2])
@@ -408,20 +408,20 @@ def test_precomputed_beliefs_match_teacher(iris, fitted_teacher):
     Xu = X[rng.choice(150, 30)] + rng.normal(0, 0.05, (30, 4))
     P = teacher_beliefs(fitted_teacher, np.vstack([X, Xu]))
     for mode in ("crembo", "memo"):
-        a = CREMBOClassifier(P, mode=mode, random_state=0).fit(X, y, X_unlabeled=Xu)
-        b = CREMBOClassifier(fitted_teacher, mode=mode, random_state=0).fit(X, y, X_unlabeled=Xu)
+        a = CREMBOClassifier(P, mode=mode, random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
+        b = CREMBOClassifier(fitted_teacher, mode=mode, random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
         assert a.teacher_ is None
         np.testing.assert_array_equal(a.classes_, [0, 1, 2])
         assert a.threshold_ == b.threshold_ and a.memo_threshold_ == b.memo_threshold_
         assert a.depth_ == b.depth_
         np.testing.assert_array_equal(a.predict(X), b.predict(X))
     # refit=True re-reads the precomputed rows of all of X
-    a = CREMBOClassifier(P, refit=True, random_state=0).fit(X, y, X_unlabeled=Xu)
-    b = CREMBOClassifier(fitted_teacher, refit=True, random_state=0).fit(X, y, X_unlabeled=Xu)
+    a = CREMBOClassifier(P, refit=True, random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
+    b = CREMBOClassifier(fitted_teacher, refit=True, random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     # a DataFrame of beliefs, and VT on beliefs
-    c = CREMBOClassifier(pd.DataFrame(P), random_state=0).fit(X, y, X_unlabeled=Xu)
-    d = CREMBOClassifier(P, random_state=0).fit(X, y, X_unlabeled=Xu)
+    c = CREMBOClassifier(pd.DataFrame(P), random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
+    d = CREMBOClassifier(P, random_state=0, **PAPER).fit(X, y, X_unlabeled=Xu)
     assert _summary(c, X) == _summary(d, X)
     ld = LabelDistiller(P[:150], random_state=0).fit(X, y)
     assert ld.teacher_ is None and ld.score(X, y) > 0.85
@@ -446,7 +446,7 @@ def test_callable_teacher(iris, fitted_teacher):
 @pytest.mark.parametrize("mode", ["crembo", "memo"])
 def test_predict_proba_teachers(iris, teacher, mode):
     X, y = iris
-    est = CREMBOClassifier(teacher, mode=mode, random_state=0).fit(X, y)
+    est = CREMBOClassifier(teacher, mode=mode, random_state=0, **PAPER).fit(X, y)
     check_is_fitted(est.teacher_)
     P = est.teacher_.predict_proba(X)
     # a proba teacher's thresholds are its probabilities, not vote shares
@@ -484,8 +484,8 @@ def test_logistic_regression_student(iris, fitted_teacher):
 @pytest.mark.parametrize("oracle", ["single", "reweight"])
 def test_multioutput_student_target(iris, fitted_teacher, oracle):
     X, y = iris
-    est = CREMBOClassifier(fitted_teacher, oracle=oracle, student_target="multioutput",
-                           random_state=0).fit(X, y)
+    est = CREMBOClassifier(fitted_teacher, paper_student(), oracle=oracle, student_target="multioutput",
+                           random_state=0, **PAPER).fit(X, y)
     assert set(est.predict(X)) <= {0, 1, 2}
     proba = est.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -493,14 +493,14 @@ def test_multioutput_student_target(iris, fitted_teacher, oracle):
     assert est.score(X, y) > 0.85
     if oracle == "single":
         assert isinstance(est.student_, AllowedLabelStudent)
-        auto = CREMBOClassifier(fitted_teacher, oracle="single", random_state=0).fit(X, y)
+        auto = CREMBOClassifier(fitted_teacher, paper_student(), oracle="single", random_state=0, **PAPER).fit(X, y)
         np.testing.assert_array_equal(auto.predict(X), est.predict(X))
 
 
 def test_refit(iris, fitted_teacher):
     X, y = iris
     t = _CountingTeacher(fitted_teacher)
-    est = CREMBOClassifier(t, refit=True, random_state=0).fit(X, y)
+    est = CREMBOClassifier(t, refit=True, random_state=0, **PAPER).fit(X, y)
     last = est.trace_[-1]
     assert last["stage"] == "refit" and last["rounds"] == 1 and last["validation_score"] is None
     assert last["threshold"] == est.threshold_
@@ -512,23 +512,23 @@ def test_refit(iris, fitted_teacher):
     assert len(t.seen) == 1 and len(t.seen[0]) == 150
     assert est.score(X, y) > 0.85
     # mode="memo" has no validation part: refit changes nothing
-    a = CREMBOClassifier(fitted_teacher, mode="memo", refit=True, random_state=0).fit(X, y)
-    b = CREMBOClassifier(fitted_teacher, mode="memo", random_state=0).fit(X, y)
+    a = CREMBOClassifier(fitted_teacher, mode="memo", refit=True, random_state=0, **PAPER).fit(X, y)
+    b = CREMBOClassifier(fitted_teacher, mode="memo", random_state=0, **PAPER).fit(X, y)
     assert [r["stage"] for r in a.trace_] == [r["stage"] for r in b.trace_]
 
 
 @pytest.mark.parametrize("sub", [60, 0.5])
 def test_search_subsample(iris, fitted_teacher, sub):
     X, y = iris
-    est = CREMBOClassifier(fitted_teacher, search_subsample=sub, random_state=0).fit(X, y)
+    est = CREMBOClassifier(fitted_teacher, search_subsample=sub, random_state=0, **PAPER).fit(X, y)
     assert est.trace_[-1]["stage"] == "refit"
     assert est.trace_[-1]["threshold"] == est.threshold_
     assert est.n_student_fits_ == sum(r["rounds"] for r in est.trace_)
     assert est.score(X, y) > 0.85
-    memo_est = CREMBOClassifier(fitted_teacher, mode="memo", search_subsample=sub, random_state=0).fit(X, y)
+    memo_est = CREMBOClassifier(fitted_teacher, mode="memo", search_subsample=sub, random_state=0, **PAPER).fit(X, y)
     assert memo_est.trace_[-1]["stage"] == "refit"
     # a subsample at least as large as the transfer set is no subsample
-    full = CREMBOClassifier(fitted_teacher, search_subsample=10_000, random_state=0).fit(X, y)
+    full = CREMBOClassifier(fitted_teacher, search_subsample=10_000, random_state=0, **PAPER).fit(X, y)
     assert full.trace_[-1]["stage"] == "sweep"
 
 
@@ -586,8 +586,8 @@ def test_reproducible_with_random_state(iris):
 
 def test_verbose_progress_bar(iris, fitted_teacher, capsys):
     X, y = iris
-    est = CREMBOClassifier(fitted_teacher, verbose=1, random_state=0).fit(X, y)
-    quiet = CREMBOClassifier(fitted_teacher, random_state=0).fit(X, y)
+    est = CREMBOClassifier(fitted_teacher, verbose=1, random_state=0, **PAPER).fit(X, y)
+    quiet = CREMBOClassifier(fitted_teacher, random_state=0, **PAPER).fit(X, y)
     err = capsys.readouterr().err
     assert "CREMBO sweep" in err
     assert _summary(est, X) == _summary(quiet, X)
@@ -798,7 +798,7 @@ def test_no_consistent_student(iris, mode):
     # stump cannot be consistent there, so MEMO finds nothing.
     X, y = iris
     P = np.eye(3)[np.random.default_rng(0).integers(0, 3, 150)]
-    est = CREMBOClassifier(P, DecisionTreeClassifier(max_depth=1), mode=mode, random_state=0)
+    est = CREMBOClassifier(P, DecisionTreeClassifier(max_depth=1), mode=mode, random_state=0, **PAPER)
     with pytest.warns(RuntimeWarning, match="MEMO found no consistent student"):
         est.fit(X, y)
     assert est.memo_threshold_ is None and est.memo_depth_ is None
@@ -821,7 +821,7 @@ def test_busy_seconds_counts_overlapping_fits_once():
 
 def test_parallel_sweep_timings_add_up(fitted_teacher):
     X, y = load_iris(return_X_y=True)
-    est = CREMBOClassifier(fitted_teacher, n_jobs=2, random_state=0).fit(X, y)
+    est = CREMBOClassifier(fitted_teacher, n_jobs=2, random_state=0, **PAPER).fit(X, y)
     t = est.timings_
     sweep_fits = sum(r["fit_seconds"] for r in est.trace_ if r["stage"] == "sweep")
     # Two sweep fits at a time: the wall time they took is at most their sum.

@@ -14,6 +14,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <optional>
 #include <sstream>
@@ -228,16 +229,70 @@ crembo::TreePrecision parse_precision(const std::string& s) {
     value_error("precision: expected 'float32' (scikit-learn's comparison) or 'float64', got '" + s + "'");
 }
 
+// NumPy's forced casts would silently drop an imaginary part or parse
+// strings as numbers: only real numbers (booleans, integers, floats, and
+// object arrays holding numbers) are converted.
+void require_real(const py::array& a, const char* name) {
+    const char kind = a.dtype().kind();
+    if (kind == 'b' || kind == 'i' || kind == 'u' || kind == 'f' || kind == 'O') return;
+    throw py::type_error(std::string(name) + ": expected real numbers, got an array of dtype " +
+                         std::string(py::str(a.dtype())));
+}
+
+// Integer arrays converted exactly: a forced cast would truncate 1.5 to 1 or
+// wrap 2**32 to 0 without a word.
+template <class T>
+carray<T> exact_ints(const py::array& a, const char* name) {
+    const char kind = a.dtype().kind();
+    const auto lo = static_cast<double>(std::numeric_limits<T>::min());  // -2^(bits - 1), exact
+    auto bad = [&](py::ssize_t i) {
+        std::ostringstream msg;
+        msg << name << "[" << i << "] is not an integer in [" << std::numeric_limits<T>::min() << ", "
+            << std::numeric_limits<T>::max() << "]";
+        value_error(msg.str());
+    };
+    if (kind == 'b' || ((kind == 'i' || kind == 'u') && a.dtype().itemsize() < static_cast<py::ssize_t>(sizeof(T))) ||
+        (kind == 'i' && a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T))))
+        return carray<T>::ensure(a);  // every value fits
+    if (kind == 'u') {
+        auto v = py::array_t<std::uint64_t, kIn>::ensure(a);
+        for (py::ssize_t i = 0; i < v.size(); ++i)
+            if (v.data()[i] > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) bad(i);
+    } else if (kind == 'i') {
+        auto v = py::array_t<std::int64_t, kIn>::ensure(a);
+        for (py::ssize_t i = 0; i < v.size(); ++i)
+            if (v.data()[i] < std::numeric_limits<T>::min() || v.data()[i] > std::numeric_limits<T>::max()) bad(i);
+    } else {  // floats, or objects holding numbers
+        auto v = py::array_t<double, kIn>::ensure(a);
+        if (!v) throw py::type_error(std::string(name) + ": expected an array of integers");
+        for (py::ssize_t i = 0; i < v.size(); ++i) {
+            const double x = v.data()[i];
+            if (!(x >= lo && x < -lo) || x != std::floor(x)) bad(i);
+        }
+    }
+    auto out = carray<T>::ensure(a);
+    if (!out) throw py::type_error(std::string(name) + ": expected an array of integers");
+    return out;
+}
+
 template <class T>
 carray<T> tree_array(const py::object& a, const char* name, py::ssize_t n) {
-    auto arr = carray<T>::ensure(a);
-    if (!arr) throw py::type_error(std::string(name) + ": expected an array of numbers");
-    if (arr.ndim() != 1 || arr.shape(0) != n) {
+    py::array any = py::array::ensure(a);
+    if (!any) throw py::type_error(std::string(name) + ": expected an array of numbers");
+    require_real(any, name);
+    if (any.ndim() != 1 || (n >= 0 && any.shape(0) != n)) {
         std::ostringstream msg;
-        msg << name << ": expected a 1-d array of " << n << " values (one per node)";
+        msg << name << ": expected a 1-d array";
+        if (n >= 0) msg << " of " << n << " values (one per node)";
         value_error(msg.str());
     }
-    return arr;
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, std::uint8_t>) {
+        return exact_ints<T>(any, name);
+    } else {
+        auto arr = carray<T>::ensure(any);
+        if (!arr) throw py::type_error(std::string(name) + ": expected an array of numbers");
+        return arr;
+    }
 }
 
 // scikit-learn's per-node split arrays, checked for shape and converted once.
@@ -245,19 +300,24 @@ struct SplitArrays {
     py::ssize_t n = 0;
     carray<std::int64_t> left, right, feature;
     carray<double> threshold;
-    carray<std::uint8_t> nan_left;  // empty when not given
+    carray<std::uint8_t> nan_left;  // read only when has_nan_left
+    bool has_nan_left = false;
 
     SplitArrays(const py::object& left_in, const py::object& right_in, const py::object& feature_in,
                 const py::object& threshold_in, const py::object& nan_left_in) {
-        left = carray<std::int64_t>::ensure(left_in);
-        if (!left || left.ndim() != 1) value_error("children_left: expected a 1-d array of node indices");
+        left = tree_array<std::int64_t>(left_in, "children_left", -1);
         n = left.shape(0);
         right = tree_array<std::int64_t>(right_in, "children_right", n);
         feature = tree_array<std::int64_t>(feature_in, "feature", n);
         threshold = tree_array<double>(threshold_in, "threshold", n);
-        if (!nan_left_in.is_none()) nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
+        if (!nan_left_in.is_none()) {
+            nan_left = tree_array<std::uint8_t>(nan_left_in, "missing_go_to_left", n);
+            has_nan_left = true;
+        }
     }
-    const std::uint8_t* nan_left_data() const { return nan_left ? nan_left.data() : nullptr; }
+    // A default-constructed array_t is not null (it holds an empty array),
+    // so "not given" is tracked by has_nan_left, never by testing the array.
+    const std::uint8_t* nan_left_data() const { return has_nan_left ? nan_left.data() : nullptr; }
 };
 
 PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in, const py::object& feature_in,
@@ -267,7 +327,10 @@ PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in,
     const SplitArrays split(left_in, right_in, feature_in, threshold_in, nan_left_in);
     const py::ssize_t n = split.n;
     auto leaf_class = tree_array<std::int32_t>(leaf_class_in, "leaf_class", n);
-    auto proba = carray<double>::ensure(proba_in);
+    py::array proba_any = py::array::ensure(proba_in);
+    if (!proba_any) throw py::type_error("proba: expected an array of numbers");
+    require_real(proba_any, "proba");
+    auto proba = carray<double>::ensure(proba_any);
     if (!proba || proba.ndim() != 2 || proba.shape(0) != n)
         value_error("proba: expected a 2-d array with one row of class probabilities per node");
     const py::ssize_t C = proba.shape(1);
@@ -331,6 +394,7 @@ void with_tree_rows(index_t n_features, crembo::TreePrecision precision, const p
     } else if (dt.is(py::dtype::of<float>())) {
         if (in_place(static_cast<const float*>(X.data()))) return;
     }
+    require_real(X, "X");
     auto convert = [&](auto zero) {
         using T = decltype(zero);
         auto Xc = py::array_t<T, kIn>::ensure(X);
@@ -548,6 +612,7 @@ void hist_with_matrix(const py::array& X, F&& f) {
     const py::dtype dt = X.dtype();
     if (dt.is(py::dtype::of<double>()) && in_place(static_cast<const double*>(X.data()))) return;
     if (dt.is(py::dtype::of<float>()) && in_place(static_cast<const float*>(X.data()))) return;
+    require_real(X, "X");
     auto Xc = py::array_t<double, kIn>::ensure(X);
     if (!Xc) throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
     f(Xc.data(), index_t(Xc.shape(1)), index_t(1));

@@ -1156,6 +1156,19 @@ void bin_features(const T* X, index_t n, index_t d, index_t row_stride, index_t 
     }
     std::vector<std::vector<std::uint64_t>> items(static_cast<size_t>(team)), tmp(static_cast<size_t>(team));
     parallel_for(d, team, [&](index_t j, int w) {
+        // Values are compared as float32: an infinity, or a finite double
+        // beyond float32's range (which became one), would make a bin edge
+        // and a split threshold that is not a number. scikit-learn's trees
+        // refuse such input at fit too.
+        const float* col = F + j * n;
+        for (index_t i = 0; i < n; ++i) {
+            if (std::isinf(col[i])) {
+                std::ostringstream msg;
+                msg << "X[" << i << ", " << j << "]: infinite or too large for float32 (|x| > "
+                    << std::numeric_limits<float>::max() << "); tree features are compared as float32";
+                throw std::invalid_argument(msg.str());
+            }
+        }
         bin_one_feature(F + j * n, n, opt.max_bins, sampled ? &sample : nullptr, codes + j * n, n_bins + j,
                         bin_lo + j * kBinSlots, bin_hi + j * kBinSlots, items[size_t(w)], tmp[size_t(w)]);
     });

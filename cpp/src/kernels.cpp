@@ -4,6 +4,7 @@
 #include "crembo/detail/checks.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -17,7 +18,9 @@ namespace crembo {
 
 namespace {
 
-int g_num_threads = 0;  // 0: the runtime's default
+// 0: the runtime's default. Atomic: any thread may set it while kernels on
+// other threads read it.
+std::atomic<int> g_num_threads{0};
 
 // Below this many elements a kernel runs on one thread: waking a team costs
 // more than the work (and, on a loaded machine, a late-scheduled thread can
@@ -45,11 +48,12 @@ void check_labels(const char* arg, const label_t* labels, index_t n, index_t C) 
 }
 }  // namespace
 
-void set_num_threads(int n) { g_num_threads = n > 0 ? n : 0; }
+void set_num_threads(int n) { g_num_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 
 int get_num_threads() {
 #ifdef CREMBO_WITH_OPENMP
-    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
+    const int n = g_num_threads.load(std::memory_order_relaxed);
+    return n > 0 ? n : omp_get_max_threads();
 #else
     return 1;
 #endif
@@ -277,6 +281,9 @@ namespace {
 template <class T>
 std::vector<T> sorted_entries_in(const T* P, index_t n, index_t C, T lo, T hi) {
     check_shape(n, C);
+    // A NaN bound would make every comparison false: an empty answer.
+    require(!std::isnan(lo), "lo: expected a number, got NaN");
+    require(!std::isnan(hi), "hi: expected a number, got NaN");
     std::vector<T> v;
     v.reserve(static_cast<size_t>(n * C));
     for (index_t k = 0; k < n * C; ++k) {

@@ -74,11 +74,16 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         if (targets[i] < 0) row_argmax<T>(P + i * C, 1, C, &targets[i], nullptr);
     std::vector<double> w(static_cast<size_t>(n), 1.0);
     if (base_weights) {
+        double total = 0.0;
         for (index_t i = 0; i < n; ++i) {
             if (!(base_weights[i] >= 0.0) || !std::isfinite(base_weights[i]))
                 throw std::invalid_argument("sample_weight: expected finite, non-negative weights");
             w[i] = base_weights[i];
+            total += w[i];
         }
+        // All zero, the reweighting would have nothing to scale (and
+        // students fall back to unweighted fits).
+        if (!(total > 0.0)) throw std::invalid_argument("sample_weight: expected at least one positive weight");
     }
     double grow = 1.0 + opt.eta;
     index_t best_viol = n + 1;

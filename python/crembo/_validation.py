@@ -150,14 +150,37 @@ def check_fraction(value, name, *, low=0.0, high=1.0, low_inclusive=True, high_i
     return float(value)
 
 
-def check_positive_int(value, name, *, minimum=1, allow_none=False):
+#: Largest count the native core takes as a C int (rounds, classes, ...).
+MAX_INT = 2**31 - 1
+#: Largest size it takes as a 64-bit index (budgets, row counts).
+MAX_INDEX = 2**63 - 1
+#: Most classes a belief matrix may have (as many as a tree file may name):
+#: a larger count asked for in a scalar would allocate n x C at once.
+MAX_CLASSES = 2**24
+
+
+def check_positive_int(value, name, *, minimum=1, allow_none=False, maximum=MAX_INT):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name}: expected an integer in [{minimum}, {maximum}], got {value!r}")
     return int(value)
+
+
+def check_real(value, name, *, finite=True):
+    """``value`` as a float: a real number (Python or NumPy; not a bool, a
+    string or a complex number), finite unless ``finite=False`` (NaN is
+    refused either way)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {value!r}")
+    v = float(value)
+    if np.isnan(v) or (finite and not np.isfinite(v)):
+        raise ValueError(f"{name}: expected a {'finite ' if finite else ''}number, got {value!r}")
+    return v
 
 
 def check_choice(value, name, choices):

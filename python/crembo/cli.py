@@ -273,8 +273,10 @@ def load_teacher(path, table):
 
 
 def parse_student(spec, seed):
-    """A student template from a spec: tree[:DEPTH], logistic[:C],
-    naive-bayes, or a joblib file holding an unfitted classifier."""
+    """A student template from a spec: tree[:DEPTH] (crembo's histogram
+    tree, as ``student="tree:4"`` in Python), sklearn-tree[:DEPTH]
+    (scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib
+    file holding an unfitted classifier."""
     import os
 
     from sklearn.base import is_classifier
@@ -282,12 +284,16 @@ def parse_student(spec, seed):
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     try:
-        if kind == "tree":
-            from sklearn.tree import DecisionTreeClassifier
-
+        if kind in ("tree", "sklearn-tree"):
             depth = int(arg) if arg else 4
             if depth < 1:
                 raise ValueError
+            if kind == "tree":  # the same student as "tree:D" in Python: crembo's histogram tree
+                from .tree import tree_student
+
+                return tree_student(depth)
+            from sklearn.tree import DecisionTreeClassifier
+
             return DecisionTreeClassifier(max_depth=depth, class_weight="balanced", random_state=seed)
         if kind in ("logistic", "logistic-regression"):
             from sklearn.linear_model import LogisticRegression
@@ -301,15 +307,15 @@ def parse_student(spec, seed):
 
             return GaussianNB()
     except ValueError:
-        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, logistic:C with "
-                       "C > 0)") from None
+        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
+                       "DEPTH >= 1, logistic:C with C > 0)") from None
     if os.path.exists(spec):
         est = _load_pickle(spec, "student")
         if not is_classifier(est):
             raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn classifier")
         return est
-    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], logistic[:C], naive-bayes or a joblib file of an "
-                   "unfitted classifier")
+    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
+                   "or a joblib file of an unfitted classifier")
 
 
 # ---------------------------------------------------------------- helpers
@@ -345,10 +351,15 @@ def _predict(model, X, feature_names=None):
 
 
 def _scores(y, student_pred, teacher_pred=None):
+    import warnings
+
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+    with warnings.catch_warnings():  # a few test rows need not hold every predicted class
+        warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")
+        balanced = float(balanced_accuracy_score(y, student_pred))
     out = {"rows": int(len(y)), "student_accuracy": float(accuracy_score(y, student_pred)),
-           "student_balanced_accuracy": float(balanced_accuracy_score(y, student_pred))}
+           "student_balanced_accuracy": balanced}
     if teacher_pred is not None:
         out["teacher_accuracy"] = float(accuracy_score(y, teacher_pred))
         out["agreement_with_teacher"] = float(np.mean(np.asarray(student_pred) == np.asarray(teacher_pred)))
@@ -429,17 +440,99 @@ def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, 
         Path(path).write_text(text)
 
 
-# ---------------------------------------------------------------- compress
-def _compress(args):
-    import json
-    import warnings
+# ---------------------------------------------------------------- output folder
+# What crembo compress writes in its output folder. A folder holding nothing
+# else may be replaced by a new run; one holding other files is refused.
+OUTPUT_NAMES = frozenset({"student.joblib", "report.json", "plots"} |
+                         {f"student.{ext}" for ext in EXPORT_FORMATS.values()})
+
+
+def prepare_output(path):
+    """Check the output folder before any work and create the staging folder
+    beside it that the run writes into; returns (target, staging folder).
+
+    The staging folder is renamed into place by :func:`commit_output` once
+    everything is written, so a failed or interrupted run leaves the target
+    as it was, and a reused folder never mixes in files of an earlier run.
+    """
+    import os
+    import tempfile
     from pathlib import Path
 
-    import joblib
-    from sklearn.base import clone
-    from sklearn.model_selection import train_test_split
+    target = Path(os.path.abspath(path))
+    if target.is_symlink():
+        target = target.resolve()
+    if target.exists():
+        if not target.is_dir():
+            raise CLIError(f"--out-dir {path}: exists and is not a folder")
+        cwd = Path.cwd().resolve()
+        if target.resolve() == cwd or target.resolve() in cwd.parents:
+            raise CLIError(f"--out-dir {path}: is the current folder or holds it; choose a new folder")
+        try:
+            foreign = sorted(p.name for p in target.iterdir() if p.name not in OUTPUT_NAMES)
+        except OSError as exc:
+            raise CLIError(f"--out-dir {path}: cannot be read ({exc.strerror or exc})") from None
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise CLIError(f"--out-dir {path}: holds files that crembo compress did not write ({shown}); a new run "
+                           "replaces the folder as a whole, so choose another folder or empty this one")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise CLIError(f"--out-dir {path}: cannot write there ({exc.strerror or exc})") from None
+    return target, staging
 
-    from .estimators import CREMBOClassifier
+
+def commit_output(staging, target):
+    """Rename the finished staging folder to ``target``. An existing folder
+    there is moved aside first and removed only after the new one is in
+    place; Ctrl-C is held back meanwhile, so an interrupt leaves either the
+    old folder or the complete new one."""
+    import os
+    import shutil
+
+    old = staging.with_name(staging.name + ".old")
+    with _interrupts_held():
+        moved = False
+        if target.exists():
+            os.replace(target, old)
+            moved = True
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if moved:
+                os.replace(old, target)
+            raise
+        if moved:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class _interrupts_held:
+    """Delay SIGINT (KeyboardInterrupt) to the end of the block; main thread only."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.caught, self.previous = [], None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.caught.append(signum))
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.caught and exc[0] is None:
+            raise KeyboardInterrupt
+        return False
+
+
+# ---------------------------------------------------------------- compress
+def _compress(args):
+    import shutil
 
     if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
         from .cli_regression import compress_regression, infer_task
@@ -460,8 +553,12 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
+    if args.cv is not None and args.cv == 0:
+        args.cv = None  # one validation split
     if args.cv is not None and args.cv < 2:
-        raise CLIError(f"--cv: expected at least 2 folds, got {args.cv}")
+        raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
+    if args.augment is not None and not (0 <= args.augment <= 1000):
+        raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
     if args.n_thresholds is not None and args.n_thresholds < 1:
         raise CLIError(f"--n-thresholds: expected a positive integer, got {args.n_thresholds}")
     if args.plots:
@@ -471,6 +568,29 @@ def _compress(args):
             matplotlib.use("Agg")
         except ImportError:
             raise CLIError("--plots needs matplotlib: pip install 'crembo[plot]'") from None
+    target, staging = prepare_output(args.out_dir)  # before any work: a bad folder fails fast
+    try:
+        summary = _compress_into(args, formats, staging)
+        commit_output(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # left only by a failed or interrupted run
+    print(summary)
+    return 0
+
+
+def _compress_into(args, formats, staging):
+    """The work of ``crembo compress``: every file goes into ``staging``;
+    the report names them where they will be (in ``--out-dir``)."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    import joblib
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    from .estimators import CREMBOClassifier
+
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
     with stage(f"reading {args.data}"):
@@ -500,6 +620,13 @@ def _compress(args):
     else:
         fit_rows, test_rows = rows, rows[:0]
     X_fit, y_fit = X[fit_rows], y[fit_rows]
+    absent = np.setdiff1d(classes, y_fit)
+    if absent.size:
+        # A tiny table: holding rows out for the test left a class with no
+        # row to fit on (the teacher could not learn it).
+        raise CLIError(f"{args.data}: {len(y)} rows are too few: after holding out {len(test_rows)} test row(s), "
+                       f"no row of class(es) {absent[:5].tolist()} is left to fit on (class counts: "
+                       f"{dict(zip(classes.tolist(), counts.tolist()))}); add rows, or use --test-fraction 0")
 
     fitted_teacher = args.teacher not in TEACHERS and _is_fitted(teacher)
     with stage(f"teacher: {'loaded from ' + teacher_source if fitted_teacher else 'training ' + teacher_source} "
@@ -517,6 +644,7 @@ def _compress(args):
     model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
                              validation_fraction=args.validation_fraction, cv=args.cv,
                              n_thresholds=args.n_thresholds,
+                             augment="auto" if args.augment is None else args.augment,
                              n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
     with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
                f"search over thresholds"):
@@ -532,12 +660,11 @@ def _compress(args):
     except AttributeError:
         pass
 
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out_dir)  # as the user named it, for messages and the report
     student_path = out / "student.joblib"
     report_path = out / "report.json"
     with stage(f"scoring and writing {student_path} and {report_path}"):
-        joblib.dump(student, student_path)
+        joblib.dump(student, staging / student_path.name)
         scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names),
                                  _predict(teacher, X_fit))}
         if len(test_rows):
@@ -550,16 +677,17 @@ def _compress(args):
     if args.plots:
         with stage(f"plots in {out / 'plots'}"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
-            written["plots"] = _compress_plots(model, teacher, student_template, X_fit, y_fit, out / "plots",
-                                               table.feature_names)
+            plots = _compress_plots(model, teacher, student_template, X_fit, y_fit, staging / "plots",
+                                    table.feature_names)
+            written["plots"] = [str(out / "plots" / Path(p).name) for p in plots]
         timings["plots"] = stage.seconds
     if formats:
         with stage(f"exports ({', '.join(formats)})"):
             written["exports"] = {}
             for fmt in formats:
-                path = out / f"student.{EXPORT_FORMATS[fmt]}"
-                write_export(student, fmt, path, feature_names=table.feature_names)
-                written["exports"][fmt] = str(path)
+                name = f"student.{EXPORT_FORMATS[fmt]}"
+                write_export(student, fmt, staging / name, feature_names=table.feature_names)
+                written["exports"][fmt] = str(out / name)
         timings["exports"] = stage.seconds
 
     report = {
@@ -581,13 +709,12 @@ def _compress(args):
         "timings": {"cli": timings, "crembo": model.timings_},
         "outputs": written,
     }
-    report_path.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    (staging / report_path.name).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     s = scores.get("test", scores["fit"])
     part = "test" if "test" in scores else "fit"
-    print(f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
-          f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
-          f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
-    return 0
+    return (f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
+            f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
+            f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
 
 
 def _summarize_warnings(caught, quiet):
@@ -742,8 +869,9 @@ def _add_new_commands(sub):
                    help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) "
                         "classifier")
     c.add_argument("--student", default="tree:4",
-                   help="tree[:DEPTH] (default tree:4), logistic[:C], naive-bayes, or a joblib file of an unfitted "
-                        "classifier")
+                   help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
+                        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
+                        "unfitted classifier")
     c.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="auto (default): regression when the label is a float column with more than 20 distinct "
                         "values (CREMBORegressor, docs/regression.md)")
@@ -751,9 +879,13 @@ def _add_new_commands(sub):
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
     c.add_argument("--validation-fraction", type=float, default=0.15)
-    c.add_argument("--cv", type=int, default=None,
-                   help="choose the threshold by this many folds of cross-validation instead of one validation "
-                        "split, then fit the student on all fitting rows")
+    c.add_argument("--cv", type=int, default=5,
+                   help="choose the threshold by this many folds of cross-validation (default 5, as "
+                        "CREMBOClassifier), then fit the student on all fitting rows; 0: one validation split "
+                        "of --validation-fraction instead")
+    c.add_argument("--augment", type=float, default=None,
+                   help="synthetic rows (MUNGE) per transfer row, labelled by the teacher (default: "
+                        "CREMBOClassifier's, 3; 0: none)")
     c.add_argument("--test-fraction", type=float, default=0.2,
                    help="rows held out to report test accuracy and agreement (default 0.2; 0: none)")
     c.add_argument("--drop", default="", help="comma-separated columns that are not features (ids, ...)")

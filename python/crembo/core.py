@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import as_beliefs, as_label_indices, check_device, check_fraction, check_positive_int
+from ._validation import (MAX_CLASSES, MAX_INDEX, as_beliefs, as_label_indices, check_device, check_fraction,
+                          check_positive_int, check_real)
 
 __all__ = [
     "beliefs_from_votes",
@@ -44,7 +45,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
         Label index predicted by each of ``m`` hypotheses at each of ``n``
         points, in ``[0, n_classes)``.
     n_classes : int, optional
-        Number of classes ``C``; default ``votes.max() + 1``.
+        Number of classes ``C`` (at most ``2**24``); default ``votes.max() + 1``.
     dtype : {numpy.float64, numpy.float32}, default float64
     device : {"cpu", "cuda"}, default "cpu"
 
@@ -64,7 +65,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
         raise TypeError(f"votes: expected integer label indices, got dtype {v.dtype}")
     if n_classes is None:
         n_classes = int(v.max()) + 1
-    n_classes = check_positive_int(n_classes, "n_classes")
+    n_classes = check_positive_int(n_classes, "n_classes", maximum=MAX_CLASSES)
     # The CPU core rejects out-of-range votes itself; wider integers are
     # checked here, before the int32 conversion could wrap them into range.
     fits_int32 = v.dtype.itemsize < 4 or (v.dtype.itemsize == 4 and v.dtype.kind == "i")
@@ -133,7 +134,10 @@ def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
     if thresholds is None:
         thr = np.unique(d)
     else:
-        thr = np.asarray(thresholds, dtype=np.float64)
+        thr = np.asarray(thresholds)
+        if thr.dtype.kind not in "biuf":
+            raise TypeError(f"thresholds: expected real numbers, got an array of dtype {thr.dtype}")
+        thr = thr.astype(np.float64)
         if thr.ndim != 1:
             raise ValueError(f"thresholds: expected a 1-d array, got shape {thr.shape}")
         if not np.all(np.isfinite(thr)):
@@ -153,8 +157,9 @@ def candidate_thresholds(beliefs, *, lo=0.0, hi=1.0):
     The depth of every student is one of these values, so they are the only
     thresholds MEMO needs to test.
     """
+    lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.candidate_thresholds(P, float(lo), float(hi))
+    return _core.candidate_thresholds(P, lo, hi)
 
 
 def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
@@ -164,26 +169,23 @@ def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
     they follow how much the allowed-label sets change) and snapped to actual
     entries; the smallest entry ``>= lo`` is always included.
     """
-    n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
+    n_thresholds = check_positive_int(n_thresholds, "n_thresholds", maximum=MAX_INDEX)
+    lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.budgeted_thresholds(P, n_thresholds, float(lo), float(hi))
+    return _core.budgeted_thresholds(P, n_thresholds, lo, hi)
 
 
 def allowed_labels(beliefs, threshold, *, device="cpu"):
     """Boolean ``(n, C)`` mask of the allowed labels ``beliefs >= threshold``."""
+    t = check_real(threshold, "threshold")
     P = as_beliefs(beliefs)
-    t = float(threshold)
-    if not np.isfinite(t):
-        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
     return _backend(device, "allowed_labels")(P, t)
 
 
 def count_violations(beliefs, pred, threshold, *, device="cpu"):
     """Number of points where ``pred`` is not an allowed label at ``threshold``."""
+    t = check_real(threshold, "threshold")
     P, h = _beliefs_and_pred(beliefs, pred)
-    t = float(threshold)
-    if not np.isfinite(t):
-        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
     return int(_backend(device, "count_violations")(P, h, t))
 
 

@@ -631,7 +631,7 @@ class CREMBOClassifier(_DistillerBase):
         check_fraction(self.delta, "delta")
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
         check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
-        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
+        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=2**63 - 1)  # a 64-bit budget
         mt = self.max_time
         if mt is not None:
             if isinstance(mt, bool) or not isinstance(mt, numbers.Real):

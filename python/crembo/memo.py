@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
 from . import _core
-from ._validation import as_beliefs, check_choice, check_fraction, check_positive_int, seed_from
+from ._validation import as_beliefs, check_choice, check_fraction, check_positive_int, check_real, seed_from
 from .students import StudentTrainer
 
 __all__ = ["memo", "MemoResult", "default_student", "ORACLES"]
@@ -215,7 +215,8 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
     max_rounds = check_positive_int(max_rounds, "max_rounds")
     patience = check_positive_int(patience, "patience", minimum=0)
     delta = check_fraction(delta, "delta")
-    if not (np.isfinite(eta) and eta > 0):
+    eta = check_real(eta, "eta")
+    if not eta > 0:
         raise ValueError(f"eta: expected a positive number, got {eta!r}")
     P = as_beliefs(beliefs, normalize=normalize)
     if hasattr(X, "to_numpy"):
@@ -234,9 +235,14 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
     if student_target == "auto":
         student_target = "multioutput" if oracle == "single" else "labels"
     if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)
+        if sample_weight.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight: expected real numbers, got an array of dtype {sample_weight.dtype}")
         sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         if sample_weight.shape != (P.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
             raise ValueError(f"sample_weight: expected {P.shape[0]} finite, non-negative weights")
+        if not np.any(sample_weight > 0):
+            raise ValueError("sample_weight: every weight is zero; expected at least one positive weight")
     trainer = StudentTrainer(student, classes, target=student_target, seed=seed_from(random_state))
     check_oracle(oracle, trainer)
     if candidates is not None:

@@ -25,7 +25,7 @@ import threading
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier
-from sklearn.utils.validation import has_fit_parameter
+from sklearn.utils.validation import _num_samples, has_fit_parameter
 
 from ._validation import check_choice, seeded_clone
 from .tree import resolve_student
@@ -191,8 +191,18 @@ class StudentTrainer:
 
     def predict_index(self, est, X):
         """Predicted label indices ``0..C-1`` of a fitted student."""
-        pred = np.asarray(est.predict(X))
-        idx = np.searchsorted(self.classes, pred)
+        raw = est.predict(X)
+        if raw is None:
+            raise TypeError(f"student: {type(est).__name__}.predict returned None, expected an array of labels")
+        pred = np.asarray(raw)
+        n = _num_samples(X)
+        if pred.shape != (n,):
+            raise ValueError(f"student: {type(est).__name__}.predict returned an array of shape {pred.shape}, "
+                             f"expected ({n},): one label per row")
+        try:
+            idx = np.searchsorted(self.classes, pred)
+        except TypeError:  # labels of a type that does not compare with the classes
+            raise ValueError("student: predicted a label outside the teacher's classes") from None
         idx = np.clip(idx, 0, len(self.classes) - 1)
         if not np.all(self.classes[idx] == pred):
             raise ValueError("student: predicted a label outside the teacher's classes")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.utils import check_array
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _num_samples, validate_data
 
 from . import _core
 
@@ -145,6 +146,8 @@ def _native_beliefs(teacher, X, n_jobs):
     members = _members(teacher)
     if not _all_trees(members):
         return None
+    if sp.issparse(X):
+        return None  # the members read sparse rows without densifying them
     try:
         Xc = check_array(X, dtype=np.float32)  # finite values only (the default check)
     except (ValueError, TypeError):
@@ -159,7 +162,10 @@ def _member_votes(teacher, X, n_jobs):
     members = _members(teacher)
     features = getattr(teacher, "estimators_features_", None)
     # Trees work in float32; convert once instead of once per member.
-    if _all_trees(members):
+    if sp.issparse(X):  # the members predict sparse rows themselves (CSR, float32 for trees)
+        Xc = check_array(X, accept_sparse="csr", dtype=np.float32 if _all_trees(members) else None,
+                         ensure_all_finite=False)
+    elif _all_trees(members):
         Xc = np.asarray(X, dtype=np.float32)
     elif features is not None:
         Xc = np.asarray(X)  # column subsets are taken positionally
@@ -218,7 +224,7 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
     """
     check_choice(method, "belief", BELIEF_METHODS)
     check_device(device)
-    n = len(X)
+    n = _num_samples(X)  # len() is ambiguous for sparse matrices
     if is_voting_ensemble(teacher) and method in ("auto", "votes"):
         teacher = unwrap_teacher(teacher)
         # The members were fitted without column names: check X against the

@@ -210,12 +210,14 @@ def _encode_labels(y):
     return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32)
 
 
-def _int_param(value, name, minimum, allow_none=False):
+def _int_param(value, name, minimum, allow_none=False, maximum=2**31 - 1):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        what = f"None or an integer >= {minimum}" if allow_none else f"an integer >= {minimum}"
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    # The native tree takes these as C ints: a larger value is refused here,
+    # not by pybind11's "incompatible function arguments".
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
+        what = f"an integer in [{minimum}, {maximum}]"
+        raise ValueError(f"{name}: expected {'None or ' if allow_none else ''}{what}, got {value!r}")
     return int(value)
 
 

@@ -31,9 +31,12 @@
 // numbers printed with 17 significant digits so they read back exactly;
 // crembo.export.export_native writes it from Python.
 //
-// Every constructor and load() validates the tree and throws
+// Every constructor and load() validates the tree (its layout, and leaf
+// probabilities in [0, 1] that sum to 1, or are all 0) and throws
 // std::invalid_argument naming the bad node; evaluation itself never checks
-// (a validated tree cannot index out of range), so it is cheap.
+// (a validated tree cannot index out of range), so it is cheap. load() sizes
+// nothing from the header alone, so a short hostile file cannot make it
+// allocate more than the file could describe.
 #pragma once
 
 #include <algorithm>
@@ -251,28 +254,61 @@ public:
         r.expect("nodes");
         const index_t n = r.integer("nodes");
         if (n < 1 || n > (index_t(1) << 30)) r.fail("nodes must be between 1 and 2^30");
-        std::vector<std::int64_t> left(n, -1), right(n, -1), feat(n, -2);
-        std::vector<double> thr(n, -2.0), proba(static_cast<size_t>(n * C), 0.0);
-        std::vector<std::uint8_t> nan_left(n, 0);
-        std::vector<std::int32_t> cls(n, -1);
+        // Nothing is sized from the header alone: a node line takes at least
+        // 8 bytes, and a valid tree has (n + 1) / 2 leaves of at least 2 bytes
+        // per class, so n nodes and n x C probabilities must fit in what the
+        // stream still holds (when it can tell), and the arrays grow only as
+        // nodes are actually read.
+        const index_t left_bytes = r.remaining();
+        if (left_bytes >= 0 && (n > left_bytes / 8 || n * C > left_bytes))
+            r.fail("nodes: " + std::to_string(n) + " nodes of " + std::to_string(C) +
+                   " classes cannot fit in the " + std::to_string(left_bytes) + " bytes left in the file");
+        const size_t guess = static_cast<size_t>(std::min<index_t>(n, 1 << 16));
+        std::vector<std::int64_t> left, right, feat;
+        std::vector<double> thr, leaf_proba;
+        std::vector<std::uint8_t> nan_left;
+        std::vector<std::int32_t> cls;
+        for (auto* v : {&left, &right, &feat}) v->reserve(guess);
+        thr.reserve(guess);
+        nan_left.reserve(guess);
+        cls.reserve(guess);
+        index_t n_leaves = 0;
         for (index_t i = 0; i < n; ++i) {
             const std::string kind = r.word("node kind");
             if (kind == "split") {
-                feat[i] = r.integer("feature");
-                thr[i] = r.number("threshold");
-                left[i] = r.integer("left");
-                right[i] = r.integer("right");
-                nan_left[i] = r.integer("nan_left") != 0;
+                feat.push_back(r.integer("feature"));
+                thr.push_back(r.number("threshold"));
+                left.push_back(r.integer("left"));
+                right.push_back(r.integer("right"));
+                nan_left.push_back(r.integer("nan_left") != 0);
+                cls.push_back(-1);
             } else if (kind == "leaf") {
                 const index_t c = r.integer("class");
                 if (c < 0 || c >= C) r.fail("leaf class out of range");
-                cls[i] = static_cast<std::int32_t>(c);
-                for (index_t k = 0; k < C; ++k) proba[i * C + k] = r.number("probability");
+                cls.push_back(static_cast<std::int32_t>(c));
+                for (index_t k = 0; k < C; ++k) leaf_proba.push_back(r.number("probability"));
+                left.push_back(-1);
+                right.push_back(-1);
+                feat.push_back(-2);
+                thr.push_back(-2.0);
+                nan_left.push_back(0);
+                ++n_leaves;
             } else {
                 r.fail("expected 'split' or 'leaf', got '" + kind + "'");
             }
         }
         r.expect("end");
+        // Every split has two children, so a tree of L leaves has 2L - 1
+        // nodes; checked before the n x C probability array is made.
+        if (n != 2 * n_leaves - 1)
+            r.fail("nodes: " + std::to_string(n) + " nodes but " + std::to_string(n_leaves) +
+                   " leaves (a tree of L leaves has 2L - 1 nodes)");
+        std::vector<double> proba(static_cast<size_t>(n * C), 0.0);
+        for (index_t i = 0, leaf = 0; i < n; ++i) {
+            if (cls[i] < 0) continue;  // a split line
+            std::copy(leaf_proba.begin() + leaf * C, leaf_proba.begin() + (leaf + 1) * C, proba.begin() + i * C);
+            ++leaf;
+        }
         return FastTree(n, left.data(), right.data(), feat.data(), thr.data(), nan_left.data(), d, C, cls.data(),
                         proba.data(), precision, std::move(names));
     }
@@ -304,6 +340,9 @@ private:
     int max_depth_ = 0;
     TreePrecision precision_ = TreePrecision::Float32;
 
+    // How far a leaf's probabilities may sum from 1 (files written with
+    // fewer digits than save() uses still load).
+    static constexpr double kProbaSumTol = 1e-5;
     // Below this many rows per thread a batch runs on one thread.
     static constexpr index_t kRowsPerThread = 1 << 14;
     // Rows walked together by the batch kernel (independent walks overlap).
@@ -405,11 +444,17 @@ private:
             nd.nan_left = nan_left ? (nan_left[i] != 0) : 0;
             if (cl[i] < 0) {
                 if (cls[i] < 0 || cls[i] >= C) bad_node(i, "leaf class outside [0, n_classes)");
+                double sum = 0.0;
                 for (index_t c = 0; c < C; ++c) {
                     const double p = proba[i * C + c];
-                    if (!std::isfinite(p)) bad_node(i, "non-finite leaf probability");
+                    if (!(p >= 0.0 && p <= 1.0)) bad_node(i, "leaf probability outside [0, 1] (or NaN)");
                     proba_[i * C + c] = p;
+                    sum += p;
                 }
+                // A row sums to 1; an all-zero row is what scikit-learn's
+                // predict_proba gives at a leaf no training weight reached.
+                if (sum != 0.0 && !(std::fabs(sum - 1.0) <= kProbaSumTol))
+                    bad_node(i, "leaf probabilities do not sum to 1");
                 nd.feature = 0;
                 nd.leaf = 1;
                 nd.left = nd.right = static_cast<std::int32_t>(i);
@@ -499,6 +544,20 @@ private:
             const double v = std::strtod(w.c_str(), &end);
             if (end != w.c_str() + w.size()) fail(std::string("expected a number for ") + what + ", got '" + w + "'");
             return v;
+        }
+        // Bytes left in the stream, or -1 when it cannot tell (not seekable).
+        index_t remaining() {
+            const std::istream::pos_type here = is.tellg();
+            if (here == std::istream::pos_type(-1)) return -1;
+            is.seekg(0, std::ios::end);
+            const std::istream::pos_type end = is.tellg();
+            is.seekg(here);
+            if (end == std::istream::pos_type(-1) || !is) {
+                is.clear();
+                is.seekg(here);
+                return -1;
+            }
+            return static_cast<index_t>(end - here);
         }
         std::string rest_of_line() {
             std::string line;
