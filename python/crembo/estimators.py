@@ -332,6 +332,10 @@ class LabelDistiller(_DistillerBase):
     Attributes
     ----------
     teacher_, student_, classes_, n_features_in_
+    categories_ : list or None
+        For a DataFrame with categorical, object or string columns: per
+        column, the categories whose codes the student sees (None for a
+        numeric column); None when every column is numeric.
     """
 
     def __init__(self, teacher=None, student=None, *, augment=0.0, augment_swap=0.5, augment_spread=1.0,
@@ -569,6 +573,10 @@ class CREMBOClassifier(_DistillerBase):
         threshold, consistent, violations, rounds, validation_score and
         fit_seconds.
     n_student_fits_ : int
+    categories_ : list or None
+        As in :class:`LabelDistiller`: the categories of categorical columns.
+    timed_out_ : bool
+        True when ``max_time`` cut the sweep short.
     timings_ : dict
         Seconds spent in teacher fit, beliefs, MEMO, sweep, refit and in
         total; ``student_fits`` is the wall time during which at least one
