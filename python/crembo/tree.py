@@ -566,10 +566,10 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         if _is_frame(X):
             mask = categorical_mask(self.categorical_features, X, X.shape[1])
             _check_numeric_columns(X, mask)
-        elif not (isinstance(self.categorical_features, str) or self.categorical_features is None):
-            X = np.asarray(X) if not hasattr(X, "shape") else X
-            if X.ndim == 2:
-                mask = categorical_mask(self.categorical_features, X, X.shape[1])
+        elif self.categorical_features is not None:
+            shape = np.shape(X) if hasattr(X, "shape") else np.shape(np.asarray(X, dtype=object))
+            if len(shape) == 2:
+                mask = categorical_mask(self.categorical_features, None, shape[1])
         if mask is not None:
             X, self.categories_ = _encode_categories(X, mask, None, self.max_bins)
         if y is None:
