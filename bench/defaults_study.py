@@ -83,6 +83,9 @@ CONFIGS = {
     "sk-labels-aug3-cv5": dict(student=SK, augment=3.0, cv=5),
     "sk-multi-aug3-refit": dict(student=SK, student_target="multioutput", augment=3.0, refit=True),
     "VT-aug3": dict(estimator="vt", student=SK, augment=3.0),
+    # The baselines with crembo's histogram tree, for a fair bar.
+    "BM-hist": dict(estimator="bm", student=HIST),
+    "VT-hist": dict(estimator="vt", student=HIST),
     # The shipped defaults after the study (CREMBOClassifier(teacher)).
     "defaults": dict(student=None),
 }
@@ -98,11 +101,11 @@ def synthetic(seed):
 def cases(phase, datasets, teachers):
     """(data set, teacher, label noise) triples of a phase."""
     out = []
-    for ds in datasets:
-        noises = (0.0,)
-        if ds == "synthetic":
-            noises = (0.0, 0.2) if phase == "tune" else (0.0, 0.1, 0.2)
-        for t in teachers:
+    for t in teachers:
+        for ds in datasets:
+            noises = (0.0,)
+            if ds == "synthetic":
+                noises = (0.0, 0.2) if phase == "tune" else (0.0, 0.1, 0.2)
             for nz in noises:
                 out.append((ds, t, nz))
     return out
@@ -173,7 +176,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     tune = args.phase == "tune"
     configs = args.configs.split(",") if args.configs else (
-        [c for c in CONFIGS if c != "defaults"] if tune else ["defaults", "old", "hist-cov", "sk-multi"])
+        [c for c in CONFIGS if c not in ("defaults", "BM-hist", "VT-hist")] if tune else
+        ["defaults", "old", "hist-cov-aug3-cv5-belief", "BM-hist", "VT-hist"])
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configurations {unknown}; known: {list(CONFIGS)}")

@@ -60,8 +60,9 @@ def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsy
     csv, X, y = table
     out = tmp_path / "out"
     exports = "rules,dot,cpp,native" + (",onnx" if _has("skl2onnx") else "")
+    # scikit-learn's tree: every export format, ONNX included.
     rc, stdout, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--plots", "--export", exports,
-                             "-o", out, *FAST], capsys)
+                             "--student", "sklearn-tree:4", "-o", out, *FAST], capsys)
     assert rc == 0
     assert "crembo compress: threshold" in stdout and "agreement with the teacher" in stdout
     for name in ("student.joblib", "report.json", "plots/depth_profile.png", "plots/threshold_search.png",
@@ -72,8 +73,10 @@ def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsy
     assert report["data"]["fit_rows"] + report["data"]["test_rows"] == 300
     search = report["search"]
     tried = search["thresholds_tried"]
-    assert any(r["stage"] == "memo" for r in tried) and any(r["stage"] == "sweep" for r in tried)
-    assert max(r["validation_score"] for r in tried if r["stage"] == "sweep") == search["validation_score"]
+    # the default tree student chooses its threshold by 5-fold cross-validation ("cv" records)
+    assert any(r["stage"] == "memo" for r in tried) and any(r["stage"] == "cv" for r in tried)
+    assert max(r["validation_score"] for r in tried if r["stage"] == "cv" and r["validation_score"] is not None) \
+        == search["validation_score"]
     assert search["threshold"] >= search["memo_threshold"] and 0 < search["depth"] <= 1
     assert report["student"]["tree"]["depth"] <= 4
     for part in ("fit", "test"):

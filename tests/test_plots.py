@@ -63,7 +63,8 @@ def test_depth_profile_errors(fitted):
 def test_threshold_search_plots_the_sweep(fitted, tmp_path):
     model = fitted[3]
     ax = plot_threshold_search(model)
-    sweep = [r for r in model.trace_ if r["stage"] == "sweep"]
+    sweep = [r for r in model.trace_ if r["stage"] in ("sweep", "cv") and r["validation_score"] is not None]
+    assert sweep
     line = ax.get_lines()[0]
     assert len(line.get_xdata()) == len(sweep)
     assert max(line.get_ydata()) == pytest.approx(model.validation_score_)

@@ -160,7 +160,8 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     index_t lo = 0, hi = k - 1;
     bool first = opt.probe_lowest && k > 0;
     bool prefer_best = false;
-    // warm_start: the weights the last probe ended with (base weights folded in).
+    // warm_start: the weights the last successful probe ended with (base
+    // weights folded in).
     std::vector<double> carried;
     while (lo <= hi) {
         const index_t mid = first ? 0 : lo + (hi - lo) / 2;
@@ -168,7 +169,11 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
         OracleResult r = consistency_oracle(
             P, n, C, t, opt, fit_labels, fit_mask, carried.empty() ? base_weights : carried.data(),
             prefer_best ? out.best_pred.data() : nullptr);
-        if (opt.warm_start && opt.oracle == Oracle::Reweight && r.weights.size() == static_cast<size_t>(n))
+        // Only a success is carried: a failed probe's weights pile up on points
+        // that no student could fit at that level, and starting the next
+        // (lower) probe from them skews its student towards those few points.
+        if (opt.warm_start && r.consistent && opt.oracle == Oracle::Reweight &&
+            r.weights.size() == static_cast<size_t>(n))
             carried = std::move(r.weights);
         out.n_fits += r.rounds;
         ProbeRecord rec;

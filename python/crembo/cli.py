@@ -553,10 +553,9 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
-    if args.cv is not None and args.cv == 0:
-        args.cv = None  # one validation split
-    if args.cv is not None and args.cv < 2:
+    if args.cv is not None and args.cv == 1 or args.cv is not None and args.cv < 0:
         raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
+    cv = "auto" if args.cv is None else (None if args.cv == 0 else args.cv)
     if args.augment is not None and not (0 <= args.augment <= 1000):
         raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
     if args.n_thresholds is not None and args.n_thresholds < 1:
@@ -642,7 +641,7 @@ def _compress_into(args, formats, staging):
                            f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}")
 
     model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
-                             validation_fraction=args.validation_fraction, cv=args.cv,
+                             validation_fraction=args.validation_fraction, cv=cv,
                              n_thresholds=args.n_thresholds,
                              augment="auto" if args.augment is None else args.augment,
                              n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
@@ -879,10 +878,10 @@ def _add_new_commands(sub):
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
     c.add_argument("--validation-fraction", type=float, default=0.15)
-    c.add_argument("--cv", type=int, default=5,
-                   help="choose the threshold by this many folds of cross-validation (default 5, as "
-                        "CREMBOClassifier), then fit the student on all fitting rows; 0: one validation split "
-                        "of --validation-fraction instead")
+    c.add_argument("--cv", type=int, default=None,
+                   help="choose the threshold by this many folds of cross-validation, then fit the student on all "
+                        "fitting rows; 0: one validation split of --validation-fraction instead (default: "
+                        "CREMBOClassifier's, 5 folds for tree students)")
     c.add_argument("--augment", type=float, default=None,
                    help="synthetic rows (MUNGE) per transfer row, labelled by the teacher (default: "
                         "CREMBOClassifier's, 3; 0: none)")

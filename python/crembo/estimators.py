@@ -26,16 +26,18 @@ from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
 from .tree import MAX_BINS, HistTreeClassifier, _encode_categories, _is_frame, categorical_mask, resolve_student, \
     tree_student
-from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, proba_in_classes, resolve_leaf_values,
-                       set_leaf_beliefs)
+from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, is_tree_student, proba_in_classes,
+                       resolve_leaf_values, set_leaf_beliefs)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
 
 log = logging.getLogger("crembo")
 
-#: Synthetic rows per transfer row under ``augment="auto"`` (docs/defaults_study.md).
+#: Synthetic rows per transfer row under ``augment="auto"`` and folds under
+#: ``cv="auto"``, for tree students (docs/defaults_study.md).
 DEFAULT_AUGMENT = 3.0
+DEFAULT_CV = 5
 
 SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
@@ -257,8 +259,10 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         ``augment`` is 0)."""
         size = self.augment
         if size == "auto":
-            # Synthetic rows need a teacher to label them: none for precomputed beliefs.
-            size = 0.0 if isinstance(source, np.ndarray) else DEFAULT_AUGMENT
+            # The study's choice for tree students; synthetic rows need a
+            # teacher to label them: none for precomputed beliefs.
+            student = resolve_student(tree_student(4) if self.student is None else self.student)
+            size = DEFAULT_AUGMENT if is_tree_student(student) and not isinstance(source, np.ndarray) else 0.0
         if size == 0:
             return X_tr[:0]
         if isinstance(source, np.ndarray):
@@ -483,14 +487,17 @@ class CREMBOClassifier(_DistillerBase):
     validation_fraction : float in (0, 1), default 0.15
         Share of ``(X, y)`` held out to choose the threshold (stratified when
         every class has two members). Not used with ``cv``.
-    cv : int or None, default=5
+    cv : int, None or "auto", default="auto"
         Choose the threshold by ``cv``-fold cross-validation instead of one
         held-out split: every labelled row is scored once, by a student fit
         without its fold, so the choice is far less at the mercy of one small
         validation split; then one student is fit at the chosen threshold on
         all rows. Costs ``cv`` fits per threshold (cheap with the histogram
         tree student). Stratified folds when every class has ``cv`` members.
-        None: one held-out split of ``validation_fraction``.
+        None: one held-out split of ``validation_fraction``. ``"auto"``: 5
+        for tree students (the study's choice) when there are at least 10
+        labelled rows, None otherwise (students whose fits are costly, such
+        as networks, keep the paper's single split).
     n_thresholds : int or None, default 32
         Budget of the threshold sweep (quantile-spaced candidates at or above
         MEMO's threshold); None walks every distinct belief value.
@@ -513,8 +520,8 @@ class CREMBOClassifier(_DistillerBase):
         Synthetic rows per transfer row, made by MUNGE (Bucilă et al., 2006;
         :func:`crembo.augment.munge`) and labelled by the teacher's belief:
         a larger transfer set where the data lives. Needs a teacher that can
-        be queried. ``"auto"``: 3 (the study's choice) when the teacher can
-        be queried, 0 for precomputed beliefs. Synthetic rows are made from
+        be queried. ``"auto"``: 3 (the study's choice) for tree students
+        when the teacher can be queried, else 0. Synthetic rows are made from
         the labelled and unlabelled transfer rows alike.
     augment_swap : float in [0, 1], default=0.5
         MUNGE's probability of moving an attribute towards the neighbour's.
@@ -587,7 +594,7 @@ class CREMBOClassifier(_DistillerBase):
 
     def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
                  max_rounds=8, eta=1.0, patience=0, probe_lowest=True, warm_start=True, adaptive_eta=True,
-                 delta=0.0, validation_fraction=0.15, cv=5, n_thresholds=32, scoring="accuracy",
+                 delta=0.0, validation_fraction=0.15, cv="auto", n_thresholds=32, scoring="accuracy",
                  selection="best", refit=False, search_subsample=None, augment="auto", augment_swap=0.5,
                  augment_spread=1.0, leaf_values="auto", belief="auto", n_jobs=None, device="cpu",
                  random_state=None, verbose=0, max_time=None):
@@ -638,7 +645,8 @@ class CREMBOClassifier(_DistillerBase):
             raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
         check_fraction(self.delta, "delta")
         check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
-        check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
+        if not (isinstance(self.cv, str) and self.cv == "auto"):
+            check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
         check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=2**63 - 1)  # a 64-bit budget
         mt = self.max_time
         if mt is not None:
@@ -719,7 +727,9 @@ class CREMBOClassifier(_DistillerBase):
         y_idx = np.searchsorted(self.classes_, y)
 
         n, n_unl = len(X), len(X_unl)
-        use_cv = self.mode == "crembo" and self.cv is not None
+        template = self._student_template()
+        self._cv = self._resolve_cv(template, n)
+        use_cv = self.mode == "crembo" and self._cv is not None
         if self.mode == "crembo" and not use_cv:
             fit_rows, val_rows = self._split(y, rng)
         else:
@@ -764,7 +774,7 @@ class CREMBOClassifier(_DistillerBase):
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
             w_s = None if w_tr is None else w_tr[search]
 
-        trainer = StudentTrainer(self._student_template(), self.classes_, target=target, seed=seed)
+        trainer = StudentTrainer(template, self.classes_, target=target, seed=seed)
         check_oracle(self.oracle, trainer)
 
         t0 = time.perf_counter()
@@ -884,7 +894,7 @@ class CREMBOClassifier(_DistillerBase):
         """True when every sweep candidate is a fitted student that could be
         the final one (see :meth:`_with_selection`)."""
         check_is_fitted(self, "student_")
-        return self.mode == "crembo" and self.cv is None and not any(r["stage"] == "refit" for r in self.trace_)
+        return self.mode == "crembo" and self._cv is None and not any(r["stage"] == "refit" for r in self.trace_)
 
     def _with_selection(self, selection):
         """A copy of this fitted model whose student is chosen by another rule.
@@ -904,6 +914,14 @@ class CREMBOClassifier(_DistillerBase):
         other.student_, other.threshold_, other.validation_score_ = est, t, score
         other.depth_ = float("nan")  # the transfer set is not kept to recompute it
         return other
+
+    def _resolve_cv(self, template, n_labelled):
+        """``cv="auto"``: 5 folds for tree students (the study's choice,
+        cheap refits) when there are at least 10 labelled rows, else one
+        held-out split."""
+        if not (isinstance(self.cv, str) and self.cv == "auto"):
+            return self.cv
+        return DEFAULT_CV if is_tree_student(template) and n_labelled >= 2 * DEFAULT_CV else None
 
     def _split(self, y, rng):
         idx = np.arange(len(y))
@@ -956,11 +974,11 @@ class CREMBOClassifier(_DistillerBase):
         the search set (positions ``labelled`` in ``X_s``, labels ``y_lab``):
         at each candidate, ``cv`` students each fit without one fold score
         that fold; the out-of-fold predictions give the threshold's score."""
-        if len(labelled) < self.cv:
-            raise ValueError(f"cv={self.cv}: only {len(labelled)} labelled rows to split into folds")
+        if len(labelled) < self._cv:
+            raise ValueError(f"cv={self._cv}: only {len(labelled)} labelled rows to split into folds")
         _, counts = np.unique(y_lab, return_counts=True)
-        splitter = (StratifiedKFold if counts.min() >= self.cv else KFold)(
-            self.cv, shuffle=True, random_state=seed_from(rng))
+        splitter = (StratifiedKFold if counts.min() >= self._cv else KFold)(
+            self._cv, shuffle=True, random_state=seed_from(rng))
         folds = [labelled[val] for _, val in splitter.split(labelled, y_lab)]
         truth = np.empty(len(X_s), dtype=np.int64)
         truth[labelled] = y_lab
@@ -974,7 +992,7 @@ class CREMBOClassifier(_DistillerBase):
         row_max = P_s.max(axis=1)
         busy = []
 
-        bar = self._bar(f"CREMBO {self.cv}-fold sweep", total=len(cands) * self.cv, unit="fit")
+        bar = self._bar(f"CREMBO {self._cv}-fold sweep", total=len(cands) * self._cv, unit="fit")
 
         def one(i, t, k):
             if i > 0 and self._out_of_time():
@@ -991,20 +1009,20 @@ class CREMBOClassifier(_DistillerBase):
             bar.update(1)
             return pred[folds[k]], secs, viol
 
-        tasks = [(i, t, k) for i, t in enumerate(cands) for k in range(self.cv)]
+        tasks = [(i, t, k) for i, t in enumerate(cands) for k in range(self._cv)]
         outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t, k) for i, t, k in tasks)
         bar.close()
         score_fn = SCORERS[self.scoring]
         results, trace = [], []
         for i, t in enumerate(cands):
-            part = outs[i * self.cv:(i + 1) * self.cv]
+            part = outs[i * self._cv:(i + 1) * self._cv]
             if any(p is None for p in part):
                 self.timed_out_ = True
                 continue
             fitted = sum(p[0] is not None for p in part)
             secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
             score = None
-            if fitted == self.cv:  # else some fold had no row to learn from: not a candidate
+            if fitted == self._cv:  # else some fold had no row to learn from: not a candidate
                 score = float(score_fn(truth, np.concatenate([p[0] for p in part]), sample_weight=score_weight))
                 results.append((t, score))
             trace.append(dict(stage="cv", threshold=t, consistent=viol == 0 and score is not None,

@@ -111,11 +111,15 @@ def plot_threshold_search(model_or_trace, *, ax=None, title=None):
     chosen = getattr(model_or_trace, "threshold_", None)
     memo_t = getattr(model_or_trace, "memo_threshold_", None)
     ax = _axes(ax, (6, 4))
+    # The sweep scored on one validation split ("sweep") or by
+    # cross-validation over the labelled rows ("cv").
     sweep = sorted((r["threshold"], r["validation_score"]) for r in trace
-                   if r.get("stage") == "sweep" and r.get("validation_score") is not None)
+                   if r.get("stage") in ("sweep", "cv") and r.get("validation_score") is not None)
+    cv = any(r.get("stage") == "cv" for r in trace)
     if sweep:
         t, s = zip(*sweep)
-        ax.plot(t, s, marker="o", ms=3, label="CREMBO sweep: validation score")
+        ax.plot(t, s, marker="o", ms=3,
+                label="CREMBO sweep: " + ("cross-validated score" if cv else "validation score"))
         lo = min(s)
     else:
         lo = 0.0

@@ -235,6 +235,16 @@ def proba_in_classes(est, X, classes):
 LEAF_VALUES = ("auto", "student", "belief")
 
 
+def is_tree_student(student):
+    """True for decision-tree students: scikit-learn's trees and crembo's
+    histogram tree (the students the configuration study measured)."""
+    from sklearn.tree import BaseDecisionTree
+
+    from .tree import HistTreeClassifier
+
+    return isinstance(student, (BaseDecisionTree, HistTreeClassifier))
+
+
 def resolve_leaf_values(leaf_values, trainer):
     """``"auto"``: ``"belief"`` when the trainer fits single-output tree
     students (scikit-learn's decision trees on labels, crembo's histogram

@@ -107,8 +107,8 @@ struct MemoOptions {
                                // fails (nothing above it can pass); false: plain
                                // binary search, as in the paper
     bool warm_start = false;   // each probe of the search starts from the weights the
-                               // previous probe ended with (the hard points stay hard
-                               // from one threshold to the next) instead of afresh
+                               // last successful probe ended with (the hard points stay
+                               // hard from one threshold to the next) instead of afresh
     bool adaptive_eta = false; // while a round leaves no fewer violations than the
                                // round before, the growth compounds (1+eta, then
                                // (1+eta)^2, ...); it falls back to 1+eta on progress
