@@ -87,7 +87,7 @@ def part_a(args):
     rows = []
     for name, X, y in datasets:
         runs = []
-        for rep in range(args.repeats_a):
+        for _rep in range(args.repeats_a):
             clf = crembo.CREMBOClassifier(random_state=0, n_jobs=1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -201,7 +201,7 @@ def main(argv=None):
         sep += "---|"
     print(head)
     print(sep)
-    for depth, r in results.items():
+    for _depth, r in results.items():
         line = (f"| depth {r['depth']} | {r['nodes']} | {r['single_sklearn_us']:.1f} us | "
                 f"{r['single_fasttree_us']:.2f} us | {r['single_sklearn_us'] / r['single_fasttree_us']:.0f}x | "
                 f"{r['single_fasttree_proba_us']:.2f} us |")
@@ -213,7 +213,7 @@ def main(argv=None):
             + (" ONNX Runtime (float32) |" if have_onnx else "") + " rows differing: predict / proba / apply |")
     print(head)
     print("|---|---|---|---|" + ("---|" if have_onnx else "") + "---|")
-    for depth, r in results.items():
+    for _depth, r in results.items():
         line = (f"| depth {r['depth']} | {r['batch_sklearn_s'] * 1e3:.0f} ms | "
                 f"{r['batch_fasttree_1thread_s'] * 1e3:.0f} ms | {r['batch_fasttree_all_s'] * 1e3:.0f} ms |")
         if have_onnx:

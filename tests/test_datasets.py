@@ -1,6 +1,4 @@
 """Tests of crembo.datasets: the five data sets of the reference protocol."""
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -42,7 +42,7 @@ def test_cifar_command_runs_on_fake_batches(tmp_path):
     finally:
         torch.set_num_threads(n)
     assert set(summary["LeNet-5"]) == set(bench.METHODS)
-    for method, s in summary["LeNet-5"].items():
+    for _method, s in summary["LeNet-5"].items():
         assert 0 <= s["acc_mean"] <= 1 and 0 <= s["agreement"] <= 1 and len(s["accs"]) == 2
     saved = json.loads((tmp_path / "out" / "nets_cifar.json").read_text())
     assert saved["meta"]["config"]["teacher"][0] == "ResNet18"

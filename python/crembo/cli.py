@@ -138,7 +138,7 @@ def read_table(path, label, *, drop=(), use_pandas=None):
         import pandas as pd
 
         try:
-            df = pd.read_csv(p, sep=sep)
+            df = pd.read_csv(p, sep=sep, float_precision="round_trip")  # the exact doubles, as the plain reader
         except pd.errors.EmptyDataError:
             raise CLIError(f"{path}: the file is empty") from None
         except Exception as exc:

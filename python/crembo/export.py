@@ -739,7 +739,7 @@ def export_onnx(model, path=None, *, target_opset=None):
     from .onnx_hist import register
 
     register()  # crembo's HistTreeClassifier
-    d = int(getattr(est, "n_features_in_"))
+    d = int(est.n_features_in_)
     try:
         onx = to_onnx(est, initial_types=[("X", FloatTensorType([None, d]))], target_opset=target_opset,
                       options={id(est): {"zipmap": False}})
