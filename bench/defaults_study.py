@@ -50,6 +50,12 @@ SK = default_student()  # the paper's student (scikit-learn, depth 4, balanced)
 HIST = "tree:4"         # crembo's histogram tree, depth 4, balanced
 HIST_GINI = HistTreeClassifier(max_depth=4, class_weight="balanced", criterion="gini")
 
+#: What every configuration below has unless it says otherwise: the
+#: defaults before the study (one validation split, no synthetic rows, the
+#: students' own leaves), so that a name means the same whatever today's
+#: defaults are.
+BEFORE = dict(cv=None, augment=0.0, leaf_values="student")
+
 #: The configurations, by name. "old" is main's defaults before the study.
 CONFIGS = {
     "old": dict(student=SK, warm_start=False, adaptive_eta=False),
@@ -83,12 +89,18 @@ CONFIGS = {
     "sk-labels-aug3-cv5": dict(student=SK, augment=3.0, cv=5),
     "sk-multi-aug3-refit": dict(student=SK, student_target="multioutput", augment=3.0, refit=True),
     "VT-aug3": dict(estimator="vt", student=SK, augment=3.0),
+    # The scikit-learn student with the new defaults (but MEMO's fixed growth).
+    "sk-new": dict(student=SK, cv="auto", augment="auto", leaf_values="auto", warm_start=False,
+                   adaptive_eta=False),
     # The baselines with crembo's histogram tree, for a fair bar.
     "BM-hist": dict(estimator="bm", student=HIST),
     "VT-hist": dict(estimator="vt", student=HIST),
     # The shipped defaults after the study (CREMBOClassifier(teacher)).
     "defaults": dict(student=None),
 }
+for _name, _params in CONFIGS.items():
+    if _name != "defaults" and _params.get("estimator") not in ("bm", "vt"):
+        CONFIGS[_name] = {**BEFORE, **_params}
 
 
 def synthetic(seed):
@@ -164,7 +176,7 @@ def table(runs, configs):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=("tune", "confirm"), required=True)
+    ap.add_argument("--phase", choices=("tune", "confirm"))
     ap.add_argument("--configs", default=None, help="comma-separated names (default: the phase's list)")
     ap.add_argument("--datasets", default=None)
     ap.add_argument("--teachers", default=None)
@@ -173,7 +185,19 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="print the tables of a saved run instead of running")
     args = ap.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        names = [m for m in saved["runs"][0]["methods"] if m not in ("BM", "VT")]
+        print(f"{saved['settings']['command']}: {len(saved['runs'])} cases, {saved['settings']['repeats']} repeats, "
+              f"seed {saved['settings']['seed']}, {saved.get('seconds', 0) / 60:.1f} min, "
+              f"{saved['settings']['machine']}\n")
+        print(table(saved["runs"], names))
+        return
+    if args.phase is None:
+        ap.error("--phase is required (or --report)")
     tune = args.phase == "tune"
     configs = args.configs.split(",") if args.configs else (
         [c for c in CONFIGS if c not in ("defaults", "BM-hist", "VT-hist")] if tune else

@@ -236,3 +236,25 @@ def test_protocol_variants():
         generalization(X, y, methods=("BM",), variants={"VT": {}})
     with pytest.raises(ValueError, match="unknown"):
         generalization(X, y, methods=("nope",), variants=variants)
+
+
+def test_auto_settings_follow_the_student_and_the_size(iris):
+    X, y = iris
+    forest = default_teacher(0).set_params(n_estimators=10).fit(X, y)
+    tree = CREMBOClassifier(forest, random_state=0).fit(X, y)
+    assert any(r["stage"] == "cv" for r in tree.trace_)  # 5-fold selection for a tree student
+    lin = CREMBOClassifier(forest, LogisticRegression(max_iter=300), random_state=0).fit(X, y)
+    assert not any(r["stage"] == "cv" for r in lin.trace_)  # other students keep one validation split
+    assert lin._leaf_values == "student"
+    # beyond AUTO_MAX_ROWS labelled rows: one split and no synthetic rows
+    from crembo import estimators
+
+    old = estimators.AUTO_MAX_ROWS
+    try:
+        estimators.AUTO_MAX_ROWS = 100
+        teacher, calls = _counting_teacher(forest)
+        big = CREMBOClassifier(teacher, random_state=0).fit(X, y)
+        assert not any(r["stage"] == "cv" for r in big.trace_)
+        assert sum(calls) == len(X) - int(np.ceil(0.15 * len(X)))  # the transfer rows only
+    finally:
+        estimators.AUTO_MAX_ROWS = old

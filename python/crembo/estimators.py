@@ -38,6 +38,12 @@ log = logging.getLogger("crembo")
 #: ``cv="auto"``, for tree students (docs/defaults_study.md).
 DEFAULT_AUGMENT = 3.0
 DEFAULT_CV = 5
+#: Above this many rows (labelled for ``cv``, transfer for ``augment``) the
+#: "auto" settings fall back to one validation split and no synthetic rows:
+#: the study measured small tables, where a 15% split holds a few dozen rows
+#: and the transfer set a few hundred; with tens of thousands of rows neither
+#: is scarce, and five folds over four times the rows would cost 20x the fits.
+AUTO_MAX_ROWS = 20_000
 
 SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
@@ -262,7 +268,9 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             # The study's choice for tree students; synthetic rows need a
             # teacher to label them: none for precomputed beliefs.
             student = resolve_student(tree_student(4) if self.student is None else self.student)
-            size = DEFAULT_AUGMENT if is_tree_student(student) and not isinstance(source, np.ndarray) else 0.0
+            queryable = not isinstance(source, np.ndarray)
+            small = len(X_tr) <= AUTO_MAX_ROWS
+            size = DEFAULT_AUGMENT if is_tree_student(student) and queryable and small else 0.0
         if size == 0:
             return X_tr[:0]
         if isinstance(source, np.ndarray):
@@ -495,7 +503,7 @@ class CREMBOClassifier(_DistillerBase):
         all rows. Costs ``cv`` fits per threshold (cheap with the histogram
         tree student). Stratified folds when every class has ``cv`` members.
         None: one held-out split of ``validation_fraction``. ``"auto"``: 5
-        for tree students (the study's choice) when there are at least 10
+        for tree students (the study's choice) when there are 10 to 20,000
         labelled rows, None otherwise (students whose fits are costly, such
         as networks, keep the paper's single split).
     n_thresholds : int or None, default 32
@@ -521,7 +529,8 @@ class CREMBOClassifier(_DistillerBase):
         :func:`crembo.augment.munge`) and labelled by the teacher's belief:
         a larger transfer set where the data lives. Needs a teacher that can
         be queried. ``"auto"``: 3 (the study's choice) for tree students
-        when the teacher can be queried, else 0. Synthetic rows are made from
+        when the teacher can be queried and the transfer set has at most
+        20,000 rows, else 0. Synthetic rows are made from
         the labelled and unlabelled transfer rows alike.
     augment_swap : float in [0, 1], default=0.5
         MUNGE's probability of moving an attribute towards the neighbour's.
@@ -921,7 +930,8 @@ class CREMBOClassifier(_DistillerBase):
         held-out split."""
         if not (isinstance(self.cv, str) and self.cv == "auto"):
             return self.cv
-        return DEFAULT_CV if is_tree_student(template) and n_labelled >= 2 * DEFAULT_CV else None
+        small = 2 * DEFAULT_CV <= n_labelled <= AUTO_MAX_ROWS
+        return DEFAULT_CV if is_tree_student(template) and small else None
 
     def _split(self, y, rng):
         idx = np.arange(len(y))
