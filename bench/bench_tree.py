@@ -108,7 +108,7 @@ def part_fit(args):
             sk = DecisionTreeClassifier(max_depth=depth, random_state=0)
             t_sk = timed(lambda: sk.fit(Xtr, ytr), reps_sk)
             acc_sk = sk.score(Xte, yte)
-            h1 = HistTreeClassifier(max_depth=depth, n_threads=1)
+            h1 = HistTreeClassifier(max_depth=depth, n_jobs=1)
             t_h1 = timed(lambda: h1.fit(Xtr, ytr), reps)
             hd = HistTreeClassifier(max_depth=depth)
             t_hd = timed(lambda: hd.fit(Xtr, ytr), reps)

@@ -360,7 +360,7 @@ def test_deterministic_threads_and_binned_reuse():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(30_000, 8))  # large enough for the threaded paths
     y = (X[:, 0] + X[:, 1] * X[:, 2] > 0.3).astype(int) + (X[:, 3] > 1)
-    fits = [HistTreeClassifier(max_depth=7, n_threads=t).fit(X, y) for t in (1, 2, 2)]
+    fits = [HistTreeClassifier(max_depth=7, n_jobs=t).fit(X, y) for t in (1, 2, 2)]
     for f in fits[1:]:
         for name in ("feature", "threshold", "children_left", "value"):
             np.testing.assert_array_equal(getattr(fits[0].tree_, name), getattr(f.tree_, name))
@@ -399,7 +399,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="infinity"):
         HistTreeClassifier().fit(Xi, y)
     for bad in (dict(max_depth=0), dict(min_samples_leaf=0), dict(min_samples_split=1), dict(max_leaf_nodes=1),
-                dict(criterion="entropy"), dict(max_bins=256), dict(class_weight="auto"), dict(n_threads=0)):
+                dict(criterion="entropy"), dict(max_bins=256), dict(class_weight="auto"), dict(n_jobs=0)):
         with pytest.raises(ValueError):
             HistTreeClassifier(**bad).fit(X, y)
     with pytest.raises(ValueError, match="features"):

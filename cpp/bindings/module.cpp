@@ -1016,7 +1016,8 @@ PYBIND11_MODULE(_core, m) {
            const py::object& rows_in, index_t n_classes, const py::object& labels_in,
            const py::object& allowed_in, const py::object& weight_in, const py::object& class_weight_in,
            const std::string& criterion, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
-           double min_weight_fraction_leaf, index_t max_leaf_nodes, int n_threads) -> py::dict {
+           double min_weight_fraction_leaf, index_t max_leaf_nodes, int n_threads,
+           const py::object& categorical_in) -> py::dict {
             hist_check_2d(codes_in, "codes");
             auto codes = carray<std::uint8_t>::ensure(codes_in);
             const index_t d = codes.shape(0), n = codes.shape(1);
@@ -1076,6 +1077,11 @@ PYBIND11_MODULE(_core, m) {
             opt.min_weight_fraction_leaf = min_weight_fraction_leaf;
             opt.max_leaf_nodes = max_leaf_nodes;
             opt.n_threads = n_threads;
+            carray<std::uint8_t> categorical;
+            if (!categorical_in.is_none()) {
+                categorical = vector<std::uint8_t>(categorical_in.cast<py::array>(), "categorical", d);
+                opt.categorical = categorical.data();
+            }
             crembo::Tree tree;
             {
                 py::gil_scoped_release nogil;
@@ -1094,6 +1100,8 @@ PYBIND11_MODULE(_core, m) {
             out["weighted_n_node_samples"] = hist_numpy(tree.weighted_n_node_samples);
             out["impurity"] = hist_numpy(tree.impurity);
             out["max_depth"] = tree.max_depth;
+            out["is_categorical"] = hist_numpy(tree.is_categorical);
+            out["cat_left"] = hist_numpy(tree.cat_left).attr("reshape")(nodes, crembo::kCatWords);
             return out;
         },
         py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
@@ -1101,7 +1109,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("sample_weight") = py::none(), py::arg("class_weight") = py::none(),
         py::arg("criterion") = "gini", py::arg("max_depth") = -1, py::arg("min_samples_split") = 2,
         py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1,
-        py::arg("n_threads") = 0,
+        py::arg("n_threads") = 0, py::arg("categorical") = py::none(),
         "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
 
     // ---------------------------------------------------------- regression

@@ -278,7 +278,17 @@ struct SplitInfo {
     bool missing_left = false;
     double threshold = 0.0;
     Score score;
+    bool categorical = false;
+    std::array<std::uint64_t, kCatWords> left_bins{};  // categorical: bin codes going left
+    std::array<std::uint64_t, kCatWords> left_cats{};  // the same as category codes
 };
+
+inline bool has_bit(const std::array<std::uint64_t, kCatWords>& set, int v) {
+    return (set[size_t(v >> 6)] >> (v & 63)) & 1u;
+}
+inline void set_bit(std::array<std::uint64_t, kCatWords>& set, int v) {
+    set[size_t(v >> 6)] |= std::uint64_t(1) << (v & 63);
+}
 
 struct Totals {
     double W = 0.0;         // criterion weight: sum of the rows' weights
@@ -300,6 +310,8 @@ struct Pending {
     SplitInfo split;
     Score gain;
 };
+
+struct ScanScratch;
 
 class Builder {
   public:
@@ -348,6 +360,8 @@ class Builder {
     bool splittable(const Pending& p) const;
     Score node_score(const Totals& t) const;
     SplitInfo find_split(const double* h, const Totals& tot, index_t begin, index_t end) const;
+    SplitInfo categorical_split(index_t j, ScanScratch& sc, int k, const double* M, index_t S, double msl,
+                                double tol) const;
     // Adds local row p to one histogram slot (weight, rows, class masses).
     void add_row(double* s, index_t p) const {
         s[0] += omega_[size_t(p)];
@@ -819,6 +833,10 @@ SplitInfo Builder::find_split(const double* h, const Totals& tot, index_t begin,
         }
         int next = -1;
         const int k = static_cast<int>(sc.occ.size());
+        if (opt_.categorical != nullptr && opt_.categorical[j]) {
+            per[size_t(j)] = categorical_split(j, sc, k, M, S, msl, tol);
+            return;
+        }
         SplitInfo best =
             opt_.criterion == SplitCriterion::Coverage
                 ? scan_slots<SplitCriterion::Coverage>(sc.occ.data(), sc.slot.data(), k, M, sc.T.data(), S, msl, mwl_,
@@ -847,6 +865,54 @@ SplitInfo Builder::find_split(const double* h, const Totals& tot, index_t begin,
     return best;
 }
 
+// The best subset split of categorical feature j: its occupied categories
+// (sc.occ, sc.slot) ordered by their share of one class, then cut like
+// numeric bins; one ordering for two classes (the exact best Gini subset),
+// one per class otherwise, keeping the best cut.
+SplitInfo Builder::categorical_split(index_t j, ScanScratch& sc, int k, const double* M, index_t S, double msl,
+                                     double tol) const {
+    SplitInfo best;
+    if (k < 1) return best;
+    std::vector<int> order(static_cast<size_t>(k)), pos(static_cast<size_t>(k)), best_order;
+    std::vector<const double*> pslot(static_cast<size_t>(k));
+    for (int r = 0; r < k; ++r) pos[size_t(r)] = r;
+    const index_t n_orders = C_ == 2 ? 1 : C_;
+    for (index_t q = 0; q < n_orders; ++q) {
+        const index_t c = C_ == 2 ? 1 : q;
+        for (int r = 0; r < k; ++r) order[size_t(r)] = r;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+            const double* sa = sc.slot[size_t(a)];
+            const double* sb = sc.slot[size_t(b)];
+            const double fa = sa[0] > 0 ? sa[2 + c] / sa[0] : 0.0;
+            const double fb = sb[0] > 0 ? sb[2 + c] / sb[0] : 0.0;
+            return fa < fb;
+        });
+        for (int r = 0; r < k; ++r) pslot[size_t(r)] = sc.slot[size_t(order[size_t(r)])];
+        int next = -1;
+        SplitInfo s = opt_.criterion == SplitCriterion::Coverage
+                          ? scan_slots<SplitCriterion::Coverage>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl,
+                                                                 mwl_, tol, sc.L.data(), sc.LM.data(), &next)
+                          : scan_slots<SplitCriterion::Gini>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl,
+                                                             mwl_, tol, sc.L.data(), sc.LM.data(), &next);
+        if (s.found && (!best.found || better_score(s.score, best.score, tol))) {
+            best = s;
+            best_order = order;
+        }
+    }
+    if (!best.found) return best;
+    // best.bin is the last position (in best_order) that goes left.
+    best.categorical = true;
+    best.feature = j;
+    best.threshold = 0.0;
+    for (int r = 0; r <= best.bin; ++r) {
+        const int bin = sc.occ[size_t(best_order[size_t(r)])];
+        set_bit(best.left_bins, bin);
+        set_bit(best.left_cats, int(lo_[j * kBinSlots + bin]));
+    }
+    best.bin = -1;
+    return best;
+}
+
 index_t Builder::add_node(Pending& p) {
     Tree& t = tree_;
     const index_t id = t.node_count();
@@ -856,6 +922,8 @@ index_t Builder::add_node(Pending& p) {
     t.threshold.push_back(-2.0);
     t.missing_left.push_back(0);
     t.split_bin.push_back(-1);
+    t.is_categorical.push_back(0);
+    for (int w = 0; w < kCatWords; ++w) t.cat_left.push_back(0);
     double sum = 0.0;
     for (double v : p.tot.mass) sum += v;
     for (index_t c = 0; c < C_; ++c)
@@ -874,6 +942,10 @@ void Builder::set_split(index_t id, const SplitInfo& s) {
     tree_.threshold[size_t(id)] = s.threshold;
     tree_.missing_left[size_t(id)] = s.missing_left ? 1 : 0;
     tree_.split_bin[size_t(id)] = s.bin;
+    if (s.categorical) {
+        tree_.is_categorical[size_t(id)] = 1;
+        for (int w = 0; w < kCatWords; ++w) tree_.cat_left[size_t(id * kCatWords + w)] = s.left_cats[size_t(w)];
+    }
 }
 
 void Builder::evaluate(Pending& p) {
@@ -902,7 +974,7 @@ void Builder::expand(Pending& p, Pending& L, Pending& R) {
     for (index_t k = p.begin; k < p.end; ++k) {
         const index_t r = samples_[size_t(k)];
         const int code = col[r];
-        const bool left = code == nb ? s.missing_left : code <= s.bin;
+        const bool left = code == nb ? s.missing_left : (s.categorical ? has_bit(s.left_bins, code) : code <= s.bin);
         if (left)
             samples_[size_t(nl++)] = r;
         else

@@ -119,6 +119,7 @@ def hist_fit(
     min_weight_fraction_leaf: float = 0.0,
     max_leaf_nodes: int = -1,
     n_threads: int = 0,
+    categorical: Optional[npt.ArrayLike] = None,  # uint8 flags per feature: category-subset splits
 ) -> Dict[str, Any]:
     """Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays."""
 

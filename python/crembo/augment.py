@@ -19,6 +19,12 @@ the real rows, so that synthetic rows never breed synthetic rows. The
 teacher labels them: more transfer points where the data lives makes the
 student a function of the teacher rather than of the few real rows it saw,
 which is what makes it stable when those rows change.
+
+Missing values (NaN) are allowed: neighbours are found on a copy whose
+missing cells hold their column's mean, and a synthetic row keeps a missing
+cell of ``e`` missing; an attribute missing in ``e'`` is not moved. So
+synthetic rows have missing values where real rows have them, for a teacher
+and a student that handle them.
 """
 from __future__ import annotations
 
@@ -53,13 +59,14 @@ def _check_unit(value, name, low_inclusive):
     return float(value)
 
 
-def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
+def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None, categorical=None):
     """Synthetic rows near ``X`` by MUNGE.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Real rows (finite values; at least 2 rows).
+        Real rows (at least 2; NaN marks a missing value, see the module
+        notes; infinities are refused).
     size : float, default=1.0
         Synthetic rows per real row: ``round(size * n_samples)`` rows in all
         (a fraction takes a random subset of the real rows in the last pass).
@@ -70,6 +77,9 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
         Divides the standard deviation of the draw around the neighbour's
         value (the paper's ``s``): larger keeps synthetic values closer.
     random_state : int, RandomState or None
+    categorical : boolean mask of shape (n_features,), optional
+        Columns of category codes: a moved attribute takes the neighbour's
+        code, as a discrete one does.
 
     Returns
     -------
@@ -93,20 +103,29 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
         return np.empty((0, d), dtype=dtype)
     if n < 2:
         raise ValueError(f"X: MUNGE needs at least 2 rows to find neighbours, got {n}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X: MUNGE needs finite values (no NaN or inf)")
+    if np.any(np.isinf(X)):
+        raise ValueError("X: MUNGE needs finite values or NaN for missing ones (no inf)")
     rng = check_random_state(random_state)
-    scale = X.std(axis=0)
+    missing = np.isnan(X)
+    if missing.any():
+        col_mean = np.zeros(d, dtype=dtype)
+        seen = ~missing.all(axis=0)
+        col_mean[seen] = np.nanmean(X[:, seen], axis=0)
+        filled = np.where(missing, col_mean, X)
+    else:
+        filled = X
+    scale = filled.std(axis=0)
     scale[scale == 0] = 1.0
-    Z = (X - X.mean(axis=0)) / scale
+    Z = (filled - filled.mean(axis=0)) / scale
     # The nearest other row; duplicates are their own neighbour at distance 0,
     # which only means that row is copied where it swaps.
     nn = NearestNeighbors(n_neighbors=2).fit(Z)
     idx = nn.kneighbors(Z, return_distance=False)
     self_first = idx[:, 0] == np.arange(n)
     neighbour = np.where(self_first, idx[:, 1], idx[:, 0])
-    discrete = np.array([np.all(X[:, j] == np.round(X[:, j])) and np.unique(X[:, j]).size <= DISCRETE_MAX_VALUES
-                         for j in range(d)], dtype=bool)
+    discrete = np.array([_is_discrete(X[~missing[:, j], j]) for j in range(d)], dtype=bool)
+    if categorical is not None:
+        discrete |= np.asarray(categorical, dtype=bool)
 
     out = np.empty((total, d), dtype=dtype)
     done = 0
@@ -115,8 +134,16 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None):
         rows = np.arange(n) if take == n else np.sort(rng.choice(n, size=take, replace=False))
         e, other = X[rows], X[neighbour[rows]]
         moved = rng.random_sample((take, d)) < swap
-        drawn = rng.normal(other, np.abs(e - other) / spread)
+        with np.errstate(invalid="ignore"):
+            drawn = rng.normal(np.nan_to_num(other), np.nan_to_num(np.abs(e - other)) / spread)
         drawn = np.where(discrete, other, drawn)
+        # A missing cell stays missing; a value does not move towards a missing one.
+        moved &= ~np.isnan(e) & ~np.isnan(other)
         out[done:done + take] = np.where(moved, drawn, e)
         done += take
     return out
+
+
+def _is_discrete(values):
+    """Few distinct integer values (the observed ones of a column)."""
+    return bool(np.all(values == np.round(values)) and np.unique(values).size <= DISCRETE_MAX_VALUES)

@@ -47,6 +47,7 @@ __all__ = [
     "load_dataset",
     "load_dermatology",
     "load_heart",
+    "heart_table",
     "load_iris",
 ]
 
@@ -347,6 +348,36 @@ def load_heart(data_dir: Optional[PathLike] = None) -> Dataset:
         feature_names=names[:-1],
         class_names=list(_HEART_CLASSES),
     )
+
+
+#: Heart's categorical columns: code -> name, as the UCI documentation gives them.
+HEART_CATEGORIES = {
+    "cp": {1: "typical angina", 2: "atypical angina", 3: "non-anginal pain", 4: "asymptomatic"},
+    "slope": {1: "upsloping", 2: "flat", 3: "downsloping"},
+    "thal": {3: "normal", 6: "fixed defect", 7: "reversible defect"},
+}
+
+
+def heart_table(data_dir: Optional[PathLike] = None):
+    """Heart (Cleveland) as published: a pandas DataFrame with missing
+    values left missing (``?`` becomes NaN, nothing imputed) and chest pain
+    type (``cp``), ``slope`` and ``thal`` as categorical columns whose
+    categories are their documented names; and the labels 0..4.
+
+    Returns
+    -------
+    (X, y) : (pandas.DataFrame of shape (303, 13), ndarray of shape (303,))
+    """
+    import pandas as pd
+
+    path = _data_file(_HEART_FILE, data_dir)
+    data, names = _read_csv(path, header=True)
+    X = pd.DataFrame(data[:, :-1], columns=names[:-1])
+    y = data[:, -1].astype(np.int64)
+    for col, labels in HEART_CATEGORIES.items():
+        codes = X[col]
+        X[col] = pd.Categorical(codes.map(labels), categories=list(labels.values()))
+    return X, y
 
 
 def load_dermatology(data_dir: Optional[PathLike] = None) -> Dataset:

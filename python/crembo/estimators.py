@@ -16,14 +16,16 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
 from .augment import _check_size, munge
 from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
                           is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
-from .tree import resolve_student, tree_student
+from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
+from .tree import MAX_BINS, HistTreeClassifier, _encode_categories, _is_frame, categorical_mask, resolve_student, \
+    tree_student
 from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, is_tree_student, proba_in_classes,
                        resolve_leaf_values, set_leaf_beliefs)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
@@ -45,6 +47,9 @@ AUTO_MAX_ROWS = 20_000
 
 SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
+#: Rows per teacher call when beliefs show a progress bar.
+BELIEF_CHUNK = 20_000
+
 
 def default_teacher(random_state=None):
     """The reference teacher: 100 trees of depth at most 12, balanced classes."""
@@ -55,20 +60,134 @@ def default_teacher(random_state=None):
 class _DistillerBase(ClassifierMixin, BaseEstimator):
     """Teacher resolution, validation and prediction shared by the estimators."""
 
-    def _validate_inputs(self, X, y, X_unlabeled):
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    def _validate_inputs(self, X, y, X_unlabeled, sample_weight=None):
+        """Checked ``X`` and ``y`` of the labelled rows, the unlabelled rows
+        (those of ``y == -1`` then ``X_unlabeled``) and their weights.
+
+        Returns ``(X, y, X_unl, w_lab, w_unl, w_teacher)``: the weights
+        rescaled to mean 1 for the student, and the labelled rows' weights
+        as given, for the teacher (all None without ``sample_weight``). Missing values pass here and are checked
+        against the teacher and the student by :meth:`_check_missing`.
+        """
+        frame, self._cat_mask, self.categories_ = None, None, None
+        if _is_frame(X):
+            mask = categorical_mask("from_dtype", X, X.shape[1])
+            if mask is not None:  # categorical or string columns: coded for the student, decoded for the teacher
+                frame, self._cat_mask = X, mask
+                X, self.categories_ = _encode_categories(X, mask, None, MAX_BINS)
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                             ensure_all_finite="allow-nan")
+        if frame is not None:
+            validate_data(self, frame, reset=True, skip_check_array=True)  # the DataFrame's column names
         check_classification_targets(y)
+        unl = unlabeled_mask(y)
+        if unl.all():
+            raise ValueError("y: every row is labelled -1 (unlabelled); at least two labelled classes are needed")
+        raw = check_weights(sample_weight, len(y), labeled=~unl, normalize=False)
+        w = None if raw is None else raw / raw.mean()
         if X_unlabeled is not None:
             try:
-                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+                X_unlabeled = self._coded(X_unlabeled, dtype=X.dtype)
             except ValueError as exc:
                 raise ValueError(f"X_unlabeled: {exc}") from None
         else:
             X_unlabeled = X[:0]
-        return X, y, X_unlabeled
+        # Precomputed beliefs follow the rows of X then X_unlabeled; the rows
+        # of y == -1 move to the unlabelled part, and the beliefs with them.
+        self._row_order = None
+        w_unl = None if w is None else np.ones(len(X_unlabeled))
+        if unl.any():
+            lab, un = np.flatnonzero(~unl), np.flatnonzero(unl)
+            self._row_order = np.concatenate([lab, un, len(y) + np.arange(len(X_unlabeled))])
+            X_unlabeled = np.concatenate([X[un], X_unlabeled])
+            if w is not None:
+                w_unl = np.concatenate([w[un], w_unl])
+                w, raw = w[lab], raw[lab]
+            X, y = X[lab], y[lab]
+        return X, y, X_unlabeled, w, w_unl, raw
 
-    def _resolve_teacher(self, X, y, X_unlabeled, rng):
-        """Fit the teacher if needed; return (beliefs function or array, classes)."""
+    def _bar(self, desc, total=None, unit="it"):
+        """A tqdm progress bar of its own line when ``verbose >= 1``."""
+        if not getattr(self, "verbose", 0):
+            return _NoBar()
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, leave=True)
+
+    def __sklearn_clone__(self):
+        # Clones (GridSearchCV, cross_validate) share their original's
+        # lineage, so a warning is given once for all of them.
+        new = super().__sklearn_clone__()
+        new._lineage = self._lineage_token()
+        return new
+
+    def _lineage_token(self):
+        token = self.__dict__.get("_lineage")
+        if token is None:
+            import uuid
+
+            token = self._lineage = uuid.uuid4().hex
+        return token
+
+    def _coded(self, X, dtype=(np.float64, np.float32)):
+        """``X`` checked against the fitted columns, categorical columns as
+        the codes learnt at fit time (-1: a category unseen then)."""
+        if getattr(self, "_cat_mask", None) is None:
+            return validate_data(self, X, reset=False, dtype=dtype, ensure_all_finite="allow-nan")
+        validate_data(self, X, reset=False, skip_check_array=True)  # names and count
+        X, _ = _encode_categories(X, self._cat_mask, self.categories_, MAX_BINS)
+        return check_array(X, dtype=dtype, ensure_all_finite="allow-nan")
+
+    def _nan_models(self):
+        """The models that will see ``X``, for :func:`crembo.tables.check_missing`."""
+        teacher = self.teacher
+        if teacher is None:
+            teacher_est = default_teacher()
+        elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
+            teacher_est = unwrap_teacher(teacher)
+        else:
+            teacher_est = None  # precomputed beliefs or a callable: NaN is passed on as it is
+        return [("teacher", teacher_est), ("student", self._student_template())]
+
+    def _student_template(self):
+        template = resolve_student(self._default_student() if self.student is None else self.student)
+        mask = getattr(self, "_cat_mask", None)
+        if mask is not None and isinstance(template, HistTreeClassifier) and \
+                isinstance(template.categorical_features, str) and template.categorical_features == "from_dtype":
+            # The coded columns are categorical: native category-subset splits.
+            template = clone(template).set_params(categorical_features=mask)
+        return template
+
+    def _default_student(self):
+        return tree_student(4)
+
+    def _check_missing(self, *arrays):
+        models = self._nan_models()
+        names = getattr(self, "feature_names_in_", None)
+        for what, arr in zip(("X", "X_unlabeled"), arrays):
+            check_missing(arr, models, names, what=what)
+        self._student_nan_ok = allows_nan(models[1][1])
+
+    def _fit_teacher(self, template, X, y, w):
+        """``template`` fitted on the labelled rows, with their weights when given."""
+        if w is None:
+            return template.fit(self._teacher_view(X), y)
+        if not has_fit_parameter(template, "sample_weight"):
+            raise TypeError(f"sample_weight: the teacher {type(template).__name__}.fit does not accept "
+                            "sample_weight; fit the teacher yourself and pass it fitted")
+        return template.fit(self._teacher_view(X), y, sample_weight=w)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            tags.input_tags.allow_nan = all(est is None or allows_nan(est) for _, est in self._nan_models())
+        except (TypeError, ValueError):  # an invalid student is reported by fit
+            tags.input_tags.allow_nan = False
+        return tags
+
+    def _resolve_teacher(self, X, y, X_unlabeled, rng, w=None):
+        """Fit the teacher if needed (on the labelled rows, weights ``w``);
+        return (beliefs function or array, classes)."""
         teacher = self.teacher
         n_all = len(X) + len(X_unlabeled)
         y_classes = np.unique(y)
@@ -77,15 +196,17 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             if P_all.shape[0] != n_all:
                 raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
                                  "(the rows of X followed by those of X_unlabeled)")
+            if getattr(self, "_row_order", None) is not None:
+                P_all = np.ascontiguousarray(P_all[self._row_order])  # rows of y == -1 after the labelled ones
             if P_all.shape[1] != len(y_classes):
                 raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[1]} columns but y has "
                                  f"{len(y_classes)} classes; columns must follow the sorted classes of y")
             self.teacher_ = None
             return P_all, y_classes
         if teacher is None:
-            teacher_ = default_teacher(seed_from(rng)).fit(self._teacher_view(X), y)
+            teacher_ = self._fit_teacher(default_teacher(seed_from(rng)), X, y, w)
         elif hasattr(teacher, "fit") and hasattr(teacher, "get_params"):
-            teacher_ = teacher if is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
+            teacher_ = teacher if is_fitted(teacher) else self._fit_teacher(clone(teacher), X, y, w)
         elif hasattr(teacher, "predict_proba") or callable(teacher):
             teacher_ = teacher  # already trained: used as it is
         else:
@@ -109,14 +230,35 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             return X
         import pandas as pd  # feature names are only set when X was a DataFrame
 
-        return pd.DataFrame(X, columns=names)
+        mask = getattr(self, "_cat_mask", None)
+        if mask is None:
+            return pd.DataFrame(X, columns=names)
+        cols = {}
+        for j, name in enumerate(names):
+            if mask[j]:
+                codes = np.where(np.isnan(X[:, j]), -1, X[:, j]).astype(np.int64)
+                cols[name] = pd.Categorical.from_codes(codes, categories=self.categories_[j])
+            else:
+                cols[name] = X[:, j]
+        return pd.DataFrame(cols)
 
-    def _beliefs(self, source, X, rows):
+    def _beliefs(self, source, X, rows, desc="teacher beliefs"):
         """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source[rows])
-        return teacher_beliefs(source, self._teacher_view(X), method=self.belief, n_classes=len(self.classes_),
-                               n_jobs=self.n_jobs, device=self.device)
+        if not getattr(self, "verbose", 0) or len(X) == 0:
+            return teacher_beliefs(source, self._teacher_view(X), method=self.belief,
+                                   n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device)
+        # In chunks of rows, for a progress bar (beliefs are row by row).
+        bar = self._bar(desc, total=len(X), unit="row")
+        parts = []
+        for start in range(0, len(X), BELIEF_CHUNK):
+            part = X[start:start + BELIEF_CHUNK]
+            parts.append(teacher_beliefs(source, self._teacher_view(part), method=self.belief,
+                                         n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device))
+            bar.update(len(part))
+        bar.close()
+        return np.concatenate(parts)
 
     def _synthetic_rows(self, source, X_tr, rng):
         """MUNGE rows near ``X_tr`` for the teacher to label (none when
@@ -134,8 +276,8 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if isinstance(source, np.ndarray):
             raise ValueError("augment: synthetic rows need a teacher that can be asked about new rows; "
                              "precomputed beliefs cannot (set augment=0, or pass the teacher itself)")
-        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread,
-                     random_state=seed_from(rng)).astype(X_tr.dtype, copy=False)
+        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread, random_state=seed_from(rng),
+                     categorical=getattr(self, "_cat_mask", None)).astype(X_tr.dtype, copy=False)
 
     def _check_augment(self):
         if not (isinstance(self.augment, str) and self.augment == "auto"):
@@ -159,15 +301,20 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), labels from ``classes_``.
         """
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._validate_predict(X)
         return np.asarray(self.student_.predict(X))
 
     def predict_proba(self, X):
         """Class probabilities of the student, columns ordered as ``classes_``."""
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._validate_predict(X)
         return proba_in_classes(self.student_, X, self.classes_)
+
+    def _validate_predict(self, X):
+        check_is_fitted(self, "student_")
+        X = self._coded(X)
+        if not getattr(self, "_student_nan_ok", False):
+            check_missing(X, [("student", self.student_)], getattr(self, "feature_names_in_", None))
+        return X
 
 
 class LabelDistiller(_DistillerBase):
@@ -197,6 +344,10 @@ class LabelDistiller(_DistillerBase):
     Attributes
     ----------
     teacher_, student_, classes_, n_features_in_
+    categories_ : list or None
+        For a DataFrame with categorical, object or string columns: per
+        column, the categories whose codes the student sees (None for a
+        numeric column); None when every column is numeric.
     """
 
     def __init__(self, teacher=None, student=None, *, augment=0.0, augment_swap=0.5, augment_spread=1.0,
@@ -211,25 +362,70 @@ class LabelDistiller(_DistillerBase):
         self.device = device
         self.random_state = random_state
 
-    def fit(self, X, y, X_unlabeled=None):
-        """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``."""
+    def _default_student(self):
+        return default_student()
+
+    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
+        """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Missing values (NaN) are passed on when the teacher and the
+            student both accept them.
+        y : array-like of shape (n_samples,)
+            Labels; ``-1`` marks a row without a label (it joins the transfer
+            set only), except for labels exactly ``{-1, 1}``.
+        X_unlabeled : array-like of shape (m, n_features), optional
+            More rows without labels. Not transformed by the steps before
+            this estimator in a Pipeline: prefer ``y == -1`` rows there.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the rows of ``X``, used to fit the teacher (when
+            crembo fits it) and the student; rows of ``X_unlabeled`` and
+            synthetic rows weigh the mean weight.
+        """
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_device(self.device)
         self._check_augment()
-        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        X, y, X_unl, w, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
+        self._check_missing(X, X_unl)
         rng = check_random_state(self.random_state)
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
         X_t = np.concatenate([X, X_unl]) if len(X_unl) else X
+        w_t = None if w is None else np.concatenate([w, w_unl])
         P = self._beliefs(source, X_t, np.arange(len(X_t)))
         X_syn = self._synthetic_rows(source, X_t, rng)
         if len(X_syn):
             X_t, P = np.concatenate([X_t, X_syn]), np.concatenate([P, self._beliefs(source, X_syn, None)])
+            w_t = None if w_t is None else np.concatenate([w_t, np.ones(len(X_syn))])
         labels, _ = _core.row_argmax(P)
-        template = default_student() if self.student is None else self.student
-        trainer = StudentTrainer(template, self.classes_, target="labels", seed=seed_from(rng))
-        self.student_ = trainer.fit_labels(X_t, labels)
+        trainer = StudentTrainer(self._student_template(), self.classes_, target="labels", seed=seed_from(rng))
+        if w_t is not None and not trainer.accepts_weights:
+            raise TypeError(f"sample_weight: the student {type(trainer.template).__name__}.fit does not accept "
+                            "sample_weight")
+        self.student_ = trainer.fit_labels(X_t, labels, w_t)
         return self
+
+
+class _NoBar:
+    """Stands for a progress bar when ``verbose`` is 0."""
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+#: Estimator lineages (an estimator and its clones) already warned that MEMO
+#: found no consistent student; later fits log it at INFO level instead.
+_WARNED_NO_MEMO = set()
+
+
+def _extend_weights(w, n):
+    """Weights ``w`` followed by ``n`` ones (None stays None)."""
+    return None if w is None else np.concatenate([w, np.ones(n)])
 
 
 def _busy_seconds(intervals):
@@ -358,7 +554,17 @@ class CREMBOClassifier(_DistillerBase):
     random_state : int, RandomState or None
         Seeds the split, the default teacher and the students.
     verbose : int, default 0
-        Progress bar over the sweep when > 0.
+        When >= 1, every stage of the fit shows a tqdm progress bar on a
+        line of its own: teacher fit, teacher beliefs (on the transfer rows
+        and on the synthetic rows), MEMO's student fits, the sweep and the
+        refit.
+    max_time : float or None, default None
+        Seconds the fit may take, counted from its start: once they are
+        spent the sweep starts no new threshold (the first is always
+        tried), and the best student among the thresholds already scored is
+        kept; ``timed_out_`` tells whether the budget cut the sweep short.
+        The teacher fit, beliefs and MEMO are not interrupted (they count
+        against the budget). None: no limit.
 
     Attributes
     ----------
@@ -383,6 +589,10 @@ class CREMBOClassifier(_DistillerBase):
         threshold, consistent, violations, rounds, validation_score and
         fit_seconds.
     n_student_fits_ : int
+    categories_ : list or None
+        As in :class:`LabelDistiller`: the categories of categorical columns.
+    timed_out_ : bool
+        True when ``max_time`` cut the sweep short.
     timings_ : dict
         Seconds spent in teacher fit, beliefs, MEMO, sweep, refit and in
         total; ``student_fits`` is the wall time during which at least one
@@ -396,7 +606,7 @@ class CREMBOClassifier(_DistillerBase):
                  delta=0.0, validation_fraction=0.15, cv="auto", n_thresholds=32, scoring="accuracy",
                  selection="best", refit=False, search_subsample=None, augment="auto", augment_swap=0.5,
                  augment_spread=1.0, leaf_values="auto", belief="auto", n_jobs=None, device="cpu",
-                 random_state=None, verbose=0):
+                 random_state=None, verbose=0, max_time=None):
         self.teacher = teacher
         self.leaf_values = leaf_values
         self.warm_start = warm_start
@@ -425,6 +635,7 @@ class CREMBOClassifier(_DistillerBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.max_time = max_time
 
     # ---------------------------------------------------------------- checks
     def _check_params(self):
@@ -446,6 +657,12 @@ class CREMBOClassifier(_DistillerBase):
         if not (isinstance(self.cv, str) and self.cv == "auto"):
             check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
         check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=2**63 - 1)  # a 64-bit budget
+        mt = self.max_time
+        if mt is not None:
+            if isinstance(mt, bool) or not isinstance(mt, numbers.Real):
+                raise TypeError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
+            if not np.isfinite(mt) or mt <= 0:
+                raise ValueError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
         check_device(self.device)
         self._check_augment()
         s = self.search_subsample
@@ -462,7 +679,7 @@ class CREMBOClassifier(_DistillerBase):
         return target
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
         """Compress the teacher into the student.
 
         Parameters
@@ -471,11 +688,29 @@ class CREMBOClassifier(_DistillerBase):
             Labelled data. In ``mode="crembo"`` a ``validation_fraction`` of it
             chooses the threshold; the rest (and ``X_unlabeled``) is the
             transfer set on which the teacher's beliefs are computed.
+            Missing values (NaN) are passed on to the teacher and the
+            student when both accept them (scikit-learn's ``allow_nan`` tag;
+            crembo's ``HistTreeClassifier`` does); otherwise the error names
+            the column and the model that refuses them.
         y : array-like of shape (n_samples,)
             Labels (any hashable type); used to fit an unfitted teacher and
-            to score the validation split.
+            to score the validation split. ``-1`` marks a row without a
+            label (scikit-learn's semi-supervised convention): it joins the
+            transfer set, never fits the teacher, is never scored and never
+            becomes a class (except for labels exactly ``{-1, 1}``, where
+            ``-1`` is a class).
         X_unlabeled : array-like of shape (m, n_features), optional
-            Extra transfer points without labels.
+            Extra transfer points without labels. In a Pipeline these rows do
+            *not* go through the steps before this estimator (scalers,
+            encoders): pass them as rows of ``X`` labelled ``-1`` instead.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights of the rows of ``X``; they fit the teacher
+            as given (when crembo fits it), and, rescaled to mean 1, start MEMO's reweighting, weigh every
+            student fit of the sweep and the refit, and weigh the validation
+            score. Rows of ``X_unlabeled`` and MUNGE's synthetic rows weigh
+            the mean weight; multiplying all weights by one factor changes
+            nothing. Routed by scikit-learn's metadata routing
+            (``set_fit_request(sample_weight=True)``).
 
         Returns
         -------
@@ -483,19 +718,25 @@ class CREMBOClassifier(_DistillerBase):
         """
         t_start = time.perf_counter()
         target = self._check_params()
-        X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
+        X, y, X_unl, w_lab, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
+        self._check_missing(X, X_unl)
         rng = check_random_state(self.random_state)
         seed = seed_from(rng)
         timings = dict.fromkeys(("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits"), 0.0)
 
+        self._deadline = None if self.max_time is None else t_start + float(self.max_time)
+        self.timed_out_ = False
         t0 = time.perf_counter()
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng)
+        bar = self._bar("CREMBO teacher fit", total=1, unit="model")
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
+        bar.update(1)
+        bar.close()
         timings["teacher_fit"] = time.perf_counter() - t0
         y_idx = np.searchsorted(self.classes_, y)
 
         n, n_unl = len(X), len(X_unl)
-        template = resolve_student(tree_student(4) if self.student is None else self.student)
+        template = self._student_template()
         self._cv = self._resolve_cv(template, n)
         use_cv = self.mode == "crembo" and self._cv is not None
         if self.mode == "crembo" and not use_cv:
@@ -507,6 +748,8 @@ class CREMBOClassifier(_DistillerBase):
         transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[transfer_rows]
+        w_all = None if w_lab is None else np.concatenate([w_lab, w_unl])
+        w_tr = None if w_all is None else w_all[transfer_rows]
         # Synthetic rows near the transfer set (MUNGE), labelled by the teacher.
         X_syn = self._synthetic_rows(source, X_tr, rng)
         # refit=True trains the final student on every row: ask the teacher
@@ -519,10 +762,12 @@ class CREMBOClassifier(_DistillerBase):
         else:
             P_tr = self._beliefs(source, X_tr, transfer_rows)
         if len(X_syn):
-            P_syn = self._beliefs(source, X_syn, None)
+            P_syn = self._beliefs(source, X_syn, None, desc="teacher beliefs (synthetic rows)")
             X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
+            w_tr = _extend_weights(w_tr, len(X_syn))
             if refit_all:
                 X_all, P_all = np.concatenate([X_all, X_syn]), np.concatenate([P_all, P_syn])
+                w_all = _extend_weights(w_all, len(X_syn))
         timings["beliefs"] = time.perf_counter() - t0
 
         # Search on a subsample when asked, refit once on all rows after.
@@ -533,18 +778,21 @@ class CREMBOClassifier(_DistillerBase):
             if size < len(X_tr):
                 search = np.sort(rng.choice(len(X_tr), size=max(size, 2), replace=False))
         if len(search) == len(X_tr):
-            X_s, P_s = X_tr, P_tr  # the same arrays: a student's binned X is reused
+            X_s, P_s, w_s = X_tr, P_tr, w_tr  # the same arrays: a student's binned X is reused
         else:
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
+            w_s = None if w_tr is None else w_tr[search]
 
-        trainer = StudentTrainer(template, self.classes_,
-                                 target=target, seed=seed)
+        trainer = StudentTrainer(template, self.classes_, target=target, seed=seed)
         check_oracle(self.oracle, trainer)
 
         t0 = time.perf_counter()
+        bar = self._bar("MEMO probes", unit="fit")
         memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
                             delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest),
-                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta))
+                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta),
+                            sample_weight=w_s, on_fit=bar.update)
+        bar.close()
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
         self.memo_threshold_ = memo_res.threshold
@@ -555,8 +803,13 @@ class CREMBOClassifier(_DistillerBase):
         if memo_res.student is None:
             then = ("the sweep starts from the smallest belief value" if self.mode == "crembo" else
                     "the student is trained on the allowed labels at the smallest belief value")
-            warnings.warn(f"MEMO found no consistent student at any threshold; {then}", RuntimeWarning,
-                          stacklevel=2)
+            message = f"MEMO found no consistent student at any threshold; {then}"
+            token = self._lineage_token()
+            if token in _WARNED_NO_MEMO:
+                log.info("%s (warned already for this estimator)", message)
+            else:
+                _WARNED_NO_MEMO.add(token)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
 
         self._leaf_values = resolve_leaf_values(self.leaf_values, trainer)
         if self._leaf_values == "belief" and memo_res.student is not None:
@@ -564,7 +817,7 @@ class CREMBOClassifier(_DistillerBase):
             # copy that stands for its threshold predicts the mean beliefs.
             import copy
 
-            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_)
+            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_, w_s)
             memo_res.pred = trainer.predict_index(memo_res.student, X_s)
         if self.mode == "memo":
             if memo_res.student is not None:
@@ -578,11 +831,13 @@ class CREMBOClassifier(_DistillerBase):
             if use_cv:
                 # The labelled rows of the search set (the first n transfer rows are X's).
                 labelled = np.flatnonzero(search < len(fit_rows))
+                w_lab_s = None if w_lab is None else w_lab[fit_rows[search[labelled]]]
                 student, threshold, score, sweep_trace, sweep_seconds = self._cv_sweep(
-                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng)
+                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng, w_s, w_lab_s)
             else:
                 student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
-                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows])
+                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows], w_s,
+                    None if w_lab is None else w_lab[val_rows])
             timings["sweep"] = time.perf_counter() - t0
             timings["student_fits"] += sweep_seconds
             trace += sweep_trace
@@ -594,7 +849,8 @@ class CREMBOClassifier(_DistillerBase):
         pred_tr = None
         if refit_all or student is None or X_s is not X_tr:
             t0 = time.perf_counter()
-            X_f, P_f = (X_all, P_all) if refit_all else (X_tr, P_tr)
+            bar = self._bar("CREMBO refit", total=1, unit="fit")
+            X_f, P_f, w_f = (X_all, P_all, w_all) if refit_all else (X_tr, P_tr, w_tr)
             guide = student if student is not None else memo_res.student
             if guide is None:
                 prefer_f = None
@@ -602,7 +858,9 @@ class CREMBOClassifier(_DistillerBase):
                 prefer_f = memo_res.pred  # MEMO already predicted these rows
             else:
                 prefer_f = trainer.predict_index(guide, X_f)
-            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f)
+            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f, w=w_f)
+            bar.update(1)
+            bar.close()
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
             n_fits += 1
@@ -625,6 +883,10 @@ class CREMBOClassifier(_DistillerBase):
         log.info("CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
                  threshold, self.memo_threshold_, self.depth_, n_fits, timings["total"])
         return self
+
+    def _out_of_time(self):
+        deadline = getattr(self, "_deadline", None)
+        return deadline is not None and time.perf_counter() > deadline
 
     def _select(self, selection):
         """Index of the chosen sweep candidate under a selection rule."""
@@ -683,23 +945,24 @@ class CREMBOClassifier(_DistillerBase):
                                               stratify=stratify)
         return np.sort(fit_rows), np.sort(val_rows)
 
-    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None):
+    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None, w=None):
         """One student trained on the allowed labels at ``t`` (no consistency
-        needed), without the rows where ``leave_out`` is true: (student, fit
-        seconds, violations on all of ``X``, its predictions on ``X``)."""
+        needed), rows weighted by ``w``, without the rows where ``leave_out``
+        is true: (student, fit seconds, violations on all of ``X``, its
+        predictions on ``X``)."""
         t0 = time.perf_counter()
         if trainer.target == "multioutput":
             mask = _core.allowed_labels(P, t)
             if leave_out is not None:
                 mask[leave_out] = False
-            est = trainer.fit_mask(X, mask)
+            est = trainer.fit_mask(X, mask, w)
         else:
             targets, _ = _core.allowed_targets(P, t, prefer)
             if leave_out is not None:
                 targets[leave_out] = -1
-            est = trainer.fit_labels(X, targets)
+            est = trainer.fit_labels(X, targets, w)
         if self._leaf_values == "belief":
-            est = set_leaf_beliefs(est, X, P, self.classes_)
+            est = set_leaf_beliefs(est, X, P, self.classes_, w)
         pred = trainer.predict_index(est, X)
         viol = int(_core.count_violations(P, pred, t))
         return est, time.perf_counter() - t0, viol, pred
@@ -716,7 +979,7 @@ class CREMBOClassifier(_DistillerBase):
             cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
         return [float(t) for t in cands]
 
-    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng):
+    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng, w_s=None, w_lab=None):
         """The threshold chosen by cross-validation over the labelled rows of
         the search set (positions ``labelled`` in ``X_s``, labels ``y_lab``):
         at each candidate, ``cv`` students each fit without one fold score
@@ -730,52 +993,68 @@ class CREMBOClassifier(_DistillerBase):
         truth = np.empty(len(X_s), dtype=np.int64)
         truth[labelled] = y_lab
         truth = np.concatenate([truth[f] for f in folds])
+        score_weight = None
+        if w_lab is not None:
+            w_rows = np.zeros(len(X_s))
+            w_rows[labelled] = w_lab
+            score_weight = np.concatenate([w_rows[f] for f in folds])
         cands = self._sweep_thresholds(P_s, memo_res)
         row_max = P_s.max(axis=1)
         busy = []
 
-        def one(t, k):
+        bar = self._bar(f"CREMBO {self._cv}-fold sweep", total=len(cands) * self._cv, unit="fit")
+
+        def one(i, t, k):
+            if i > 0 and self._out_of_time():
+                bar.update(1)
+                return None  # the time budget is spent: this threshold is not tried
             leave_out = np.zeros(len(X_s), dtype=bool)
             leave_out[folds[k]] = True
             if not np.any(row_max[~leave_out] >= t):
+                bar.update(1)
                 return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
             t0 = time.perf_counter()
-            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out)
+            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out, w_s)
             busy.append((t0, t0 + secs))
+            bar.update(1)
             return pred[folds[k]], secs, viol
 
-        tasks = [(t, k) for t in cands for k in range(self._cv)]
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            tasks = tqdm(tasks, desc=f"CREMBO {self._cv}-fold sweep", unit="fit")
-        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t, k) for t, k in tasks)
+        tasks = [(i, t, k) for i, t in enumerate(cands) for k in range(self._cv)]
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t, k) for i, t, k in tasks)
+        bar.close()
         score_fn = SCORERS[self.scoring]
         results, trace = [], []
         for i, t in enumerate(cands):
             part = outs[i * self._cv:(i + 1) * self._cv]
+            if any(p is None for p in part):
+                self.timed_out_ = True
+                continue
             fitted = sum(p[0] is not None for p in part)
             secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
             score = None
             if fitted == self._cv:  # else some fold had no row to learn from: not a candidate
-                score = float(score_fn(truth, np.concatenate([p[0] for p in part])))
+                score = float(score_fn(truth, np.concatenate([p[0] for p in part]), sample_weight=score_weight))
                 results.append((t, score))
             trace.append(dict(stage="cv", threshold=t, consistent=viol == 0 and score is not None,
                               violations=viol, rounds=fitted, validation_score=score, fit_seconds=secs))
         self._sweep_candidates = [(t, score, None) for t, score in results]
         self._n_validation = len(labelled)
+        if not results:  # the time budget ran out before a threshold was scored in every fold
+            t = cands[0]
+            student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
+            return student, t, None, trace, _busy_seconds(busy)
         t, score = results[self._select(self.selection)]
         # MEMO's student stands for its own threshold; any other is refit on all rows.
         student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
         return student, t, score, trace, _busy_seconds(busy)
 
-    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val):
+    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val, w_s=None, w_val=None):
         score_fn = SCORERS[self.scoring]
         cands = self._sweep_thresholds(P_s, memo_res)
         prefer = memo_res.pred
 
         def evaluate(est):
-            return float(score_fn(y_val, trainer.predict_index(est, X_val)))
+            return float(score_fn(y_val, trainer.predict_index(est, X_val), sample_weight=w_val))
 
         results = []
         if memo_res.student is not None:
@@ -785,19 +1064,23 @@ class CREMBOClassifier(_DistillerBase):
 
         busy = []  # (start, end) of every fit: they may overlap (n_jobs)
 
-        def one(t):
+        bar = self._bar("CREMBO sweep", total=len(cands), unit="threshold")
+
+        def one(i, t):
+            if (results or i > 0) and self._out_of_time():
+                bar.update(1)
+                return None  # the time budget is spent: this threshold is not tried
             t0 = time.perf_counter()
-            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer)
+            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer, w=w_s)
             busy.append((t0, t0 + secs))
+            bar.update(1)
             return est, t, evaluate(est), secs, viol, 1
 
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            cands_iter = tqdm(cands, desc="CREMBO sweep", unit="threshold")
-        else:
-            cands_iter = cands
-        results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in cands_iter)
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t) for i, t in enumerate(cands))
+        bar.close()
+        if any(o is None for o in outs):
+            self.timed_out_ = True
+        results += [o for o in outs if o is not None]
         # rounds=0 marks MEMO's student, scored without a new fit.
         trace = [dict(stage="sweep", threshold=t, consistent=viol == 0, violations=viol, rounds=r,
                       validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,11 @@ class FlatTree:
     feature_names: list | None = None
     n_node_samples: np.ndarray | None = None
     source: str = "tree"
+    #: Category-subset splits: node -> the category codes that go left (a
+    #: missing value goes to ``missing_go_to_left``, any other code right).
+    categorical: dict | None = None
+    #: Per feature, the category names of its codes (None: show the codes).
+    category_names: list | None = None
 
     @property
     def n_nodes(self):
@@ -70,6 +75,19 @@ class FlatTree:
 
     def is_leaf(self, i):
         return self.children_left[i] < 0
+
+    def check_numeric(self, fmt):
+        """Raise a ValueError naming ``fmt`` when the tree has category-subset
+        splits, which that format cannot carry."""
+        if self.categorical:
+            raise ValueError(f"{fmt}: this tree has category-subset splits (categorical features), which {fmt} "
+                             "cannot carry (it has numeric 'x <= threshold' splits only); export it with "
+                             "export_rules or export_dot, or fit the tree with categorical_features=None")
+
+    def category_text(self, feature, codes):
+        names = None if self.category_names is None else self.category_names[feature]
+        shown = [str(names[c]) if names is not None and 0 <= c < len(names) else str(c) for c in sorted(codes)]
+        return "{" + ", ".join(shown) + "}"
 
     def depth(self):
         d = np.zeros(self.n_nodes, dtype=np.int64)
@@ -80,6 +98,7 @@ class FlatTree:
 
     def arrays(self):
         """Keyword arguments of ``FastTree(...)``."""
+        self.check_numeric("FastTree")
         return dict(children_left=self.children_left, children_right=self.children_right, feature=self.feature,
                     threshold=self.threshold, leaf_class=self.leaf_class, proba=self.proba,
                     n_features=self.n_features, classes=self.classes,
@@ -206,11 +225,19 @@ def flatten_tree(model, *, precision="float32"):
             proba = value / norm
         flat = FlatTree(left, right, feature, threshold, nan_left, leaf_class, np.ascontiguousarray(proba), classes,
                         _n_features(model, feature, name), precision, _feature_names(model), samples, name)
+        cat = getattr(model.tree_, "is_categorical", None)
+        if cat is not None and np.any(cat):
+            bits = np.asarray(model.tree_.cat_left, dtype=np.uint64)
+            flat.categorical = {int(i): tuple(c for c in range(256) if (int(bits[i, c >> 6]) >> (c & 63)) & 1)
+                                for i in np.flatnonzero(cat)}
+            flat.category_names = getattr(model, "categories_", None)
     if outer_classes is not None:
         flat = _to_outer_classes(flat, outer_classes)
         flat.feature_names = flat.feature_names or _feature_names(outer)
         flat.n_features = int(getattr(outer, "n_features_in_", flat.n_features))
         flat.source = f"{type(outer).__name__}({flat.source})"
+        if flat.categorical and getattr(outer, "categories_", None) is not None:
+            flat.category_names = outer.categories_
     return flat
 
 
@@ -463,6 +490,38 @@ class Condition:
 
 
 @dataclass
+class CategoryCondition:
+    """``x[feature]`` is one of ``inside`` (when not None) and none of
+    ``outside``; a missing value satisfies it when ``missing`` is true.
+    Values are category codes (names shown through ``FlatTree.category_names``)."""
+
+    feature: int
+    inside: frozenset | None = None
+    outside: frozenset = frozenset()
+    missing: bool = False
+    names: object = None
+
+    def text(self, names, fmt):
+        name = names[self.feature] if names is not None else f"x[{self.feature}]"
+        shown = self.names or (lambda f, codes: "{" + ", ".join(map(str, sorted(codes))) + "}")
+        if self.inside is not None:
+            s = f"{name} in {shown(self.feature, self.inside)}"
+        else:
+            s = f"{name} not in {shown(self.feature, self.outside)}"
+        return f"({s} or {name} is missing)" if self.missing else s
+
+    def holds(self, x):
+        """Rows of the code column ``x`` that satisfy it (missing ones excluded)."""
+        known = ~np.isnan(x)
+        ok = known.copy()
+        if self.inside is not None:
+            ok &= np.isin(x, np.fromiter(self.inside, dtype=np.float64, count=len(self.inside)))
+        if self.outside:
+            ok &= ~np.isin(x, np.fromiter(self.outside, dtype=np.float64, count=len(self.outside)))
+        return ok
+
+
+@dataclass
 class Rule:
     """One leaf of a tree as an if-then rule: all ``conditions`` hold ->
     predict ``label`` (class index ``class_index``) with probabilities ``proba``."""
@@ -482,8 +541,7 @@ class Rule:
         else:
             def fmt(v):
                 return f"{v:.{decimals}f}"
-        conds = self.conditions if show_missing else [
-            Condition(c.feature, c.lower, c.upper, False) for c in self.conditions]
+        conds = self.conditions if show_missing else [replace(c, missing=False) for c in self.conditions]
         cond = " AND ".join(c.text(feature_names, fmt) for c in conds) or "TRUE"
         label = class_names[self.class_index] if class_names is not None else self.label
         conf = float(self.proba[self.class_index])
@@ -511,7 +569,19 @@ def tree_rules(model, *, precision="float32"):
         nan_left = bool(flat.missing_go_to_left[i])
         old = conds.get(f)
         left, right = dict(conds), dict(conds)
-        if old is None:
+        if flat.categorical and i in flat.categorical:
+            S = frozenset(flat.categorical[i])
+            if old is None:
+                old = CategoryCondition(f, None, frozenset(), True, flat.category_text)
+            inside_l = S if old.inside is None else old.inside & S
+            left[f] = CategoryCondition(f, inside_l, frozenset(), old.missing and nan_left, flat.category_text)
+            if old.inside is None:
+                right[f] = CategoryCondition(f, None, old.outside | S, old.missing and not nan_left,
+                                             flat.category_text)
+            else:
+                right[f] = CategoryCondition(f, old.inside - S, frozenset(), old.missing and not nan_left,
+                                             flat.category_text)
+        elif old is None:
             left[f] = Condition(f, None, t, nan_left)
             right[f] = Condition(f, t, None, not nan_left)
         else:
@@ -539,6 +609,10 @@ def rules_predict(rules, X, *, precision="float32", return_index=False):
     for r in rules:
         match = np.ones(len(X), dtype=bool)
         for c in r.conditions:
+            if isinstance(c, CategoryCondition):
+                x = X[:, c.feature].astype(np.float64)
+                match &= c.holds(x) | (np.isnan(x) & c.missing)
+                continue
             x = Xc[:, c.feature]
             ok = np.ones(len(X), dtype=bool)
             if c.upper is not None:
@@ -618,9 +692,12 @@ def export_dot(model, *, feature_names=None, class_names=None, decimals=None, pr
             f = int(flat.feature[i])
             fname = _dot_escape(names[f] if names is not None else f"x[{f}]")
             missing = "\\n(missing: left)" if show_missing and flat.missing_go_to_left[i] else ""
-            thr = (short_threshold(flat.threshold[i], flat.precision) if decimals is None
-                   else f"{flat.threshold[i]:.{decimals}g}")
-            text = f"{fname} <= {thr}{missing}{samples}"
+            if flat.categorical and i in flat.categorical:
+                text = f"{fname} in {_dot_escape(flat.category_text(f, flat.categorical[i]))}{missing}{samples}"
+            else:
+                thr = (short_threshold(flat.threshold[i], flat.precision) if decimals is None
+                       else f"{flat.threshold[i]:.{decimals}g}")
+                text = f"{fname} <= {thr}{missing}{samples}"
             lines.append(f'  {i} [label="{text}"];')
     for i in range(flat.n_nodes):
         if flat.children_left[i] >= 0:
@@ -632,7 +709,13 @@ def export_dot(model, *, feature_names=None, class_names=None, decimals=None, pr
 
 # --------------------------------------------------------------------------- ONNX
 def export_onnx(model, path=None, *, target_opset=None):
-    """Convert a scikit-learn tree student to ONNX with skl2onnx.
+    """Convert a tree student (scikit-learn's decision trees, crembo's
+    ``HistTreeClassifier`` without categorical splits) to ONNX with skl2onnx.
+
+    Missing values: ONNX Runtime (1.32, with skl2onnx 1.20) does not follow
+    the side a split learnt for NaN, for scikit-learn's trees as for
+    crembo's, so rows with missing values may be predicted differently;
+    finite rows are predicted as the tree does.
 
     The ONNX graph takes a float32 tensor ``X`` of shape ``(n, n_features)``
     and returns ``label`` and ``probabilities``. Needs ``skl2onnx`` (``pip
@@ -646,9 +729,16 @@ def export_onnx(model, path=None, *, target_opset=None):
         raise ImportError("ONNX export needs skl2onnx: pip install 'crembo[export]' "
                           "(or pip install skl2onnx onnxruntime)") from None
     est, _ = _unwrap(model)
+    if np.any(getattr(getattr(est, "tree_", None), "is_categorical", False)):
+        raise ValueError("export_onnx: this tree has category-subset splits (categorical features), which the ONNX "
+                         "TreeEnsembleClassifier node cannot carry (numeric splits only); use export_rules or "
+                         "export_dot, or fit the tree with categorical_features=None")
     if not hasattr(est, "tree_") or _is_allowed_label_student(est):
         raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx "
                         "can convert")
+    from .onnx_hist import register
+
+    register()  # crembo's HistTreeClassifier
     d = int(est.n_features_in_)
     try:
         onx = to_onnx(est, initial_types=[("X", FloatTensorType([None, d]))], target_opset=target_opset,
@@ -702,6 +792,7 @@ def export_cpp(model, *, name="crembo_tree", precision="float32", feature_names=
     """
     ident = _identifier(name)
     flat = flatten_tree(model, precision=precision)
+    flat.check_numeric("export_cpp")
     f32 = flat.precision == "float32"
     names = feature_names if feature_names is not None else flat.feature_names
     C = len(flat.classes)
@@ -804,6 +895,7 @@ def export_native(model, path=None, *, precision="float32"):
     """The tree in the text format of ``crembo/fast_tree.hpp``
     (``crembo::FastTree::load(path)`` in C++, :meth:`FastTree.load` in
     Python). Returns the text; writes it to ``path`` when given."""
+    flatten_tree(model, precision=precision).check_numeric("export_native (the FastTree text format)")
     text = _as_fast_tree(model, precision).to_text()
     if path is not None:
         Path(path).write_text(text)

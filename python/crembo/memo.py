@@ -85,8 +85,10 @@ def check_oracle(oracle, trainer):
 
 
 def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
-             candidates=None, sample_weight=None, probe_lowest=True, warm_start=True, adaptive_eta=True):
-    """MEMO with an existing ``StudentTrainer`` (used by the estimators)."""
+             candidates=None, sample_weight=None, probe_lowest=True, warm_start=True, adaptive_eta=True,
+             on_fit=None):
+    """MEMO with an existing ``StudentTrainer`` (used by the estimators);
+    ``on_fit()`` is called after every student fit (progress bars)."""
     start = time.perf_counter()
     if candidates is None:
         candidates = _core.candidate_thresholds(P, 0.0, _memo_ceiling(P, delta))
@@ -100,13 +102,15 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
         pred = trainer.predict_index(est, X)
         fit_times.append(time.perf_counter() - t0)
         state["last"] = est
+        if on_fit is not None:
+            on_fit()
         return pred
 
     def fit_labels(targets, weights):
         return timed(lambda: trainer.fit_labels(X, targets, weights))
 
     def fit_mask(mask):
-        return timed(lambda: trainer.fit_mask(X, mask))
+        return timed(lambda: trainer.fit_mask(X, mask, sample_weight))
 
     def accept():
         state["best"] = state["last"]

@@ -164,12 +164,20 @@ class StudentTrainer:
             est = DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
         return est
 
-    def fit_mask(self, X, mask):
-        """Fit the paper's multi-output student on the allowed-label matrix."""
+    def fit_mask(self, X, mask, sample_weight=None):
+        """Fit the paper's multi-output student on the allowed-label matrix
+        (rows weighted by ``sample_weight`` when given)."""
         mask = np.asarray(mask, dtype=bool)
         keep = mask.any(axis=1)
         if not np.any(keep):
             raise ValueError("student: no point has an allowed label at this threshold; nothing to fit")
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[keep]
+        if w is not None and np.all(w == w[0]):
+            w = None
+        kw = {} if w is None else {"sample_weight": w}
+        if w is not None and not self.accepts_weights:
+            raise TypeError(f"sample_weight: the student {type(self.template).__name__}.fit does not accept "
+                            "sample_weight")
         est = self._clone()
         if callable(getattr(est, "fit_allowed", None)):
             binned = self._binned(X)
@@ -177,8 +185,8 @@ class StudentTrainer:
                 X_fit = X[keep]
             else:
                 X_fit = binned if keep.all() else binned.take(keep)
-            return est.fit_allowed(X_fit, mask[keep], self.classes)
-        est.fit(X[keep], mask[keep].astype(np.int8))
+            return est.fit_allowed(X_fit, mask[keep], self.classes, **kw)
+        est.fit(X[keep], mask[keep].astype(np.int8), **kw)
         return AllowedLabelStudent(est, self.classes)
 
     def predict_index(self, est, X):
@@ -203,7 +211,7 @@ class StudentTrainer:
     def fit(self, X, targets=None, sample_weight=None, mask=None):
         """Fit in this trainer's mode: label targets or the allowed-label mask."""
         if self.target == "multioutput":
-            return self.fit_mask(X, mask)
+            return self.fit_mask(X, mask, sample_weight)
         return self.fit_labels(X, targets, sample_weight)
 
 
@@ -252,14 +260,15 @@ def resolve_leaf_values(leaf_values, trainer):
     return "belief" if tree and single_output else "student"
 
 
-def set_leaf_beliefs(est, X, P, classes):
+def set_leaf_beliefs(est, X, P, classes, sample_weight=None):
     """Make every leaf of a fitted tree student predict the teacher's mean
     belief over the rows of ``X`` that reach it (``P`` holds their beliefs,
     columns following ``classes``); its label becomes that mean's most likely
     class. Works in place on scikit-learn's single-output decision trees and
     on ``HistTreeClassifier``, and returns ``est``.
 
-    A leaf no row of ``X`` reaches keeps its own values. Classes the student
+    With ``sample_weight`` the mean is weighted. A leaf no row of ``X``
+    (of positive weight) reaches keeps its own values. Classes the student
     never saw (absent from its ``classes_``) cannot be predicted by it; their
     belief mass is left out and the rest renormalised.
     """
@@ -279,7 +288,10 @@ def set_leaf_beliefs(est, X, P, classes):
                         f"tree or crembo's HistTreeClassifier), got {type(est).__name__}")
     leaves = est.apply(X)
     sums = np.zeros((tree.node_count, len(cols)), dtype=np.float64)
-    np.add.at(sums, leaves, np.asarray(P, dtype=np.float64)[:, cols])
+    contrib = np.asarray(P, dtype=np.float64)[:, cols]
+    if sample_weight is not None:
+        contrib = contrib * np.asarray(sample_weight, dtype=np.float64)[:, None]
+    np.add.at(sums, leaves, contrib)
     mass = sums.sum(axis=1)
     reached = mass > 0
     value = tree.value  # a writable view of the tree's own buffer in both classes

@@ -53,13 +53,148 @@ CRITERIA = ("auto", "gini", "coverage", "spread_gini")
 #: Most value bins per feature (one more bin holds missing values).
 MAX_BINS = 255
 
+#: Category codes are integers in [0, MAX_CATEGORY].
+MAX_CATEGORY = 255
 
-def _threads(n_threads):
+
+def _is_category_like(dtype):
+    """pandas categorical, object or string dtypes (what "from_dtype" reads
+    as categorical)."""
+    import pandas as pd
+
+    return isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype)
+
+
+def _is_frame(X):
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
+
+
+def _encode_categories(X, mask, categories, max_bins):
+    """``X`` as a float64 array whose categorical columns (``mask``) hold
+    codes: a DataFrame column of categorical, object or string dtype becomes
+    the index of its value in its categories (``categories[j]``; learnt here
+    when ``categories`` is None: the dtype's categories, else the sorted
+    values seen), a numeric column must already hold integer codes in
+    [0, 255]. Missing values stay NaN; a value outside the known categories
+    (only at predict time) becomes -1, which every split sends right.
+    Returns (array, categories)."""
+    import pandas as pd
+
+    fit = categories is None
+    frame = X if _is_frame(X) else pd.DataFrame(np.asarray(X, dtype=object) if np.asarray(X).dtype.kind in "OUS"
+                                                else np.asarray(X))
+    n, d = frame.shape
+    if mask.shape[0] != d:
+        raise ValueError(f"X has {d} features, but the categorical mask has {mask.shape[0]}")
+    out = np.empty((n, d), dtype=np.float64)
+    cats = [None] * d if fit else list(categories)
+    for j in range(d):
+        col = frame.iloc[:, j]
+        label = f"column {j}" + (f" ({frame.columns[j]!r})" if _is_frame(X) else "")
+        if not mask[j]:
+            try:
+                out[:, j] = np.asarray(col, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"X: {label} is not numeric; declare it in categorical_features (or give it a "
+                                 "pandas categorical dtype)") from None
+            continue
+        missing = np.asarray(pd.isna(col))
+        if _is_category_like(col.dtype) or (not fit and cats[j] is not None):
+            if fit:
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    cats[j] = list(col.dtype.categories)
+                else:
+                    cats[j] = sorted(pd.unique(col[~missing]).tolist(), key=lambda v: (str(type(v)), v))
+                if len(cats[j]) > min(max_bins, MAX_CATEGORY + 1):
+                    raise ValueError(f"X: {label} has {len(cats[j])} categories; at most max_bins={max_bins} are "
+                                     "supported")
+            codes = pd.Index(cats[j]).get_indexer(pd.Index(np.asarray(col, dtype=object))).astype(np.float64)
+        else:
+            try:
+                codes = np.asarray(col, dtype=np.float64).copy()
+            except (TypeError, ValueError):
+                raise ValueError(f"X: {label} is categorical with non-numeric values that were numeric at fit "
+                                 "time") from None
+            ok = ~missing
+            valid = (codes == np.round(codes)) & (codes >= 0) & (codes <= MAX_CATEGORY)
+            if fit:
+                if np.any(ok & ~valid):
+                    raise ValueError(f"X: {label} is categorical and must hold integer codes in [0, {MAX_CATEGORY}] "
+                                     "(or NaN for missing), or be a pandas categorical/string column")
+                if np.unique(codes[ok]).size > max_bins:
+                    raise ValueError(f"X: {label} has more than max_bins={max_bins} categories")
+            else:
+                codes[ok & ~valid] = -1.0  # unknown codes go right
+        codes[missing] = np.nan
+        out[:, j] = codes
+    return out, cats
+
+
+def _check_numeric_columns(X, mask):
+    """Raise when a DataFrame column that is not declared categorical is not numeric."""
+    if not _is_frame(X):
+        return
+    import pandas as pd
+
+    for j, dtype in enumerate(X.dtypes):
+        if (mask is None or not mask[j]) and not (pd.api.types.is_numeric_dtype(dtype)
+                                                  or pd.api.types.is_bool_dtype(dtype)):
+            raise ValueError(f"X: column {j} ({X.columns[j]!r}) is not numeric; declare it in categorical_features "
+                             "(or give it a pandas categorical dtype with categorical_features='from_dtype')")
+
+
+def categorical_mask(spec, X, n_features, *, name="categorical_features"):
+    """The boolean mask of categorical columns that ``spec`` names for ``X``
+    (None, "from_dtype", a boolean mask, column indices or, for a DataFrame,
+    column names); None when no column is categorical."""
+    d = n_features
+    if spec is None:
+        mask = np.zeros(d, dtype=bool)
+    elif isinstance(spec, str):
+        if spec != "from_dtype":
+            raise ValueError(f"{name}: expected None, 'from_dtype', a boolean mask, indices or column names, "
+                             f"got {spec!r}")
+        mask = np.array([_is_category_like(t) for t in X.dtypes], dtype=bool) if _is_frame(X) else \
+            np.zeros(d, dtype=bool)
+    else:
+        arr = np.asarray(spec)
+        if arr.ndim != 1:
+            raise ValueError(f"{name}: expected a 1-d mask, indices or names, got shape {arr.shape}")
+        if arr.dtype == bool:
+            if arr.shape[0] != d:
+                raise ValueError(f"{name}: a boolean mask needs {d} values (one per feature), got {arr.shape[0]}")
+            mask = arr.copy()
+        elif arr.size == 0:
+            mask = np.zeros(d, dtype=bool)
+        elif arr.dtype.kind in "iu":
+            if arr.min() < -d or arr.max() >= d:
+                raise ValueError(f"{name}: index out of range for {d} features: {arr.tolist()}")
+            mask = np.zeros(d, dtype=bool)
+            mask[arr] = True
+        elif arr.dtype.kind in "UO":
+            if not _is_frame(X):
+                raise ValueError(f"{name}: column names need X to be a DataFrame with those columns")
+            cols = [str(c) for c in X.columns]
+            missing = [c for c in arr if str(c) not in cols]
+            if missing:
+                raise ValueError(f"{name}: no column named {missing[0]!r} in X")
+            mask = np.array([c in set(map(str, arr)) for c in cols], dtype=bool)
+        else:
+            raise ValueError(f"{name}: expected a boolean mask, integer indices or column names, got dtype "
+                             f"{arr.dtype}")
+    return mask if mask.any() else None
+
+
+def _threads(n_threads, name="n_threads"):
     if n_threads is None:
         return 0
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
-        raise ValueError(f"n_threads: expected None or an integer >= 1, got {n_threads!r}")
+        raise ValueError(f"{name}: expected None or an integer >= 1, got {n_threads!r}")
     return int(n_threads)
+
+
+#: Marks ``HistTreeClassifier(n_threads=...)`` as not given (it is deprecated).
+_DEPRECATED = "deprecated"
 
 
 def _encode_labels(y):
@@ -197,6 +332,9 @@ class HistTree:
         self.weighted_n_node_samples = arrays["weighted_n_node_samples"]
         self.impurity = arrays["impurity"]
         self.max_depth = int(arrays["max_depth"])
+        n = self.children_left.shape[0]
+        self.is_categorical = np.asarray(arrays.get("is_categorical", np.zeros(n, dtype=np.uint8)), dtype=bool)
+        self.cat_left = np.asarray(arrays.get("cat_left", np.zeros((n, 4), dtype=np.uint64)), dtype=np.uint64)
         self.n_features = int(n_features)
         self.n_classes = np.array([n_classes], dtype=np.intp)
         self.n_outputs = 1
@@ -220,6 +358,8 @@ class HistTree:
         """Leaf index reached by each row of ``X`` (a validated 2-d array),
         walked by the native FastTree (the same float32 comparison, NaN to the
         stored side), built on first use."""
+        if self.__dict__.get("is_categorical") is not None and self.is_categorical.any():
+            return self._apply_categorical(X)
         fast = self.__dict__.get("_fast")
         if fast is None:
             fast = self._fast = _core.FastTree(
@@ -228,6 +368,35 @@ class HistTree:
                 proba=np.ascontiguousarray(self.value[:, 0, :]), n_features=self.n_features,
                 classes=np.arange(self.max_n_classes), missing_go_to_left=self.missing_go_to_left)
         return fast.apply(X, n_threads)
+
+    def goes_left(self, node, values):
+        """Whether ``values`` (of the node's feature) go left at split nodes
+        ``node`` (arrays of equal length): the rule of ``apply``."""
+        node = np.asarray(node)
+        v = np.asarray(values, dtype=np.float64)
+        miss = np.isnan(v)
+        with np.errstate(invalid="ignore"):
+            numeric = np.asarray(v, dtype=np.float32).astype(np.float64) <= self.threshold[node]
+            known = ~miss & (v >= 0) & (v <= 255) & (v == np.round(v))
+        code = np.where(known, v, 0).astype(np.int64)
+        bit = (self.cat_left[node, code >> 6] >> (code & 63).astype(np.uint64)) & np.uint64(1)
+        categorical = known & (bit == 1)
+        left = np.where(self.is_categorical[node], categorical, numeric)
+        return np.where(miss, self.missing_go_to_left[node].astype(bool), left)
+
+    def _apply_categorical(self, X):
+        """Leaves reached through category-subset splits (a NumPy walk, level
+        by level; FastTree has numeric splits only)."""
+        X = np.asarray(X)
+        node = np.zeros(X.shape[0], dtype=np.intp)
+        for _ in range(self.max_depth + 1):
+            rows = np.flatnonzero(self.children_left[node] >= 0)
+            if rows.size == 0:
+                break
+            nd = node[rows]
+            left = self.goes_left(nd, X[rows, self.feature[nd]])
+            node[rows] = np.where(left, self.children_left[nd], self.children_right[nd])
+        return node
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -271,9 +440,25 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         ``c`` (with allowed sets: the rows allowing ``c``).
     max_bins : int in [2, 255], default 255
         Value bins per feature when ``fit`` bins ``X`` itself.
-    n_threads : int or None, default None
+    n_jobs : int or None, default None
         Threads over features (large nodes only) and rows (prediction); None:
         ``crembo``'s default. The GIL is released throughout.
+    n_threads : int or None
+        Deprecated alias of ``n_jobs`` (a FutureWarning when given); it wins
+        over ``n_jobs`` when both are set.
+    categorical_features : None, "from_dtype", bool mask, indices or names, default "from_dtype"
+        Features split by category subsets (a set of categories goes left)
+        instead of thresholds. "from_dtype": the columns of a pandas
+        DataFrame of categorical, object or string dtype. In a numeric array
+        a categorical feature holds integer codes in [0, 255] (NaN: missing).
+        At most ``max_bins`` categories per feature. Subsets are found by
+        ordering a node's categories by their share of one class and cutting
+        that order like numeric values: the best Gini subset for two
+        classes; with more classes one order per class is tried and the best
+        cut kept (a heuristic). A missing value goes to the side learned for
+        missing values (the larger child when the node saw none); a category
+        the node did not see at fit time (unknown codes and categories new at
+        predict time included) goes right.
 
     Attributes
     ----------
@@ -286,11 +471,16 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         The fitted tree as flat arrays (scikit-learn's names).
     fitted_on_allowed_ : bool
         True when fitted by ``fit_allowed``.
+    is_categorical_ : ndarray of bool, shape (n_features,), or None
+        The categorical features (None: none).
+    categories_ : list or None
+        Per feature, the categories of a DataFrame column whose codes the
+        tree splits on (None for numeric and integer-coded features).
     """
 
     def __init__(self, *, criterion="auto", max_depth=None, min_samples_split=2, min_samples_leaf=1,
                  min_weight_fraction_leaf=0.0, max_leaf_nodes=None, class_weight=None, max_bins=MAX_BINS,
-                 n_threads=None):
+                 n_jobs=None, n_threads=_DEPRECATED, categorical_features="from_dtype"):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -299,7 +489,9 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.class_weight = class_weight
         self.max_bins = max_bins
+        self.n_jobs = n_jobs
         self.n_threads = n_threads
+        self.categorical_features = categorical_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -307,6 +499,17 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     # ---------------------------------------------------------------- checks
+    def _n_threads(self):
+        """The native thread count (0: crembo's default) from ``n_jobs``, or
+        from the deprecated ``n_threads`` when given."""
+        if isinstance(self.n_threads, str) and self.n_threads == _DEPRECATED:
+            return _threads(self.n_jobs, "n_jobs")
+        import warnings
+
+        warnings.warn("HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs",
+                      FutureWarning, stacklevel=3)
+        return _threads(self.n_threads)
+
     def _check_params(self, allowed=False):
         if self.criterion not in CRITERIA:
             raise ValueError(f"criterion: expected one of {CRITERIA}, got {self.criterion!r}")
@@ -322,7 +525,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             min_weight_fraction_leaf=self._fraction(),
             max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes,
                                                                               "max_leaf_nodes", 2),
-            n_threads=_threads(self.n_threads),
+            n_threads=self._n_threads(),
         )
         max_bins = _int_param(self.max_bins, "max_bins", 2)
         if max_bins > MAX_BINS:
@@ -341,18 +544,60 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
         ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
-        return BinnedData(X, max_bins=self.max_bins, n_threads=self.n_threads)
+        return BinnedData(X, max_bins=self.max_bins, n_threads=self._n_threads() or None)
 
-    def _binned_input(self, X):
-        """(BinnedData, reset feature names?) for ``fit``'s ``X``."""
+    def _binned_input(self, X, y=None):
+        """``fit``'s ``X`` as BinnedData (and ``y`` validated with it when
+        given); sets the categorical attributes."""
+        self.is_categorical_, self.categories_ = None, None
         if isinstance(X, BinnedData):
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             self.n_features_in_ = X.n_features
-            return X
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
-                          ensure_min_samples=1)
-        return self.bin_data(X)
+            spec = self.categorical_features
+            if not (isinstance(spec, str) and spec == "from_dtype"):
+                self.is_categorical_ = categorical_mask(spec, None, X.n_features)
+            if self.is_categorical_ is not None:
+                self.categories_ = [None] * X.n_features  # the bins hold the codes themselves
+            self._check_binned_categories(X)
+            return X if y is None else (X, y)
+        frame = X
+        mask = None
+        if _is_frame(X):
+            mask = categorical_mask(self.categorical_features, X, X.shape[1])
+            _check_numeric_columns(X, mask)
+        elif self.categorical_features is not None:
+            shape = np.shape(X) if hasattr(X, "shape") else np.shape(np.asarray(X, dtype=object))
+            if len(shape) == 2:
+                mask = categorical_mask(self.categorical_features, None, shape[1])
+        if mask is not None:
+            X, self.categories_ = _encode_categories(X, mask, None, self.max_bins)
+        if y is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                              ensure_min_samples=1)
+        else:
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        if mask is not None:
+            self.is_categorical_ = mask
+            if _is_frame(frame):
+                validate_data(self, frame, reset=True, skip_check_array=True)  # the DataFrame's column names
+        binned = self.bin_data(X)
+        return binned if y is None else (binned, y)
+
+    def _check_binned_categories(self, binned):
+        """Each categorical feature's bins must hold one integer code each."""
+        if self.is_categorical_ is None:
+            return
+        for j in np.flatnonzero(self.is_categorical_):
+            nb = int(binned.n_bins[j])
+            lo, hi = binned._lo[j, :nb], binned._hi[j, :nb]
+            if np.any(lo != hi) or np.any(lo != np.round(lo)) or np.any(lo < 0) or np.any(lo > MAX_CATEGORY):
+                raise ValueError(f"categorical_features: feature {j} must hold integer codes in [0, {MAX_CATEGORY}] "
+                                 f"with at most max_bins={self.max_bins} distinct values")
+
+    def _categorical_arg(self):
+        m = getattr(self, "is_categorical_", None)
+        return None if m is None else np.ascontiguousarray(m, dtype=np.uint8)
 
     def _weights(self, sample_weight, n):
         if sample_weight is None:
@@ -416,8 +661,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         else:
             if y is None:
                 validate_data(self, X, y)  # raises scikit-learn's "requires y" error
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
-            binned = self.bin_data(X)
+            binned, y = self._binned_input(X, y)
         if y.dtype.kind not in "iubUS":  # integers, booleans and strings are class labels
             check_classification_targets(y)
         self.classes_, y_idx = _encode_labels(y)
@@ -426,7 +670,8 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64),
                                        len(y_idx))
         arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
-                                n_classes=C, labels=y_idx, sample_weight=w, class_weight=cw, **opts)
+                                n_classes=C, labels=y_idx, sample_weight=w, class_weight=cw,
+                                categorical=self._categorical_arg(), **opts)
         self.fitted_on_allowed_ = False
         return self._finish(arrays, binned, C)
 
@@ -482,7 +727,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         cw = self._class_weight_vector(classes, allowed.sum(axis=0).astype(np.float64), allowed.shape[0])
         arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
                                 n_classes=allowed.shape[1], allowed=allowed.view(np.uint8), sample_weight=w,
-                                class_weight=cw, **opts)
+                                class_weight=cw, categorical=self._categorical_arg(), **opts)
         self.classes_ = classes
         self.fitted_on_allowed_ = True
         return self._finish(arrays, binned, allowed.shape[1])
@@ -490,12 +735,17 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
     # --------------------------------------------------------------- predict
     def _validate_X(self, X):
         check_is_fitted(self, "tree_")
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        mask = getattr(self, "is_categorical_", None)
+        if mask is None:
+            return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        validate_data(self, X, reset=False, skip_check_array=True)  # names and count
+        X, _ = _encode_categories(X, mask, self.categories_, self.max_bins)
+        return check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
 
     def apply(self, X):
         """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``)."""
         X = self._validate_X(X)
-        return self.tree_.apply(X, _threads(self.n_threads))
+        return self.tree_.apply(X, self._n_threads())
 
     def predict_proba(self, X):
         """Class shares of the leaf of each row, columns ordered as ``classes_``."""
@@ -510,6 +760,26 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         """The class of greatest share (allowed mass) at each row's leaf."""
         leaves = self.apply(X)
         return self.classes_[self.tree_.node_class[leaves]]
+
+    @property
+    def feature_importances_(self):
+        """Impurity-based importance of each feature: the weighted decrease
+        of the node impurity summed over the splits on that feature,
+        normalised to sum to one (all zeros for a tree without a split), as
+        scikit-learn's trees compute it."""
+        check_is_fitted(self, "tree_")
+        t = self.tree_
+        out = np.zeros(self.n_features_in_, dtype=np.float64)
+        split = np.flatnonzero(t.children_left >= 0)
+        if split.size:
+            w, imp = t.weighted_n_node_samples, t.impurity
+            left, right = t.children_left[split], t.children_right[split]
+            gain = w[split] * imp[split] - w[left] * imp[left] - w[right] * imp[right]
+            np.add.at(out, t.feature[split], np.maximum(gain, 0.0))
+            total = out.sum()
+            if total > 0:
+                out /= total
+        return out
 
     def get_depth(self):
         """Depth of the fitted tree (the root alone is depth 0)."""

@@ -18,6 +18,7 @@
 // validates its arguments and throws std::invalid_argument.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -98,7 +99,18 @@ struct TreeOptions {
     double min_weight_fraction_leaf = 0.0;  // weight in each child at least, as a share of the total
     index_t max_leaf_nodes = -1;    // < 0: unlimited (depth first); else best first
     int n_threads = 0;              // 0: crembo's default
+    // n_features flags, or null (all numeric). A categorical feature's value
+    // bins are its categories (one bin per distinct value, the value being
+    // the category's code in [0, 256)); its splits send a subset of the
+    // categories left (see Tree::cat_left). Categories are ordered by their
+    // share of one class and cut like numeric bins: the exact best subset
+    // for two classes (Gini); with more classes one ordering per class is
+    // scanned and the best cut over all of them kept (a heuristic).
+    const std::uint8_t* categorical = nullptr;
 };
+
+// Words of a category bitset: codes 0..255.
+constexpr int kCatWords = 4;
 
 // A fitted tree as flat arrays, laid out like scikit-learn's Tree: node 0 is
 // the root; leaves have left = right = -1, feature = -2, threshold = -2.
@@ -109,7 +121,13 @@ struct Tree {
     std::vector<index_t> left, right, feature;
     std::vector<double> threshold;           // raw (float32-compared) feature units
     std::vector<std::uint8_t> missing_left;  // where NaN goes at this split
-    std::vector<std::int32_t> split_bin;     // codes <= split_bin go left (-1 at leaves)
+    std::vector<std::int32_t> split_bin;     // codes <= split_bin go left (-1 at leaves; -1 at categorical splits)
+    // Categorical splits: is_categorical[k] = 1, and the category codes that
+    // go left are the set bits of cat_left[k*kCatWords .. +kCatWords) (bit v
+    // of word v/64). A missing value goes to missing_left; a category not in
+    // the set (one the node never saw included) goes right.
+    std::vector<std::uint8_t> is_categorical;
+    std::vector<std::uint64_t> cat_left;
     std::vector<double> value;               // n_nodes x C, each row sums to 1
     std::vector<index_t> n_node_samples;
     std::vector<double> weighted_n_node_samples;
