@@ -62,7 +62,7 @@ def _is_category_like(dtype):
     as categorical)."""
     import pandas as pd
 
-    return isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype)
+    return isinstance(dtype, pd.CategoricalDtype) or getattr(dtype, "kind", None) == "O" or pd.api.types.is_string_dtype(dtype)
 
 
 def _is_frame(X):
