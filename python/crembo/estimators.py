@@ -20,8 +20,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
 from .augment import _check_size, munge
-from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
-                          is_fitted, seed_from)
+from ._validation import (Beliefs, _DistillerDataMixin, as_beliefs, check_choice, check_device, check_fraction,
+                          check_positive_int, is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tree import resolve_student, tree_student
 from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, is_tree_student, proba_in_classes,
@@ -52,20 +52,13 @@ def default_teacher(random_state=None):
                                   random_state=random_state)
 
 
-class _DistillerBase(ClassifierMixin, BaseEstimator):
+class _DistillerBase(_DistillerDataMixin, ClassifierMixin, BaseEstimator):
     """Teacher resolution, validation and prediction shared by the estimators."""
 
     def _validate_inputs(self, X, y, X_unlabeled):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
         check_classification_targets(y)
-        if X_unlabeled is not None:
-            try:
-                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
-            except ValueError as exc:
-                raise ValueError(f"X_unlabeled: {exc}") from None
-        else:
-            X_unlabeled = X[:0]
-        return X, y, X_unlabeled
+        return X, y, self._validate_unlabeled(X_unlabeled, X)
 
     def _resolve_teacher(self, X, y, X_unlabeled, rng):
         """Fit the teacher if needed; return (beliefs function or array, classes)."""
@@ -101,15 +94,6 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y: labels {unknown[:5].tolist()} are not among the teacher's classes "
                              f"{classes[:10].tolist()}")
         return inner, classes
-
-    def _teacher_view(self, X):
-        """``X`` as the teacher expects it: with the column names it was given."""
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return X
-        import pandas as pd  # feature names are only set when X was a DataFrame
-
-        return pd.DataFrame(X, columns=names)
 
     def _beliefs(self, source, X, rows):
         """Teacher beliefs on ``X`` (``rows`` index a precomputed array)."""
@@ -159,14 +143,12 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), labels from ``classes_``.
         """
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._student_input(X)
         return np.asarray(self.student_.predict(X))
 
     def predict_proba(self, X):
         """Class probabilities of the student, columns ordered as ``classes_``."""
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._student_input(X)
         return proba_in_classes(self.student_, X, self.classes_)
 
 
