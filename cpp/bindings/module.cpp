@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 
+#include "common.hpp"
 #include "crembo/core.hpp"
 #include "crembo/fast_tree.hpp"
 #include "crembo/hist_tree.hpp"
@@ -36,15 +37,9 @@ using crembo::label_t;
 
 namespace {
 
-constexpr auto kIn = py::array::c_style | py::array::forcecast;
-template <class T>
-using carray = py::array_t<T, kIn>;
+using namespace crembo_py;
 
 [[noreturn]] void value_error(const std::string& msg) { throw py::value_error(msg); }
-
-// Compared by kind and size: a dtype that went through pickle is an equal
-// but distinct object.
-bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 4; }
 
 // Label arrays become int32 only when every value is an integer that fits:
 // a plain cast would wrap 2**32 to 0 or truncate 0.7 to 0 without a word.
@@ -120,16 +115,6 @@ py::array_t<T> new_array(std::initializer_list<py::ssize_t> shape) {
     return py::array_t<T>(std::vector<py::ssize_t>(shape));
 }
 
-py::dict probe_to_dict(const crembo::ProbeRecord& r) {
-    py::dict d;
-    d["candidate"] = r.candidate;
-    d["threshold"] = r.threshold;
-    d["consistent"] = r.consistent;
-    d["violations"] = r.violations;
-    d["rounds"] = r.rounds;
-    return d;
-}
-
 crembo::Oracle parse_oracle(const std::string& s) {
     if (s == "reweight") return crembo::Oracle::Reweight;
     if (s == "single") return crembo::Oracle::SingleFit;
@@ -178,13 +163,7 @@ struct Callbacks {
         };
     }
 
-    crembo::AcceptFn accept_fn() const {
-        if (accept.is_none()) return nullptr;
-        return [this]() {
-            py::gil_scoped_acquire gil;
-            accept();
-        };
-    }
+    crembo::AcceptFn accept_fn() const { return make_accept(accept); }
 };
 
 crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta,
@@ -633,11 +612,6 @@ crembo::SplitCriterion hist_criterion(const std::string& s) {
     value_error("criterion: expected 'gini', 'coverage' or 'spread_gini', got '" + s + "'");
 }
 
-template <class T>
-py::array hist_numpy(const std::vector<T>& v) {
-    return py::array(py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data()));
-}
-
 // --------------------------------------- kernels with a CPU and a CUDA build
 // Six kernels exist in the core and in cuda/ with the same signatures; each
 // backend names its versions and bind_shared_kernels binds them once per
@@ -930,12 +904,7 @@ PYBIND11_MODULE(_core, m) {
                                                       cb.mask_fn(), weights_in.is_none() ? nullptr : w.data(),
                                                       prefer_in.is_none() ? nullptr : prefer.data());
                 }
-                py::dict d;
-                d["consistent"] = r.consistent;
-                d["violations"] = r.violations;
-                d["rounds"] = r.rounds;
-                d["pred"] = py::array_t<label_t>(static_cast<py::ssize_t>(r.pred.size()), r.pred.data());
-                return d;
+                return oracle_dict(r);
             });
         },
         py::arg("beliefs"), py::arg("threshold"), py::arg("fit_labels") = py::none(),
@@ -965,17 +934,8 @@ PYBIND11_MODULE(_core, m) {
                                                cb.labels_fn(), cb.mask_fn(), cb.accept_fn(),
                                                weights_in.is_none() ? nullptr : w.data());
                 }
-                py::dict d;
-                d["best_candidate"] = r.best_candidate;
-                d["best_threshold"] = r.best_candidate >= 0 ? py::object(py::float_(r.best_threshold))
-                                                            : py::object(py::none());
-                d["best_pred"] = py::array_t<label_t>(static_cast<py::ssize_t>(r.best_pred.size()),
-                                                      r.best_pred.data());
-                py::list trace;
-                for (const auto& rec : r.trace) trace.append(probe_to_dict(rec));
-                d["trace"] = trace;
-                d["n_fits"] = r.n_fits;
-                return d;
+                return memo_dict(r.best_candidate, "best_threshold", r.best_threshold, r.best_pred, r.trace,
+                                 r.n_fits);
             });
         },
         py::arg("beliefs"), py::arg("candidates"), py::arg("fit_labels") = py::none(),
@@ -1027,20 +987,10 @@ PYBIND11_MODULE(_core, m) {
             if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
                 hi.shape(1) != crembo::kBinSlots)
                 value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
-            crembo::BinnedView view;
-            view.codes = codes.data();
-            view.n_rows = n;
-            view.n_features = d;
-            view.n_bins = n_bins.data();
-            view.bin_lo = lo.data();
-            view.bin_hi = hi.data();
             carray<index_t> rows;
-            index_t m = n;
-            if (!rows_in.is_none()) {
-                rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
-                view.rows = rows.data();
-                view.n_selected = m = rows.shape(0);
-            }
+            if (!rows_in.is_none()) rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+            const auto view = binned_view(codes, n_bins, lo, hi, rows_in.is_none() ? nullptr : &rows);
+            const index_t m = rows_in.is_none() ? n : view.n_selected;
             crembo::TreeTargets targets;
             targets.n_classes = n_classes;
             carray<label_t> labels;
@@ -1087,19 +1037,8 @@ PYBIND11_MODULE(_core, m) {
                 py::gil_scoped_release nogil;
                 tree = crembo::fit_hist_tree(view, targets, opt);
             }
-            py::dict out;
+            py::dict out = tree_dict(tree, tree.n_classes);
             const py::ssize_t nodes = tree.node_count();
-            out["children_left"] = hist_numpy(tree.left);
-            out["children_right"] = hist_numpy(tree.right);
-            out["feature"] = hist_numpy(tree.feature);
-            out["threshold"] = hist_numpy(tree.threshold);
-            out["missing_go_to_left"] = hist_numpy(tree.missing_left);
-            out["split_bin"] = hist_numpy(tree.split_bin);
-            out["value"] = hist_numpy(tree.value).attr("reshape")(nodes, 1, tree.n_classes);
-            out["n_node_samples"] = hist_numpy(tree.n_node_samples);
-            out["weighted_n_node_samples"] = hist_numpy(tree.weighted_n_node_samples);
-            out["impurity"] = hist_numpy(tree.impurity);
-            out["max_depth"] = tree.max_depth;
             out["is_categorical"] = hist_numpy(tree.is_categorical);
             out["cat_left"] = hist_numpy(tree.cat_left).attr("reshape")(nodes, crembo::kCatWords);
             return out;

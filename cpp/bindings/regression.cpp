@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 
+#include "common.hpp"
 #include "crembo/hist_tree_regression.hpp"
 #include "crembo/regression.hpp"
 #ifdef CREMBO_WITH_CUDA
@@ -25,11 +26,7 @@ using crembo::index_t;
 
 namespace {
 
-constexpr auto kIn = py::array::c_style | py::array::forcecast;
-template <class T>
-using carray = py::array_t<T, kIn>;
-
-bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 4; }
+using namespace crembo_py;
 
 template <class T>
 carray<T> hyp_matrix(const py::array& a, const char* name) {
@@ -58,6 +55,17 @@ template <class F>
 auto with_hypotheses(const py::array& H, const char* name, F&& f) {
     if (is_float32(H)) return f(hyp_matrix<float>(H, name), float{});
     return f(hyp_matrix<double>(H, name), double{});
+}
+
+// Calls f(H, pred, n, m): the hypothesis matrix as with_hypotheses gives it
+// and pred, a 1-d array of its n values in the matrix's dtype.
+template <class F>
+auto with_hyp_pred(const py::array& H_in, const char* name, const py::array& pred_in, F&& f) {
+    return with_hypotheses(H_in, name, [&](auto H, auto zero) {
+        using T = decltype(zero);
+        const index_t n = H.shape(0), mm = H.shape(1);
+        return f(H, hyp_vector<T>(pred_in, "pred", n), n, mm);
+    });
 }
 
 template <class T>
@@ -98,36 +106,68 @@ crembo::FitValuesFn make_fit(const py::object& fit, index_t n) {
     };
 }
 
-py::dict probe_dict(const crembo::ProbeRecord& r) {
-    py::dict d;
-    d["candidate"] = r.candidate;
-    d["threshold"] = r.threshold;
-    d["consistent"] = r.consistent;
-    d["violations"] = r.violations;
-    d["rounds"] = r.rounds;
-    return d;
-}
+// The three depth kernels built for the CPU and for CUDA, with the same
+// signatures: each backend names its versions and bind_depth_kernels binds
+// them once per backend (the CUDA ones under a "cuda_" prefix).
+#define CREMBO_DEPTH_BACKEND(Name, Prefix, NS)                                                            \
+    struct Name {                                                                                         \
+        static constexpr const char* prefix = Prefix;                                                     \
+        template <class T>                                                                                \
+        static void point_depth(const T* H, index_t n, index_t m, const T* pred, double tol, double* out) { \
+            NS::hypothesis_point_depth<T>(H, n, m, pred, tol, out);                                       \
+        }                                                                                                 \
+        template <class T>                                                                                \
+        static double empirical_depth(const T* H, index_t n, index_t m, const T* pred, double tol,         \
+                                      double delta) {                                                     \
+            return NS::hypothesis_empirical_depth<T>(H, n, m, pred, tol, delta);                          \
+        }                                                                                                 \
+        template <class T>                                                                                \
+        static index_t violations(const T* S, index_t n, index_t m, const T* pred, double t, double tol) { \
+            return NS::hypothesis_violations<T>(S, n, m, pred, t, tol);                                   \
+        }                                                                                                 \
+    };
 
-template <class T>
-py::array tree_numpy(const std::vector<T>& v) {
-    return py::array(py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data()));
-}
+CREMBO_DEPTH_BACKEND(CpuDepth, "", crembo)
+#ifdef CREMBO_WITH_CUDA
+CREMBO_DEPTH_BACKEND(CudaDepth, "cuda_", crembo::cuda)
+#endif
+#undef CREMBO_DEPTH_BACKEND
 
-py::dict interval_tree_dict(const crembo::Tree& tree) {
-    py::dict out;
-    const py::ssize_t nodes = tree.node_count();
-    out["children_left"] = tree_numpy(tree.left);
-    out["children_right"] = tree_numpy(tree.right);
-    out["feature"] = tree_numpy(tree.feature);
-    out["threshold"] = tree_numpy(tree.threshold);
-    out["missing_go_to_left"] = tree_numpy(tree.missing_left);
-    out["split_bin"] = tree_numpy(tree.split_bin);
-    out["value"] = tree_numpy(tree.value).attr("reshape")(nodes, 1, 1);
-    out["n_node_samples"] = tree_numpy(tree.n_node_samples);
-    out["weighted_n_node_samples"] = tree_numpy(tree.weighted_n_node_samples);
-    out["impurity"] = tree_numpy(tree.impurity);
-    out["max_depth"] = tree.max_depth;
-    return out;
+template <class K>
+void bind_depth_kernels(py::module_& m) {
+    auto name = [](const char* base) { return std::string(K::prefix) + base; };
+    m.def(
+        name("hypothesis_point_depth").c_str(),
+        [](const py::array& H_in, const py::array& pred_in, double tol) -> py::array {
+            return with_hyp_pred(H_in, "hypotheses", pred_in, [&](auto H, auto pred, index_t n, index_t mm) {
+                auto out = new_vec<double>(n);
+                {
+                    py::gil_scoped_release nogil;
+                    K::point_depth(H.data(), n, mm, pred.data(), tol, out.mutable_data());
+                }
+                return py::array(out);
+            });
+        },
+        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0);
+    m.def(
+        name("hypothesis_empirical_depth").c_str(),
+        [](const py::array& H_in, const py::array& pred_in, double tol, double delta) -> double {
+            return with_hyp_pred(H_in, "hypotheses", pred_in, [&](auto H, auto pred, index_t n, index_t mm) {
+                py::gil_scoped_release nogil;
+                return K::empirical_depth(H.data(), n, mm, pred.data(), tol, delta);
+            });
+        },
+        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0, py::arg("delta") = 0.0);
+    m.def(
+        name("hypothesis_violations").c_str(),
+        [](const py::array& S_in, const py::array& pred_in, double t, double tol) -> index_t {
+            auto count = [&](auto S, auto pred, index_t n, index_t mm) {
+                py::gil_scoped_release nogil;
+                return K::violations(S.data(), n, mm, pred.data(), t, tol);
+            };
+            return with_hyp_pred(S_in, "sorted_hypotheses", pred_in, count);
+        },
+        py::arg("sorted_hypotheses"), py::arg("pred"), py::arg("t"), py::arg("tol") = 0.0);
 }
 
 }  // namespace
@@ -199,46 +239,7 @@ void bind_regression(py::module_& m) {
         },
         py::arg("sorted_hypotheses"), py::arg("t"), py::arg("prefer") = py::none(),
         "prefer (default: the medians) clipped into the allowed intervals at level t.");
-    m.def(
-        "hypothesis_point_depth",
-        [](const py::array& H_in, const py::array& pred_in, double tol) -> py::array {
-            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
-                using T = decltype(zero);
-                const index_t n = H.shape(0), mm = H.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                auto out = new_vec<double>(n);
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::hypothesis_point_depth<T>(H.data(), n, mm, pred.data(), tol, out.mutable_data());
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0);
-    m.def(
-        "hypothesis_empirical_depth",
-        [](const py::array& H_in, const py::array& pred_in, double tol, double delta) -> double {
-            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
-                using T = decltype(zero);
-                const index_t n = H.shape(0), mm = H.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::hypothesis_empirical_depth<T>(H.data(), n, mm, pred.data(), tol, delta);
-            });
-        },
-        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0, py::arg("delta") = 0.0);
-    m.def(
-        "hypothesis_violations",
-        [](const py::array& S_in, const py::array& pred_in, double t, double tol) -> index_t {
-            return with_hypotheses(S_in, "sorted_hypotheses", [&](auto S, auto zero) {
-                using T = decltype(zero);
-                const index_t n = S.shape(0), mm = S.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::hypothesis_violations<T>(S.data(), n, mm, pred.data(), t, tol);
-            });
-        },
-        py::arg("sorted_hypotheses"), py::arg("pred"), py::arg("t"), py::arg("tol") = 0.0);
+    bind_depth_kernels<CpuDepth>(m);
     m.def(
         "max_point_depth",
         [](const py::array& S_in, double tol) -> py::array {
@@ -274,12 +275,7 @@ void bind_regression(py::module_& m) {
                                                      weights_in.is_none() ? nullptr : w.data(),
                                                      prefer_in.is_none() ? nullptr : prefer.data());
                 }
-                py::dict d;
-                d["consistent"] = r.consistent;
-                d["violations"] = r.violations;
-                d["rounds"] = r.rounds;
-                d["pred"] = py::array_t<double>(static_cast<py::ssize_t>(r.pred.size()), r.pred.data());
-                return d;
+                return oracle_dict(r);
             });
         },
         py::arg("sorted_hypotheses"), py::arg("t"), py::arg("fit"), py::arg("tol") = 0.0, py::arg("max_rounds") = 8,
@@ -298,11 +294,7 @@ void bind_regression(py::module_& m) {
                 carray<double> w;
                 if (!weights_in.is_none()) w = hyp_vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
                 auto fit_fn = make_fit(fit, n);
-                crembo::AcceptFn accept_fn;
-                if (!accept.is_none()) accept_fn = [accept]() {
-                    py::gil_scoped_acquire gil;
-                    accept();
-                };
+                auto accept_fn = make_accept(accept);
                 crembo::RegMemoResult r;
                 {
                     py::gil_scoped_release nogil;
@@ -310,15 +302,8 @@ void bind_regression(py::module_& m) {
                                                           fit_fn, accept_fn,
                                                           weights_in.is_none() ? nullptr : w.data());
                 }
-                py::dict d;
-                d["best_candidate"] = r.best_candidate;
-                d["best_level"] = r.best_candidate >= 0 ? py::object(py::float_(r.best_level)) : py::object(py::none());
-                d["best_pred"] = py::array_t<double>(static_cast<py::ssize_t>(r.best_pred.size()), r.best_pred.data());
-                py::list trace;
-                for (const auto& rec : r.trace) trace.append(probe_dict(rec));
-                d["trace"] = trace;
-                d["n_fits"] = r.n_fits;
-                return d;
+                return memo_dict(r.best_candidate, "best_level", r.best_level, r.best_pred, r.trace,
+                                 r.n_fits);
             });
         },
         py::arg("sorted_hypotheses"), py::arg("candidates"), py::arg("fit"), py::arg("accept") = py::none(),
@@ -328,46 +313,7 @@ void bind_regression(py::module_& m) {
 
 #ifdef CREMBO_WITH_CUDA
     // ------------------------------------------------- CUDA twins (cuda_ prefix)
-    m.def(
-        "cuda_hypothesis_point_depth",
-        [](const py::array& H_in, const py::array& pred_in, double tol) -> py::array {
-            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
-                using T = decltype(zero);
-                const index_t n = H.shape(0), mm = H.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                auto out = new_vec<double>(n);
-                {
-                    py::gil_scoped_release nogil;
-                    crembo::cuda::hypothesis_point_depth<T>(H.data(), n, mm, pred.data(), tol, out.mutable_data());
-                }
-                return py::array(out);
-            });
-        },
-        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0);
-    m.def(
-        "cuda_hypothesis_empirical_depth",
-        [](const py::array& H_in, const py::array& pred_in, double tol, double delta) -> double {
-            return with_hypotheses(H_in, "hypotheses", [&](auto H, auto zero) {
-                using T = decltype(zero);
-                const index_t n = H.shape(0), mm = H.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::cuda::hypothesis_empirical_depth<T>(H.data(), n, mm, pred.data(), tol, delta);
-            });
-        },
-        py::arg("hypotheses"), py::arg("pred"), py::arg("tol") = 0.0, py::arg("delta") = 0.0);
-    m.def(
-        "cuda_hypothesis_violations",
-        [](const py::array& S_in, const py::array& pred_in, double t, double tol) -> index_t {
-            return with_hypotheses(S_in, "sorted_hypotheses", [&](auto S, auto zero) {
-                using T = decltype(zero);
-                const index_t n = S.shape(0), mm = S.shape(1);
-                auto pred = hyp_vector<T>(pred_in, "pred", n);
-                py::gil_scoped_release nogil;
-                return crembo::cuda::hypothesis_violations<T>(S.data(), n, mm, pred.data(), t, tol);
-            });
-        },
-        py::arg("sorted_hypotheses"), py::arg("pred"), py::arg("t"), py::arg("tol") = 0.0);
+    bind_depth_kernels<CudaDepth>(m);
 #endif
 
     // ------------------------------------------------- native interval tree
@@ -406,20 +352,10 @@ void bind_regression(py::module_& m) {
             if (blo.ndim() != 2 || bhi.ndim() != 2 || blo.shape(0) != d || bhi.shape(0) != d ||
                 blo.shape(1) != crembo::kBinSlots || bhi.shape(1) != crembo::kBinSlots)
                 throw py::value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
-            crembo::BinnedView view;
-            view.codes = codes.data();
-            view.n_rows = n;
-            view.n_features = d;
-            view.n_bins = n_bins.data();
-            view.bin_lo = blo.data();
-            view.bin_hi = bhi.data();
             carray<index_t> rows;
-            index_t m_sel = n;
-            if (!rows_in.is_none()) {
-                rows = hyp_vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
-                view.rows = rows.data();
-                view.n_selected = m_sel = rows.shape(0);
-            }
+            if (!rows_in.is_none()) rows = hyp_vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+            const auto view = binned_view(codes, n_bins, blo, bhi, rows_in.is_none() ? nullptr : &rows);
+            const index_t m_sel = rows_in.is_none() ? n : view.n_selected;
             auto lo = hyp_vector<double>(lo_in, "lo", m_sel);
             auto hi = hyp_vector<double>(hi_in, "hi", m_sel);
             carray<double> w;
@@ -441,7 +377,7 @@ void bind_regression(py::module_& m) {
                 py::gil_scoped_release nogil;
                 tree = crembo::fit_interval_tree(view, targets, opt);
             }
-            return interval_tree_dict(tree);
+            return tree_dict(tree, 1);
         },
         py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
         py::arg("lo"), py::arg("hi"), py::arg("sample_weight") = py::none(), py::arg("max_depth") = -1,

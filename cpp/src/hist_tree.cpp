@@ -1,6 +1,8 @@
 // Histogram decision trees: binning, fitting and prediction (hist_tree.hpp).
 #include "crembo/hist_tree.hpp"
 
+#include "crembo/detail/binned.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -385,12 +387,7 @@ class Builder {
 };
 
 Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt) : opt_(opt) {
-    require(X.codes != nullptr && X.n_bins != nullptr && X.bin_lo != nullptr && X.bin_hi != nullptr,
-            "binned data: missing arrays");
-    require(X.n_rows >= 1, "binned data: expected at least one row");
-    require(X.n_features >= 1, "binned data: expected at least one feature");
-    for (index_t j = 0; j < X.n_features; ++j)
-        require(X.n_bins[j] >= 0 && X.n_bins[j] <= kMaxValueBins, "binned data: bin count out of range");
+    detail::check_binned_view(X);
     require(y.n_classes >= 1, "n_classes: expected at least one class");
     require(opt.min_samples_leaf >= 1, "min_samples_leaf: expected an integer >= 1");
     require(opt.min_samples_split >= 2, "min_samples_split: expected an integer >= 2");
@@ -916,12 +913,7 @@ SplitInfo Builder::categorical_split(index_t j, ScanScratch& sc, int k, const do
 index_t Builder::add_node(Pending& p) {
     Tree& t = tree_;
     const index_t id = t.node_count();
-    t.left.push_back(-1);
-    t.right.push_back(-1);
-    t.feature.push_back(-2);
-    t.threshold.push_back(-2.0);
-    t.missing_left.push_back(0);
-    t.split_bin.push_back(-1);
+    detail::push_unsplit_node(t);
     t.is_categorical.push_back(0);
     for (int w = 0; w < kCatWords; ++w) t.cat_left.push_back(0);
     double sum = 0.0;

@@ -1,6 +1,8 @@
 // Histogram regression trees on interval targets (crembo/hist_tree_regression.hpp).
 #include "crembo/hist_tree_regression.hpp"
 
+#include "crembo/detail/binned.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -53,12 +55,7 @@ private:
 
 IntervalBuilder::IntervalBuilder(const BinnedView& X, const IntervalTargets& y, const IntervalTreeOptions& opt)
     : X_(X), opt_(opt) {
-    require(X.codes != nullptr && X.n_bins != nullptr && X.bin_lo != nullptr && X.bin_hi != nullptr,
-            "binned data: missing arrays");
-    require(X.n_rows >= 1, "binned data: expected at least one row");
-    require(X.n_features >= 1, "binned data: expected at least one feature");
-    for (index_t j = 0; j < X.n_features; ++j)
-        require(X.n_bins[j] >= 0 && X.n_bins[j] <= kMaxValueBins, "binned data: bin count out of range");
+    detail::check_binned_view(X);
     require(opt.min_samples_leaf >= 1, "min_samples_leaf: expected an integer >= 1");
     require(opt.min_samples_split >= 2, "min_samples_split: expected an integer >= 2");
     require(opt.min_weight_fraction_leaf >= 0 && opt.min_weight_fraction_leaf <= 0.5,
@@ -188,12 +185,7 @@ index_t IntervalBuilder::grow(std::vector<index_t>& idx, int depth) {
         cnt += w > 0;
     }
     const double mean = W > 0 ? S / W : 0.0;
-    t.left.push_back(-1);
-    t.right.push_back(-1);
-    t.feature.push_back(-2);
-    t.threshold.push_back(-2.0);
-    t.missing_left.push_back(0);
-    t.split_bin.push_back(-1);
+    detail::push_unsplit_node(t);
     t.value.push_back(mean);
     t.n_node_samples.push_back(index_t(idx.size()));
     t.weighted_n_node_samples.push_back(W);

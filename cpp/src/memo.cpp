@@ -3,6 +3,7 @@
 // (targets, weights, violation bookkeeping, stopping) lives here.
 #include "crembo/core.hpp"
 #include "crembo/detail/checks.hpp"
+#include "crembo/detail/level_search.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -157,44 +158,30 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     // That first probe is a feasibility check only: at the smallest
     // threshold almost any student passes, so its predictions are not used
     // to choose later targets (the search above it is the plain one).
-    index_t lo = 0, hi = k - 1;
-    bool first = opt.probe_lowest && k > 0;
-    bool prefer_best = false;
     // warm_start: the weights the last successful probe ended with (base
     // weights folded in).
     std::vector<double> carried;
-    while (lo <= hi) {
-        const index_t mid = first ? 0 : lo + (hi - lo) / 2;
-        const T t = candidates[mid];
-        OracleResult r = consistency_oracle(
-            P, n, C, t, opt, fit_labels, fit_mask, carried.empty() ? base_weights : carried.data(),
-            prefer_best ? out.best_pred.data() : nullptr);
-        // Only a success is carried: a failed probe's weights pile up on points
-        // that no student could fit at that level, and starting the next
-        // (lower) probe from them skews its student towards those few points.
-        if (opt.warm_start && r.consistent && opt.oracle == Oracle::Reweight &&
-            r.weights.size() == static_cast<size_t>(n))
-            carried = std::move(r.weights);
-        out.n_fits += r.rounds;
-        ProbeRecord rec;
-        rec.candidate = mid;
-        rec.threshold = double(t);
-        rec.consistent = r.consistent;
-        rec.violations = r.violations;
-        rec.rounds = r.rounds;
-        out.trace.push_back(rec);
-        if (r.consistent) {
+    detail::level_search(
+        candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
+        [&](index_t mid, bool prefer_best) {
+            OracleResult r = consistency_oracle(
+                P, n, C, candidates[mid], opt, fit_labels, fit_mask,
+                carried.empty() ? base_weights : carried.data(),
+                prefer_best ? out.best_pred.data() : nullptr);
+            // Only a success is carried: a failed probe's weights pile up on
+            // points that no student could fit at that level, and starting the
+            // next (lower) probe from them skews its student towards those few
+            // points.
+            if (opt.warm_start && r.consistent && opt.oracle == Oracle::Reweight &&
+                r.weights.size() == static_cast<size_t>(n))
+                carried = std::move(r.weights);
+            return r;
+        },
+        [&](index_t mid, OracleResult& r) {
             out.best_candidate = mid;
-            out.best_threshold = double(t);
+            out.best_threshold = double(candidates[mid]);
             out.best_pred = std::move(r.pred);
-            if (accept) accept();
-            prefer_best = !first;
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-        first = false;
-    }
+        });
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include "crembo/regression.hpp"
 
 #include "crembo/detail/checks.hpp"
+#include "crembo/detail/level_search.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -352,37 +353,20 @@ RegMemoResult regression_memo_search(const T* S, index_t n, index_t m, const dou
     RegMemoResult out;
     // Consistency is monotone in the level (intervals shrink as t grows), so
     // a failure at the smallest level ends the search (see memo.cpp).
-    index_t lo = 0, hi = k - 1;
-    bool first = opt.probe_lowest && k > 0;
-    bool prefer_best = false;
     std::vector<T> prefer(static_cast<size_t>(n));
-    while (lo <= hi) {
-        const index_t mid = first ? 0 : lo + (hi - lo) / 2;
-        const double t = candidates[mid];
-        if (prefer_best)
-            for (index_t i = 0; i < n; ++i) prefer[i] = T(out.best_pred[i]);
-        RegOracleResult r = regression_oracle(S, n, m, t, tol, opt, fit, base_weights,
-                                              prefer_best ? prefer.data() : nullptr);
-        out.n_fits += r.rounds;
-        ProbeRecord rec;
-        rec.candidate = mid;
-        rec.threshold = t;
-        rec.consistent = r.consistent;
-        rec.violations = r.violations;
-        rec.rounds = r.rounds;
-        out.trace.push_back(rec);
-        if (r.consistent) {
+    detail::level_search(
+        candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
+        [&](index_t mid, bool prefer_best) {
+            if (prefer_best)
+                for (index_t i = 0; i < n; ++i) prefer[i] = T(out.best_pred[i]);
+            return regression_oracle(S, n, m, candidates[mid], tol, opt, fit, base_weights,
+                                     prefer_best ? prefer.data() : nullptr);
+        },
+        [&](index_t mid, RegOracleResult& r) {
             out.best_candidate = mid;
-            out.best_level = t;
+            out.best_level = candidates[mid];
             out.best_pred = std::move(r.pred);
-            if (accept) accept();
-            prefer_best = !first;
-            lo = mid + 1;
-        } else {
-            hi = mid - 1;
-        }
-        first = false;
-    }
+        });
     return out;
 }
 

@@ -237,3 +237,37 @@ def is_fitted(estimator):
         return False
     except TypeError:  # not an estimator
         return True
+
+
+class _DistillerDataMixin:
+    """Input handling shared by the classifier and regressor distillers:
+    the unlabelled rows, the view of X the teacher is given, and the rows
+    given to the fitted student."""
+
+    def _validate_unlabeled(self, X_unlabeled, X):
+        """``X_unlabeled`` checked against the fitted columns (an empty slice of
+        ``X`` when None); errors name the argument."""
+        from sklearn.utils.validation import validate_data
+
+        if X_unlabeled is None:
+            return X[:0]
+        try:
+            return validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
+        except ValueError as exc:
+            raise ValueError(f"X_unlabeled: {exc}") from None
+
+    def _teacher_view(self, X):
+        """``X`` as the teacher expects it: with the column names it was given."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return X
+        import pandas as pd  # feature names are only set when X was a DataFrame
+
+        return pd.DataFrame(X, columns=names)
+
+    def _student_input(self, X):
+        """``X`` checked for prediction by the fitted student."""
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self, "student_")
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])

@@ -293,6 +293,15 @@ def load_teacher(path, table):
     return teacher
 
 
+def _load_student_file(spec, is_kind, kind):
+    """The student template pickled at ``spec``; ``is_kind`` (scikit-learn's
+    is_classifier or is_regressor) checks that it is a ``kind``."""
+    est = _load_pickle(spec, "student")
+    if not is_kind(est):
+        raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn {kind}")
+    return est
+
+
 def parse_student(spec, seed):
     """A student template from a spec: tree[:DEPTH] (crembo's histogram
     tree, as ``student="tree:4"`` in Python), sklearn-tree[:DEPTH]
@@ -331,10 +340,7 @@ def parse_student(spec, seed):
         raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
                        "DEPTH >= 1, logistic:C with C > 0)") from None
     if os.path.exists(spec):
-        est = _load_pickle(spec, "student")
-        if not is_classifier(est):
-            raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn classifier")
-        return est
+        return _load_student_file(spec, is_classifier, "classifier")
     raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
                    "or a joblib file of an unfitted classifier")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import (CLIError, EXPORT_FORMATS, _align_to_model, _is_fitted, _jsonable, _load_pickle, _predict,
-                  _split_list, _Stage, _student_summary, _summarize_warnings, _version, read_table)
+from .cli import (CLIError, EXPORT_FORMATS, _align_to_model, _is_fitted, _jsonable, _load_pickle, _load_student_file,
+                  _predict, _split_list, _Stage, _student_summary, _summarize_warnings, _version, read_table)
 
 __all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression",
            "REGRESSION_EXPORT_FORMATS"]
@@ -84,10 +84,7 @@ def parse_regression_student(spec, seed):
         raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, ridge:ALPHA with "
                        "ALPHA > 0)") from None
     if os.path.exists(spec):
-        est = _load_pickle(spec, "student")
-        if not is_regressor(est):
-            raise CLIError(f"student file {spec}: holds a {type(est).__name__}, not a scikit-learn regressor")
-        return est
+        return _load_student_file(spec, is_regressor, "regressor")
     raise CLIError(f"--student {spec!r}: for regression expected tree[:DEPTH], linear, ridge[:ALPHA] or a joblib "
                    "file of an unfitted regressor")
 

@@ -20,8 +20,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, has_fit_param
 
 from . import _core
 from .augment import _check_size, munge
-from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction, check_positive_int,
-                          is_fitted, seed_from)
+from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction,
+                          check_positive_int, is_fitted, seed_from)
 from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
 from .tree import MAX_BINS, HistTreeClassifier, _encode_categories, _is_frame, categorical_mask, resolve_student, \

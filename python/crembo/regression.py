@@ -31,8 +31,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
-from ._validation import (check_choice, check_device, check_fraction, check_positive_int, is_fitted, seed_from,
-                          seeded_clone)
+from ._validation import (_DistillerDataMixin, check_choice, check_device, check_fraction, check_positive_int,
+                          is_fitted, seed_from, seeded_clone)
 
 __all__ = ["CREMBORegressor", "LabelDistillerRegressor", "RegressionMemoResult", "default_regression_student",
            "default_regression_teacher", "hypothesis_predictions", "hypothesis_levels", "hypothesis_intervals",
@@ -372,7 +372,7 @@ def regression_memo(X, hypotheses, student=None, *, max_rounds=8, eta=1.0, delta
 
 
 # ------------------------------------------------------------------ estimators
-class _RegressionDistillerBase(RegressorMixin, BaseEstimator):
+class _RegressionDistillerBase(_DistillerDataMixin, RegressorMixin, BaseEstimator):
     """Validation, teacher resolution and prediction shared by the regressors."""
 
     def _validate_inputs(self, X, y, X_unlabeled):
@@ -380,14 +380,7 @@ class _RegressionDistillerBase(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         if np.ptp(y) == 0:
             raise ValueError(f"y: all {len(y)} targets equal {y[0]!r}; there is nothing to compress")
-        if X_unlabeled is not None:
-            try:
-                X_unlabeled = validate_data(self, X_unlabeled, reset=False, dtype=X.dtype)
-            except ValueError as exc:
-                raise ValueError(f"X_unlabeled: {exc}") from None
-        else:
-            X_unlabeled = X[:0]
-        return X, y, X_unlabeled
+        return X, y, self._validate_unlabeled(X_unlabeled, X)
 
     def _check_common(self):
         check_choice(self.hypotheses, "hypotheses", HYPOTHESES)
@@ -422,14 +415,6 @@ class _RegressionDistillerBase(RegressorMixin, BaseEstimator):
         self.teacher_ = teacher_
         return lambda X_rows, rows: hypothesis_predictions(teacher_, self._teacher_view(X_rows), n_jobs=self.n_jobs)
 
-    def _teacher_view(self, X):
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return X
-        import pandas as pd
-
-        return pd.DataFrame(X, columns=names)
-
     def predict(self, X):
         """Predict with the compressed student.
 
@@ -441,8 +426,7 @@ class _RegressionDistillerBase(RegressorMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        check_is_fitted(self, "student_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._student_input(X)
         return np.asarray(self.student_.predict(X), dtype=np.float64).reshape(-1)
 
 

@@ -1,0 +1,121 @@
+// Helpers shared by the two binding files (module.cpp, regression.cpp):
+// array conversion, the accept callback, and the dicts both MEMO bindings
+// and both tree fitters return. Internal to the extension module.
+#pragma once
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "crembo/core.hpp"
+#include "crembo/hist_tree.hpp"
+
+namespace crembo_py {
+
+namespace py = pybind11;
+using crembo::index_t;
+
+constexpr auto kIn = py::array::c_style | py::array::forcecast;
+template <class T>
+using carray = py::array_t<T, kIn>;
+
+// Compared by kind and size: a dtype that went through pickle is an equal
+// but distinct object.
+inline bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 4; }
+
+// A 1-d NumPy copy of a vector.
+template <class T>
+py::array_t<T> vector_copy(const std::vector<T>& v) {
+    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+// The accept callback of a MEMO search: takes the GIL while Python runs.
+// It refers to accept, which must outlive it, and copies no Python object,
+// so it may be made and dropped while the GIL is released.
+inline crembo::AcceptFn make_accept(const py::object& accept) {
+    if (accept.is_none()) return nullptr;
+    const py::object* callable = &accept;
+    return [callable]() {
+        py::gil_scoped_acquire gil;
+        (*callable)();
+    };
+}
+
+inline py::dict probe_dict(const crembo::ProbeRecord& r) {
+    py::dict d;
+    d["candidate"] = r.candidate;
+    d["threshold"] = r.threshold;
+    d["consistent"] = r.consistent;
+    d["violations"] = r.violations;
+    d["rounds"] = r.rounds;
+    return d;
+}
+
+// One oracle call's result (OracleResult or RegOracleResult).
+template <class R>
+py::dict oracle_dict(const R& r) {
+    py::dict d;
+    d["consistent"] = r.consistent;
+    d["violations"] = r.violations;
+    d["rounds"] = r.rounds;
+    d["pred"] = vector_copy(r.pred);
+    return d;
+}
+
+// A MEMO search's result; level_key names the best level ("best_threshold"
+// for classification, "best_level" for regression).
+template <class Pred>
+py::dict memo_dict(index_t best_candidate, const char* level_key, double best_level,
+                   const std::vector<Pred>& best_pred, const std::vector<crembo::ProbeRecord>& trace,
+                   index_t n_fits) {
+    py::dict d;
+    d["best_candidate"] = best_candidate;
+    d[level_key] = best_candidate >= 0 ? py::object(py::float_(best_level)) : py::object(py::none());
+    d["best_pred"] = vector_copy(best_pred);
+    py::list records;
+    for (const auto& rec : trace) records.append(probe_dict(rec));
+    d["trace"] = records;
+    d["n_fits"] = n_fits;
+    return d;
+}
+
+// The view of binned rows over already converted arrays; rows may be null
+// (every row in order).
+inline crembo::BinnedView binned_view(const carray<std::uint8_t>& codes, const carray<std::int32_t>& n_bins,
+                                      const carray<float>& bin_lo, const carray<float>& bin_hi,
+                                      const carray<index_t>* rows) {
+    crembo::BinnedView view;
+    view.codes = codes.data();
+    view.n_rows = codes.shape(1);
+    view.n_features = codes.shape(0);
+    view.n_bins = n_bins.data();
+    view.bin_lo = bin_lo.data();
+    view.bin_hi = bin_hi.data();
+    if (rows) {
+        view.rows = rows->data();
+        view.n_selected = rows->shape(0);
+    }
+    return view;
+}
+
+// A fitted tree's arrays, value reshaped to (nodes, 1, value_width).
+inline py::dict tree_dict(const crembo::Tree& tree, py::ssize_t value_width) {
+    py::dict out;
+    const py::ssize_t nodes = tree.node_count();
+    out["children_left"] = py::array(vector_copy(tree.left));
+    out["children_right"] = py::array(vector_copy(tree.right));
+    out["feature"] = py::array(vector_copy(tree.feature));
+    out["threshold"] = py::array(vector_copy(tree.threshold));
+    out["missing_go_to_left"] = py::array(vector_copy(tree.missing_left));
+    out["split_bin"] = py::array(vector_copy(tree.split_bin));
+    out["value"] = py::array(vector_copy(tree.value)).attr("reshape")(nodes, 1, value_width);
+    out["n_node_samples"] = py::array(vector_copy(tree.n_node_samples));
+    out["weighted_n_node_samples"] = py::array(vector_copy(tree.weighted_n_node_samples));
+    out["impurity"] = py::array(vector_copy(tree.impurity));
+    out["max_depth"] = tree.max_depth;
+    return out;
+}
+
+}  // namespace crembo_py
