@@ -1039,8 +1039,8 @@ PYBIND11_MODULE(_core, m) {
             }
             py::dict out = tree_dict(tree, tree.n_classes);
             const py::ssize_t nodes = tree.node_count();
-            out["is_categorical"] = hist_numpy(tree.is_categorical);
-            out["cat_left"] = hist_numpy(tree.cat_left).attr("reshape")(nodes, crembo::kCatWords);
+            out["is_categorical"] = py::array(vector_copy(tree.is_categorical));
+            out["cat_left"] = py::array(vector_copy(tree.cat_left)).attr("reshape")(nodes, crembo::kCatWords);
             return out;
         },
         py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
