@@ -10,6 +10,7 @@ threshold each fold chose.
     python bench/agreement_analysis.py --datasets dermatology,heart
     python bench/agreement_analysis.py --variants validation,CV
 """
+
 import argparse
 import warnings
 
@@ -66,8 +67,11 @@ def main(argv=None):
                 preds.append(p)
                 accs.append(np.mean(p == y[test]))
                 thr.append(m.threshold_)
-            print(f"| {ds} | {name} | {agreement(preds):.3f} | {np.mean(accs):.3f} | "
-                  f"{' '.join(f'{t:.2f}' for t in thr)} |", flush=True)
+            print(
+                f"| {ds} | {name} | {agreement(preds):.3f} | {np.mean(accs):.3f} | "
+                f"{' '.join(f'{t:.2f}' for t in thr)} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

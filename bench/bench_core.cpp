@@ -94,10 +94,14 @@ index_t parse_size(const std::string& s) {
     double mult = 1;
     if (pos < s.size()) {
         const char c = s[pos];
-        if (c == 'k' || c == 'K') mult = 1e3;
-        else if (c == 'm' || c == 'M') mult = 1e6;
-        else if (c == 'g' || c == 'G') mult = 1e9;
-        else throw std::invalid_argument("bad size: " + s);
+        if (c == 'k' || c == 'K')
+            mult = 1e3;
+        else if (c == 'm' || c == 'M')
+            mult = 1e6;
+        else if (c == 'g' || c == 'G')
+            mult = 1e9;
+        else
+            throw std::invalid_argument("bad size: " + s);
     }
     const double n = v * mult;
     if (!(n >= 1)) throw std::invalid_argument("bad size: " + s);
@@ -122,22 +126,30 @@ Options parse(int argc, char** argv) {
             if (i + 1 >= argc) usage(2);
             return argv[++i];
         };
-        if (a == "-h" || a == "--help") usage(0);
+        if (a == "-h" || a == "--help")
+            usage(0);
         else if (a == "--sizes") {
             o.sizes.clear();
             for (const auto& s : split(next())) o.sizes.push_back(parse_size(s));
-        } else if (a == "--classes") o.C = parse_size(next());
-        else if (a == "--members") o.m = parse_size(next());
-        else if (a == "--repeats") o.repeats = std::max(1, std::atoi(next().c_str()));
-        else if (a == "--threads") o.threads = std::atoi(next().c_str());
+        } else if (a == "--classes")
+            o.C = parse_size(next());
+        else if (a == "--members")
+            o.m = parse_size(next());
+        else if (a == "--repeats")
+            o.repeats = std::max(1, std::atoi(next().c_str()));
+        else if (a == "--threads")
+            o.threads = std::atoi(next().c_str());
         else if (a == "--dtype") {
             const std::string d = next();
             o.f64 = d == "both" || d == "f64" || d == "float64";
             o.f32 = d == "both" || d == "f32" || d == "float32";
             if (!o.f64 && !o.f32) usage(2);
-        } else if (a == "--kernels") o.kernels = split(next());
-        else if (a == "--json") o.json = next();
-        else if (a == "--seed") o.seed = std::strtoull(next().c_str(), nullptr, 10);
+        } else if (a == "--kernels")
+            o.kernels = split(next());
+        else if (a == "--json")
+            o.json = next();
+        else if (a == "--seed")
+            o.seed = std::strtoull(next().c_str(), nullptr, 10);
         else {
             std::fprintf(stderr, "unknown option %s\n", a.c_str());
             usage(2);
@@ -281,17 +293,23 @@ struct Row {
 
 std::string fmt_time(double s) {
     char buf[32];
-    if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
-    else if (s < 1) std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
-    else std::snprintf(buf, sizeof buf, "%.3f s", s);
+    if (s < 1e-3)
+        std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
+    else if (s < 1)
+        std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+    else
+        std::snprintf(buf, sizeof buf, "%.3f s", s);
     return buf;
 }
 
 std::string fmt_bytes(double b) {
     char buf[32];
-    if (b < 1e6) std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
-    else if (b < 1e9) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-    else std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+    if (b < 1e6)
+        std::snprintf(buf, sizeof buf, "%.1f KB", b / 1e3);
+    else if (b < 1e9)
+        std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+    else
+        std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
     return buf;
 }
 
@@ -347,8 +365,19 @@ void bench_dtype(const Options& o, index_t n, const label_t* votes, const label_
         const Timing& k = tm.kernel;
         // The faster copy is the reference (one thread wins on small, cached buffers).
         const Timing c{std::min(tm.copy1.median, tm.copyT.median), std::min(tm.copy1.best, tm.copyT.best)};
-        Row r{n, dtype, name, k.median, k.best, bytes, bytes / k.median / 1e9, c.median, bytes / c.median / 1e9,
-              0, c.best / k.best, tm.copy1.median, tm.copyT.median};
+        Row r{n,
+              dtype,
+              name,
+              k.median,
+              k.best,
+              bytes,
+              bytes / k.median / 1e9,
+              c.median,
+              bytes / c.median / 1e9,
+              0,
+              c.best / k.best,
+              tm.copy1.median,
+              tm.copyT.median};
         r.ratio = r.gbps / r.memcpy_gbps;
         rows.push_back(r);
         std::printf("| %9lld | %-7s | %-20s | %10s | %9s | %7.2f | %7.2f | %5.2f | %10s | %5.2f |\n",
@@ -360,19 +389,25 @@ void bench_dtype(const Options& o, index_t n, const label_t* votes, const label_
 
     {
         Buffer<T> out(static_cast<std::size_t>(n * C));
-        record("beliefs_from_votes", 4 * md * nd + nd * Cd * s,
-               [&] { crembo::beliefs_from_votes<T>(votes, m, n, C, out.data()); g_sink = double(out.data()[0]); });
+        record("beliefs_from_votes", 4 * md * nd + nd * Cd * s, [&] {
+            crembo::beliefs_from_votes<T>(votes, m, n, C, out.data());
+            g_sink = double(out.data()[0]);
+        });
     }
-    record("point_depth", nd * Cd * s + 4 * nd + nd * s,
-           [&] { crembo::point_depth<T>(P.data(), n, C, pred, depth.data()); g_sink = double(depth.data()[0]); });
+    record("point_depth", nd * Cd * s + 4 * nd + nd * s, [&] {
+        crembo::point_depth<T>(P.data(), n, C, pred, depth.data());
+        g_sink = double(depth.data()[0]);
+    });
     record("empirical_depth", nd * Cd * s + 4 * nd,
            [&] { g_sink = double(crembo::empirical_depth<T>(P.data(), n, C, pred, 0.0)); });
     record("count_violations", nd * Cd * s + 4 * nd,
            [&] { g_sink = double(crembo::count_violations<T>(P.data(), n, C, pred, t)); });
     if (wanted(o, "allowed_labels")) {
         mask = Buffer<std::uint8_t>(static_cast<std::size_t>(n * C));
-        record("allowed_labels", nd * Cd * s + nd * Cd,
-               [&] { crembo::allowed_labels<T>(P.data(), n, C, t, mask.data()); g_sink = mask.data()[0]; });
+        record("allowed_labels", nd * Cd * s + nd * Cd, [&] {
+            crembo::allowed_labels<T>(P.data(), n, C, t, mask.data());
+            g_sink = mask.data()[0];
+        });
         mask.reset();
     }
     record("max_achievable_depth", nd * Cd * s,
@@ -385,17 +420,19 @@ void write_json(const Options& o, const std::vector<Row>& rows, int threads) {
         std::fprintf(stderr, "cannot write %s\n", o.json.c_str());
         return;
     }
-    f << "{\n  \"loadavg_end\": \"" << loadavg() << "\",\n  \"classes\": " << o.C << ",\n  \"members\": " << o.m << ",\n  \"repeats\": " << o.repeats
-      << ",\n  \"threads\": " << threads << ",\n  \"openmp\": " << (crembo::built_with_openmp() ? "true" : "false")
-      << ",\n  \"rows\": [\n";
+    f << "{\n  \"loadavg_end\": \"" << loadavg() << "\",\n  \"classes\": " << o.C
+      << ",\n  \"members\": " << o.m << ",\n  \"repeats\": " << o.repeats << ",\n  \"threads\": " << threads
+      << ",\n  \"openmp\": " << (crembo::built_with_openmp() ? "true" : "false") << ",\n  \"rows\": [\n";
     for (std::size_t k = 0; k < rows.size(); ++k) {
         const Row& r = rows[k];
         f << "    {\"n\": " << r.n << ", \"dtype\": \"" << r.dtype << "\", \"kernel\": \"" << r.kernel
-          << "\", \"seconds\": " << r.seconds << ", \"best_seconds\": " << r.best_seconds << ", \"bytes\": " << r.bytes << ", \"gbps\": " << r.gbps
+          << "\", \"seconds\": " << r.seconds << ", \"best_seconds\": " << r.best_seconds
+          << ", \"bytes\": " << r.bytes << ", \"gbps\": " << r.gbps
           << ", \"memcpy_seconds\": " << r.memcpy_seconds << ", \"memcpy_gbps\": " << r.memcpy_gbps
           << ", \"ratio\": " << r.ratio << ", \"best_ratio\": " << r.best_ratio
           << ", \"memcpy_1thread_seconds\": " << r.memcpy1_seconds
-          << ", \"memcpy_all_threads_seconds\": " << r.memcpyT_seconds << "}" << (k + 1 < rows.size() ? "," : "") << "\n";
+          << ", \"memcpy_all_threads_seconds\": " << r.memcpyT_seconds << "}"
+          << (k + 1 < rows.size() ? "," : "") << "\n";
     }
     f << "  ]\n}\n";
 }
@@ -409,14 +446,16 @@ int main(int argc, char** argv) {
     std::printf("crembo_bench: C = %lld classes, m = %lld hypotheses, %d thread(s)%s, median of %d runs\n",
                 static_cast<long long>(o.C), static_cast<long long>(o.m), threads,
                 crembo::built_with_openmp() ? " (OpenMP)" : " (no OpenMP)", o.repeats);
-    std::printf("bytes = inputs read + outputs written (the belief matrix counted in full for the row\n"
-                "gathers); memcpy = copy of bytes/2 (read + write = bytes), the faster of 1 and all threads,\n"
-                "interleaved with the kernel's runs\n\n");
+    std::printf(
+        "bytes = inputs read + outputs written (the belief matrix counted in full for the row\n"
+        "gathers); memcpy = copy of bytes/2 (read + write = bytes), the faster of 1 and all threads,\n"
+        "interleaved with the kernel's runs\n\n");
     std::printf("load average at start: %s\n\n", loadavg().c_str());
-    std::printf("| %9s | %-7s | %-20s | %10s | %9s | %7s | %7s | %5s | %10s | %5s |\n", "n", "dtype", "kernel",
-                "median", "bytes", "GB/s", "memcpy", "ratio", "best", "ratio");
-    std::printf("|----------:|---------|----------------------|-----------:|----------:|--------:|--------:|------:"
-                "|-----------:|------:|\n");
+    std::printf("| %9s | %-7s | %-20s | %10s | %9s | %7s | %7s | %5s | %10s | %5s |\n", "n", "dtype",
+                "kernel", "median", "bytes", "GB/s", "memcpy", "ratio", "best", "ratio");
+    std::printf(
+        "|----------:|---------|----------------------|-----------:|----------:|--------:|--------:|------:"
+        "|-----------:|------:|\n");
 
     std::vector<Row> rows;
     try {
@@ -434,8 +473,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "crembo_bench: %s\n", e.what());
         return 1;
     }
-    std::printf("\nGB/s and memcpy: bytes / median time; ratio = GB/s / memcpy GB/s. best: fastest run, and\n"
-                "the ratio of the fastest runs (less sensitive to other load on the machine).\n");
+    std::printf(
+        "\nGB/s and memcpy: bytes / median time; ratio = GB/s / memcpy GB/s. best: fastest run, and\n"
+        "the ratio of the fastest runs (less sensitive to other load on the machine).\n");
     std::printf("load average at end: %s\n", loadavg().c_str());
     if (!o.json.empty()) {
         write_json(o, rows, threads);

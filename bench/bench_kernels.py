@@ -52,6 +52,7 @@ Usage::
 Writes a markdown table to stdout and ``bench/results/kernels.md``, and JSON
 to ``bench/results/kernels.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,14 @@ import crembo
 from crembo import _core
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KERNELS = ("beliefs_from_votes", "point_depth", "empirical_depth", "count_violations", "allowed_labels",
-           "max_achievable_depth")
+KERNELS = (
+    "beliefs_from_votes",
+    "point_depth",
+    "empirical_depth",
+    "count_violations",
+    "allowed_labels",
+    "max_achievable_depth",
+)
 THRESHOLD = 0.3
 
 
@@ -104,8 +111,7 @@ def time_group(fns, repeats, *, min_time=0.01, budget=20.0):
             for _ in range(k):
                 f()
             samples[name].append((time.perf_counter() - t0) / k)
-    return {name: (statistics.median(v), min(v)) if v else (first[name], first[name])
-            for name, v in samples.items()}
+    return {name: (statistics.median(v), min(v)) if v else (first[name], first[name]) for name, v in samples.items()}
 
 
 class Copier:
@@ -195,23 +201,32 @@ def implementations(kernel, votes, P, pred, C, dtype, validated=False):
     r = np.arange(n)
     t = THRESHOLD
     if kernel == "beliefs_from_votes":
-        return (lambda: _core.beliefs_from_votes(votes, C, f32),
-                lambda: crembo.beliefs_from_votes(votes, C, dtype=dtype),
-                {"bincount": lambda: numpy_votes_bincount(votes, C, dtype),
-                 "per-class": lambda: numpy_votes_classes(votes, C, dtype)})
+        return (
+            lambda: _core.beliefs_from_votes(votes, C, f32),
+            lambda: crembo.beliefs_from_votes(votes, C, dtype=dtype),
+            {
+                "bincount": lambda: numpy_votes_bincount(votes, C, dtype),
+                "per-class": lambda: numpy_votes_classes(votes, C, dtype),
+            },
+        )
     if kernel == "point_depth":
         return (lambda: _core.point_depth(P, pred), lambda: crembo.point_depth(Pp, pred), lambda: P[r, pred])
     if kernel == "empirical_depth":
-        return (lambda: _core.empirical_depth(P, pred, 0.0), lambda: crembo.depth(Pp, pred),
-                lambda: P[r, pred].min())
+        return (lambda: _core.empirical_depth(P, pred, 0.0), lambda: crembo.depth(Pp, pred), lambda: P[r, pred].min())
     if kernel == "count_violations":
-        return (lambda: _core.count_violations(P, pred, t), lambda: crembo.count_violations(Pp, pred, t),
-                lambda: np.count_nonzero(P[r, pred] < t))
+        return (
+            lambda: _core.count_violations(P, pred, t),
+            lambda: crembo.count_violations(Pp, pred, t),
+            lambda: np.count_nonzero(P[r, pred] < t),
+        )
     if kernel == "allowed_labels":
         return (lambda: _core.allowed_labels(P, t), lambda: crembo.allowed_labels(Pp, t), lambda: P >= t)
     if kernel == "max_achievable_depth":
-        return (lambda: _core.max_achievable_depth(P), lambda: crembo.max_achievable_depth(Pp),
-                lambda: P.max(axis=1).min())
+        return (
+            lambda: _core.max_achievable_depth(P),
+            lambda: crembo.max_achievable_depth(Pp),
+            lambda: P.max(axis=1).min(),
+        )
     raise ValueError(kernel)
 
 
@@ -231,8 +246,11 @@ def run(args):
     dtypes = {"both": (np.float64, np.float32), "f64": (np.float64,), "f32": (np.float32,)}[args.dtype]
     kernels = args.kernels or KERNELS
     rows = []
-    print(f"crembo {crembo.__version__}: C = {args.classes}, m = {args.members}, {threads} kernel thread(s), "
-          f"OpenMP {_core.built_with_openmp()}, median of {args.repeats}", flush=True)
+    print(
+        f"crembo {crembo.__version__}: C = {args.classes}, m = {args.members}, {threads} kernel thread(s), "
+        f"OpenMP {_core.built_with_openmp()}, median of {args.repeats}",
+        flush=True,
+    )
     for n in args.sizes:
         t0 = time.perf_counter()
         votes, pred = make_data(n, args.classes, args.members, args.seed)
@@ -241,8 +259,9 @@ def run(args):
             s = np.dtype(dtype).itemsize
             P = _core.beliefs_from_votes(votes, args.classes, dtype == np.float32)
             for kernel in kernels:
-                core_f, public_f, numpy_f = implementations(kernel, votes, P, pred, args.classes, dtype,
-                                                            validated=args.validated)
+                core_f, public_f, numpy_f = implementations(
+                    kernel, votes, P, pred, args.classes, dtype, validated=args.validated
+                )
                 numpy_variants = numpy_f if isinstance(numpy_f, dict) else {"numpy": numpy_f}
                 if args.check:
                     first = next(iter(numpy_variants.values()))
@@ -264,13 +283,29 @@ def run(args):
                 cT = res.get("memcpy_nt", c1)
                 t_copy, b_copy = min(c1[0], cT[0]), min(c1[1], cT[1])
                 gc.collect()
-                row = dict(n=n, dtype=np.dtype(dtype).name, kernel=kernel, bytes=nbytes,
-                           core_s=t_core, public_s=t_public, numpy_s=t_numpy, numpy_variant=numpy_name,
-                           memcpy_1t_s=c1[0], memcpy_nt_s=cT[0], memcpy_s=t_copy,
-                           best_core_s=b_core, best_public_s=b_public, best_numpy_s=b_numpy, best_memcpy_s=b_copy,
-                           best_core_vs_memcpy=b_copy / b_core, best_speedup_core=b_numpy / b_core,
-                           core_gbps=nbytes / t_core / 1e9, public_gbps=nbytes / t_public / 1e9,
-                           numpy_gbps=nbytes / t_numpy / 1e9, memcpy_gbps=nbytes / t_copy / 1e9)
+                row = dict(
+                    n=n,
+                    dtype=np.dtype(dtype).name,
+                    kernel=kernel,
+                    bytes=nbytes,
+                    core_s=t_core,
+                    public_s=t_public,
+                    numpy_s=t_numpy,
+                    numpy_variant=numpy_name,
+                    memcpy_1t_s=c1[0],
+                    memcpy_nt_s=cT[0],
+                    memcpy_s=t_copy,
+                    best_core_s=b_core,
+                    best_public_s=b_public,
+                    best_numpy_s=b_numpy,
+                    best_memcpy_s=b_copy,
+                    best_core_vs_memcpy=b_copy / b_core,
+                    best_speedup_core=b_numpy / b_core,
+                    core_gbps=nbytes / t_core / 1e9,
+                    public_gbps=nbytes / t_public / 1e9,
+                    numpy_gbps=nbytes / t_numpy / 1e9,
+                    memcpy_gbps=nbytes / t_copy / 1e9,
+                )
                 row["core_vs_memcpy"] = row["core_gbps"] / row["memcpy_gbps"]
                 row["public_vs_memcpy"] = row["public_gbps"] / row["memcpy_gbps"]
                 row["speedup_core"] = t_numpy / t_core
@@ -300,18 +335,22 @@ def fmt_b(b):
     return f"{b / 1e9:.2f} GB"
 
 
-HEADER = ("| n | dtype | kernel | bytes | core | public | numpy | core GB/s | public GB/s | numpy GB/s "
-          "| memcpy GB/s | core/memcpy | public/memcpy | speed-up core | speed-up public "
-          "| best: core/memcpy | best: speed-up core |\n"
-          "|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+HEADER = (
+    "| n | dtype | kernel | bytes | core | public | numpy | core GB/s | public GB/s | numpy GB/s "
+    "| memcpy GB/s | core/memcpy | public/memcpy | speed-up core | speed-up public "
+    "| best: core/memcpy | best: speed-up core |\n"
+    "|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+)
 
 
 def md_row(r):
-    return (f"| {r['n']:.0e} | {r['dtype']} | {r['kernel']} | {fmt_b(r['bytes'])} | {fmt_t(r['core_s'])} "
-            f"| {fmt_t(r['public_s'])} | {fmt_t(r['numpy_s'])} | {r['core_gbps']:.2f} | {r['public_gbps']:.2f} "
-            f"| {r['numpy_gbps']:.2f} | {r['memcpy_gbps']:.2f} | {r['core_vs_memcpy']:.2f} "
-            f"| {r['public_vs_memcpy']:.2f} | {r['speedup_core']:.1f}x | {r['speedup_public']:.1f}x "
-            f"| {r['best_core_vs_memcpy']:.2f} | {r['best_speedup_core']:.1f}x |")
+    return (
+        f"| {r['n']:.0e} | {r['dtype']} | {r['kernel']} | {fmt_b(r['bytes'])} | {fmt_t(r['core_s'])} "
+        f"| {fmt_t(r['public_s'])} | {fmt_t(r['numpy_s'])} | {r['core_gbps']:.2f} | {r['public_gbps']:.2f} "
+        f"| {r['numpy_gbps']:.2f} | {r['memcpy_gbps']:.2f} | {r['core_vs_memcpy']:.2f} "
+        f"| {r['public_vs_memcpy']:.2f} | {r['speedup_core']:.1f}x | {r['speedup_public']:.1f}x "
+        f"| {r['best_core_vs_memcpy']:.2f} | {r['best_speedup_core']:.1f}x |"
+    )
 
 
 TARGET_KERNELS = ("point_depth", "empirical_depth", "count_violations", "allowed_labels", "max_achievable_depth")
@@ -324,36 +363,53 @@ def targets(rows):
     for r in rows:
         if r["n"] != big or r["kernel"] not in TARGET_KERNELS:
             continue
-        out.append(dict(n=big, dtype=r["dtype"], kernel=r["kernel"],
-                        core_half_memcpy=r["core_vs_memcpy"] >= 0.5, core_5x_numpy=r["speedup_core"] >= 5,
-                        public_half_memcpy=r["public_vs_memcpy"] >= 0.5,
-                        public_5x_numpy=r["speedup_public"] >= 5,
-                        best_core_half_memcpy=r["best_core_vs_memcpy"] >= 0.5,
-                        best_core_5x_numpy=r["best_speedup_core"] >= 5))
+        out.append(
+            dict(
+                n=big,
+                dtype=r["dtype"],
+                kernel=r["kernel"],
+                core_half_memcpy=r["core_vs_memcpy"] >= 0.5,
+                core_5x_numpy=r["speedup_core"] >= 5,
+                public_half_memcpy=r["public_vs_memcpy"] >= 0.5,
+                public_5x_numpy=r["speedup_public"] >= 5,
+                best_core_half_memcpy=r["best_core_vs_memcpy"] >= 0.5,
+                best_core_5x_numpy=r["best_speedup_core"] >= 5,
+            )
+        )
     return out
 
 
 def render(rows, threads, args):
-    lines = [f"Kernels through Python: C = {args.classes}, m = {args.members}, {threads} kernel thread(s); "
-             f"times are medians of {args.repeats} runs; load average at start {args.load_start}, "
-             f"at end {loadavg()}.",
-             "core = crembo._core binding, public = crembo.* function ("
-             + ("given crembo.Beliefs(P), validated once before timing" if args.validated else "with validation")
-             + "), numpy = plain NumPy; "
-             "bytes = inputs read + outputs written; memcpy = np.copyto of bytes/2 (faster of 1 and "
-             f"{threads} threads), same run; best = the same from the fastest run of each.", "", HEADER]
+    lines = [
+        f"Kernels through Python: C = {args.classes}, m = {args.members}, {threads} kernel thread(s); "
+        f"times are medians of {args.repeats} runs; load average at start {args.load_start}, "
+        f"at end {loadavg()}.",
+        "core = crembo._core binding, public = crembo.* function ("
+        + ("given crembo.Beliefs(P), validated once before timing" if args.validated else "with validation")
+        + "), numpy = plain NumPy; "
+        "bytes = inputs read + outputs written; memcpy = np.copyto of bytes/2 (faster of 1 and "
+        f"{threads} threads), same run; best = the same from the fastest run of each.",
+        "",
+        HEADER,
+    ]
     lines += [md_row(r) for r in rows]
     tg = targets(rows)
     if tg:
         yes = lambda b: "yes" if b else "**no**"  # noqa: E731
-        lines += ["", f"Targets at n = {tg[0]['n']:.0e} (>= 0.5 x memcpy bandwidth, >= 5x NumPy):", "",
-                  "| dtype | kernel | core >= 0.5 memcpy | core >= 5x numpy | public >= 0.5 memcpy "
-                  "| public >= 5x numpy | best runs: core >= 0.5 memcpy | best runs: core >= 5x numpy |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Targets at n = {tg[0]['n']:.0e} (>= 0.5 x memcpy bandwidth, >= 5x NumPy):",
+            "",
+            "| dtype | kernel | core >= 0.5 memcpy | core >= 5x numpy | public >= 0.5 memcpy "
+            "| public >= 5x numpy | best runs: core >= 0.5 memcpy | best runs: core >= 5x numpy |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for t in tg:
-            lines.append(f"| {t['dtype']} | {t['kernel']} | {yes(t['core_half_memcpy'])} | "
-                         f"{yes(t['core_5x_numpy'])} | {yes(t['public_half_memcpy'])} | {yes(t['public_5x_numpy'])} "
-                         f"| {yes(t['best_core_half_memcpy'])} | {yes(t['best_core_5x_numpy'])} |")
+            lines.append(
+                f"| {t['dtype']} | {t['kernel']} | {yes(t['core_half_memcpy'])} | "
+                f"{yes(t['core_5x_numpy'])} | {yes(t['public_half_memcpy'])} | {yes(t['public_5x_numpy'])} "
+                f"| {yes(t['best_core_half_memcpy'])} | {yes(t['best_core_5x_numpy'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -370,8 +426,12 @@ def parse_size(s):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=lambda s: [parse_size(x) for x in s.split(",") if x],
-                   default=[10_000, 1_000_000, 10_000_000], help="comma-separated n (default 1e4,1e6,1e7)")
+    p.add_argument(
+        "--sizes",
+        type=lambda s: [parse_size(x) for x in s.split(",") if x],
+        default=[10_000, 1_000_000, 10_000_000],
+        help="comma-separated n (default 1e4,1e6,1e7)",
+    )
     p.add_argument("--quick", action="store_true", help="sizes 1e4,1e6 and 3 repeats")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--members", type=int, default=100)
@@ -379,11 +439,18 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="kernel threads (default: the core's default)")
     p.add_argument("--dtype", choices=("both", "f64", "f32"), default="both")
     p.add_argument("--kernels", type=lambda s: [k for k in s.split(",") if k], default=None)
-    p.add_argument("--numpy-budget", type=float, default=20.0,
-                   help="seconds per NumPy measurement; slower calls are timed once (default 20)")
+    p.add_argument(
+        "--numpy-budget",
+        type=float,
+        default=20.0,
+        help="seconds per NumPy measurement; slower calls are timed once (default 20)",
+    )
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the agreement check")
-    p.add_argument("--validated", action="store_true",
-                   help="give the public functions crembo.Beliefs(P), validated once before timing")
+    p.add_argument(
+        "--validated",
+        action="store_true",
+        help="give the public functions crembo.Beliefs(P), validated once before timing",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS / "kernels"), help="output stem (.md and .json are added)")
     args = p.parse_args(argv)
@@ -401,10 +468,21 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
-    meta = dict(crembo=crembo.__version__, numpy=np.__version__, python=platform.python_version(),
-                machine=platform.machine(), cpus=os.cpu_count(), threads=threads,
-                openmp=bool(_core.built_with_openmp()), classes=args.classes, members=args.members,
-                repeats=args.repeats, threshold=THRESHOLD, loadavg_start=args.load_start, loadavg_end=loadavg())
+    meta = dict(
+        crembo=crembo.__version__,
+        numpy=np.__version__,
+        python=platform.python_version(),
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        threads=threads,
+        openmp=bool(_core.built_with_openmp()),
+        classes=args.classes,
+        members=args.members,
+        repeats=args.repeats,
+        threshold=THRESHOLD,
+        loadavg_start=args.load_start,
+        loadavg_end=loadavg(),
+    )
     out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, rows=rows, targets=targets(rows)), indent=1))
     print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}", file=sys.stderr)
 

@@ -46,6 +46,7 @@ Writes a markdown table to stdout and ``bench/results/nets_<setting>.md``,
 JSON to ``bench/results/nets_<setting>.json`` and, for digits, a plot to
 ``docs/img/nets_digits.png`` (``--plot`` to change, ``--no-plot`` to skip).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,7 @@ def cifar_config(args):
         setting="cifar",
         folds=args.folds,
         teacher=("ResNet18", dict(width=args.teacher_width)),
-        teacher_train=dict(epochs=args.teacher_epochs, optimizer="sgd", lr=0.1, weight_decay=5e-4,
-                           batch_size=128),
+        teacher_train=dict(epochs=args.teacher_epochs, optimizer="sgd", lr=0.1, weight_decay=5e-4, batch_size=128),
         students={"LeNet-5": ("LeNet", lenet5)},
         student_train=dict(epochs=args.student_epochs, lr=1e-3, batch_size=128),
         n_thresholds=args.n_thresholds,
@@ -126,14 +126,15 @@ def run_fold(fold, X_train, y_train, X_test, y_test, cfg, methods, device, seed,
     out = {"fold": fold, "students": {}}
     t0 = time.perf_counter()
     tname, tkw = cfg["teacher"]
-    teacher = NetClassifier(getattr(models, tname), tkw, device=device, random_state=seed, augment=augment,
-                            **cfg["teacher_train"]).fit(X_train, y_train)
+    teacher = NetClassifier(
+        getattr(models, tname), tkw, device=device, random_state=seed, augment=augment, **cfg["teacher_train"]
+    ).fit(X_train, y_train)
     out["teacher"] = dict(pred=teacher.predict(X_test).tolist(), seconds=time.perf_counter() - t0)
     for sname, (arch, skw) in cfg["students"].items():
-        student = NetClassifier(getattr(models, arch), skw, device=device, augment=augment,
-                                **cfg["student_train"])
-        lma_student = NetClassifier(getattr(models, arch), dict(skw, activation="lma"), device=device,
-                                    augment=augment, **cfg["student_train"])
+        student = NetClassifier(getattr(models, arch), skw, device=device, augment=augment, **cfg["student_train"])
+        lma_student = NetClassifier(
+            getattr(models, arch), dict(skw, activation="lma"), device=device, augment=augment, **cfg["student_train"]
+        )
         res = {}
         for method in methods:
             t0 = time.perf_counter()
@@ -144,13 +145,16 @@ def run_fold(fold, X_train, y_train, X_test, y_test, cfg, methods, device, seed,
                 est = KDClassifier(teacher, student, method="kd", random_state=seed, **cfg["kd"]).fit(X_train, y_train)
             elif method == "NoisyT":
                 est = KDClassifier(teacher, student, method="noisy", random_state=seed, **cfg["noisy"]).fit(
-                    X_train, y_train)
+                    X_train, y_train
+                )
             elif method == "NoisyKD":
-                est = KDClassifier(teacher, student, method="noisy_kd", random_state=seed, **cfg["kd"],
-                                   **cfg["noisy"]).fit(X_train, y_train)
+                est = KDClassifier(
+                    teacher, student, method="noisy_kd", random_state=seed, **cfg["kd"], **cfg["noisy"]
+                ).fit(X_train, y_train)
             elif method == "LMA+KD":
                 est = KDClassifier(teacher, lma_student, method="kd", random_state=seed, **cfg["kd"]).fit(
-                    X_train, y_train)
+                    X_train, y_train
+                )
             elif method == "CREMBO-refit":
                 if "CREMBO" not in res:
                     raise ValueError("CREMBO-refit needs CREMBO in --methods")
@@ -158,22 +162,29 @@ def run_fold(fold, X_train, y_train, X_test, y_test, cfg, methods, device, seed,
                 P = TorchTeacher(teacher).predict_proba(X_train)
                 mask = P >= t_chosen
                 keep = mask.any(axis=1)
-                est = clone(student).set_params(random_state=seed).fit_allowed(X_train[keep], mask[keep],
-                                                                               teacher.classes_)
+                est = (
+                    clone(student)
+                    .set_params(random_state=seed)
+                    .fit_allowed(X_train[keep], mask[keep], teacher.classes_)
+                )
                 extra = dict(threshold=t_chosen, memo_threshold=res["CREMBO"]["memo_threshold"], n_fits=1)
             elif method == "CREMBO":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # "MEMO found no consistent student"
-                    est = CREMBOClassifier(TorchTeacher(teacher), student, oracle="single",
-                                           student_target="multioutput", n_thresholds=cfg["n_thresholds"],
-                                           search_subsample=cfg["search_subsample"], random_state=seed)
+                    est = CREMBOClassifier(
+                        TorchTeacher(teacher),
+                        student,
+                        oracle="single",
+                        student_target="multioutput",
+                        n_thresholds=cfg["n_thresholds"],
+                        search_subsample=cfg["search_subsample"],
+                        random_state=seed,
+                    )
                     est.fit(X_train, y_train)
-                extra = dict(threshold=est.threshold_, memo_threshold=est.memo_threshold_,
-                             n_fits=est.n_student_fits_)
+                extra = dict(threshold=est.threshold_, memo_threshold=est.memo_threshold_, n_fits=est.n_student_fits_)
             else:
                 raise ValueError(method)
-            res[method] = dict(pred=np.asarray(est.predict(X_test)).tolist(), seconds=time.perf_counter() - t0,
-                               **extra)
+            res[method] = dict(pred=np.asarray(est.predict(X_test)).tolist(), seconds=time.perf_counter() - t0, **extra)
         out["students"][sname] = res
     return out
 
@@ -188,11 +199,16 @@ def stability_protocol(X, y, X_test, y_test, cfg, methods, device, seed, jobs, t
         parts = [train for train, _ in splits]
     else:
         parts = [np.arange(len(X))]
-    print(f"{cfg['setting']}: {len(X)} training rows, {len(X_test)} test rows, {len(parts)} fold(s), "
-          f"{len(cfg['students'])} students, methods {', '.join(methods)}; device {device}, {jobs} job(s) x "
-          f"{threads} thread(s)", flush=True)
-    calls = [delayed(run_fold)(k, X[p], y[p], X_test, y_test, cfg, methods, device, seed + k, threads)
-             for k, p in enumerate(parts)]
+    print(
+        f"{cfg['setting']}: {len(X)} training rows, {len(X_test)} test rows, {len(parts)} fold(s), "
+        f"{len(cfg['students'])} students, methods {', '.join(methods)}; device {device}, {jobs} job(s) x "
+        f"{threads} thread(s)",
+        flush=True,
+    )
+    calls = [
+        delayed(run_fold)(k, X[p], y[p], X_test, y_test, cfg, methods, device, seed + k, threads)
+        for k, p in enumerate(parts)
+    ]
     if jobs == 1:
         folds = [c[0](*c[1], **c[2]) for c in calls]
     else:
@@ -241,9 +257,14 @@ def markdown(summary, methods, n_folds):
     lines.append("")
     lines.append(f"Cells: {head}. Teacher: {cell(t)} ({t['seconds']:.1f} s per fit).")
     lines.append("")
-    lines.append("Mean seconds per student fit: " + "; ".join(
-        f"{sname}: " + ", ".join(f"{m} {per[m]['seconds']:.1f}" for m in methods)
-        for sname, per in summary.items() if sname != "teacher"))
+    lines.append(
+        "Mean seconds per student fit: "
+        + "; ".join(
+            f"{sname}: " + ", ".join(f"{m} {per[m]['seconds']:.1f}" for m in methods)
+            for sname, per in summary.items()
+            if sname != "teacher"
+        )
+    )
     return "\n".join(lines)
 
 
@@ -285,10 +306,16 @@ def save(name, cfg, summary, folds, table, out_dir, seconds, device):
     os.makedirs(out_dir, exist_ok=True)
     import torch
 
-    meta = dict(command=" ".join([os.path.basename(sys.executable)] + sys.argv), seconds=seconds, device=device,
-                torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
-                cpus=os.cpu_count(), config={k: (v if k != "students" else {s: [a, kw] for s, (a, kw) in v.items()})
-                                             for k, v in cfg.items()})
+    meta = dict(
+        command=" ".join([os.path.basename(sys.executable)] + sys.argv),
+        seconds=seconds,
+        device=device,
+        torch=torch.__version__,
+        python=platform.python_version(),
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        config={k: (v if k != "students" else {s: [a, kw] for s, (a, kw) in v.items()}) for k, v in cfg.items()},
+    )
     with open(os.path.join(out_dir, f"nets_{name}.json"), "w") as f:
         json.dump(dict(meta=meta, summary=summary, folds=folds), f, indent=1, default=str)
     with open(os.path.join(out_dir, f"nets_{name}.md"), "w") as f:
@@ -298,15 +325,17 @@ def save(name, cfg, summary, folds, table, out_dir, seconds, device):
 
 # ------------------------------------------------------------------ commands
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="setting", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     common.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--jobs", type=int, default=None,
-                        help="folds run in parallel processes (default: 2 on CPU, 1 on CUDA)")
+    common.add_argument(
+        "--jobs", type=int, default=None, help="folds run in parallel processes (default: 2 on CPU, 1 on CUDA)"
+    )
     common.add_argument("--threads", type=int, default=1, help="torch threads per job")
     common.add_argument("--plot", default=None, help="plot path (digits default docs/img/nets_digits.png)")
     common.add_argument("--no-plot", action="store_true")
@@ -325,8 +354,12 @@ def main(argv=None):
     c.add_argument("--student-epochs", type=int, default=30)
     c.add_argument("--teacher-width", type=int, default=64, help="ResNet-18 first-stage width (64 = standard)")
     c.add_argument("--n-thresholds", type=int, default=8)
-    c.add_argument("--search-subsample", type=int, default=10000,
-                   help="CREMBO searches thresholds on this many transfer rows, then refits on all")
+    c.add_argument(
+        "--search-subsample",
+        type=int,
+        default=10000,
+        help="CREMBO searches thresholds on this many transfer rows, then refits on all",
+    )
     c.add_argument("--limit", type=int, default=None, help="use only the first N training and test images")
     args = p.parse_args(argv)
 
@@ -351,8 +384,7 @@ def main(argv=None):
         X, y = load_digits_images()
         X, X_test, y, y_test = train_test_split(X, y, test_size=0.15, random_state=args.seed, stratify=y)
         name = "digits_quick" if args.quick else "digits"
-        title = (f"digits: CNN teacher -> small students, {cfg['folds']} folds"
-                 + (" (quick)" if args.quick else ""))
+        title = f"digits: CNN teacher -> small students, {cfg['folds']} folds" + (" (quick)" if args.quick else "")
         plot_path = args.plot or os.path.join(ROOT, "docs", "img", f"nets_{name}.png")
     else:
         data = load_cifar10(args.data_dir, flatten=True, limit=args.limit)

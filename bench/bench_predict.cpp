@@ -84,16 +84,16 @@ Options parse(int argc, char** argv) {
         else if (a == "--rows") {
             o.rows = integer(1);
             o.rows_set = true;
-        }
-        else if (a == "--features")
+        } else if (a == "--features")
             o.features = static_cast<int>(integer(1));
         else if (a == "--repeats")
             o.repeats = static_cast<int>(integer(1));
         else if (a == "--threads")
             o.threads = static_cast<int>(integer(0));
         else if (a == "--help" || a == "-h") {
-            std::printf("usage: crembo_bench_predict [--tree FILE]... [--data X.f32] [--rows N] [--features D]\n"
-                        "                            [--repeats R] [--threads T]\n");
+            std::printf(
+                "usage: crembo_bench_predict [--tree FILE]... [--data X.f32] [--rows N] [--features D]\n"
+                "                            [--repeats R] [--threads T]\n");
             std::exit(0);
         } else
             usage_error("unknown argument " + a);
@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
             std::ifstream f(opt.data, std::ios::binary | std::ios::ate);
             if (!f) usage_error("cannot open " + opt.data);
             const std::streamsize bytes = f.tellg();
-            if (bytes <= 0 || bytes % (4 * d) != 0) usage_error("data size is not a multiple of n_features floats");
+            if (bytes <= 0 || bytes % (4 * d) != 0)
+                usage_error("data size is not a multiple of n_features floats");
             X.resize(static_cast<size_t>(bytes / 4));
             f.seekg(0);
             f.read(reinterpret_cast<char*>(X.data()), bytes);
@@ -197,8 +198,10 @@ int main(int argc, char** argv) {
         std::printf("crembo_bench_predict: %lld rows x %lld features, %d repeats (median), %d threads%s\n",
                     static_cast<long long>(n), static_cast<long long>(d), opt.repeats, threads,
                     generated ? "" : "; generated code not compiled in (build via bench/bench_predict.py)");
-        std::printf("\n| tree | nodes | depth | evaluator | single row, ns/call | batch 1 thread, ns/row | "
-                    "batch %d threads, ns/row | disagreeing rows |\n", threads);
+        std::printf(
+            "\n| tree | nodes | depth | evaluator | single row, ns/call | batch 1 thread, ns/row | "
+            "batch %d threads, ns/row | disagreeing rows |\n",
+            threads);
         std::printf("|---|---|---|---|---|---|---|---|\n");
         std::vector<std::int32_t> ref(static_cast<size_t>(n)), out(static_cast<size_t>(n));
         for (size_t k = 0; k < trees.size(); ++k) {
@@ -211,9 +214,9 @@ int main(int argc, char** argv) {
             });
             const double batch1 = median_seconds(opt.repeats, [&] { t.predict(Xp, n, ref.data(), 1); });
             const double batchT = median_seconds(opt.repeats, [&] { t.predict(Xp, n, ref.data(), threads); });
-            std::printf("| %s | %lld | %d | FastTree (fast_tree.hpp) | %.1f | %.1f | %.1f | - |\n", names[k].c_str(),
-                        static_cast<long long>(t.n_nodes()), t.max_depth(), 1e9 * single / n, 1e9 * batch1 / n,
-                        1e9 * batchT / n);
+            std::printf("| %s | %lld | %d | FastTree (fast_tree.hpp) | %.1f | %.1f | %.1f | - |\n",
+                        names[k].c_str(), static_cast<long long>(t.n_nodes()), t.max_depth(),
+                        1e9 * single / n, 1e9 * batch1 / n, 1e9 * batchT / n);
 #ifdef CREMBO_BENCH_GENERATED
             const auto& g = kGenerated[k];
             const double gsingle = median_seconds(opt.repeats, [&] {
@@ -221,7 +224,8 @@ int main(int argc, char** argv) {
                 for (std::int64_t i = 0; i < n; ++i) s += g.predict(Xp + i * d);
                 g_sink = g_sink + s;
             });
-            const double gbatch1 = median_seconds(opt.repeats, [&] { g.batch(Xp, static_cast<long>(n), out.data()); });
+            const double gbatch1 =
+                median_seconds(opt.repeats, [&] { g.batch(Xp, static_cast<long>(n), out.data()); });
             double gbatchT = gbatch1;
 #ifdef _OPENMP
             gbatchT = median_seconds(opt.repeats, [&] {
@@ -236,10 +240,12 @@ int main(int argc, char** argv) {
             std::int64_t differ = 0;
             for (std::int64_t i = 0; i < n; ++i) differ += out[i] != ref[i];
             std::printf("| %s | %lld | %d | generated C++ (export_cpp) | %.1f | %.1f | %.1f | %lld |\n",
-                        names[k].c_str(), static_cast<long long>(t.n_nodes()), t.max_depth(), 1e9 * gsingle / n,
-                        1e9 * gbatch1 / n, 1e9 * gbatchT / n, static_cast<long long>(differ));
+                        names[k].c_str(), static_cast<long long>(t.n_nodes()), t.max_depth(),
+                        1e9 * gsingle / n, 1e9 * gbatch1 / n, 1e9 * gbatchT / n,
+                        static_cast<long long>(differ));
             if (differ) {
-                std::fprintf(stderr, "crembo_bench_predict: generated code and FastTree disagree on %lld rows\n",
+                std::fprintf(stderr,
+                             "crembo_bench_predict: generated code and FastTree disagree on %lld rows\n",
                              static_cast<long long>(differ));
                 return 1;
             }

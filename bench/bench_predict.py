@@ -24,6 +24,7 @@ full depth) and measures
 Timings are wall-clock on whatever machine runs this; the load average is
 recorded next to them because other work on the machine skews them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -132,18 +133,42 @@ def bench_cpp(trees, X, args, workdir):
         files.append(gen / f"{ns}.fasttree.txt")
         includes.append(f'#include "{ns}.hpp"')
         entries.append(f'    {{"depth {depth}", &{ns}::predict<float>, &{ns}::predict_batch<float>}},')
-    (gen / "crembo_bench_trees.hpp").write_text("\n".join([
-        "// Written by bench/bench_predict.py: the generated trees crembo_bench_predict times.",
-        "#pragma once", *includes, "",
-        "struct GeneratedTree {", "    const char* name;", "    int (*predict)(const float*);",
-        "    void (*batch)(const float*, long, int*);", "};", "",
-        "static const GeneratedTree kGenerated[] = {", *entries, "};",
-        f"static const int kNumGenerated = {len(entries)};", ""]))
+    (gen / "crembo_bench_trees.hpp").write_text(
+        "\n".join(
+            [
+                "// Written by bench/bench_predict.py: the generated trees crembo_bench_predict times.",
+                "#pragma once",
+                *includes,
+                "",
+                "struct GeneratedTree {",
+                "    const char* name;",
+                "    int (*predict)(const float*);",
+                "    void (*batch)(const float*, long, int*);",
+                "};",
+                "",
+                "static const GeneratedTree kGenerated[] = {",
+                *entries,
+                "};",
+                f"static const int kNumGenerated = {len(entries)};",
+                "",
+            ]
+        )
+    )
     data = gen / "X.f32"
     np.ascontiguousarray(X, dtype="<f4").tofile(data)
     build = workdir / "build"
-    cfg = ["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release", "-DCREMBO_CUDA=OFF",
-           "-DCREMBO_BUILD_PYTHON=OFF", "-DCREMBO_BUILD_BENCH=ON", f"-DCREMBO_BENCH_GENERATED={gen}"]
+    cfg = [
+        "cmake",
+        "-S",
+        str(ROOT),
+        "-B",
+        str(build),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DCREMBO_CUDA=OFF",
+        "-DCREMBO_BUILD_PYTHON=OFF",
+        "-DCREMBO_BUILD_BENCH=ON",
+        f"-DCREMBO_BENCH_GENERATED={gen}",
+    ]
     for cmd in (cfg, ["cmake", "--build", str(build), "--target", "crembo_bench_predict", "-j", "2"]):
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -176,7 +201,7 @@ def main(argv=None):
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     Xtr, ytr = make_data(args.train_rows, args.features, 0)
     X, _ = make_data(args.rows, args.features, 1)
-    singles = [X[i:i + 1] for i in range(min(args.single_rows, len(X)))]
+    singles = [X[i : i + 1] for i in range(min(args.single_rows, len(X)))]
     results, trees = {}, []
     for depth in depths:
         tree = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(Xtr, ytr)
@@ -184,15 +209,20 @@ def main(argv=None):
         results[depth] = res
         trees.append((depth, ft))
         print(f"depth {depth}: done", file=sys.stderr)
-    cpp_out, cpp_note = (None, "skipped (--no-cpp)") if args.no_cpp else bench_cpp(trees, X, args,
-                                                                                   Path(args.workdir))
+    cpp_out, cpp_note = (None, "skipped (--no-cpp)") if args.no_cpp else bench_cpp(trees, X, args, Path(args.workdir))
     load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     have_onnx = all("single_onnx_us" in r for r in results.values())
-    print(f"# crembo bench_predict: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {load0[0]:.1f} -> {load1[0]:.1f}" if load0 else "")
-    print(f"# {args.rows} rows x {args.features} features (float64), trees fitted on {args.train_rows} rows; "
-          f"medians of {args.repeats} runs\n")
+    print(
+        f"# crembo bench_predict: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load0[0]:.1f} -> {load1[0]:.1f}"
+        if load0
+        else ""
+    )
+    print(
+        f"# {args.rows} rows x {args.features} features (float64), trees fitted on {args.train_rows} rows; "
+        f"medians of {args.repeats} runs\n"
+    )
     print("Single-row latency from Python (one predict call on a (1, d) array):\n")
     head = "| tree | nodes | scikit-learn predict | FastTree.predict | speed-up | FastTree.predict_proba |"
     sep = "|---|---|---|---|---|---|"
@@ -202,20 +232,27 @@ def main(argv=None):
     print(head)
     print(sep)
     for _depth, r in results.items():
-        line = (f"| depth {r['depth']} | {r['nodes']} | {r['single_sklearn_us']:.1f} us | "
-                f"{r['single_fasttree_us']:.2f} us | {r['single_sklearn_us'] / r['single_fasttree_us']:.0f}x | "
-                f"{r['single_fasttree_proba_us']:.2f} us |")
+        line = (
+            f"| depth {r['depth']} | {r['nodes']} | {r['single_sklearn_us']:.1f} us | "
+            f"{r['single_fasttree_us']:.2f} us | {r['single_sklearn_us'] / r['single_fasttree_us']:.0f}x | "
+            f"{r['single_fasttree_proba_us']:.2f} us |"
+        )
         if have_onnx:
             line += f" {r['single_onnx_us']:.1f} us |"
         print(line)
     print(f"\nBatch of {args.rows} rows (float64 input) and identity with scikit-learn:\n")
-    head = (f"| tree | scikit-learn | FastTree, 1 thread | FastTree, {results[depths[0]]['threads']} threads |"
-            + (" ONNX Runtime (float32) |" if have_onnx else "") + " rows differing: predict / proba / apply |")
+    head = (
+        f"| tree | scikit-learn | FastTree, 1 thread | FastTree, {results[depths[0]]['threads']} threads |"
+        + (" ONNX Runtime (float32) |" if have_onnx else "")
+        + " rows differing: predict / proba / apply |"
+    )
     print(head)
     print("|---|---|---|---|" + ("---|" if have_onnx else "") + "---|")
     for _depth, r in results.items():
-        line = (f"| depth {r['depth']} | {r['batch_sklearn_s'] * 1e3:.0f} ms | "
-                f"{r['batch_fasttree_1thread_s'] * 1e3:.0f} ms | {r['batch_fasttree_all_s'] * 1e3:.0f} ms |")
+        line = (
+            f"| depth {r['depth']} | {r['batch_sklearn_s'] * 1e3:.0f} ms | "
+            f"{r['batch_fasttree_1thread_s'] * 1e3:.0f} ms | {r['batch_fasttree_all_s'] * 1e3:.0f} ms |"
+        )
         if have_onnx:
             line += f" {r['batch_onnx_s'] * 1e3:.0f} ms |"
         line += f" {r['differ_predict']} / {r['differ_proba']} / {r['differ_apply']} |"
@@ -223,9 +260,18 @@ def main(argv=None):
     print("\nC++ (crembo_bench_predict, float32 rows, no Python):\n")
     print(cpp_out if cpp_out else cpp_note)
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "load_average": [load0, load1],
-                                               "python": {str(k): v for k, v in results.items()},
-                                               "cpp": cpp_out, "cpp_note": cpp_note}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "args": vars(args),
+                    "load_average": [load0, load1],
+                    "python": {str(k): v for k, v in results.items()},
+                    "cpp": cpp_out,
+                    "cpp_note": cpp_note,
+                },
+                indent=2,
+            )
+        )
     bad = any(r["differ_predict"] or r["differ_proba"] or r["differ_apply"] for r in results.values())
     return 1 if bad or (cpp_note and not args.no_cpp) else 0
 

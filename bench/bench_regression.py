@@ -23,6 +23,7 @@ split; the rest in k folds; the k students each trained without one fold;
 mean pairwise R^2 (1 - mean squared difference / var(y_test)) and
 normalised mean absolute difference on the test split.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.model_selection import KFold, RepeatedKFold, train_test_split
 
-from crembo.regression import (CREMBORegressor, default_regression_student, default_regression_teacher,
-                               hypothesis_predictions, regression_agreement, regression_depth)
+from crembo.regression import (
+    CREMBORegressor,
+    default_regression_student,
+    default_regression_teacher,
+    hypothesis_predictions,
+    regression_agreement,
+    regression_depth,
+)
 
 METHODS = ("BM", "VT", "MEMO", "CREMBO")
 DEPTH_DELTA = 0.1
@@ -145,11 +152,19 @@ def main(argv=None):
             cv = cross_validate(X, y, fraction, folds, repeats, args.seed)
             ag = agreement(X, y, fraction, ag_folds, args.seed)
             key = f"{name} outliers={int(fraction * 100)}%"
-            results[key] = {"cv": cv, "agreement": ag, "folds": folds, "repeats": repeats,
-                            "agreement_folds": ag_folds, "seconds": time.perf_counter() - t0}
-            print(f"\n### {key}  ({folds}-fold x {repeats}; agreement: {ag_folds} fold students; "
-                  f"{time.perf_counter() - t0:.0f} s; MEMO level found in {cv['memo_found']}/{cv['n_folds']} "
-                  f"folds, mean MEMO level {cv['levels']['MEMO']}, CREMBO level {cv['levels']['CREMBO']})")
+            results[key] = {
+                "cv": cv,
+                "agreement": ag,
+                "folds": folds,
+                "repeats": repeats,
+                "agreement_folds": ag_folds,
+                "seconds": time.perf_counter() - t0,
+            }
+            print(
+                f"\n### {key}  ({folds}-fold x {repeats}; agreement: {ag_folds} fold students; "
+                f"{time.perf_counter() - t0:.0f} s; MEMO level found in {cv['memo_found']}/{cv['n_folds']} "
+                f"folds, mean MEMO level {cv['levels']['MEMO']}, CREMBO level {cv['levels']['CREMBO']})"
+            )
             print("| method | RMSE | R^2 | depth (δ=0.1) | folds won | agreement R^2 | agreement NMAD |")
             print("|---|---|---|---|---|---|---|")
             for m in METHODS + ("teacher",):
@@ -163,8 +178,7 @@ def main(argv=None):
     print(f"\ntotal {total:.0f} s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"results": results, "seconds": total, "seed": args.seed, "quick": args.quick},
-                              indent=1))
+    out.write_text(json.dumps({"results": results, "seconds": total, "seed": args.seed, "quick": args.quick}, indent=1))
     return 0
 
 

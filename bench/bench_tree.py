@@ -42,6 +42,7 @@ Usage::
 Writes bench/results/tree_<part>.md and .json. Timings on a shared machine
 are noisy: the load average at the start of each part is recorded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,9 +73,11 @@ CACHE = Path(os.environ.get("CREMBO_BENCH_CACHE", "/tmp/crembo_bench_tree"))
 
 
 def header(part):
-    return (f"{part}: crembo {crembo.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-            f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), crembo threads "
-            f"{_core.get_num_threads()}; load average at start {loadavg()}.")
+    return (
+        f"{part}: crembo {crembo.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), crembo threads "
+        f"{_core.get_num_threads()}; load average at start {loadavg()}."
+    )
 
 
 def timed(fn, repeats):
@@ -89,8 +92,15 @@ def timed(fn, repeats):
 
 
 def synthetic(n, seed=0, classes=10):
-    return make_classification(n_samples=n, n_features=20, n_informative=10, n_redundant=5, n_classes=classes,
-                               n_clusters_per_class=1, random_state=seed)
+    return make_classification(
+        n_samples=n,
+        n_features=20,
+        n_informative=10,
+        n_redundant=5,
+        n_classes=classes,
+        n_clusters_per_class=1,
+        random_state=seed,
+    )
 
 
 # ------------------------------------------------------------------- fit
@@ -114,28 +124,52 @@ def part_fit(args):
             t_hd = timed(lambda: hd.fit(Xtr, ytr), reps)
             acc_h = hd.score(Xte, yte)
             t_rb = timed(lambda: hd.fit(binned, ytr), reps)
-            row = dict(n=n, depth=depth, sk_wall=t_sk[0], sk_cpu=t_sk[2], h1_wall=t_h1[0], h1_min=t_h1[1],
-                       h1_cpu=t_h1[2], hd_wall=t_hd[0], hd_min=t_hd[1], refit_wall=t_rb[0], refit_min=t_rb[1],
-                       bin_wall=t_bin[0], speedup_1t=t_sk[0] / t_h1[0], speedup_dt=t_sk[0] / t_hd[0],
-                       speedup_cpu_1t=t_sk[2] / t_h1[2], speedup_refit=t_sk[0] / t_rb[0], sk_acc=acc_sk,
-                       hist_acc=acc_h, sk_leaves=int(sk.get_n_leaves()), hist_leaves=int(hd.get_n_leaves()),
-                       reps_sk=reps_sk, reps=reps)
+            row = dict(
+                n=n,
+                depth=depth,
+                sk_wall=t_sk[0],
+                sk_cpu=t_sk[2],
+                h1_wall=t_h1[0],
+                h1_min=t_h1[1],
+                h1_cpu=t_h1[2],
+                hd_wall=t_hd[0],
+                hd_min=t_hd[1],
+                refit_wall=t_rb[0],
+                refit_min=t_rb[1],
+                bin_wall=t_bin[0],
+                speedup_1t=t_sk[0] / t_h1[0],
+                speedup_dt=t_sk[0] / t_hd[0],
+                speedup_cpu_1t=t_sk[2] / t_h1[2],
+                speedup_refit=t_sk[0] / t_rb[0],
+                sk_acc=acc_sk,
+                hist_acc=acc_h,
+                sk_leaves=int(sk.get_n_leaves()),
+                hist_leaves=int(hd.get_n_leaves()),
+                reps_sk=reps_sk,
+                reps=reps,
+            )
             rows.append(row)
-            log(f"fit: n={n:.0e} depth={depth}: sklearn {t_sk[0]:.3f}s, hist 1t {t_h1[0]:.4f}s, "
-                f"hist {t_hd[0]:.4f}s, refit {t_rb[0]:.4f}s, bin {t_bin[0]:.4f}s, acc {acc_sk:.4f}/{acc_h:.4f}")
+            log(
+                f"fit: n={n:.0e} depth={depth}: sklearn {t_sk[0]:.3f}s, hist 1t {t_h1[0]:.4f}s, "
+                f"hist {t_hd[0]:.4f}s, refit {t_rb[0]:.4f}s, bin {t_bin[0]:.4f}s, acc {acc_sk:.4f}/{acc_h:.4f}"
+            )
     return rows
 
 
 def render_fit(rows):
-    out = ["| rows | depth | sklearn s (CPU s) | hist, 1 thread s (CPU s) | hist, default threads s | refit on BinnedData s "
-           "| binning s | speedup 1 thread (wall / CPU) | speedup default threads | speedup refit | test acc sklearn / hist |",
-           "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    out = [
+        "| rows | depth | sklearn s (CPU s) | hist, 1 thread s (CPU s) | hist, default threads s | refit on BinnedData s "
+        "| binning s | speedup 1 thread (wall / CPU) | speedup default threads | speedup refit | test acc sklearn / hist |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
-        out.append(f"| {r['n']:,.0f} | {r['depth']} | {r['sk_wall']:.3f} ({r['sk_cpu']:.3f}) "
-                   f"| {r['h1_wall']:.4f} ({r['h1_cpu']:.4f}) | {r['hd_wall']:.4f} | {r['refit_wall']:.4f} "
-                   f"| {r['bin_wall']:.4f} | {r['speedup_1t']:.0f}x / {r['speedup_cpu_1t']:.0f}x "
-                   f"| {r['speedup_dt']:.0f}x | {r['speedup_refit']:.0f}x "
-                   f"| {r['sk_acc']:.4f} / {r['hist_acc']:.4f} |")
+        out.append(
+            f"| {r['n']:,.0f} | {r['depth']} | {r['sk_wall']:.3f} ({r['sk_cpu']:.3f}) "
+            f"| {r['h1_wall']:.4f} ({r['h1_cpu']:.4f}) | {r['hd_wall']:.4f} | {r['refit_wall']:.4f} "
+            f"| {r['bin_wall']:.4f} | {r['speedup_1t']:.0f}x / {r['speedup_cpu_1t']:.0f}x "
+            f"| {r['speedup_dt']:.0f}x | {r['speedup_refit']:.0f}x "
+            f"| {r['sk_acc']:.4f} / {r['hist_acc']:.4f} |"
+        )
     return out
 
 
@@ -146,8 +180,16 @@ def parity_data(quick):
     for name in names:
         ds = load_dataset(name)
         out.append((name, np.asarray(ds.X, dtype=float), np.asarray(ds.y)))
-    X, y = make_classification(n_samples=1500 if quick else 4000, n_features=20, n_informative=8, n_redundant=4,
-                               n_classes=5, n_clusters_per_class=2, flip_y=0.05, random_state=0)
+    X, y = make_classification(
+        n_samples=1500 if quick else 4000,
+        n_features=20,
+        n_informative=8,
+        n_redundant=4,
+        n_classes=5,
+        n_clusters_per_class=2,
+        flip_y=0.05,
+        random_state=0,
+    )
     out.append(("synthetic (4k x 20, 5 cl.)" if not quick else "synthetic (1.5k)", X, y))
     return out
 
@@ -161,44 +203,66 @@ def part_parity(args):
         # random_state is None); "sklearn'": seeded 123 throughout. They differ
         # only in how scikit-learn breaks ties between equally good splits
         # (a random feature order): the yardstick of "within noise".
-        for kind, student in (("sklearn", DecisionTreeClassifier(max_depth=4, class_weight="balanced")),
-                              ("sklearn2", DecisionTreeClassifier(max_depth=4, class_weight="balanced",
-                                                                  random_state=123)),
-                              ("hist", HistTreeClassifier(max_depth=4, class_weight="balanced"))):
+        for kind, student in (
+            ("sklearn", DecisionTreeClassifier(max_depth=4, class_weight="balanced")),
+            ("sklearn2", DecisionTreeClassifier(max_depth=4, class_weight="balanced", random_state=123)),
+            ("hist", HistTreeClassifier(max_depth=4, class_weight="balanced")),
+        ):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t0 = time.perf_counter()
-                res[kind] = generalization(X, y, methods=("BM", "CREMBO"), student=student, n_splits=10,
-                                           n_repeats=repeats, random_state=0, n_jobs=2)
+                res[kind] = generalization(
+                    X,
+                    y,
+                    methods=("BM", "CREMBO"),
+                    student=student,
+                    n_splits=10,
+                    n_repeats=repeats,
+                    random_state=0,
+                    n_jobs=2,
+                )
                 res[kind + "_s"] = time.perf_counter() - t0
         row = dict(dataset=name, n=len(y), d=X.shape[1], classes=int(len(np.unique(y))), folds=10 * repeats)
         for m in ("BM", "CREMBO"):
             a, b, a2 = res["sklearn"].scores[m], res["hist"].scores[m], res["sklearn2"].scores[m]
             diff, diff2 = b - a, a2 - a
-            row[m] = dict(sklearn=float(a.mean()), hist=float(b.mean()), diff=float(diff.mean()),
-                          se=float(diff.std(ddof=1) / np.sqrt(len(diff))), sklearn2=float(a2.mean()),
-                          seed_diff=float(diff2.mean()), seed_se=float(diff2.std(ddof=1) / np.sqrt(len(diff2))),
-                          sk_std=float(a.std()),
-                          hist_std=float(b.std()), sk_seconds=res["sklearn"].summary[m]["seconds"],
-                          hist_seconds=res["hist"].summary[m]["seconds"])
+            row[m] = dict(
+                sklearn=float(a.mean()),
+                hist=float(b.mean()),
+                diff=float(diff.mean()),
+                se=float(diff.std(ddof=1) / np.sqrt(len(diff))),
+                sklearn2=float(a2.mean()),
+                seed_diff=float(diff2.mean()),
+                seed_se=float(diff2.std(ddof=1) / np.sqrt(len(diff2))),
+                sk_std=float(a.std()),
+                hist_std=float(b.std()),
+                sk_seconds=res["sklearn"].summary[m]["seconds"],
+                hist_seconds=res["hist"].summary[m]["seconds"],
+            )
         rows.append(row)
-        log(f"parity: {name}: BM {row['BM']['sklearn']:.4f}/{row['BM']['hist']:.4f}, "
-            f"CREMBO {row['CREMBO']['sklearn']:.4f}/{row['CREMBO']['hist']:.4f}")
+        log(
+            f"parity: {name}: BM {row['BM']['sklearn']:.4f}/{row['BM']['hist']:.4f}, "
+            f"CREMBO {row['CREMBO']['sklearn']:.4f}/{row['CREMBO']['hist']:.4f}"
+        )
     return rows
 
 
 def render_parity(rows):
-    out = ["| data set | n x d, classes | BM sklearn | BM hist | hist - sklearn (± SE) | sklearn' - sklearn "
-           "(± SE) | CREMBO sklearn | CREMBO hist | hist - sklearn (± SE) | sklearn' - sklearn (± SE) "
-           "| CREMBO fit s sklearn / hist |",
-           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    out = [
+        "| data set | n x d, classes | BM sklearn | BM hist | hist - sklearn (± SE) | sklearn' - sklearn "
+        "(± SE) | CREMBO sklearn | CREMBO hist | hist - sklearn (± SE) | sklearn' - sklearn (± SE) "
+        "| CREMBO fit s sklearn / hist |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
         b, c = r["BM"], r["CREMBO"]
-        out.append(f"| {r['dataset']} | {r['n']} x {r['d']}, {r['classes']} | {b['sklearn']:.4f} | {b['hist']:.4f} "
-                   f"| {b['diff']:+.4f} (± {b['se']:.4f}) | {b['seed_diff']:+.4f} (± {b['seed_se']:.4f}) "
-                   f"| {c['sklearn']:.4f} | {c['hist']:.4f} | {c['diff']:+.4f} (± {c['se']:.4f}) "
-                   f"| {c['seed_diff']:+.4f} (± {c['seed_se']:.4f}) "
-                   f"| {c['sk_seconds']:.2f} / {c['hist_seconds']:.2f} |")
+        out.append(
+            f"| {r['dataset']} | {r['n']} x {r['d']}, {r['classes']} | {b['sklearn']:.4f} | {b['hist']:.4f} "
+            f"| {b['diff']:+.4f} (± {b['se']:.4f}) | {b['seed_diff']:+.4f} (± {b['seed_se']:.4f}) "
+            f"| {c['sklearn']:.4f} | {c['hist']:.4f} | {c['diff']:+.4f} (± {c['se']:.4f}) "
+            f"| {c['seed_diff']:+.4f} (± {c['seed_se']:.4f}) "
+            f"| {c['sk_seconds']:.2f} / {c['hist_seconds']:.2f} |"
+        )
     return out
 
 
@@ -210,12 +274,13 @@ def part_criteria(args):
     # multi-output tree (per binary output, multiplied over the outputs) and
     # for allowed sets (per class column), which would confound the criteria.
     # The paper's balanced multi-output student is kept as a reference row.
-    students = [("sklearn multi-output tree, balanced (paper)",
-                 DecisionTreeClassifier(max_depth=4, class_weight="balanced")),
-                ("sklearn multi-output tree", DecisionTreeClassifier(max_depth=4)),
-                ("hist gini", HistTreeClassifier(max_depth=4, criterion="gini")),
-                ("hist coverage", HistTreeClassifier(max_depth=4, criterion="coverage")),
-                ("hist spread_gini", HistTreeClassifier(max_depth=4, criterion="spread_gini"))]
+    students = [
+        ("sklearn multi-output tree, balanced (paper)", DecisionTreeClassifier(max_depth=4, class_weight="balanced")),
+        ("sklearn multi-output tree", DecisionTreeClassifier(max_depth=4)),
+        ("hist gini", HistTreeClassifier(max_depth=4, criterion="gini")),
+        ("hist coverage", HistTreeClassifier(max_depth=4, criterion="coverage")),
+        ("hist spread_gini", HistTreeClassifier(max_depth=4, criterion="spread_gini")),
+    ]
     rows = []
     n_splits = 2 if args.quick else 5
     for name, X, y in parity_data(args.quick):
@@ -226,14 +291,16 @@ def part_criteria(args):
             keep = np.isin(y, np.unique(y)[counts >= 2])
             X, y = X[keep], y[keep]
         for k, (tr, te) in enumerate(splits.split(X, y)):
-            teacher = RF(n_estimators=100, max_depth=12, class_weight="balanced", random_state=k,
-                         n_jobs=2).fit(X[tr], y[tr])
+            teacher = RF(n_estimators=100, max_depth=12, class_weight="balanced", random_state=k, n_jobs=2).fit(
+                X[tr], y[tr]
+            )
             for sname, student in students:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     t0 = time.perf_counter()
-                    clf = crembo.CREMBOClassifier(teacher=teacher, student=student, oracle="single",
-                                                  random_state=k).fit(X[tr], y[tr])
+                    clf = crembo.CREMBOClassifier(
+                        teacher=teacher, student=student, oracle="single", random_state=k
+                    ).fit(X[tr], y[tr])
                     secs = time.perf_counter() - t0
                 p = per[sname]
                 p["memo_found"] += clf.memo_threshold_ is not None
@@ -246,27 +313,40 @@ def part_criteria(args):
         row = dict(dataset=name, splits=n_splits)
         for sname, _ in students:
             p = per[sname]
-            row[sname] = dict(memo_threshold=float(np.mean(p["memo_t"])), memo_found=p["memo_found"],
-                              depth=float(np.mean(p["depth"])), acc=float(np.mean(p["acc"])),
-                              tree_depth=float(np.mean([d for d in p["tree_depth"] if d is not None] or [np.nan])),
-                              acc_std=float(np.std(p["acc"])), seconds=float(np.mean(p["seconds"])))
+            row[sname] = dict(
+                memo_threshold=float(np.mean(p["memo_t"])),
+                memo_found=p["memo_found"],
+                depth=float(np.mean(p["depth"])),
+                acc=float(np.mean(p["acc"])),
+                tree_depth=float(np.mean([d for d in p["tree_depth"] if d is not None] or [np.nan])),
+                acc_std=float(np.std(p["acc"])),
+                seconds=float(np.mean(p["seconds"])),
+            )
         rows.append(row)
-        log(f"criteria: {name}: " + ", ".join(f"{s}: memo t {row[s]['memo_threshold']:.3f}, depth "
-                                             f"{row[s]['depth']:.3f}, acc {row[s]['acc']:.4f}"
-                                             for s, _ in students))
+        log(
+            f"criteria: {name}: "
+            + ", ".join(
+                f"{s}: memo t {row[s]['memo_threshold']:.3f}, depth {row[s]['depth']:.3f}, acc {row[s]['acc']:.4f}"
+                for s, _ in students
+            )
+        )
     return rows, [s for s, _ in students]
 
 
 def render_criteria(rows, names):
-    out = ["| data set | student | MEMO threshold (mean; found in) | CREMBO student depth on S | test acc "
-           "| tree levels | fit s |",
-           "|---|---|--:|--:|--:|--:|--:|"]
+    out = [
+        "| data set | student | MEMO threshold (mean; found in) | CREMBO student depth on S | test acc "
+        "| tree levels | fit s |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
         for s in names:
             v = r[s]
-            out.append(f"| {r['dataset']} | {s} | {v['memo_threshold']:.3f} ({v['memo_found']}/{r['splits']}) "
-                       f"| {v['depth']:.3f} | {v['acc']:.4f} ± {v['acc_std']:.4f} | {v['tree_depth']:.1f} "
-                       f"| {v['seconds']:.2f} |")
+            out.append(
+                f"| {r['dataset']} | {s} | {v['memo_threshold']:.3f} ({v['memo_found']}/{r['splits']}) "
+                f"| {v['depth']:.3f} | {v['acc']:.4f} ± {v['acc_std']:.4f} | {v['tree_depth']:.1f} "
+                f"| {v['seconds']:.2f} |"
+            )
     return out
 
 
@@ -292,8 +372,11 @@ HIST_CONFIGS = [
     ("hist coverage, oracle=single, K=32", dict(criterion="coverage"), dict(oracle="single")),
     ("hist spread_gini, oracle=single, K=32", dict(criterion="spread_gini"), dict(oracle="single")),
     ("hist coverage, oracle=single, K=8", dict(criterion="coverage"), dict(oracle="single", n_thresholds=8)),
-    ("hist coverage, oracle=single, K=8, sub=20k", dict(criterion="coverage"),
-     dict(oracle="single", n_thresholds=8, search_subsample=20_000)),
+    (
+        "hist coverage, oracle=single, K=8, sub=20k",
+        dict(criterion="coverage"),
+        dict(oracle="single", n_thresholds=8, search_subsample=20_000),
+    ),
 ]
 
 
@@ -309,12 +392,22 @@ def run_crembo(name, student, kw, rf, data, repeats):
             walls.append(time.perf_counter() - t0)
     acc = float(np.mean(clf.predict(Xte) == yte))
     inner = getattr(clf.student_, "estimator", clf.student_)
-    row = dict(config=name, wall_s=statistics.median(walls), wall_min=min(walls), wall_runs=walls,
-               fits=int(clf.n_student_fits_), test_acc=acc, threshold=clf.threshold_,
-               memo_threshold=clf.memo_threshold_, tree_depth=int(inner.get_depth()),
-               timings={k: float(v) for k, v in clf.timings_.items()})
-    log(f"crembo: {name}: wall {row['wall_s']:.2f}s (min {row['wall_min']:.2f}), {row['fits']} fits, "
-        f"acc {acc:.4f}, timings {json.dumps({k: round(v, 3) for k, v in clf.timings_.items()})}")
+    row = dict(
+        config=name,
+        wall_s=statistics.median(walls),
+        wall_min=min(walls),
+        wall_runs=walls,
+        fits=int(clf.n_student_fits_),
+        test_acc=acc,
+        threshold=clf.threshold_,
+        memo_threshold=clf.memo_threshold_,
+        tree_depth=int(inner.get_depth()),
+        timings={k: float(v) for k, v in clf.timings_.items()},
+    )
+    log(
+        f"crembo: {name}: wall {row['wall_s']:.2f}s (min {row['wall_min']:.2f}), {row['fits']} fits, "
+        f"acc {acc:.4f}, timings {json.dumps({k: round(v, 3) for k, v in clf.timings_.items()})}"
+    )
     return row
 
 
@@ -331,11 +424,20 @@ def part_crembo(args):
             exhaustive = dict(saved["row"], config="sklearn exhaustive (K=all), from bench_crembo.py")
             log(f"crembo: sklearn exhaustive reused from {cache}")
     if exhaustive is None:
-        exhaustive = run_crembo("sklearn exhaustive (K=all)", DecisionTreeClassifier(max_depth=4, random_state=0),
-                                dict(n_thresholds=None), rf, data, 1)
+        exhaustive = run_crembo(
+            "sklearn exhaustive (K=all)",
+            DecisionTreeClassifier(max_depth=4, random_state=0),
+            dict(n_thresholds=None),
+            rf,
+            data,
+            1,
+        )
     rows.append(exhaustive)
-    rows.append(run_crembo("sklearn defaults (K=32, rounds=8)", DecisionTreeClassifier(max_depth=4, random_state=0),
-                           {}, rf, data, 1))
+    rows.append(
+        run_crembo(
+            "sklearn defaults (K=32, rounds=8)", DecisionTreeClassifier(max_depth=4, random_state=0), {}, rf, data, 1
+        )
+    )
     for name, tree_kw, kw in HIST_CONFIGS:
         rows.append(run_crembo(name, HistTreeClassifier(max_depth=4, **tree_kw), kw, rf, data, args.repeats))
     # The teacher's share: beliefs on the transfer set alone, counted by the
@@ -348,24 +450,36 @@ def part_crembo(args):
     ref = exhaustive["test_acc"]
     for r in rows:
         r["delta_vs_exhaustive"] = r["test_acc"] - ref
-    return dict(rows=rows, beliefs_alone_s=t[0], beliefs_members_s=t_members[0], forest_fit_s=rf_s,
-                rows_fit=len(Xtr), rows_test=len(Xte))
+    return dict(
+        rows=rows,
+        beliefs_alone_s=t[0],
+        beliefs_members_s=t_members[0],
+        forest_fit_s=rf_s,
+        rows_fit=len(Xtr),
+        rows_test=len(Xte),
+    )
 
 
 def render_crembo(res):
-    out = ["| config | wall s (median; min) | student fits | test acc | vs sklearn exhaustive | beliefs s | memo s "
-           "| sweep s | refit s | student fits s |",
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    out = [
+        "| config | wall s (median; min) | student fits | test acc | vs sklearn exhaustive | beliefs s | memo s "
+        "| sweep s | refit s | student fits s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in res["rows"]:
         t = r["timings"]
         wmin = r.get("wall_min", r["wall_s"])
-        out.append(f"| {r['config']} | {r['wall_s']:.2f}; {wmin:.2f} | {r['fits']} | {r['test_acc']:.4f} "
-                   f"| {r['delta_vs_exhaustive']:+.4f} | {t['beliefs']:.2f} | {t['memo']:.2f} | {t['sweep']:.2f} "
-                   f"| {t['refit']:.2f} | {t['student_fits']:.2f} |")
+        out.append(
+            f"| {r['config']} | {r['wall_s']:.2f}; {wmin:.2f} | {r['fits']} | {r['test_acc']:.4f} "
+            f"| {r['delta_vs_exhaustive']:+.4f} | {t['beliefs']:.2f} | {t['memo']:.2f} | {t['sweep']:.2f} "
+            f"| {t['refit']:.2f} | {t['student_fits']:.2f} |"
+        )
     out.append("")
-    out.append(f"Teacher beliefs alone (50 trees voting on the 85,000-row transfer set, n_jobs=2): "
-               f"{res['beliefs_alone_s']:.2f} s (median) with crembo's native forest, "
-               f"{res['beliefs_members_s']:.2f} s with the members' own predict.")
+    out.append(
+        f"Teacher beliefs alone (50 trees voting on the 85,000-row transfer set, n_jobs=2): "
+        f"{res['beliefs_alone_s']:.2f} s (median) with crembo's native forest, "
+        f"{res['beliefs_members_s']:.2f} s with the members' own predict."
+    )
     return out
 
 

@@ -24,6 +24,7 @@ Usage::
 Each run writes ``bench/results/study_<phase>.json`` and prints a markdown
 table (``docs/defaults_study.md`` holds the committed results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ from crembo.tree import HistTreeClassifier
 PAPER_SETS = ("iris", "breast_cancer", "heart", "dermatology", "arrhythmia")
 
 SK = default_student()  # the paper's student (scikit-learn, depth 4, balanced)
-HIST = "tree:4"         # crembo's histogram tree, depth 4, balanced
+HIST = "tree:4"  # crembo's histogram tree, depth 4, balanced
 HIST_GINI = HistTreeClassifier(max_depth=4, class_weight="balanced", criterion="gini")
 
 #: What every configuration below has unless it says otherwise: the
@@ -72,8 +73,7 @@ CONFIGS = {
     "hist-cov-cv5": dict(student=HIST, student_target="multioutput", oracle="single", cv=5),
     "hist-cov-refit": dict(student=HIST, student_target="multioutput", oracle="single", refit=True),
     "hist-cov-aug3": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0),
-    "hist-cov-aug3-refit": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0,
-                                refit=True),
+    "hist-cov-aug3-refit": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0, refit=True),
     "hist-cov-aug3-cv5": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0, cv=5),
     "hist-cov-aug10": dict(student=HIST, student_target="multioutput", oracle="single", augment=10.0),
     "hist-cov-aug10-cv5": dict(student=HIST, student_target="multioutput", oracle="single", augment=10.0, cv=5),
@@ -83,15 +83,15 @@ CONFIGS = {
     "hist-labels-aug3-cv5-belief": dict(student=HIST, augment=3.0, cv=5, leaf_values="belief"),
     "hist-labels-aug10-cv5": dict(student=HIST, augment=10.0, cv=5),
     "hist-labels-aug3-cv10": dict(student=HIST, augment=3.0, cv=10),
-    "hist-cov-aug3-cv5-belief": dict(student=HIST, student_target="multioutput", oracle="single", augment=3.0,
-                                     cv=5, leaf_values="belief"),
+    "hist-cov-aug3-cv5-belief": dict(
+        student=HIST, student_target="multioutput", oracle="single", augment=3.0, cv=5, leaf_values="belief"
+    ),
     "hist-cov-belief": dict(student=HIST, student_target="multioutput", oracle="single", leaf_values="belief"),
     "sk-labels-aug3-cv5": dict(student=SK, augment=3.0, cv=5),
     "sk-multi-aug3-refit": dict(student=SK, student_target="multioutput", augment=3.0, refit=True),
     "VT-aug3": dict(estimator="vt", student=SK, augment=3.0),
     # The scikit-learn student with the new defaults (but MEMO's fixed growth).
-    "sk-new": dict(student=SK, cv="auto", augment="auto", leaf_values="auto", warm_start=False,
-                   adaptive_eta=False),
+    "sk-new": dict(student=SK, cv="auto", augment="auto", leaf_values="auto", warm_start=False, adaptive_eta=False),
     # The baselines with crembo's histogram tree, for a fair bar.
     "BM-hist": dict(estimator="bm", student=HIST),
     "VT-hist": dict(estimator="vt", student=HIST),
@@ -105,8 +105,17 @@ for _name, _params in CONFIGS.items():
 
 def synthetic(seed):
     """The synthetic set: 1,000 rows, 20 features (6 informative), 4 classes."""
-    X, y = make_classification(n_samples=1000, n_features=20, n_informative=6, n_redundant=4, n_classes=4,
-                               n_clusters_per_class=2, flip_y=0.0, class_sep=1.0, random_state=seed)
+    X, y = make_classification(
+        n_samples=1000,
+        n_features=20,
+        n_informative=6,
+        n_redundant=4,
+        n_classes=4,
+        n_clusters_per_class=2,
+        flip_y=0.0,
+        class_sep=1.0,
+        random_state=seed,
+    )
     return X, y
 
 
@@ -132,22 +141,41 @@ def run_case(ds, tname, noise, configs, repeats, seed, jobs, data_dir):
     teacher = TEACHERS[tname](seed)
     variants = {c: CONFIGS[c] for c in configs}
     methods = ("BM", "VT", *configs)
-    common = dict(methods=methods, teacher=teacher, student=SK, random_state=seed, label_noise=noise,
-                  n_jobs=jobs, variants=variants)
+    common = dict(
+        methods=methods,
+        teacher=teacher,
+        student=SK,
+        random_state=seed,
+        label_noise=noise,
+        n_jobs=jobs,
+        variants=variants,
+    )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         g = generalization(X, y, n_repeats=repeats, **common)
         s = stability(X, y, n_repeats=repeats, **common)
-    out = {m: dict(accuracy=g.summary[m]["mean"], accuracy_std=g.summary[m]["std"], wins=g.summary[m]["wins"],
-                   agreement=s.summary[m]["agreement"], seconds=g.summary[m]["seconds"]) for m in methods}
+    out = {
+        m: dict(
+            accuracy=g.summary[m]["mean"],
+            accuracy_std=g.summary[m]["std"],
+            wins=g.summary[m]["wins"],
+            agreement=s.summary[m]["agreement"],
+            seconds=g.summary[m]["seconds"],
+        )
+        for m in methods
+    }
     return out, time.perf_counter() - t0
 
 
 def table(runs, configs):
     head = "| data set | teacher | noise | " + " | ".join(["BM", "VT", *configs]) + " |"
-    lines = ["Accuracy / agreement (fit seconds). **Bold**: accuracy and agreement both at least the better "
-             "of BM and VT.", "", head, "|---|---|---|" + "---|" * (2 + len(configs))]
+    lines = [
+        "Accuracy / agreement (fit seconds). **Bold**: accuracy and agreement both at least the better of BM and VT.",
+        "",
+        head,
+        "|---|---|---|" + "---|" * (2 + len(configs)),
+    ]
     for r in runs:
         ms = r["methods"]
         acc_bar = max(ms["BM"]["accuracy"], ms["VT"]["accuracy"])
@@ -161,13 +189,21 @@ def table(runs, configs):
             cells.append(cell)
         lines.append(f"| {r['dataset']} | {r['teacher']} | {r['noise']:.0%} | " + " | ".join(cells) + " |")
     # Mean rank of accuracy and agreement over the rows, per configuration.
-    lines += ["", "| configuration | mean accuracy − best baseline | mean agreement − best baseline | "
-              "rows meeting both bars | mean fit seconds |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| configuration | mean accuracy − best baseline | mean agreement − best baseline | "
+        "rows meeting both bars | mean fit seconds |",
+        "|---|---|---|---|---|",
+    ]
     for m in configs:
-        da = [r["methods"][m]["accuracy"] - max(r["methods"]["BM"]["accuracy"], r["methods"]["VT"]["accuracy"])
-              for r in runs]
-        dg = [r["methods"][m]["agreement"] - max(r["methods"]["BM"]["agreement"], r["methods"]["VT"]["agreement"])
-              for r in runs]
+        da = [
+            r["methods"][m]["accuracy"] - max(r["methods"]["BM"]["accuracy"], r["methods"]["VT"]["accuracy"])
+            for r in runs
+        ]
+        dg = [
+            r["methods"][m]["agreement"] - max(r["methods"]["BM"]["agreement"], r["methods"]["VT"]["agreement"])
+            for r in runs
+        ]
         both = sum(a >= -1e-12 and g >= -1e-12 for a, g in zip(da, dg))
         secs = np.mean([r["methods"][m]["seconds"] for r in runs])
         lines.append(f"| {m} | {np.mean(da):+.4f} | {np.mean(dg):+.4f} | {both}/{len(runs)} | {secs:.2f} |")
@@ -185,48 +221,62 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--report", default=None, metavar="JSON",
-                    help="print the tables of a saved run instead of running")
+    ap.add_argument("--report", default=None, metavar="JSON", help="print the tables of a saved run instead of running")
     args = ap.parse_args(argv)
     if args.report:
         saved = json.loads(Path(args.report).read_text())
         names = [m for m in saved["runs"][0]["methods"] if m not in ("BM", "VT")]
-        print(f"{saved['settings']['command']}: {len(saved['runs'])} cases, {saved['settings']['repeats']} repeats, "
-              f"seed {saved['settings']['seed']}, {saved.get('seconds', 0) / 60:.1f} min, "
-              f"{saved['settings']['machine']}\n")
+        print(
+            f"{saved['settings']['command']}: {len(saved['runs'])} cases, {saved['settings']['repeats']} repeats, "
+            f"seed {saved['settings']['seed']}, {saved.get('seconds', 0) / 60:.1f} min, "
+            f"{saved['settings']['machine']}\n"
+        )
         print(table(saved["runs"], names))
         return
     if args.phase is None:
         ap.error("--phase is required (or --report)")
     tune = args.phase == "tune"
-    configs = args.configs.split(",") if args.configs else (
-        [c for c in CONFIGS if c not in ("defaults", "BM-hist", "VT-hist")] if tune else
-        ["defaults", "old", "hist-cov-aug3-cv5-belief", "BM-hist", "VT-hist"])
+    configs = (
+        args.configs.split(",")
+        if args.configs
+        else (
+            [c for c in CONFIGS if c not in ("defaults", "BM-hist", "VT-hist")]
+            if tune
+            else ["defaults", "old", "hist-cov-aug3-cv5-belief", "BM-hist", "VT-hist"]
+        )
+    )
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configurations {unknown}; known: {list(CONFIGS)}")
     datasets = args.datasets.split(",") if args.datasets else [*PAPER_SETS, "synthetic"]
-    teachers = args.teachers.split(",") if args.teachers else (["random_forest"] if tune else
-                                                               ["random_forest", "mlp"])
+    teachers = args.teachers.split(",") if args.teachers else (["random_forest"] if tune else ["random_forest", "mlp"])
     repeats = args.repeats or (2 if tune else 5)
     seed = (0 if tune else 1) if args.seed is None else args.seed
     out_path = Path(args.out or Path(__file__).parent / "results" / f"study_{args.phase}.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    results = dict(settings=dict(phase=args.phase, configs={c: repr(CONFIGS[c]) for c in configs},
-                                 repeats=repeats, seed=seed, jobs=args.jobs,
-                                 machine=f"{platform.machine()}, {os.cpu_count()} cores, "
-                                         f"Python {platform.python_version()}",
-                                 command="python bench/defaults_study.py " + " ".join(argv or sys.argv[1:])),
-                   runs=[])
+    results = dict(
+        settings=dict(
+            phase=args.phase,
+            configs={c: repr(CONFIGS[c]) for c in configs},
+            repeats=repeats,
+            seed=seed,
+            jobs=args.jobs,
+            machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            command="python bench/defaults_study.py " + " ".join(argv or sys.argv[1:]),
+        ),
+        runs=[],
+    )
     start = time.perf_counter()
     for ds, tname, noise in cases(args.phase, datasets, teachers):
         methods, secs = run_case(ds, tname, noise, configs, repeats, seed, args.jobs, args.data_dir)
         results["runs"].append(dict(dataset=ds, teacher=tname, noise=noise, seconds=secs, methods=methods))
         best = max(configs, key=lambda c: (methods[c]["accuracy"], methods[c]["agreement"]))
-        print(f"{ds:13s} {tname:13s} noise {noise:.1f}: BM {methods['BM']['accuracy']:.3f}/"
-              f"{methods['BM']['agreement']:.3f} VT {methods['VT']['accuracy']:.3f}/{methods['VT']['agreement']:.3f}"
-              f" best {best} {methods[best]['accuracy']:.3f}/{methods[best]['agreement']:.3f} ({secs:.0f} s)",
-              flush=True)
+        print(
+            f"{ds:13s} {tname:13s} noise {noise:.1f}: BM {methods['BM']['accuracy']:.3f}/"
+            f"{methods['BM']['agreement']:.3f} VT {methods['VT']['accuracy']:.3f}/{methods['VT']['agreement']:.3f}"
+            f" best {best} {methods[best]['accuracy']:.3f}/{methods[best]['agreement']:.3f} ({secs:.0f} s)",
+            flush=True,
+        )
         results["seconds"] = time.perf_counter() - start
         out_path.write_text(json.dumps(results, indent=1))
     print(f"\ntotal {results['seconds'] / 60:.1f} min; {out_path}\n")

@@ -9,6 +9,7 @@ compared with the mean-imputed, numeric-only path.
 Prints the rules of the tree fitted on all rows, then the accuracy of both
 paths (and of their teachers) over the same stratified folds.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -13,6 +13,7 @@ It prints the threshold each reaches and the student fits each spends.
 
     python bench/memo_budget.py [--seeds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,14 @@ def main(argv=None):
                     res[k][0].append(0.0 if r.threshold is None else r.threshold)
                     res[k][1].append(r.n_fits)
             rows.append((name, student_name, res))
-    print(f"Mean MEMO threshold (0 when none is found) and mean student fits over {args.seeds} teacher seeds; "
-          "'reached': seeds where the default reached at least the 30-round threshold.\n")
-    print("| data set | student | old: threshold / fits | default: threshold / fits | 30 rounds: threshold / fits "
-          "| reached |")
+    print(
+        f"Mean MEMO threshold (0 when none is found) and mean student fits over {args.seeds} teacher seeds; "
+        "'reached': seeds where the default reached at least the 30-round threshold.\n"
+    )
+    print(
+        "| data set | student | old: threshold / fits | default: threshold / fits | 30 rounds: threshold / fits "
+        "| reached |"
+    )
     print("|---|---|---|---|---|---|")
     for name, student_name, res in rows:
         cells = [f"{np.mean(res[k][0]):.3f} / {np.mean(res[k][1]):.1f}" for k in SETTINGS]

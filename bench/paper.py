@@ -2,6 +2,7 @@
 
 The same as `crembo paper`; see crembo/paper.py for what is measured.
 """
+
 import sys
 
 from crembo.paper import main

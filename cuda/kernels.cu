@@ -36,8 +36,8 @@ namespace {
 
 using ull = unsigned long long;
 
-constexpr int kThreads = 256;          // block size of the 1-D kernels
-constexpr ull kNoBad = ~0ull;          // "no bad label seen" in the device flag
+constexpr int kThreads = 256;  // block size of the 1-D kernels
+constexpr ull kNoBad = ~0ull;  // "no bad label seen" in the device flag
 
 // ------------------------------------------------------------ error plumbing
 void check(cudaError_t err, const char* what) {
@@ -103,8 +103,7 @@ public:
             if (i.ordinal < 0) continue;
             if (want >= 0 && want != i.ordinal) {
                 std::ostringstream msg;
-                msg << "arguments live on different CUDA devices (" << want << " and "
-                    << i.ordinal << ")";
+                msg << "arguments live on different CUDA devices (" << want << " and " << i.ordinal << ")";
                 throw std::invalid_argument(msg.str());
             }
             want = i.ordinal;
@@ -180,8 +179,7 @@ private:
 template <class U>
 class Output {
 public:
-    Output(U* p, size_t count, const PtrInfo& info)
-        : user_(p), count_(count), on_device_(info.device) {
+    Output(U* p, size_t count, const PtrInfo& info) : user_(p), count_(count), on_device_(info.device) {
         if (on_device_) {
             ptr_ = p;
         } else {
@@ -241,8 +239,7 @@ private:
 label_t label_at(const label_t* p, bool on_device, ull k) {
     if (!on_device) return p[k];
     label_t v = 0;
-    check(cudaMemcpy(&v, p + k, sizeof(label_t), cudaMemcpyDeviceToHost),
-          "cudaMemcpy (label read)");
+    check(cudaMemcpy(&v, p + k, sizeof(label_t), cudaMemcpyDeviceToHost), "cudaMemcpy (label read)");
     return v;
 }
 
@@ -251,8 +248,7 @@ label_t label_at(const label_t* p, bool on_device, ull k) {
 unsigned grid_for(index_t work, int threads = kThreads) {
     int dev = 0, sms = 0;
     check(cudaGetDevice(&dev), "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
-          "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
     const index_t cap = index_t(std::max(sms, 1)) * (2048 / threads);
     const index_t need = (work + threads - 1) / threads;
     return static_cast<unsigned>(std::max<index_t>(1, std::min(need, cap)));
@@ -318,8 +314,7 @@ __device__ V block_reduce(V v, Op op, V identity) {
     if (warp == 0) {
         const int nwarps = blockDim.x >> 5;
         v = lane < nwarps ? partial[lane] : identity;
-        for (int off = 16; off > 0; off >>= 1)
-            v = op(v, __shfl_down_sync(0xffffffffu, v, off));
+        for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
     }
     return v;
 }
@@ -338,8 +333,7 @@ struct MinOp {
 // ------------------------------------------------------------------ kernels
 __device__ inline bool label_ok(label_t y, index_t C) { return y >= 0 && y < C; }
 
-__global__ void check_labels_kernel(const label_t* __restrict__ labels, index_t n, index_t C,
-                                    Scratch* s) {
+__global__ void check_labels_kernel(const label_t* __restrict__ labels, index_t n, index_t C, Scratch* s) {
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
          i += index_t(blockDim.x) * gridDim.x)
         if (!label_ok(labels[i], C)) atomicMin(&s->bad, ull(i));
@@ -352,8 +346,8 @@ __global__ void check_labels_kernel(const label_t* __restrict__ labels, index_t 
 // the accesses hit distinct banks; the padding keeps the transposed,
 // coalesced write of the tile to `out` (row-major n x C) mostly conflict-free.
 template <class T>
-__global__ void votes_shared_kernel(const label_t* __restrict__ votes, index_t m, index_t n,
-                                    int C, T scale, T* __restrict__ out, Scratch* s) {
+__global__ void votes_shared_kernel(const label_t* __restrict__ votes, index_t m, index_t n, int C, T scale,
+                                    T* __restrict__ out, Scratch* s) {
     extern __shared__ unsigned int counts[];
     const int bs = blockDim.x, stride = bs + 1, tid = threadIdx.x;
     for (index_t tile = blockIdx.x * index_t(bs); tile < n; tile += index_t(bs) * gridDim.x) {
@@ -390,8 +384,8 @@ __global__ void votes_shared_kernel(const label_t* __restrict__ votes, index_t m
 // the output buffer, reinterpreted as integers of the same width (zeroed
 // beforehand); vote_counts_to_beliefs then converts in place.
 template <class Count>
-__global__ void votes_global_kernel(const label_t* __restrict__ votes, index_t m, index_t n,
-                                    index_t C, Count* counts, Scratch* s) {
+__global__ void votes_global_kernel(const label_t* __restrict__ votes, index_t m, index_t n, index_t C,
+                                    Count* counts, Scratch* s) {
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
          i += index_t(blockDim.x) * gridDim.x) {
         Count* row = counts + i * C;
@@ -418,8 +412,8 @@ __global__ void vote_counts_to_beliefs(T* out, index_t total, T scale) {
 }
 
 template <class T>
-__global__ void gather_kernel(const T* __restrict__ P, index_t n, index_t C,
-                              const label_t* __restrict__ pred, T* __restrict__ out) {
+__global__ void gather_kernel(const T* __restrict__ P, index_t n, index_t C, const label_t* __restrict__ pred,
+                              T* __restrict__ out) {
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
          i += index_t(blockDim.x) * gridDim.x)
         out[i] = P[i * C + pred[i]];
@@ -427,8 +421,8 @@ __global__ void gather_kernel(const T* __restrict__ P, index_t n, index_t C,
 
 // Point depths with label validation (bad entries are flagged, not written).
 template <class T>
-__global__ void depth_kernel(const T* __restrict__ P, index_t n, index_t C,
-                             const label_t* __restrict__ pred, T* __restrict__ out, Scratch* s) {
+__global__ void depth_kernel(const T* __restrict__ P, index_t n, index_t C, const label_t* __restrict__ pred,
+                             T* __restrict__ out, Scratch* s) {
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
          i += index_t(blockDim.x) * gridDim.x) {
         const label_t y = pred[i];
@@ -491,8 +485,7 @@ __global__ void allowed_labels_kernel(const T* __restrict__ P, index_t total, T 
 // except a NaN in column 0, which makes the row's maximum NaN, and a NaN row
 // maximum is skipped by the minimum like std::min(lo, NaN) does.
 template <class T>
-__global__ void max_depth_kernel(const T* __restrict__ P, index_t n, index_t C, int G,
-                                 Scratch* s) {
+__global__ void max_depth_kernel(const T* __restrict__ P, index_t n, index_t C, int G, Scratch* s) {
     const int lane = threadIdx.x & 31;
     const int sub = lane & (G - 1);  // position inside the group
     const int rows_per_warp = 32 / G;
@@ -522,12 +515,10 @@ __global__ void max_depth_kernel(const T* __restrict__ P, index_t n, index_t C, 
 }
 
 // Throws the CPU's error for a bad label found on the device.
-void throw_if_bad(const Scratch& s, const char* arg, const Input<label_t>& labels,
-                  const label_t* user, index_t C) {
+void throw_if_bad(const Scratch& s, const char* arg, const Input<label_t>& labels, const label_t* user,
+                  index_t C) {
     if (s.bad == kNoBad) return;
-    bad_label(arg, s.bad, label_at(labels.on_device() ? labels.get() : user, labels.on_device(),
-                                   s.bad),
-              C);
+    bad_label(arg, s.bad, label_at(labels.on_device() ? labels.get() : user, labels.on_device(), s.bad), C);
 }
 
 }  // namespace
@@ -547,8 +538,7 @@ std::string device_name() {
     if (!available()) return std::string();
     int dev = 0;
     cudaDeviceProp prop;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
         cudaGetLastError();
         return std::string();
     }
@@ -581,8 +571,8 @@ void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T
     }
     if (bs > 0) {
         const size_t shmem = size_t(C) * size_t(bs + 1) * sizeof(unsigned int);
-        votes_shared_kernel<T><<<grid_for(n, bs), bs, shmem>>>(
-            d_votes.get(), m, n, int(C), scale, d_out.get(), scratch.get());
+        votes_shared_kernel<T>
+            <<<grid_for(n, bs), bs, shmem>>>(d_votes.get(), m, n, int(C), scale, d_out.get(), scratch.get());
         check_launch("votes_shared_kernel");
     } else {
         // Counts need the full range of an int32 (like the CPU); an integer of
@@ -599,8 +589,7 @@ void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T
 
     const Scratch s = scratch.read();
     if (s.bad != kNoBad) {
-        const label_t y = label_at(d_votes.on_device() ? d_votes.get() : votes,
-                                   d_votes.on_device(), s.bad);
+        const label_t y = label_at(d_votes.on_device() ? d_votes.get() : votes, d_votes.on_device(), s.bad);
         std::ostringstream msg;
         msg << "votes[" << s.bad / ull(n) << ", " << s.bad % ull(n) << "] = " << y
             << " is outside the label range [0, " << C << ")";
@@ -648,8 +637,7 @@ T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double 
 
     if (k == 0) {
         ScratchBuffer scratch(order_key(std::numeric_limits<T>::infinity()));
-        min_depth_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(),
-                                                       scratch.get());
+        min_depth_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(), scratch.get());
         check_launch("min_depth_kernel");
         const Scratch s = scratch.read();
         throw_if_bad(s, "pred", d_pred, pred, C);
@@ -660,8 +648,7 @@ T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double 
     DeviceBuffer<T> depth{size_t(n)}, sorted{size_t(n)};
     {
         ScratchBuffer scratch(0);
-        depth_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(), depth.get(),
-                                                   scratch.get());
+        depth_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(), depth.get(), scratch.get());
         check_launch("depth_kernel");
         throw_if_bad(scratch.read(), "pred", d_pred, pred, C);
     }
@@ -672,8 +659,7 @@ T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double 
     check(cub::DeviceRadixSort::SortKeys(temp.get(), temp_bytes, depth.get(), sorted.get(), n),
           "cub::DeviceRadixSort::SortKeys");
     T value;
-    check(cudaMemcpy(&value, sorted.get() + k, sizeof(T), cudaMemcpyDeviceToHost),
-          "cudaMemcpy (k-th depth)");
+    check(cudaMemcpy(&value, sorted.get() + k, sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy (k-th depth)");
     return value;
 }
 
@@ -689,8 +675,7 @@ T max_achievable_depth(const T* P, index_t n, index_t C) {
     while (G < 32 && G < C) G <<= 1;
     ScratchBuffer scratch(order_key(std::numeric_limits<T>::infinity()));
     const index_t threads_needed = (n + (32 / G) - 1) / (32 / G) * 32;
-    max_depth_kernel<T><<<grid_for(threads_needed), kThreads>>>(d_P.get(), n, C, G,
-                                                                scratch.get());
+    max_depth_kernel<T><<<grid_for(threads_needed), kThreads>>>(d_P.get(), n, C, G, scratch.get());
     check_launch("max_depth_kernel");
     return from_order_key<T>(scratch.read().value);
 }
@@ -720,8 +705,7 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
     Input<label_t> d_pred(pred, size_t(n), li);
     Input<T> d_P(P, size_t(n * C), pi);
     ScratchBuffer scratch(0);
-    count_violations_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(), t,
-                                                          scratch.get());
+    count_violations_kernel<T><<<grid_for(n), kThreads>>>(d_P.get(), n, C, d_pred.get(), t, scratch.get());
     check_launch("count_violations_kernel");
     const Scratch s = scratch.read();
     throw_if_bad(s, "pred", d_pred, pred, C);
@@ -729,12 +713,12 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
 }
 
 // ------------------------------------------------------ explicit instances
-#define CREMBO_CUDA_INSTANTIATE(T)                                                         \
-    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);   \
-    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);         \
-    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);    \
-    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);        \
-    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);  \
+#define CREMBO_CUDA_INSTANTIATE(T)                                                       \
+    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);  \
+    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);        \
+    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);   \
+    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);       \
+    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T); \
     template T max_achievable_depth<T>(const T*, index_t, index_t);
 
 CREMBO_CUDA_INSTANTIATE(float)
@@ -797,13 +781,14 @@ __global__ void reg_depth_kernel(const T* __restrict__ H, index_t n, index_t m, 
 }
 
 template <class T>
-__global__ void reg_violations_kernel(const T* __restrict__ S, index_t n, index_t m, const T* __restrict__ pred,
-                                      index_t k, double tol, Scratch* s) {
+__global__ void reg_violations_kernel(const T* __restrict__ S, index_t n, index_t m,
+                                      const T* __restrict__ pred, index_t k, double tol, Scratch* s) {
     ull count = 0;
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n;
          i += index_t(blockDim.x) * gridDim.x) {
         const T* row = S + i * m;
-        const double eps = tol == 0.0 ? 0.0 : tol * fmax(1.0, fmax(fabs(double(row[0])), fabs(double(row[m - 1]))));
+        const double eps =
+            tol == 0.0 ? 0.0 : tol * fmax(1.0, fmax(fabs(double(row[0])), fabs(double(row[m - 1]))));
         const double v = double(pred[i]);
         const bool inside = double(row[k - 1]) <= v + eps && double(row[m - k]) >= v - eps;
         count += inside ? 0 : 1;
@@ -844,7 +829,8 @@ void reg_check(const Input<T>& H, const T* H_user, index_t n, index_t m, bool so
         const Scratch s = scratch.read();
         if (s.bad != kNoBad) {
             std::ostringstream msg;
-            msg << "sorted hypotheses: row " << s.bad << " is not sorted ascending (sort it with sort_hypotheses)";
+            msg << "sorted hypotheses: row " << s.bad
+                << " is not sorted ascending (sort it with sort_hypotheses)";
             throw std::invalid_argument(msg.str());
         }
     }
@@ -854,8 +840,8 @@ void reg_check(const Input<T>& H, const T* H_user, index_t n, index_t m, bool so
     const Scratch s = scratch.read();
     if (s.bad != kNoBad) {
         std::ostringstream msg;
-        msg << "pred[" << s.bad << "] = " << reg_value_at(pred.on_device() ? pred.get() : pred_user,
-                                                          pred.on_device(), s.bad)
+        msg << "pred[" << s.bad
+            << "] = " << reg_value_at(pred.on_device() ? pred.get() : pred_user, pred.on_device(), s.bad)
             << " is not finite";
         throw std::invalid_argument(msg.str());
     }
@@ -907,7 +893,8 @@ double hypothesis_empirical_depth(const T* H, index_t n, index_t m, const T* pre
     check(cub::DeviceRadixSort::SortKeys(temp.get(), temp_bytes, depth.get(), sorted.get(), n),
           "cub::DeviceRadixSort::SortKeys");
     double value;
-    check(cudaMemcpy(&value, sorted.get() + k, sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy (k-th depth)");
+    check(cudaMemcpy(&value, sorted.get() + k, sizeof(double), cudaMemcpyDeviceToHost),
+          "cudaMemcpy (k-th depth)");
     return value;
 }
 
@@ -928,7 +915,7 @@ index_t hypothesis_violations(const T* S, index_t n, index_t m, const T* pred, d
     return static_cast<index_t>(scratch.read().value);
 }
 
-#define CREMBO_CUDA_REG_INSTANTIATE(T)                                                                    \
+#define CREMBO_CUDA_REG_INSTANTIATE(T)                                                                   \
     template void hypothesis_point_depth<T>(const T*, index_t, index_t, const T*, double, double*);      \
     template double hypothesis_empirical_depth<T>(const T*, index_t, index_t, const T*, double, double); \
     template index_t hypothesis_violations<T>(const T*, index_t, index_t, const T*, double, double);

@@ -41,18 +41,21 @@ void record(const std::string& fn, bool ok, const std::string& what) {
 }
 
 void cuda_ok(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+    if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
 // Memory of one kind, filled from / read back into a host vector.
 enum class Kind { Host, Device, Pinned, Managed };
 const char* kind_name(Kind k) {
     switch (k) {
-        case Kind::Host: return "host";
-        case Kind::Device: return "device";
-        case Kind::Pinned: return "pinned";
-        case Kind::Managed: return "managed";
+        case Kind::Host:
+            return "host";
+        case Kind::Device:
+            return "device";
+        case Kind::Pinned:
+            return "pinned";
+        case Kind::Managed:
+            return "managed";
     }
     return "?";
 }
@@ -63,10 +66,18 @@ public:
     Mem(Kind kind, const std::vector<U>& init) : kind_(kind), n_(init.size()), host_(init) {
         const size_t bytes = std::max<size_t>(n_, 1) * sizeof(U);
         switch (kind_) {
-            case Kind::Host: ptr_ = host_.data(); return;
-            case Kind::Device: cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr_), bytes), "cudaMalloc"); break;
-            case Kind::Pinned: cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&ptr_), bytes), "cudaMallocHost"); break;
-            case Kind::Managed: cuda_ok(cudaMallocManaged(reinterpret_cast<void**>(&ptr_), bytes), "cudaMallocManaged"); break;
+            case Kind::Host:
+                ptr_ = host_.data();
+                return;
+            case Kind::Device:
+                cuda_ok(cudaMalloc(reinterpret_cast<void**>(&ptr_), bytes), "cudaMalloc");
+                break;
+            case Kind::Pinned:
+                cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&ptr_), bytes), "cudaMallocHost");
+                break;
+            case Kind::Managed:
+                cuda_ok(cudaMallocManaged(reinterpret_cast<void**>(&ptr_), bytes), "cudaMallocManaged");
+                break;
         }
         cuda_ok(cudaMemcpy(ptr_, init.data(), n_ * sizeof(U), cudaMemcpyDefault), "cudaMemcpy");
     }
@@ -120,8 +131,8 @@ void same_error(const std::string& fn, const std::string& label, const std::func
     std::string mc, md;
     const int rc = run(cpu, mc), rd = run(dev, md);
     record(fn, rc == 1 && rd == 1 && mc == md,
-           label + ": cpu(" + std::to_string(rc) + ") '" + mc + "' vs cuda(" + std::to_string(rd) +
-               ") '" + md + "'");
+           label + ": cpu(" + std::to_string(rc) + ") '" + mc + "' vs cuda(" + std::to_string(rd) + ") '" +
+               md + "'");
 }
 
 template <class T>
@@ -153,9 +164,8 @@ std::vector<label_t> random_labels(std::mt19937_64& rng, size_t count, index_t C
 
 template <class T>
 void test_shape(std::mt19937_64& rng, index_t n, index_t C, index_t m, Kind kind) {
-    const std::string tag = std::string(sizeof(T) == 4 ? "float" : "double") + " n=" +
-                            std::to_string(n) + " C=" + std::to_string(C) + " m=" +
-                            std::to_string(m) + " " + kind_name(kind);
+    const std::string tag = std::string(sizeof(T) == 4 ? "float" : "double") + " n=" + std::to_string(n) +
+                            " C=" + std::to_string(C) + " m=" + std::to_string(m) + " " + kind_name(kind);
     const std::vector<T> P = random_beliefs<T>(rng, n, C);
     const std::vector<label_t> pred = random_labels(rng, size_t(n), C);
     Mem<T> dP(kind, P);
@@ -175,9 +185,10 @@ void test_shape(std::mt19937_64& rng, index_t n, index_t C, index_t m, Kind kind
             votes[size_t(at(rng))] = label_t(C);
             votes[size_t(at(rng))] = -1;
             Mem<label_t> bad(kind, votes);
-            same_error("beliefs_from_votes", tag + " bad vote",
-                       [&] { crembo::beliefs_from_votes(votes.data(), m, n, C, ref.data()); },
-                       [&] { gpu::beliefs_from_votes(bad.get(), m, n, C, out.get()); });
+            same_error(
+                "beliefs_from_votes", tag + " bad vote",
+                [&] { crembo::beliefs_from_votes(votes.data(), m, n, C, ref.data()); },
+                [&] { gpu::beliefs_from_votes(bad.get(), m, n, C, out.get()); });
         }
     }
     // point_depth
@@ -205,8 +216,7 @@ void test_shape(std::mt19937_64& rng, index_t n, index_t C, index_t m, Kind kind
 
         const index_t a = crembo::count_violations(P.data(), n, C, pred.data(), t);
         const index_t b = gpu::count_violations(dP.get(), n, C, dpred.get(), t);
-        record("count_violations", a == b,
-               tag + ": " + std::to_string(a) + " vs " + std::to_string(b));
+        record("count_violations", a == b, tag + ": " + std::to_string(a) + " vs " + std::to_string(b));
     }
     // max_achievable_depth
     {
@@ -223,18 +233,21 @@ void test_shape(std::mt19937_64& rng, index_t n, index_t C, index_t m, Kind kind
         Mem<label_t> dbad(kind, bad);
         std::vector<T> o1(static_cast<size_t>(n));
         Mem<T> out(kind, size_t(n), T(-1));
-        same_error("point_depth", tag + " bad pred",
-                   [&] { crembo::point_depth(P.data(), n, C, bad.data(), o1.data()); },
-                   [&] { gpu::point_depth(dP.get(), n, C, dbad.get(), out.get()); });
+        same_error(
+            "point_depth", tag + " bad pred",
+            [&] { crembo::point_depth(P.data(), n, C, bad.data(), o1.data()); },
+            [&] { gpu::point_depth(dP.get(), n, C, dbad.get(), out.get()); });
         record("point_depth", same_bits(std::vector<T>(size_t(n), T(-1)), out.read()),
                tag + " output touched after a bad label");
         for (double delta : {0.0, 0.5})
-            same_error("empirical_depth", tag + " bad pred",
-                       [&] { crembo::empirical_depth(P.data(), n, C, bad.data(), delta); },
-                       [&] { gpu::empirical_depth(dP.get(), n, C, dbad.get(), delta); });
-        same_error("count_violations", tag + " bad pred",
-                   [&] { crembo::count_violations(P.data(), n, C, bad.data(), T(0.5)); },
-                   [&] { gpu::count_violations(dP.get(), n, C, dbad.get(), T(0.5)); });
+            same_error(
+                "empirical_depth", tag + " bad pred",
+                [&] { crembo::empirical_depth(P.data(), n, C, bad.data(), delta); },
+                [&] { gpu::empirical_depth(dP.get(), n, C, dbad.get(), delta); });
+        same_error(
+            "count_violations", tag + " bad pred",
+            [&] { crembo::count_violations(P.data(), n, C, bad.data(), T(0.5)); },
+            [&] { gpu::count_violations(dP.get(), n, C, dbad.get(), T(0.5)); });
     }
 }
 
@@ -245,21 +258,28 @@ void test_arguments() {
     std::vector<T> out(2);
     std::vector<std::uint8_t> mask(2);
     const std::vector<label_t> votes = {0, 1};
-    same_error("beliefs_from_votes", "m=0", [&] { crembo::beliefs_from_votes(votes.data(), 0, 1, 2, out.data()); },
-               [&] { gpu::beliefs_from_votes(votes.data(), 0, 1, 2, out.data()); });
-    same_error("beliefs_from_votes", "C=0", [&] { crembo::beliefs_from_votes(votes.data(), 1, 1, 0, out.data()); },
-               [&] { gpu::beliefs_from_votes(votes.data(), 1, 1, 0, out.data()); });
-    same_error("point_depth", "n=0", [&] { crembo::point_depth(P.data(), 0, 2, pred.data(), out.data()); },
-               [&] { gpu::point_depth(P.data(), 0, 2, pred.data(), out.data()); });
+    same_error(
+        "beliefs_from_votes", "m=0", [&] { crembo::beliefs_from_votes(votes.data(), 0, 1, 2, out.data()); },
+        [&] { gpu::beliefs_from_votes(votes.data(), 0, 1, 2, out.data()); });
+    same_error(
+        "beliefs_from_votes", "C=0", [&] { crembo::beliefs_from_votes(votes.data(), 1, 1, 0, out.data()); },
+        [&] { gpu::beliefs_from_votes(votes.data(), 1, 1, 0, out.data()); });
+    same_error(
+        "point_depth", "n=0", [&] { crembo::point_depth(P.data(), 0, 2, pred.data(), out.data()); },
+        [&] { gpu::point_depth(P.data(), 0, 2, pred.data(), out.data()); });
     for (double delta : {-0.1, 1.0, std::nan("")})
-        same_error("empirical_depth", "delta", [&] { crembo::empirical_depth(P.data(), 1, 2, pred.data(), delta); },
-                   [&] { gpu::empirical_depth(P.data(), 1, 2, pred.data(), delta); });
-    same_error("allowed_labels", "C=0", [&] { crembo::allowed_labels(P.data(), 1, 0, T(0), mask.data()); },
-               [&] { gpu::allowed_labels(P.data(), 1, 0, T(0), mask.data()); });
-    same_error("count_violations", "n=0", [&] { crembo::count_violations(P.data(), 0, 2, pred.data(), T(0)); },
-               [&] { gpu::count_violations(P.data(), 0, 2, pred.data(), T(0)); });
-    same_error("max_achievable_depth", "C=0", [&] { crembo::max_achievable_depth(P.data(), 1, 0); },
-               [&] { gpu::max_achievable_depth(P.data(), 1, 0); });
+        same_error(
+            "empirical_depth", "delta", [&] { crembo::empirical_depth(P.data(), 1, 2, pred.data(), delta); },
+            [&] { gpu::empirical_depth(P.data(), 1, 2, pred.data(), delta); });
+    same_error(
+        "allowed_labels", "C=0", [&] { crembo::allowed_labels(P.data(), 1, 0, T(0), mask.data()); },
+        [&] { gpu::allowed_labels(P.data(), 1, 0, T(0), mask.data()); });
+    same_error(
+        "count_violations", "n=0", [&] { crembo::count_violations(P.data(), 0, 2, pred.data(), T(0)); },
+        [&] { gpu::count_violations(P.data(), 0, 2, pred.data(), T(0)); });
+    same_error(
+        "max_achievable_depth", "C=0", [&] { crembo::max_achievable_depth(P.data(), 1, 0); },
+        [&] { gpu::max_achievable_depth(P.data(), 1, 0); });
 }
 
 // NaN handling of the reductions must follow the CPU loops.
@@ -267,8 +287,8 @@ template <class T>
 void test_nan() {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     const std::vector<std::vector<T>> cases = {
-        {T(0.5), nan, T(0.2), /**/ T(0.3), T(0.6), T(0.1)},   // NaN after column 0: skipped
-        {nan, T(0.9), T(0.1), /**/ T(0.3), T(0.6), T(0.1)},   // NaN in column 0: row ignored
+        {T(0.5), nan, T(0.2), /**/ T(0.3), T(0.6), T(0.1)},  // NaN after column 0: skipped
+        {nan, T(0.9), T(0.1), /**/ T(0.3), T(0.6), T(0.1)},  // NaN in column 0: row ignored
         {nan, nan, nan, /**/ nan, T(0.2), T(0.8)},
         {T(0.2), T(0.7), T(0.1), /**/ nan, nan, nan},
     };
@@ -290,8 +310,8 @@ void run_all(std::mt19937_64& rng) {
     };
     // C = 1..95 take the shared-memory vote path, 500 the global one; n =
     // 300000 spreads the grid-stride loops over many blocks.
-    const Shape shapes[] = {{1, 1, 1},    {1, 5, 3},      {37, 2, 5},     {1000, 10, 7},
-                            {2048, 40, 1}, {1500, 95, 4}, {700, 200, 9},  {600, 500, 6},
+    const Shape shapes[] = {{1, 1, 1},      {1, 5, 3},      {37, 2, 5},     {1000, 10, 7},
+                            {2048, 40, 1},  {1500, 95, 4},  {700, 200, 9},  {600, 500, 6},
                             {300000, 3, 2}, {50000, 33, 3}, {4000, 64, 300}};
     for (const Shape& s : shapes) test_shape<T>(rng, s.n, s.C, s.m, Kind::Host);
     for (Kind k : {Kind::Device, Kind::Pinned, Kind::Managed}) {
@@ -321,8 +341,8 @@ int main() {
     int failed = 0;
     for (const auto& kv : g_checks) {
         const int bad = g_failures.count(kv.first) ? g_failures[kv.first] : 0;
-        std::printf("%s %s (%d checks, %d failed)\n", bad ? "FAIL" : "PASS", kv.first.c_str(),
-                    kv.second, bad);
+        std::printf("%s %s (%d checks, %d failed)\n", bad ? "FAIL" : "PASS", kv.first.c_str(), kv.second,
+                    bad);
         failed += bad > 0;
     }
     return failed ? 1 : 0;

@@ -1,4 +1,5 @@
 """Shared fixtures of the test suite."""
+
 import sys
 
 import numpy as np
@@ -17,7 +18,6 @@ def restore_threads():
     """Put the native thread count back to its default after the test."""
     yield
     _core.set_num_threads(0)
-
 
 
 @pytest.fixture(autouse=True)

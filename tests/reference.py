@@ -6,6 +6,7 @@ function works in the belief matrix's own dtype (float32 stays float32),
 casting thresholds to that dtype exactly as the core does, so results can be
 compared for equality.
 """
+
 from __future__ import annotations
 
 import math
@@ -136,9 +137,19 @@ def binary_search(n_candidates, is_consistent, probe_lowest=True):
     return probes, best
 
 
-
-def consistency_oracle(P, t, *, fit_labels=None, fit_mask=None, oracle="reweight", max_rounds=8, eta=1.0,
-                       delta=0.0, sample_weight=None, prefer=None):
+def consistency_oracle(
+    P,
+    t,
+    *,
+    fit_labels=None,
+    fit_mask=None,
+    oracle="reweight",
+    max_rounds=8,
+    eta=1.0,
+    delta=0.0,
+    sample_weight=None,
+    prefer=None,
+):
     """One oracle call at threshold ``t`` (ALGORITHMS.md 1, contracts of core.hpp).
 
     ``"single"``: one fit on the allowed-label mask. ``"reweight"``: targets
@@ -183,16 +194,22 @@ def memo_search(P, candidates, *, accept=None, probe_lowest=True, **oracle_optio
     ``prefer`` of each call is the best prediction so far, except the one of
     the first probe of ``probe_lowest`` (a feasibility check only)."""
     candidates = np.asarray(candidates)
-    best = {"best_candidate": -1, "best_threshold": None, "best_pred": np.zeros(0, np.int64),
-            "trace": [], "n_fits": 0}
+    best = {"best_candidate": -1, "best_threshold": None, "best_pred": np.zeros(0, np.int64), "trace": [], "n_fits": 0}
     prefer = {"pred": None}
 
     def probe(j):
         first = not best["trace"]
         r = consistency_oracle(P, candidates[j], prefer=prefer["pred"], **oracle_options)
         best["n_fits"] += r["rounds"]
-        best["trace"].append({"candidate": j, "threshold": float(candidates[j]), "consistent": r["consistent"],
-                              "violations": r["violations"], "rounds": r["rounds"]})
+        best["trace"].append(
+            {
+                "candidate": j,
+                "threshold": float(candidates[j]),
+                "consistent": r["consistent"],
+                "violations": r["violations"],
+                "rounds": r["rounds"],
+            }
+        )
         if r["consistent"]:
             best.update(best_candidate=j, best_threshold=float(candidates[j]), best_pred=r["pred"])
             if not (probe_lowest and first):

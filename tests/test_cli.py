@@ -1,4 +1,5 @@
 """The crembo command line, end to end on temporary tables."""
+
 import json
 import shutil
 import subprocess
@@ -61,12 +62,38 @@ def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsy
     out = tmp_path / "out"
     exports = "rules,dot,cpp,native" + (",onnx" if _has("skl2onnx") else "")
     # scikit-learn's tree: every export format, ONNX included.
-    rc, stdout, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--plots", "--export", exports,
-                             "--student", "sklearn-tree:4", "-o", out, *FAST], capsys)
+    rc, stdout, _ = run_cli(
+        [
+            "compress",
+            csv,
+            "--label",
+            "y",
+            "--drop",
+            "id",
+            "--plots",
+            "--export",
+            exports,
+            "--student",
+            "sklearn-tree:4",
+            "-o",
+            out,
+            *FAST,
+        ],
+        capsys,
+    )
     assert rc == 0
     assert "crembo compress: threshold" in stdout and "agreement with the teacher" in stdout
-    for name in ("student.joblib", "report.json", "plots/depth_profile.png", "plots/threshold_search.png",
-                 "plots/tree.png", "student.rules.txt", "student.dot", "student.hpp", "student.fasttree.txt"):
+    for name in (
+        "student.joblib",
+        "report.json",
+        "plots/depth_profile.png",
+        "plots/threshold_search.png",
+        "plots/tree.png",
+        "student.rules.txt",
+        "student.dot",
+        "student.hpp",
+        "student.fasttree.txt",
+    ):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["features"] == FEATURES and report["data"]["rows"] == 300
@@ -75,8 +102,10 @@ def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsy
     tried = search["thresholds_tried"]
     # the default tree student chooses its threshold by 5-fold cross-validation ("cv" records)
     assert any(r["stage"] == "memo" for r in tried) and any(r["stage"] == "cv" for r in tried)
-    assert max(r["validation_score"] for r in tried if r["stage"] == "cv" and r["validation_score"] is not None) \
+    assert (
+        max(r["validation_score"] for r in tried if r["stage"] == "cv" and r["validation_score"] is not None)
         == search["validation_score"]
+    )
     assert search["threshold"] >= search["memo_threshold"] and 0 < search["depth"] <= 1
     assert report["student"]["tree"]["depth"] <= 4
     for part in ("fit", "test"):
@@ -91,8 +120,10 @@ def test_compress_writes_student_report_plots_and_exports(table, tmp_path, capsy
         np.testing.assert_array_equal(native.predict(X), student.predict(X))
     assert "rule 1: IF" in (out / "student.rules.txt").read_text()
     # evaluate the saved student on the table
-    rc, stdout, _ = run_cli(["evaluate", out / "student.joblib", csv, "--label", "y", "--drop", "id",
-                             "--json", tmp_path / "eval.json"], capsys)
+    rc, stdout, _ = run_cli(
+        ["evaluate", out / "student.joblib", csv, "--label", "y", "--drop", "id", "--json", tmp_path / "eval.json"],
+        capsys,
+    )
     assert rc == 0 and "accuracy" in stdout
     scores = json.loads((tmp_path / "eval.json").read_text())
     expected = float(np.mean(FastTree.from_sklearn(student).predict(X) == y))
@@ -109,13 +140,28 @@ def _has(module):
 
 def test_console_entry_point_end_to_end(table, tmp_path):
     csv, _, _ = table
-    cmd = [sys.executable, "-m", "crembo", "compress", str(csv), "--label", "y", "--drop", "id", "-o",
-           str(tmp_path / "o"), "--student", "tree:2", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "crembo",
+        "compress",
+        str(csv),
+        "--label",
+        "y",
+        "--drop",
+        "id",
+        "-o",
+        str(tmp_path / "o"),
+        "--student",
+        "tree:2",
+        *FAST,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "o" / "student.joblib").exists()
-    bad = subprocess.run([sys.executable, "-m", "crembo", "compress", str(csv), "--label", "nope", "-q"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "crembo", "compress", str(csv), "--label", "nope", "-q"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "no label column 'nope'" in bad.stderr
     if shutil.which("crembo"):
@@ -130,21 +176,63 @@ def test_compress_with_a_teacher_file(table, tmp_path, capsys):
     # fitted on the columns in another order: the table is reordered to match
     teacher = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0).fit(df[FEATURES[::-1]], y)
     joblib.dump(teacher, tmp_path / "teacher.joblib")
-    rc, _, _ = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--teacher", tmp_path / "teacher.joblib",
-                        "-o", tmp_path / "o", *FAST], capsys)
+    rc, _, _ = run_cli(
+        [
+            "compress",
+            csv,
+            "--label",
+            "y",
+            "--drop",
+            "id",
+            "--teacher",
+            tmp_path / "teacher.joblib",
+            "-o",
+            tmp_path / "o",
+            *FAST,
+        ],
+        capsys,
+    )
     assert rc == 0
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["teacher"]["trained"] is False and report["data"]["features"] == FEATURES[::-1]
-    rc, stdout, _ = run_cli(["evaluate", tmp_path / "o" / "student.joblib", csv, "--label", "y", "--drop", "id",
-                             "--teacher", tmp_path / "teacher.joblib"], capsys)
+    rc, stdout, _ = run_cli(
+        [
+            "evaluate",
+            tmp_path / "o" / "student.joblib",
+            csv,
+            "--label",
+            "y",
+            "--drop",
+            "id",
+            "--teacher",
+            tmp_path / "teacher.joblib",
+        ],
+        capsys,
+    )
     assert rc == 0 and "agreement with the teacher" in stdout
 
 
 @pytest.mark.parametrize("teacher", ["gradient-boosting", "mlp"])
 def test_compress_trains_each_teacher_kind(table, tmp_path, capsys, teacher):
     csv, _, _ = table
-    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--teacher", teacher, "--test-fraction",
-                          "0", "-o", tmp_path, *FAST], capsys)
+    rc, _, err = run_cli(
+        [
+            "compress",
+            csv,
+            "--label",
+            "y",
+            "--drop",
+            "id",
+            "--teacher",
+            teacher,
+            "--test-fraction",
+            "0",
+            "-o",
+            tmp_path,
+            *FAST,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["teacher"]["source"] == teacher and "test" not in report["scores"]
@@ -160,8 +248,22 @@ def test_compress_reads_parquet_and_the_plain_csv_reader_agrees(table, tmp_path,
     frame = cli.read_table(csv, "y", drop=["id"], use_pandas=True)
     np.testing.assert_array_equal(frame.X, plain.X)
     pd.read_csv(csv).to_parquet(tmp_path / "data.parquet")
-    rc, _, err = run_cli(["compress", tmp_path / "data.parquet", "--label", "y", "--drop", "id", "--mode", "memo",
-                          "-o", tmp_path / "o", *FAST], capsys)
+    rc, _, err = run_cli(
+        [
+            "compress",
+            tmp_path / "data.parquet",
+            "--label",
+            "y",
+            "--drop",
+            "id",
+            "--mode",
+            "memo",
+            "-o",
+            tmp_path / "o",
+            *FAST,
+        ],
+        capsys,
+    )
     assert rc == 0, err
 
 
@@ -184,8 +286,10 @@ def test_errors_are_one_line(table, tmp_path, capsys):
         (["compress", text_col, "--label", "y"], ["feature column 'city' is not numeric", "'paris'"]),
         (["compress", holes, "--label", "y"], ["feature column 'gap' has 43 missing"]),
         (["compress", one_class, "--label", "const", "--drop", "y"], ["one class"]),
-        (["compress", csv, "--label", "y", "--drop", "id", "--teacher", tmp_path / "t3.joblib"],
-         ["teacher expects 3 features but the table has 4"]),
+        (
+            ["compress", csv, "--label", "y", "--drop", "id", "--teacher", tmp_path / "t3.joblib"],
+            ["teacher expects 3 features but the table has 4"],
+        ),
         (["compress", csv, "--label", "y", "--teacher", tmp_path / "dict.joblib"], ["has no predict_proba"]),
         (["compress", csv, "--label", "y", "--teacher", tmp_path / "junk.joblib"], ["cannot be loaded"]),
         (["compress", csv, "--label", "y", "--teacher", "svm"], ["--teacher 'svm'"]),
@@ -196,8 +300,10 @@ def test_errors_are_one_line(table, tmp_path, capsys):
         (["compress", csv, "--label", "y", "--drop", "nope"], ["--drop names columns", "nope"]),
         (["compress", csv, "--label", "y", "--test-fraction", "1.5"], ["--test-fraction"]),
         (["evaluate", tmp_path / "none.joblib", csv, "--label", "y"], ["student file", "no such file"]),
-        (["evaluate", tmp_path / "t3.joblib", csv, "--label", "y", "--drop", "id"],
-         ["student expects 3 features but the table has 4"]),
+        (
+            ["evaluate", tmp_path / "t3.joblib", csv, "--label", "y", "--drop", "id"],
+            ["student expects 3 features but the table has 4"],
+        ),
         (["export", tmp_path / "dict.joblib", "--format", "rules"], ["cannot export as rules"]),
     ]
     for argv, fragments in cases:
@@ -273,13 +379,15 @@ def _no_fit(monkeypatch):
 def test_a_reused_output_folder_is_replaced_as_a_whole(table, tmp_path, capsys):
     csv, _, _ = table
     out = tmp_path / "out"
-    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--export", "rules,dot", "-o", out, *FAST],
-                         capsys)
+    rc, _, err = run_cli(
+        ["compress", csv, "--label", "y", "--drop", "id", "--export", "rules,dot", "-o", out, *FAST], capsys
+    )
     assert rc == 0, err
     assert (out / "student.rules.txt").exists() and (out / "student.dot").exists()
     first = json.loads((out / "report.json").read_text())
-    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--student", "tree:2", "-o", out, *FAST],
-                         capsys)
+    rc, _, err = run_cli(
+        ["compress", csv, "--label", "y", "--drop", "id", "--student", "tree:2", "-o", out, *FAST], capsys
+    )
     assert rc == 0, err
     # nothing of the first run is left: no stale exports next to the new student
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "student.joblib"]
@@ -306,8 +414,9 @@ def test_an_interrupt_leaves_the_previous_output(table, tmp_path, capsys, monkey
     else:  # the report is the last file written
         monkeypatch.setattr(cli, "_jsonable", interrupted)
     for target in (out, tmp_path / "fresh"):
-        rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "--export", "rules", "-o", target,
-                              *FAST], capsys)
+        rc, _, err = run_cli(
+            ["compress", csv, "--label", "y", "--drop", "id", "--export", "rules", "-o", target, *FAST], capsys
+        )
         assert rc == 130 and "interrupted" in err
     assert _snapshot(out) == before  # the old folder, untouched
     assert not (tmp_path / "fresh").exists()  # no half-written new folder
@@ -341,9 +450,11 @@ def test_output_folder_problems_are_reported_before_fitting(table, tmp_path, cap
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    cases = [(a_file, ["--out-dir", "exists and is not a folder"]),
-             (a_file / "sub", ["--out-dir", "cannot write there"]),
-             (foreign, ["--out-dir", "holds files that crembo compress did not write (notes.txt)"])]
+    cases = [
+        (a_file, ["--out-dir", "exists and is not a folder"]),
+        (a_file / "sub", ["--out-dir", "cannot write there"]),
+        (foreign, ["--out-dir", "holds files that crembo compress did not write (notes.txt)"]),
+    ]
     for target, fragments in cases:
         rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", target, *FAST], capsys)
         assert_one_line_error(rc, err, *fragments)
@@ -361,8 +472,10 @@ def test_the_current_folder_is_never_an_output_folder(table, tmp_path, capsys, m
         assert_one_line_error(rc, err, "--out-dir", "current folder")
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-                    reason="root may write into a read-only folder")
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="root may write into a read-only folder",
+)
 def test_an_unwritable_parent_is_reported_before_fitting(table, tmp_path, capsys, monkeypatch):
     csv, _, _ = table
     _no_fit(monkeypatch)

@@ -2,6 +2,7 @@
 (``crembo.core`` / ``crembo.*``) against the NumPy reference in
 ``tests/reference.py``: property tests on random inputs, edge cases and
 argument validation."""
+
 import math
 import pickle
 
@@ -51,8 +52,9 @@ def _same(a, b):
 
 # ------------------------------------------------------- properties: beliefs
 @PROPS
-@given(m=st.integers(1, 9), n=st.integers(1, 20), C=st.integers(1, 5), f32=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    m=st.integers(1, 9), n=st.integers(1, 20), C=st.integers(1, 5), f32=st.booleans(), seed=st.integers(0, 2**32 - 1)
+)
 def test_beliefs_from_votes_matches_reference(m, n, C, f32, seed):
     votes = np.random.default_rng(seed).integers(0, C, size=(m, n))
     dtype = np.float32 if f32 else np.float64
@@ -568,7 +570,9 @@ BAD_BELIEFS = [
     pytest.param(_with(1, 0, np.nan), ValueError, r"beliefs: row 1 has a non-finite value", id="nan"),
     pytest.param(_with(2, 1, np.inf), ValueError, r"beliefs: row 2 has a non-finite value", id="inf"),
     pytest.param(_with(0, 0, -np.inf), ValueError, r"beliefs: row 0 has a non-finite value", id="-inf"),
-    pytest.param(np.array([[1.2, -0.2], [0.5, 0.5]]), ValueError, r"beliefs: row 0 has a negative value", id="negative"),
+    pytest.param(
+        np.array([[1.2, -0.2], [0.5, 0.5]]), ValueError, r"beliefs: row 0 has a negative value", id="negative"
+    ),
     pytest.param(np.array([[0.5, 0.5], [0.5, 0.4]]), ValueError, r"beliefs: row 1 sums to 0\.9", id="row-sum"),
     pytest.param(np.zeros((0, 3)), ValueError, r"beliefs: expected a non-empty array", id="no-rows"),
     pytest.param(np.zeros((3, 0)), ValueError, r"beliefs: expected a non-empty array", id="no-columns"),
@@ -581,69 +585,154 @@ BAD_BELIEFS = [
 
 
 @pytest.mark.parametrize("P,exc,match", BAD_BELIEFS)
-@pytest.mark.parametrize("fn", [
-    lambda P: crembo.point_depth(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED),
-    lambda P: crembo.depth(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED),
-    lambda P: crembo.max_achievable_depth(P),
-    lambda P: crembo.candidate_thresholds(P),
-    lambda P: crembo.budgeted_thresholds(P, 3),
-    lambda P: crembo.allowed_labels(P, 0.5),
-    lambda P: crembo.count_violations(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED, 0.5),
-], ids=["point_depth", "depth", "max_achievable_depth", "candidate_thresholds", "budgeted_thresholds",
-        "allowed_labels", "count_violations"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda P: crembo.point_depth(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED),
+        lambda P: crembo.depth(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED),
+        lambda P: crembo.max_achievable_depth(P),
+        lambda P: crembo.candidate_thresholds(P),
+        lambda P: crembo.budgeted_thresholds(P, 3),
+        lambda P: crembo.allowed_labels(P, 0.5),
+        lambda P: crembo.count_violations(P, GOOD_PRED[: len(P)] if np.ndim(P) == 2 else GOOD_PRED, 0.5),
+    ],
+    ids=[
+        "point_depth",
+        "depth",
+        "max_achievable_depth",
+        "candidate_thresholds",
+        "budgeted_thresholds",
+        "allowed_labels",
+        "count_violations",
+    ],
+)
 def test_bad_beliefs_raise(fn, P, exc, match):
     with pytest.raises(exc, match=match):
         fn(P)
 
 
-@pytest.mark.parametrize("pred,exc,match", [
-    pytest.param([1, -1, 0], ValueError, r"pred\[1\] = -1 is outside the label range \[0, 2\)", id="negative"),
-    pytest.param([1, 0, 2], ValueError, r"pred\[2\] = 2 is outside the label range \[0, 2\)", id="too-large"),
-    pytest.param(np.array([1, 0, 2**40]), ValueError, r"pred\[2\] = 1099511627776 is outside", id="huge"),
-    pytest.param([1, 0], ValueError, r"pred: expected 3 labels", id="too-short"),
-    pytest.param([1, 0, 0, 1], ValueError, r"pred: expected 3 labels", id="too-long"),
-    pytest.param([], ValueError, r"pred: expected 3 labels", id="empty"),
-    pytest.param([[1, 0, 0]], ValueError, r"pred: expected a 1-d array", id="2-d"),
-    pytest.param(1, ValueError, r"pred: expected a 1-d array", id="scalar"),
-    pytest.param([1.0, 0.5, 0.0], TypeError, r"pred: expected integer label indices", id="fraction"),
-    pytest.param([1.0, np.nan, 0.0], TypeError, r"pred: expected integer label indices", id="nan"),
-    pytest.param(np.array(["a", "b", "a"]), TypeError, r"pred: expected integer label indices", id="str"),
-    pytest.param(np.array([True, False, True]), TypeError, r"pred: expected integer label indices", id="bool"),
-])
-@pytest.mark.parametrize("fn", [
-    lambda p: crembo.point_depth(GOOD_P, p),
-    lambda p: crembo.depth(GOOD_P, p),
-    lambda p: crembo.depth_profile(GOOD_P, p),
-    lambda p: crembo.count_violations(GOOD_P, p, 0.5),
-    lambda p: crembo.is_consistent(GOOD_P, p, 0.5),
-], ids=["point_depth", "depth", "depth_profile", "count_violations", "is_consistent"])
+@pytest.mark.parametrize(
+    "pred,exc,match",
+    [
+        pytest.param([1, -1, 0], ValueError, r"pred\[1\] = -1 is outside the label range \[0, 2\)", id="negative"),
+        pytest.param([1, 0, 2], ValueError, r"pred\[2\] = 2 is outside the label range \[0, 2\)", id="too-large"),
+        pytest.param(np.array([1, 0, 2**40]), ValueError, r"pred\[2\] = 1099511627776 is outside", id="huge"),
+        pytest.param([1, 0], ValueError, r"pred: expected 3 labels", id="too-short"),
+        pytest.param([1, 0, 0, 1], ValueError, r"pred: expected 3 labels", id="too-long"),
+        pytest.param([], ValueError, r"pred: expected 3 labels", id="empty"),
+        pytest.param([[1, 0, 0]], ValueError, r"pred: expected a 1-d array", id="2-d"),
+        pytest.param(1, ValueError, r"pred: expected a 1-d array", id="scalar"),
+        pytest.param([1.0, 0.5, 0.0], TypeError, r"pred: expected integer label indices", id="fraction"),
+        pytest.param([1.0, np.nan, 0.0], TypeError, r"pred: expected integer label indices", id="nan"),
+        pytest.param(np.array(["a", "b", "a"]), TypeError, r"pred: expected integer label indices", id="str"),
+        pytest.param(np.array([True, False, True]), TypeError, r"pred: expected integer label indices", id="bool"),
+    ],
+)
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda p: crembo.point_depth(GOOD_P, p),
+        lambda p: crembo.depth(GOOD_P, p),
+        lambda p: crembo.depth_profile(GOOD_P, p),
+        lambda p: crembo.count_violations(GOOD_P, p, 0.5),
+        lambda p: crembo.is_consistent(GOOD_P, p, 0.5),
+    ],
+    ids=["point_depth", "depth", "depth_profile", "count_violations", "is_consistent"],
+)
 def test_bad_labels_raise(fn, pred, exc, match):
     with pytest.raises(exc, match=match):
         fn(pred)
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=1.0), ValueError, r"delta: expected a value in \[0\.0, 1\.0\)", id="delta=1"),
-    pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=-0.1), ValueError, r"delta: expected a value", id="delta<0"),
-    pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=np.nan), TypeError, r"delta", id="delta=nan"),
-    pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta="0.1"), TypeError, r"delta", id="delta=str"),
-    pytest.param(lambda: crembo.is_consistent(GOOD_P, GOOD_PRED, 0.5, delta=1.5), ValueError, r"delta", id="is_consistent-delta"),
-    pytest.param(lambda: crembo.budgeted_thresholds(GOOD_P, 0), ValueError, r"n_thresholds: expected an integer >= 1", id="K=0"),
-    pytest.param(lambda: crembo.budgeted_thresholds(GOOD_P, -3), ValueError, r"n_thresholds", id="K<0"),
-    pytest.param(lambda: crembo.budgeted_thresholds(GOOD_P, 2.5), TypeError, r"n_thresholds", id="K=float"),
-    pytest.param(lambda: crembo.allowed_labels(GOOD_P, np.nan), ValueError, r"threshold: expected a finite number", id="t=nan"),
-    pytest.param(lambda: crembo.count_violations(GOOD_P, GOOD_PRED, np.inf), ValueError, r"threshold", id="t=inf"),
-    pytest.param(lambda: crembo.depth_profile(GOOD_P, GOOD_PRED, [[0.5]]), ValueError, r"thresholds: expected a 1-d array", id="profile-2d"),
-    pytest.param(lambda: crembo.depth_profile(GOOD_P, GOOD_PRED, [np.nan]), ValueError, r"thresholds: expected finite", id="profile-nan"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0, 1, 2]], 2), ValueError, r"votes\[0, 2\] = 2 is outside the label range \[0, 2\)", id="vote-too-large"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0, 1], [-1, 0]]), ValueError, r"votes\[1, 0\] = -1 is outside", id="vote-negative"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0.5, 1.0]]), TypeError, r"votes: expected integer label indices", id="votes-float"),
-    pytest.param(lambda: crembo.beliefs_from_votes([0, 1, 1]), ValueError, r"votes: expected a 2-d array", id="votes-1d"),
-    pytest.param(lambda: crembo.beliefs_from_votes(np.zeros((2, 0), int), 2), ValueError, r"votes: expected a non-empty array", id="votes-empty"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0, 1]], 0), ValueError, r"n_classes: expected an integer >= 1", id="n_classes=0"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0, 1]], 2.0), TypeError, r"n_classes", id="n_classes=float"),
-    pytest.param(lambda: crembo.beliefs_from_votes([[0, 1]], 2, dtype=np.int32), ValueError, r"dtype: expected float32 or float64", id="votes-dtype"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        pytest.param(
+            lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=1.0),
+            ValueError,
+            r"delta: expected a value in \[0\.0, 1\.0\)",
+            id="delta=1",
+        ),
+        pytest.param(
+            lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=-0.1), ValueError, r"delta: expected a value", id="delta<0"
+        ),
+        pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta=np.nan), TypeError, r"delta", id="delta=nan"),
+        pytest.param(lambda: crembo.depth(GOOD_P, GOOD_PRED, delta="0.1"), TypeError, r"delta", id="delta=str"),
+        pytest.param(
+            lambda: crembo.is_consistent(GOOD_P, GOOD_PRED, 0.5, delta=1.5),
+            ValueError,
+            r"delta",
+            id="is_consistent-delta",
+        ),
+        pytest.param(
+            lambda: crembo.budgeted_thresholds(GOOD_P, 0),
+            ValueError,
+            r"n_thresholds: expected an integer >= 1",
+            id="K=0",
+        ),
+        pytest.param(lambda: crembo.budgeted_thresholds(GOOD_P, -3), ValueError, r"n_thresholds", id="K<0"),
+        pytest.param(lambda: crembo.budgeted_thresholds(GOOD_P, 2.5), TypeError, r"n_thresholds", id="K=float"),
+        pytest.param(
+            lambda: crembo.allowed_labels(GOOD_P, np.nan),
+            ValueError,
+            r"threshold: expected a finite number",
+            id="t=nan",
+        ),
+        pytest.param(lambda: crembo.count_violations(GOOD_P, GOOD_PRED, np.inf), ValueError, r"threshold", id="t=inf"),
+        pytest.param(
+            lambda: crembo.depth_profile(GOOD_P, GOOD_PRED, [[0.5]]),
+            ValueError,
+            r"thresholds: expected a 1-d array",
+            id="profile-2d",
+        ),
+        pytest.param(
+            lambda: crembo.depth_profile(GOOD_P, GOOD_PRED, [np.nan]),
+            ValueError,
+            r"thresholds: expected finite",
+            id="profile-nan",
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([[0, 1, 2]], 2),
+            ValueError,
+            r"votes\[0, 2\] = 2 is outside the label range \[0, 2\)",
+            id="vote-too-large",
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([[0, 1], [-1, 0]]),
+            ValueError,
+            r"votes\[1, 0\] = -1 is outside",
+            id="vote-negative",
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([[0.5, 1.0]]),
+            TypeError,
+            r"votes: expected integer label indices",
+            id="votes-float",
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([0, 1, 1]), ValueError, r"votes: expected a 2-d array", id="votes-1d"
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes(np.zeros((2, 0), int), 2),
+            ValueError,
+            r"votes: expected a non-empty array",
+            id="votes-empty",
+        ),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([[0, 1]], 0),
+            ValueError,
+            r"n_classes: expected an integer >= 1",
+            id="n_classes=0",
+        ),
+        pytest.param(lambda: crembo.beliefs_from_votes([[0, 1]], 2.0), TypeError, r"n_classes", id="n_classes=float"),
+        pytest.param(
+            lambda: crembo.beliefs_from_votes([[0, 1]], 2, dtype=np.int32),
+            ValueError,
+            r"dtype: expected float32 or float64",
+            id="votes-dtype",
+        ),
+    ],
+)
 def test_bad_arguments_raise(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -687,40 +776,109 @@ def test_cuda_flags_are_consistent():
 
 
 # --------------------------------------------- the raw core validates as well
-@pytest.mark.parametrize("call,match", [
-    pytest.param(lambda: _core.point_depth(GOOD_P, np.array([1, 0, 2], np.int32)), r"pred\[2\] = 2 is outside", id="pd-label"),
-    pytest.param(lambda: _core.point_depth(GOOD_P, np.array([1, -1, 0], np.int32)), r"pred\[1\] = -1 is outside", id="pd-neg"),
-    pytest.param(lambda: _core.point_depth(GOOD_P, np.array([1, 0], np.int32)), r"pred: expected 3 values, got 2", id="pd-len"),
-    pytest.param(lambda: _core.point_depth(GOOD_P, np.zeros((3, 1), np.int32)), r"pred: expected a 1-d array", id="pd-2d"),
-    pytest.param(lambda: _core.point_depth(GOOD_P[0], GOOD_PRED32), r"beliefs: expected a 2-d array, got 1", id="pd-1d"),
-    pytest.param(lambda: _core.point_depth(np.full((2, 2, 2), 0.5), GOOD_PRED32), r"beliefs: expected a 2-d array, got 3", id="pd-3d"),
-    pytest.param(lambda: _core.point_depth(np.zeros((0, 2)), np.zeros(0, np.int32)), r"beliefs: expected at least one point", id="pd-empty"),
-    pytest.param(lambda: _core.max_achievable_depth(np.zeros((2, 0))), r"beliefs: expected at least one class", id="mad-no-class"),
-    pytest.param(lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, 1.0), r"delta: expected a fraction in \[0, 1\)", id="delta=1"),
-    pytest.param(lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, -0.5), r"delta", id="delta<0"),
-    pytest.param(lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, float("nan")), r"delta", id="delta=nan"),
-    pytest.param(lambda: _core.count_violations(GOOD_P, np.array([1, 0, 5], np.int32), 0.5), r"pred\[2\] = 5", id="cv-label"),
-    pytest.param(lambda: _core.allowed_targets(GOOD_P, 0.5, np.array([0, 7, 0], np.int32)), r"prefer\[1\] = 7", id="at-prefer"),
-    pytest.param(lambda: _core.check_beliefs(_with(1, 1, np.nan), 1e-6), r"beliefs: row 1 has a non-finite value at column 1", id="cb-nan"),
-    pytest.param(lambda: _core.check_beliefs(np.array([[1.5, -0.5]]), 1e-6), r"beliefs: row 0 has a negative value", id="cb-neg"),
-    pytest.param(lambda: _core.check_beliefs(np.array([[0.5, 0.6]]), 1e-6), r"beliefs: row 0 sums to 1\.1", id="cb-sum"),
-    pytest.param(lambda: _core.check_beliefs(GOOD_P, -1.0), r"tol: expected a non-negative tolerance", id="cb-tol"),
-    pytest.param(lambda: _core.budgeted_thresholds(GOOD_P, 0), r"n_thresholds: expected at least 1", id="K=0"),
-    pytest.param(lambda: _core.beliefs_from_votes(np.array([[0, 3]], np.int32), 3, False), r"votes\[0, 1\] = 3 is outside the label range \[0, 3\)", id="votes-label"),
-    pytest.param(lambda: _core.beliefs_from_votes(np.array([0, 1], np.int32), 2, False), r"votes: expected a 2-d array", id="votes-1d"),
-    pytest.param(lambda: _core.beliefs_from_votes(np.zeros((0, 3), np.int32), 2, False), r"votes: expected at least one hypothesis", id="votes-m0"),
-    pytest.param(lambda: _core.beliefs_from_votes(np.zeros((2, 3), np.int32), 0, False), r"at least one class", id="votes-C0"),
-    pytest.param(lambda: _core.depth_profile(np.zeros(0), np.array([0.5])), r"depth: expected at least one point", id="profile-empty"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        pytest.param(
+            lambda: _core.point_depth(GOOD_P, np.array([1, 0, 2], np.int32)), r"pred\[2\] = 2 is outside", id="pd-label"
+        ),
+        pytest.param(
+            lambda: _core.point_depth(GOOD_P, np.array([1, -1, 0], np.int32)), r"pred\[1\] = -1 is outside", id="pd-neg"
+        ),
+        pytest.param(
+            lambda: _core.point_depth(GOOD_P, np.array([1, 0], np.int32)),
+            r"pred: expected 3 values, got 2",
+            id="pd-len",
+        ),
+        pytest.param(
+            lambda: _core.point_depth(GOOD_P, np.zeros((3, 1), np.int32)), r"pred: expected a 1-d array", id="pd-2d"
+        ),
+        pytest.param(
+            lambda: _core.point_depth(GOOD_P[0], GOOD_PRED32), r"beliefs: expected a 2-d array, got 1", id="pd-1d"
+        ),
+        pytest.param(
+            lambda: _core.point_depth(np.full((2, 2, 2), 0.5), GOOD_PRED32),
+            r"beliefs: expected a 2-d array, got 3",
+            id="pd-3d",
+        ),
+        pytest.param(
+            lambda: _core.point_depth(np.zeros((0, 2)), np.zeros(0, np.int32)),
+            r"beliefs: expected at least one point",
+            id="pd-empty",
+        ),
+        pytest.param(
+            lambda: _core.max_achievable_depth(np.zeros((2, 0))),
+            r"beliefs: expected at least one class",
+            id="mad-no-class",
+        ),
+        pytest.param(
+            lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, 1.0),
+            r"delta: expected a fraction in \[0, 1\)",
+            id="delta=1",
+        ),
+        pytest.param(lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, -0.5), r"delta", id="delta<0"),
+        pytest.param(lambda: _core.empirical_depth(GOOD_P, GOOD_PRED32, float("nan")), r"delta", id="delta=nan"),
+        pytest.param(
+            lambda: _core.count_violations(GOOD_P, np.array([1, 0, 5], np.int32), 0.5), r"pred\[2\] = 5", id="cv-label"
+        ),
+        pytest.param(
+            lambda: _core.allowed_targets(GOOD_P, 0.5, np.array([0, 7, 0], np.int32)),
+            r"prefer\[1\] = 7",
+            id="at-prefer",
+        ),
+        pytest.param(
+            lambda: _core.check_beliefs(_with(1, 1, np.nan), 1e-6),
+            r"beliefs: row 1 has a non-finite value at column 1",
+            id="cb-nan",
+        ),
+        pytest.param(
+            lambda: _core.check_beliefs(np.array([[1.5, -0.5]]), 1e-6),
+            r"beliefs: row 0 has a negative value",
+            id="cb-neg",
+        ),
+        pytest.param(
+            lambda: _core.check_beliefs(np.array([[0.5, 0.6]]), 1e-6), r"beliefs: row 0 sums to 1\.1", id="cb-sum"
+        ),
+        pytest.param(lambda: _core.check_beliefs(GOOD_P, -1.0), r"tol: expected a non-negative tolerance", id="cb-tol"),
+        pytest.param(lambda: _core.budgeted_thresholds(GOOD_P, 0), r"n_thresholds: expected at least 1", id="K=0"),
+        pytest.param(
+            lambda: _core.beliefs_from_votes(np.array([[0, 3]], np.int32), 3, False),
+            r"votes\[0, 1\] = 3 is outside the label range \[0, 3\)",
+            id="votes-label",
+        ),
+        pytest.param(
+            lambda: _core.beliefs_from_votes(np.array([0, 1], np.int32), 2, False),
+            r"votes: expected a 2-d array",
+            id="votes-1d",
+        ),
+        pytest.param(
+            lambda: _core.beliefs_from_votes(np.zeros((0, 3), np.int32), 2, False),
+            r"votes: expected at least one hypothesis",
+            id="votes-m0",
+        ),
+        pytest.param(
+            lambda: _core.beliefs_from_votes(np.zeros((2, 3), np.int32), 0, False), r"at least one class", id="votes-C0"
+        ),
+        pytest.param(
+            lambda: _core.depth_profile(np.zeros(0), np.array([0.5])),
+            r"depth: expected at least one point",
+            id="profile-empty",
+        ),
+    ],
+)
 def test_core_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
-@pytest.mark.parametrize("fn", [
-    lambda pred: _core.point_depth(GOOD_P, pred),
-    lambda pred: _core.count_violations(GOOD_P, pred, 0.5),
-], ids=["point_depth", "count_violations"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda pred: _core.point_depth(GOOD_P, pred),
+        lambda pred: _core.count_violations(GOOD_P, pred, 0.5),
+    ],
+    ids=["point_depth", "count_violations"],
+)
 def test_core_rejects_labels_beyond_int32(fn):
     with pytest.raises(ValueError, match="pred"):
         fn(np.array([1, 0, 2**32], dtype=np.int64))
@@ -752,13 +910,23 @@ def test_validated_beliefs_skip_the_check_and_give_the_same_answers(rng, monkeyp
     B = crembo.Beliefs(P)
     assert B.shape == (300, 4) and B.dtype == np.float64 and len(B) == 300
     assert np.asarray(B) is B.array and np.shares_memory(B.array, P)
-    expected = (crembo.depth(P, pred), crembo.count_violations(P, pred, 0.2), crembo.allowed_labels(P, 0.2),
-                crembo.point_depth(P, pred), crembo.max_achievable_depth(P))
+    expected = (
+        crembo.depth(P, pred),
+        crembo.count_violations(P, pred, 0.2),
+        crembo.allowed_labels(P, 0.2),
+        crembo.point_depth(P, pred),
+        crembo.max_achievable_depth(P),
+    )
     calls = []
     real = _core.check_beliefs
     monkeypatch.setattr(_core, "check_beliefs", lambda *a: (calls.append(1), real(*a))[1])
-    got = (crembo.depth(B, pred), crembo.count_violations(B, pred, 0.2), crembo.allowed_labels(B, 0.2),
-           crembo.point_depth(B, pred), crembo.max_achievable_depth(B))
+    got = (
+        crembo.depth(B, pred),
+        crembo.count_violations(B, pred, 0.2),
+        crembo.allowed_labels(B, 0.2),
+        crembo.point_depth(B, pred),
+        crembo.max_achievable_depth(B),
+    )
     assert calls == []  # validated once, when B was made
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)

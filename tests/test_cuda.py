@@ -1,4 +1,5 @@
 """The CUDA kernels give the CPU results (skipped without a CUDA build and device)."""
+
 import numpy as np
 import pytest
 
@@ -9,8 +10,7 @@ from reference import random_beliefs
 
 pytestmark = pytest.mark.skipif(
     not crembo.cuda_available(),
-    reason=("crembo was built without CUDA kernels" if not _core.cuda_built
-            else "no CUDA device is available"),
+    reason=("crembo was built without CUDA kernels" if not _core.cuda_built else "no CUDA device is available"),
 )
 
 DTYPES = [np.float64, np.float32]
@@ -84,8 +84,7 @@ def test_allowed_labels_and_count_violations(case, dtype):
         assert gpu.dtype == bool
         np.testing.assert_array_equal(gpu, crembo.allowed_labels(P, t))
         assert crembo.count_violations(P, pred, t, device="cuda") == crembo.count_violations(P, pred, t)
-        assert crembo.is_consistent(P, pred, t, delta=0.2, device="cuda") == \
-            crembo.is_consistent(P, pred, t, delta=0.2)
+        assert crembo.is_consistent(P, pred, t, delta=0.2, device="cuda") == crembo.is_consistent(P, pred, t, delta=0.2)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

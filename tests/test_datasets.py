@@ -1,4 +1,5 @@
 """Tests of crembo.datasets: the five data sets of the reference protocol."""
+
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,7 @@ def test_heart_missing_values_are_column_means(data_dir):
     ds = load_heart(data_dir)
     # Recompute the imputation by hand from the raw file.
     lines = (data_dir / UCI_FILES["heart"]).read_text().strip().splitlines()[1:]
-    raw = np.array(
-        [[np.nan if v.strip() == "?" else float(v) for v in line.split(",")[:-1]] for line in lines]
-    )
+    raw = np.array([[np.nan if v.strip() == "?" else float(v) for v in line.split(",")[:-1]] for line in lines])
     holes = np.isnan(raw)
     assert holes.sum() == 6
     expected = np.where(holes, np.nanmean(raw, axis=0), raw)
@@ -103,8 +102,7 @@ def test_arrhythmia(data_dir):
 def test_arrhythmia_label_mapping_is_sorted(data_dir):
     ds = load_arrhythmia(data_dir)
     raw = np.array(
-        [int(line.rsplit(",", 1)[1]) for line in
-         (data_dir / UCI_FILES["arrhythmia"]).read_text().strip().splitlines()]
+        [int(line.rsplit(",", 1)[1]) for line in (data_dir / UCI_FILES["arrhythmia"]).read_text().strip().splitlines()]
     )
     present = np.unique(raw)
     assert len(present) == 13

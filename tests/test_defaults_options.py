@@ -1,6 +1,7 @@
 """The options the configuration study added: MUNGE augmentation, MEMO's warm
 start and adaptive growth, leaves that predict the teacher's mean belief,
 and protocol variants."""
+
 import warnings
 
 import numpy as np
@@ -62,13 +63,16 @@ def test_munge_discrete_columns_take_the_neighbours_value():
     assert len(np.intersect1d(Z[:, 1], X[:, 1])) < len(Z) // 2
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(size=-1.0), ValueError, "augment"),
-    (dict(size=np.nan), ValueError, "augment"),
-    (dict(size="2"), TypeError, "augment"),
-    (dict(size=1.0, swap=1.5), ValueError, "augment_swap"),
-    (dict(size=1.0, spread=0.0), ValueError, "augment_spread"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(size=-1.0), ValueError, "augment"),
+        (dict(size=np.nan), ValueError, "augment"),
+        (dict(size="2"), TypeError, "augment"),
+        (dict(size=1.0, swap=1.5), ValueError, "augment_swap"),
+        (dict(size=1.0, spread=0.0), ValueError, "augment_spread"),
+    ],
+)
 def test_munge_bad_parameters(iris, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         munge(iris[0], **kwargs)
@@ -135,6 +139,7 @@ def _recording_fit(pred_fn, log):
     def fit_labels(targets, weights):
         log.append(np.array(weights, copy=True))
         return pred_fn(np.asarray(targets))
+
     return fit_labels
 
 
@@ -144,8 +149,14 @@ def test_adaptive_eta_compounds_while_violations_stall():
     P = np.array([[0.0, 1.0]] * 3 + [[1.0, 0.0]] * 5)
     for adaptive, ratios in ((False, [1, 2, 4, 8]), (True, [1, 2, 8, 64])):
         log = []
-        res = _core.consistency_oracle(P, 0.5, fit_labels=_recording_fit(lambda t: np.zeros(8, np.int32), log),
-                                       max_rounds=4, eta=1.0, adaptive_eta=adaptive)
+        res = _core.consistency_oracle(
+            P,
+            0.5,
+            fit_labels=_recording_fit(lambda t: np.zeros(8, np.int32), log),
+            max_rounds=4,
+            eta=1.0,
+            adaptive_eta=adaptive,
+        )
         assert not res["consistent"] and res["rounds"] == 4
         got = [w[0] / w[3] for w in log]
         np.testing.assert_allclose(got, ratios)
@@ -163,8 +174,16 @@ def test_warm_start_reuses_reweighted_weights():
             # first fit: wrong on rows 0-1 (says 0 where 0.45 < t=0.5); then the targets
             return np.zeros(8, np.int32) if state["n"] == 1 else np.asarray(targets, dtype=np.int32)
 
-        _core.memo_search(P, np.array([0.5, 0.55]), fit_labels=_recording_fit(pred, log), max_rounds=3, eta=1.0,
-                          probe_lowest=True, warm_start=warm, adaptive_eta=False)
+        _core.memo_search(
+            P,
+            np.array([0.5, 0.55]),
+            fit_labels=_recording_fit(pred, log),
+            max_rounds=3,
+            eta=1.0,
+            probe_lowest=True,
+            warm_start=warm,
+            adaptive_eta=False,
+        )
         assert len(log) == 3  # probe 0.5: 2 rounds; probe 0.55: 1 round
         if warm:
             np.testing.assert_allclose(log[2], log[1])
@@ -184,8 +203,9 @@ def test_memo_defaults_reach_at_least_the_fixed_growth_search(iris):
 
 
 # ----------------------------------------------------------- belief leaves
-@pytest.mark.parametrize("student", [DecisionTreeClassifier(max_depth=3, random_state=0),
-                                     HistTreeClassifier(max_depth=3)])
+@pytest.mark.parametrize(
+    "student", [DecisionTreeClassifier(max_depth=3, random_state=0), HistTreeClassifier(max_depth=3)]
+)
 def test_leaf_beliefs_are_the_mean_belief_of_each_leaf(iris, student):
     X, y = iris
     P = default_teacher(0).fit(X, y).predict_proba(X)
@@ -194,8 +214,9 @@ def test_leaf_beliefs_are_the_mean_belief_of_each_leaf(iris, student):
     leaves = est.apply(X)
     proba = est.predict_proba(X)
     for leaf in np.unique(leaves):
-        np.testing.assert_allclose(proba[leaves == leaf], np.broadcast_to(P[leaves == leaf].mean(axis=0),
-                                                                          proba[leaves == leaf].shape))
+        np.testing.assert_allclose(
+            proba[leaves == leaf], np.broadcast_to(P[leaves == leaf].mean(axis=0), proba[leaves == leaf].shape)
+        )
     np.testing.assert_array_equal(est.predict(X), np.argmax(proba, axis=1))
 
 
@@ -213,8 +234,9 @@ def test_leaf_beliefs_refuse_other_students(iris):
 def test_crembo_belief_leaves(iris):
     X, y = iris
     forest = default_teacher(0).fit(X, y)
-    m = CREMBOClassifier(forest, student="tree:4", leaf_values="belief", refit=True, cv=None, augment=0.0,
-                         random_state=0).fit(X, y)
+    m = CREMBOClassifier(
+        forest, student="tree:4", leaf_values="belief", refit=True, cv=None, augment=0.0, random_state=0
+    ).fit(X, y)
     P = forest.predict_proba(X)
     leaves = m.student_.apply(X)
     proba = m.predict_proba(X)
@@ -225,12 +247,21 @@ def test_crembo_belief_leaves(iris):
 # ---------------------------------------------------------- study variants
 def test_protocol_variants():
     X, y = make_classification(200, 6, n_informative=4, n_classes=3, random_state=0)
-    variants = {"cov": dict(student="tree:4", student_target="multioutput", oracle="single"),
-                "vt-aug": dict(estimator="vt", augment=1.0)}
-    g = generalization(X, y, methods=("BM", "cov", "vt-aug"), n_splits=3, variants=variants,
-                       teacher=default_teacher(0).set_params(n_estimators=10))
-    s = stability(X, y, methods=("cov",), n_splits=3, variants=variants,
-                  teacher=default_teacher(0).set_params(n_estimators=10))
+    variants = {
+        "cov": dict(student="tree:4", student_target="multioutput", oracle="single"),
+        "vt-aug": dict(estimator="vt", augment=1.0),
+    }
+    g = generalization(
+        X,
+        y,
+        methods=("BM", "cov", "vt-aug"),
+        n_splits=3,
+        variants=variants,
+        teacher=default_teacher(0).set_params(n_estimators=10),
+    )
+    s = stability(
+        X, y, methods=("cov",), n_splits=3, variants=variants, teacher=default_teacher(0).set_params(n_estimators=10)
+    )
     assert 0.3 < g.summary["cov"]["mean"] <= 1 and 0 <= s.summary["cov"]["agreement"] <= 1
     with pytest.raises(ValueError, match="taken by built-in"):
         generalization(X, y, methods=("BM",), variants={"VT": {}})

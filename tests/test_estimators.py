@@ -3,6 +3,7 @@ reference protocol end to end, every kind of teacher and student, bad input.
 
 Run with ``-s`` to see the cross-validation table of the reference protocol.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -78,8 +79,7 @@ def _expected_failed_checks(estimator):
         # Repeating a row is not doubling its weight here: the teacher's
         # bootstrap (scikit-learn xfails this check for its forests too),
         # MUNGE's neighbours and the cross-validation folds all draw rows.
-        "check_sample_weight_equivalence_on_dense_data":
-            "rows are drawn (teacher bootstrap, MUNGE neighbours, folds): a repeated row is not a doubled weight",
+        "check_sample_weight_equivalence_on_dense_data": "rows are drawn (teacher bootstrap, MUNGE neighbours, folds): a repeated row is not a doubled weight",
     }
 
 
@@ -242,12 +242,16 @@ def test_fitted_attributes(iris, fitted_teacher):
     assert ld.score(X, y) > 0.85
 
 
-@pytest.mark.parametrize("make", [
-    lambda t: CREMBOClassifier(t, random_state=0),
-    lambda t: CREMBOClassifier(t, mode="memo", random_state=0),
-    lambda t: CREMBOClassifier(t, oracle="single", random_state=0),
-    lambda t: LabelDistiller(t, random_state=0),
-], ids=["crembo", "memo", "single", "vt"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: CREMBOClassifier(t, random_state=0),
+        lambda t: CREMBOClassifier(t, mode="memo", random_state=0),
+        lambda t: CREMBOClassifier(t, oracle="single", random_state=0),
+        lambda t: LabelDistiller(t, random_state=0),
+    ],
+    ids=["crembo", "memo", "single", "vt"],
+)
 def test_string_labels(iris, make):
     X, y = iris
     names = load_iris().target_names
@@ -308,8 +312,10 @@ def test_dataframe_reaches_teacher_with_column_names():
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     X.columns = ["a", "b", "c", "d"]
-    teacher = make_pipeline(ColumnTransformer([("s", StandardScaler(), ["a", "c"])]),
-                            GradientBoostingClassifier(n_estimators=10, random_state=0)).fit(X, y)
+    teacher = make_pipeline(
+        ColumnTransformer([("s", StandardScaler(), ["a", "c"])]),
+        GradientBoostingClassifier(n_estimators=10, random_state=0),
+    ).fit(X, y)
     est = CREMBOClassifier(teacher, random_state=0).fit(X, y)
     assert est.score(X, y) > 0.85
 
@@ -438,10 +444,14 @@ def test_callable_teacher(iris, fitted_teacher):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("teacher", [
-    GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0),
-    make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0)),
-], ids=["gradient_boosting", "mlp"])
+@pytest.mark.parametrize(
+    "teacher",
+    [
+        GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0),
+        make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0)),
+    ],
+    ids=["gradient_boosting", "mlp"],
+)
 @pytest.mark.parametrize("mode", ["crembo", "memo"])
 def test_predict_proba_teachers(iris, teacher, mode):
     X, y = iris
@@ -483,8 +493,9 @@ def test_logistic_regression_student(iris, fitted_teacher):
 @pytest.mark.parametrize("oracle", ["single", "reweight"])
 def test_multioutput_student_target(iris, fitted_teacher, oracle):
     X, y = iris
-    est = CREMBOClassifier(fitted_teacher, paper_student(), oracle=oracle, student_target="multioutput",
-                           random_state=0, **PAPER).fit(X, y)
+    est = CREMBOClassifier(
+        fitted_teacher, paper_student(), oracle=oracle, student_target="multioutput", random_state=0, **PAPER
+    ).fit(X, y)
     assert set(est.predict(X)) <= {0, 1, 2}
     proba = est.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -532,9 +543,14 @@ def test_search_subsample(iris, fitted_teacher, sub):
 
 
 def _summary(est, X):
-    return (est.threshold_, est.memo_threshold_, est.depth_, est.validation_score_,
-            [(r["stage"], r["threshold"], r["violations"], r["validation_score"]) for r in est.trace_],
-            est.predict(X).tolist())
+    return (
+        est.threshold_,
+        est.memo_threshold_,
+        est.depth_,
+        est.validation_score_,
+        [(r["stage"], r["threshold"], r["violations"], r["validation_score"]) for r in est.trace_],
+        est.predict(X).tolist(),
+    )
 
 
 def test_n_jobs_identical(iris, fitted_teacher):
@@ -547,9 +563,11 @@ def test_n_jobs_identical(iris, fitted_teacher):
 
 def test_pickle_roundtrip(iris, fitted_teacher):
     X, y = iris
-    for est in (CREMBOClassifier(fitted_teacher, random_state=0),
-                CREMBOClassifier(fitted_teacher, oracle="single", random_state=0),
-                LabelDistiller(fitted_teacher, random_state=0)):
+    for est in (
+        CREMBOClassifier(fitted_teacher, random_state=0),
+        CREMBOClassifier(fitted_teacher, oracle="single", random_state=0),
+        LabelDistiller(fitted_teacher, random_state=0),
+    ):
         est.fit(X, y)
         back = pickle.loads(pickle.dumps(est))
         np.testing.assert_array_equal(back.predict(X), est.predict(X))
@@ -837,8 +855,13 @@ def test_probe_lowest_ends_a_failing_memo_after_one_probe():
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
     fits = {}
     for probe_lowest in (True, False):
-        est = CREMBOClassifier(forest, DecisionTreeClassifier(max_depth=1, random_state=0), max_rounds=2,
-                               probe_lowest=probe_lowest, random_state=0)
+        est = CREMBOClassifier(
+            forest,
+            DecisionTreeClassifier(max_depth=1, random_state=0),
+            max_rounds=2,
+            probe_lowest=probe_lowest,
+            random_state=0,
+        )
         with pytest.warns(RuntimeWarning, match="MEMO found no consistent student"):
             est.fit(X, y)
         memo = [r for r in est.trace_ if r["stage"] == "memo"]
@@ -878,8 +901,9 @@ def test_cv_sweep_never_scores_a_row_it_trained_on():
     y = rng.integers(0, 3, size=300)
     beliefs = np.full((300, 3), 0.05)
     beliefs[np.arange(300), y] = 0.9
-    est = CREMBOClassifier(beliefs, KNeighborsClassifier(n_neighbors=1), oracle="single", cv=4,
-                           random_state=0).fit(X, y)
+    est = CREMBOClassifier(beliefs, KNeighborsClassifier(n_neighbors=1), oracle="single", cv=4, random_state=0).fit(
+        X, y
+    )
     assert est.validation_score_ < 0.5
     assert np.mean(est.predict(X) == y) == 1.0  # the final student did see every row
 
@@ -895,10 +919,16 @@ def test_cv_with_allowed_sets_unlabelled_rows_and_subsample(iris):
     assert np.mean(est.predict(X) == y) > 0.85
 
 
-@pytest.mark.parametrize("cv, error, match", [
-    (1, ValueError, "cv"), (0, ValueError, "cv"), (2.5, TypeError, "cv"), ("5", TypeError, "cv"),
-    (1000, ValueError, "only 150 labelled rows"),
-])
+@pytest.mark.parametrize(
+    "cv, error, match",
+    [
+        (1, ValueError, "cv"),
+        (0, ValueError, "cv"),
+        (2.5, TypeError, "cv"),
+        ("5", TypeError, "cv"),
+        (1000, ValueError, "only 150 labelled rows"),
+    ],
+)
 def test_cv_bad_values(fitted_teacher, iris, cv, error, match):
     X, y = iris
     with pytest.raises(error, match=match):

@@ -1,4 +1,5 @@
 """The evaluation protocol's reuse of CREMBO's search for CREMBO-1SE."""
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris

@@ -1,6 +1,7 @@
 """Export of tree students: FastTree (native predictor), rules, Graphviz dot,
 ONNX, generated C++ and the header-only evaluator. Every exported form must
 predict exactly what the tree predicts."""
+
 import os
 import pickle
 import re
@@ -16,8 +17,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from crembo import _core
-from crembo.export import (FastTree, FlatTree, export_cpp, export_dot, export_native, export_onnx, export_rules,
-                           flatten_tree, rules_predict, short_threshold, tree_rules)
+from crembo.export import (
+    FastTree,
+    FlatTree,
+    export_cpp,
+    export_dot,
+    export_native,
+    export_onnx,
+    export_rules,
+    flatten_tree,
+    rules_predict,
+    short_threshold,
+    tree_rules,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 D = 12
@@ -51,13 +63,18 @@ def boundary_points(tree, X):
     each threshold as float32 (and float64), where rounding decides."""
     t = tree.tree_
     rows = []
-    base = X[: 50]
+    base = X[:50]
     for node in np.flatnonzero(t.children_left >= 0):
         f, thr = t.feature[node], t.threshold[node]
         t32 = np.float32(thr)
-        for v in (thr, float(t32), float(np.nextafter(t32, np.float32(-np.inf))),
-                  float(np.nextafter(t32, np.float32(np.inf))), np.nextafter(thr, np.inf),
-                  np.nextafter(thr, -np.inf)):
+        for v in (
+            thr,
+            float(t32),
+            float(np.nextafter(t32, np.float32(-np.inf))),
+            float(np.nextafter(t32, np.float32(np.inf))),
+            np.nextafter(thr, np.inf),
+            np.nextafter(thr, -np.inf),
+        ):
             if not np.isfinite(v) or abs(v) > np.finfo(np.float32).max:
                 continue  # (a split of finite values from NaN has threshold inf)
             Z = base.copy()
@@ -104,8 +121,15 @@ def test_fast_tree_integer_input_and_lists(tree, data):
     assert ft.predict_proba(X[:0]).shape == (0, len(tree.classes_))
 
 
-@pytest.mark.parametrize("labels", [np.array([3, 7, 10, 42]), np.array([1.0, 2.0, 4.0, 8.0]),
-                                    np.array([-1, 0, 1, 2], dtype=np.int8), np.array(["a b", "c", "d%", "é"])])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([3, 7, 10, 42]),
+        np.array([1.0, 2.0, 4.0, 8.0]),
+        np.array([-1, 0, 1, 2], dtype=np.int8),
+        np.array(["a b", "c", "d%", "é"]),
+    ],
+)
 def test_fast_tree_label_types(data, labels):
     X, y = data
     tree = DecisionTreeClassifier(max_depth=5, random_state=0).fit(X, labels[y])
@@ -162,10 +186,17 @@ def test_fast_tree_threads_agree(data, restore_threads):
 def test_fast_tree_float64_precision():
     # One split at a threshold between two float64 values that round to the
     # same float32: float32 (scikit-learn) and float64 comparison disagree.
-    flat = FlatTree(children_left=np.array([1, -1, -1]), children_right=np.array([2, -1, -1]),
-                    feature=np.array([0, -2, -2]), threshold=np.array([1.0 + 1e-12, -2, -2]),
-                    missing_go_to_left=np.zeros(3, np.uint8), leaf_class=np.array([-1, 0, 1], np.int32),
-                    proba=np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]), classes=np.array([10, 20]), n_features=1)
+    flat = FlatTree(
+        children_left=np.array([1, -1, -1]),
+        children_right=np.array([2, -1, -1]),
+        feature=np.array([0, -2, -2]),
+        threshold=np.array([1.0 + 1e-12, -2, -2]),
+        missing_go_to_left=np.zeros(3, np.uint8),
+        leaf_class=np.array([-1, 0, 1], np.int32),
+        proba=np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]),
+        classes=np.array([10, 20]),
+        n_features=1,
+    )
     x = np.array([[1.0 + 2e-12], [1.0], [0.5], [2.0]])
     f32 = FastTree.from_flat(flat)
     np.testing.assert_array_equal(f32.predict(x), [10, 10, 10, 20])
@@ -203,8 +234,9 @@ def test_fast_tree_from_crembo_and_allowed_label_students(data):
     X, y = X[:1200], np.array(["a", "b", "c", "d"])[y[:1200]]
     teacher = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
     for kw in ({}, {"oracle": "single", "mode": "memo"}):
-        model = CREMBOClassifier(teacher, DecisionTreeClassifier(max_depth=4), n_thresholds=4, random_state=0,
-                                 **kw).fit(X, y)
+        model = CREMBOClassifier(
+            teacher, DecisionTreeClassifier(max_depth=4), n_thresholds=4, random_state=0, **kw
+        ).fit(X, y)
         ft = FastTree.from_sklearn(model)
         np.testing.assert_array_equal(ft.predict(X), model.predict(X))
         np.testing.assert_array_equal(ft.predict_proba(X), model.predict_proba(X))
@@ -217,9 +249,13 @@ class DuckTree:
 
     def __init__(self, sk, flip=False):
         t = sk.tree_
-        self.tree_ = types.SimpleNamespace(children_left=t.children_left.copy(), children_right=t.children_right.copy(),
-                                           feature=t.feature.copy(), threshold=t.threshold.copy(),
-                                           value=t.value[:, 0, :].copy())
+        self.tree_ = types.SimpleNamespace(
+            children_left=t.children_left.copy(),
+            children_right=t.children_right.copy(),
+            feature=t.feature.copy(),
+            threshold=t.threshold.copy(),
+            value=t.value[:, 0, :].copy(),
+        )
         self.classes_ = sk.classes_
         self.n_features_in_ = sk.n_features_in_
         self.flip = flip
@@ -279,23 +315,37 @@ def test_flatten_rejects_what_it_cannot_export(data):
 
 
 def test_corrupt_trees_are_rejected():
-    ok = dict(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2], threshold=[0.0, -2, -2],
-              leaf_class=np.array([-1, 0, 1], np.int32), proba=[[0.5, 0.5], [1, 0], [0, 1]], n_features=1,
-              classes=np.array([0, 1]))
+    ok = dict(
+        children_left=[1, -1, -1],
+        children_right=[2, -1, -1],
+        feature=[0, -2, -2],
+        threshold=[0.0, -2, -2],
+        leaf_class=np.array([-1, 0, 1], np.int32),
+        proba=[[0.5, 0.5], [1, 0], [0, 1]],
+        n_features=1,
+        classes=np.array([0, 1]),
+    )
     FastTree(**ok)
-    for key, value, match in [("children_left", [0, -1, -1], "after their parent"),
-                              ("children_right", [1, -1, -1], "distinct"),
-                              ("feature", [3, -2, -2], "split feature"),
-                              ("threshold", [np.nan, -2, -2], "NaN threshold"),
-                              ("leaf_class", np.array([-1, 0, 2], np.int32), "leaf class"),
-                              ("proba", [[0.5, 0.5], [1, 0]], "proba"),
-                              ("classes", np.array([0, 1, 2]), "classes"),
-                              ("children_left", [1, -1], "children_right")]:
+    for key, value, match in [
+        ("children_left", [0, -1, -1], "after their parent"),
+        ("children_right", [1, -1, -1], "distinct"),
+        ("feature", [3, -2, -2], "split feature"),
+        ("threshold", [np.nan, -2, -2], "NaN threshold"),
+        ("leaf_class", np.array([-1, 0, 2], np.int32), "leaf class"),
+        ("proba", [[0.5, 0.5], [1, 0]], "proba"),
+        ("classes", np.array([0, 1, 2]), "classes"),
+        ("children_left", [1, -1], "children_right"),
+    ]:
         with pytest.raises(ValueError, match=match):
             FastTree(**{**ok, key: value})
     text = FastTree(**ok).to_text()
-    for bad in (text.replace("split 0", "split 9"), text.replace("leaf 1", "leaf 7"), text[:40],
-                text.replace("crembo-fast-tree 1", "crembo-fast-tree 2"), "garbage"):
+    for bad in (
+        text.replace("split 0", "split 9"),
+        text.replace("leaf 1", "leaf 7"),
+        text[:40],
+        text.replace("crembo-fast-tree 1", "crembo-fast-tree 2"),
+        "garbage",
+    ):
         with pytest.raises(ValueError, match="fast tree file|tree node"):
             _core.fast_tree_text_state(bad)
 
@@ -324,11 +374,11 @@ def parse_rules(text, names):
         m = re.match(r"rule \d+: IF (.*) THEN (\S+)  \(", line)
         conds = []
         for part in m.group(1).split(" AND "):
-            if (c := re.fullmatch(num + r" < (\w+) <= " + num, part)):
+            if c := re.fullmatch(num + r" < (\w+) <= " + num, part):
                 conds.append((index[c.group(2)], float(c.group(1)), float(c.group(3))))
-            elif (c := re.fullmatch(r"(\w+) <= " + num, part)):
+            elif c := re.fullmatch(r"(\w+) <= " + num, part):
                 conds.append((index[c.group(1)], None, float(c.group(2))))
-            elif (c := re.fullmatch(r"(\w+) > " + num, part)):
+            elif c := re.fullmatch(r"(\w+) > " + num, part):
                 conds.append((index[c.group(1)], float(c.group(2)), None))
             else:
                 raise AssertionError(f"unparsed condition {part!r}")
@@ -471,15 +521,44 @@ def test_generated_cpp_and_header_evaluator_agree_with_the_tree(tmp_path):
     np.ascontiguousarray(Xt, dtype="<f8").tofile(tmp_path / "X.f64")
     exe = tmp_path / "check"
     cxx = compiler()
-    compile_ok([cxx, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'cpp' / 'include'}",
-                f"-I{tmp_path}", str(tmp_path / "main.cpp"), "-o", str(exe)])
+    compile_ok(
+        [
+            cxx,
+            "-std=c++17",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{ROOT / 'cpp' / 'include'}",
+            f"-I{tmp_path}",
+            str(tmp_path / "main.cpp"),
+            "-o",
+            str(exe),
+        ]
+    )
     # The generated header alone is plain C++11.
-    (tmp_path / "only.cpp").write_text('#include "gen_tree.hpp"\nint main() { float x[%d] = {0}; '
-                                       "return gen::predict(x) < 0; }\n" % D)
-    compile_ok([cxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{tmp_path}",
-                str(tmp_path / "only.cpp"), "-o", str(tmp_path / "only")])
-    run = subprocess.run([str(exe), str(tmp_path / "X.f64"), str(tmp_path / "tree.txt"), str(tmp_path / "bad.txt")],
-                         capture_output=True, text=True)
+    (tmp_path / "only.cpp").write_text(
+        '#include "gen_tree.hpp"\nint main() { float x[%d] = {0}; return gen::predict(x) < 0; }\n' % D
+    )
+    compile_ok(
+        [
+            cxx,
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            f"-I{tmp_path}",
+            str(tmp_path / "only.cpp"),
+            "-o",
+            str(tmp_path / "only"),
+        ]
+    )
+    run = subprocess.run(
+        [str(exe), str(tmp_path / "X.f64"), str(tmp_path / "tree.txt"), str(tmp_path / "bad.txt")],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     out = np.loadtxt(run.stdout.splitlines())
     expected = np.searchsorted(tree.classes_, tree.predict(Xt))

@@ -10,6 +10,7 @@ AddressSanitizer and UndefinedBehaviorSanitizer.
 The number of examples per test is modest so that CI stays fast; set
 CREMBO_FUZZ_EXAMPLES (e.g. 5000) for a longer run.
 """
+
 import math
 import os
 import sys
@@ -26,9 +27,12 @@ import crembo  # noqa: E402
 from crembo import _core  # noqa: E402
 
 EXAMPLES = int(os.environ.get("CREMBO_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("CREMBO_FUZZ_RANDOM"),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("CREMBO_FUZZ_RANDOM"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 FEW = settings(FUZZ, max_examples=max(10, EXAMPLES // 5))
 CLEAR = (ValueError, TypeError)  # what bad input may raise
 
@@ -46,16 +50,27 @@ def bounded_memory():
     if "asan" not in os.environ.get("LD_PRELOAD", ""):
         assert grown_mb < 512, f"peak memory grew by {grown_mb:.0f} MB"
 
+
 # ------------------------------------------------------------ building blocks
-odd_floats = st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e308, -1e308, 3.4028235e38, 1e39,
-                              math.inf, -math.inf, math.nan])
+odd_floats = st.sampled_from(
+    [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e308, -1e308, 3.4028235e38, 1e39, math.inf, -math.inf, math.nan]
+)
 floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), odd_floats)
-odd_ints = st.sampled_from([0, 1, -1, -2, 2, 3, 2**31 - 1, 2**31, -2**31 - 1, 2**32, 2**53 + 1, 2**63 - 1, 2**63,
-                            2**64, 2**70, -2**70])
+odd_ints = st.sampled_from(
+    [0, 1, -1, -2, 2, 3, 2**31 - 1, 2**31, -(2**31) - 1, 2**32, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 2**70, -(2**70)]
+)
 ints = st.one_of(st.integers(-5, 40), odd_ints)
-scalars = st.one_of(floats, ints, st.booleans(), st.none(), st.text(max_size=3),
-                    st.complex_numbers(max_magnitude=10), st.just(complex(math.nan, 0)), st.just([0.5]),
-                    st.just(b"1"))
+scalars = st.one_of(
+    floats,
+    ints,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.complex_numbers(max_magnitude=10),
+    st.just(complex(math.nan, 0)),
+    st.just([0.5]),
+    st.just(b"1"),
+)
 
 
 def any_array(max_dims=2, max_side=6):
@@ -77,6 +92,7 @@ def any_array(max_dims=2, max_side=6):
 
 def beliefs(min_n=1, max_n=8, max_c=5, dtype=None):
     """Valid belief matrices: rows on the simplex, with repeated entries."""
+
     @st.composite
     def make(draw):
         n = draw(st.integers(min_n, max_n))
@@ -86,6 +102,7 @@ def beliefs(min_n=1, max_n=8, max_c=5, dtype=None):
         P = raw / raw.sum(axis=1, keepdims=True)
         dt = dtype or draw(st.sampled_from([np.float64, np.float32]))
         return P.astype(dt)
+
     return make()
 
 
@@ -145,16 +162,24 @@ def valid_trees(draw, max_leaves=12):
     raw = draw(hnp.arrays(np.int64, (n, C), elements=st.integers(0, 3)))
     raw[:, 0] += raw.sum(axis=1) == 0
     proba = raw / raw.sum(axis=1, keepdims=True)
-    return dict(children_left=np.array(left), children_right=np.array(right), feature=np.array(feature),
-                threshold=np.array(threshold, dtype=np.float64),
-                leaf_class=np.argmax(proba, axis=1).astype(np.int32), proba=proba, n_features=d,
-                classes=np.arange(C), missing_go_to_left=draw(hnp.arrays(np.uint8, n, elements=st.integers(0, 1))),
-                precision=draw(st.sampled_from(["float32", "float64"])))
+    return dict(
+        children_left=np.array(left),
+        children_right=np.array(right),
+        feature=np.array(feature),
+        threshold=np.array(threshold, dtype=np.float64),
+        leaf_class=np.argmax(proba, axis=1).astype(np.int32),
+        proba=proba,
+        n_features=d,
+        classes=np.arange(C),
+        missing_go_to_left=draw(hnp.arrays(np.uint8, n, elements=st.integers(0, 1))),
+        precision=draw(st.sampled_from(["float32", "float64"])),
+    )
 
 
 def rows_for(d):
-    return hnp.arrays(np.float64, st.tuples(st.integers(1, 12), st.just(d)),
-                      elements=st.one_of(st.floats(-4, 4), odd_floats))
+    return hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 12), st.just(d)), elements=st.one_of(st.floats(-4, 4), odd_floats)
+    )
 
 
 def check_tree_predicts(tree, X):
@@ -187,8 +212,18 @@ def test_valid_trees_evaluate_like_the_reference(spec, data):
 @FUZZ
 @given(valid_trees(), st.data())
 def test_fast_tree_constructor_with_damaged_arrays(spec, data):
-    keys = ["children_left", "children_right", "feature", "threshold", "leaf_class", "proba",
-            "missing_go_to_left", "n_features", "classes", "precision"]
+    keys = [
+        "children_left",
+        "children_right",
+        "feature",
+        "threshold",
+        "leaf_class",
+        "proba",
+        "missing_go_to_left",
+        "n_features",
+        "classes",
+        "precision",
+    ]
     for key in data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True)):
         if key in ("n_features", "precision"):
             spec[key] = data.draw(st.one_of(scalars, st.sampled_from(["float32", "float64", "half"])))
@@ -220,21 +255,33 @@ def test_vote_forest_add_tree_with_random_arrays(spec, data):
     forest = _core.VoteForest(d, C)
     states = []
     for _ in range(data.draw(st.integers(1, 3))):
-        args = [spec["children_left"], spec["children_right"], spec["feature"], spec["threshold"],
-                spec["leaf_class"].astype(np.int64), spec["missing_go_to_left"]]
+        args = [
+            spec["children_left"],
+            spec["children_right"],
+            spec["feature"],
+            spec["threshold"],
+            spec["leaf_class"].astype(np.int64),
+            spec["missing_go_to_left"],
+        ]
         if data.draw(st.booleans()):
             k = data.draw(st.integers(0, 5))
             args[k] = data.draw(st.one_of(any_array(max_dims=1, max_side=30), st.none()))
         n_before = forest.n_trees
         if check_clear(forest.add_tree, *args) is None and forest.n_trees == n_before + 1:
             # accepted: the index arrays held exact integers
-            states.append(dict(children_left=np.asarray(args[0]).astype(np.int64),
-                               children_right=np.asarray(args[1]).astype(np.int64),
-                               feature=np.asarray(args[2]).astype(np.int64),
-                               threshold=np.asarray(args[3]).astype(np.float64),
-                               missing_go_to_left=np.zeros(len(args[0]), np.uint8) if args[5] is None
-                               else np.asarray(args[5]).astype(np.uint8) != 0,
-                               leaf_class=np.asarray(args[4]).astype(np.int64), precision="float32"))
+            states.append(
+                dict(
+                    children_left=np.asarray(args[0]).astype(np.int64),
+                    children_right=np.asarray(args[1]).astype(np.int64),
+                    feature=np.asarray(args[2]).astype(np.int64),
+                    threshold=np.asarray(args[3]).astype(np.float64),
+                    missing_go_to_left=np.zeros(len(args[0]), np.uint8)
+                    if args[5] is None
+                    else np.asarray(args[5]).astype(np.uint8) != 0,
+                    leaf_class=np.asarray(args[4]).astype(np.int64),
+                    precision="float32",
+                )
+            )
         else:
             assert forest.n_trees == n_before  # a refused tree leaves nothing behind
     if not states:
@@ -252,14 +299,45 @@ def test_vote_forest_add_tree_with_random_arrays(spec, data):
 @st.composite
 def tree_texts(draw):
     spec = draw(valid_trees(max_leaves=6))
-    spec["classes"] = np.array([draw(st.sampled_from(["a", "b b", "%", "", "7", "x%y"])) + str(k)
-                                for k in range(len(spec["classes"]))])
+    spec["classes"] = np.array(
+        [draw(st.sampled_from(["a", "b b", "%", "", "7", "x%y"])) + str(k) for k in range(len(spec["classes"]))]
+    )
     return _core.FastTree(**spec).to_text()
 
 
-TOKENS = ["0", "-1", "1", "2", "-2", "1e308", "-1e308", "nan", "inf", "-inf", "0.5", "2147483648", "1073741825",
-          "9223372036854775808", "16777217", "999999", "1e-320", "0x10", "", "leaf", "split", "end", "nodes",
-          "%", "%zz", "\x00", "float32", "float64", "classes", "1.5", "-0"]
+TOKENS = [
+    "0",
+    "-1",
+    "1",
+    "2",
+    "-2",
+    "1e308",
+    "-1e308",
+    "nan",
+    "inf",
+    "-inf",
+    "0.5",
+    "2147483648",
+    "1073741825",
+    "9223372036854775808",
+    "16777217",
+    "999999",
+    "1e-320",
+    "0x10",
+    "",
+    "leaf",
+    "split",
+    "end",
+    "nodes",
+    "%",
+    "%zz",
+    "\x00",
+    "float32",
+    "float64",
+    "classes",
+    "1.5",
+    "-0",
+]
 
 
 @FUZZ
@@ -282,7 +360,7 @@ def test_fast_tree_load_mutated_files(text, data):
         lines.insert(k, lines[k])
         text = "\n".join(lines)
     elif how == "truncate":
-        text = text[:data.draw(st.integers(0, len(text)))]
+        text = text[: data.draw(st.integers(0, len(text)))]
     else:
         raw = bytearray(text.encode())
         for _ in range(data.draw(st.integers(1, 4))):
@@ -291,8 +369,12 @@ def test_fast_tree_load_mutated_files(text, data):
     state = check_clear(_core.fast_tree_text_state, text)
     if state is not None:
         tree = _core.FastTree(**state)  # what the reader accepts is a valid tree
-        check_tree_predicts(tree, data.draw(rows_for(tree.n_features_in_)) if tree.n_features_in_ <= 8
-                            else np.zeros((0, tree.n_features_in_)))
+        check_tree_predicts(
+            tree,
+            data.draw(rows_for(tree.n_features_in_))
+            if tree.n_features_in_ <= 8
+            else np.zeros((0, tree.n_features_in_)),
+        )
 
 
 @FUZZ
@@ -308,8 +390,11 @@ def test_fast_tree_load_random_bytes(tmp_path_factory, raw):
 @FUZZ
 @given(st.integers(1, 2**62), st.integers(1, 2**40), st.integers(0, 3))
 def test_fast_tree_load_huge_headers(nodes, classes, pad):
-    text = (f"crembo-fast-tree 1\nprecision float32\nfeatures 1\nclasses {classes}\nnodes {nodes}\n"
-            + "leaf 0 1\n" * pad + "end\n")
+    text = (
+        f"crembo-fast-tree 1\nprecision float32\nfeatures 1\nclasses {classes}\nnodes {nodes}\n"
+        + "leaf 0 1\n" * pad
+        + "end\n"
+    )
     state = check_clear(_core.fast_tree_text_state, text)
     if state is not None:  # only a one-node, one-class tree fits these lines
         assert nodes == 1 and classes == 1 and pad == 1
@@ -347,8 +432,11 @@ def test_kernels_on_valid_beliefs_match_numpy(P, data):
 
 
 @FUZZ
-@given(hnp.arrays(np.int64, st.tuples(st.integers(1, 5), st.integers(1, 8)), elements=st.integers(0, 4)),
-       st.one_of(st.none(), st.integers(1, 7), scalars), st.sampled_from([np.float64, np.float32, "f2", int]))
+@given(
+    hnp.arrays(np.int64, st.tuples(st.integers(1, 5), st.integers(1, 8)), elements=st.integers(0, 4)),
+    st.one_of(st.none(), st.integers(1, 7), scalars),
+    st.sampled_from([np.float64, np.float32, "f2", int]),
+)
 def test_beliefs_from_votes(votes, n_classes, dtype):
     P = check_clear(crembo.beliefs_from_votes, votes, n_classes, dtype=dtype)
     if P is None:
@@ -376,8 +464,12 @@ KERNELS = {
 
 
 @FUZZ
-@given(st.sampled_from(sorted(KERNELS)), st.one_of(any_array(), beliefs()), st.one_of(any_array(max_dims=2),
-       st.lists(ints, max_size=6)), scalars)
+@given(
+    st.sampled_from(sorted(KERNELS)),
+    st.one_of(any_array(), beliefs()),
+    st.one_of(any_array(max_dims=2), st.lists(ints, max_size=6)),
+    scalars,
+)
 def test_kernel_input_checks(name, P, arg, scalar):
     """Any input: a clear error or an answer, never a crash or another exception."""
     check_clear(KERNELS[name], P, arg, scalar)
@@ -388,9 +480,13 @@ def test_kernel_input_checks(name, P, arg, scalar):
 def test_kernel_input_checks_near_valid(name, P, data):
     """Valid beliefs with one odd argument: closer to the paths that compute."""
     n, C = P.shape
-    arg = data.draw(st.one_of(hnp.arrays(np.int64, n, elements=st.integers(-1, C)),
-                              hnp.arrays(np.float64, n, elements=st.sampled_from([0.0, 1.0, 0.5, math.nan])),
-                              hnp.arrays(np.int64, (2, n), elements=st.integers(0, C))))
+    arg = data.draw(
+        st.one_of(
+            hnp.arrays(np.int64, n, elements=st.integers(-1, C)),
+            hnp.arrays(np.float64, n, elements=st.sampled_from([0.0, 1.0, 0.5, math.nan])),
+            hnp.arrays(np.int64, (2, n), elements=st.integers(0, C)),
+        )
+    )
     scalar = data.draw(st.one_of(st.floats(-1, 2), scalars))
     if data.draw(st.booleans()):  # one damaged entry
         P = P.copy()
@@ -410,12 +506,33 @@ def test_memo_with_odd_arguments(P, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     X = rng.normal(size=(n, 2))
     kwargs = {}
-    for key in data.draw(st.lists(st.sampled_from(["eta", "delta", "max_rounds", "patience", "sample_weight",
-                                                   "candidates", "oracle", "classes", "probe_lowest"]),
-                                  max_size=2, unique=True)):
+    for key in data.draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "eta",
+                    "delta",
+                    "max_rounds",
+                    "patience",
+                    "sample_weight",
+                    "candidates",
+                    "oracle",
+                    "classes",
+                    "probe_lowest",
+                ]
+            ),
+            max_size=2,
+            unique=True,
+        )
+    ):
         if key in ("sample_weight", "candidates", "classes"):
-            kwargs[key] = data.draw(st.one_of(any_array(max_dims=1, max_side=n + 1),
-                                              hnp.arrays(np.float64, n, elements=st.floats(0, 3)), st.none()))
+            kwargs[key] = data.draw(
+                st.one_of(
+                    any_array(max_dims=1, max_side=n + 1),
+                    hnp.arrays(np.float64, n, elements=st.floats(0, 3)),
+                    st.none(),
+                )
+            )
         else:
             kwargs[key] = data.draw(scalars)
     res = check_clear(crembo.memo, X, P, **kwargs)

@@ -1,6 +1,7 @@
 """Regression tests for the hardening audit (issue 15): one test per finding,
 built from its reproducer. Bad input must give a ValueError or TypeError
 naming the argument, never a crash or a silent wrong answer."""
+
 import os
 import subprocess
 import sys
@@ -16,9 +17,16 @@ from crembo import _core
 from crembo.export import FastTree
 
 # The issue's reproducer: a root split with two leaves, missing_go_to_left omitted.
-SMALL = dict(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2], threshold=[0., -2, -2],
-             leaf_class=np.array([0, 0, 1], np.int32), proba=[[1, 0], [1, 0], [0, 1]], n_features=1,
-             classes=np.array([0, 1]))
+SMALL = dict(
+    children_left=[1, -1, -1],
+    children_right=[2, -1, -1],
+    feature=[0, -2, -2],
+    threshold=[0.0, -2, -2],
+    leaf_class=np.array([0, 0, 1], np.int32),
+    proba=[[1, 0], [1, 0], [0, 1]],
+    n_features=1,
+    classes=np.array([0, 1]),
+)
 
 
 # ------------------------------------------------- 1. missing_go_to_left over-read
@@ -45,9 +53,16 @@ def test_omitted_flags_on_a_large_tree_are_all_false():
     t = model.tree_
     value = t.value[:, 0, :]
     proba = value / value.sum(axis=1, keepdims=True)
-    tree = _core.FastTree(children_left=t.children_left, children_right=t.children_right, feature=t.feature,
-                          threshold=t.threshold, leaf_class=np.argmax(value, axis=1).astype(np.int32), proba=proba,
-                          n_features=6, classes=model.classes_)
+    tree = _core.FastTree(
+        children_left=t.children_left,
+        children_right=t.children_right,
+        feature=t.feature,
+        threshold=t.threshold,
+        leaf_class=np.argmax(value, axis=1).astype(np.int32),
+        proba=proba,
+        n_features=6,
+        classes=model.classes_,
+    )
     assert not tree._state()["missing_go_to_left"].any()
     # every all-NaN row takes the right branch all the way down
     node = 0
@@ -90,12 +105,14 @@ def test_hist_tree_refuses_values_beyond_float32_at_fit():
 # ------------------------------------------------------- 3. hostile tree files
 def _memory_of(code):
     """Peak resident memory (MB) a fresh interpreter adds while running code."""
-    script = ("import resource, sys, crembo\n"
-              "from crembo import _core\n"
-              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-              f"{code}\n"
-              "unit = 2**20 if sys.platform == 'darwin' else 2**10\n"
-              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / unit)")
+    script = (
+        "import resource, sys, crembo\n"
+        "from crembo import _core\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"{code}\n"
+        "unit = 2**20 if sys.platform == 'darwin' else 2**10\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / unit)"
+    )
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return float(res.stdout.split()[-1])
@@ -124,23 +141,33 @@ def test_hostile_headers_use_little_memory():
     padded = HUGE_HEADER.replace("classes 2", "classes 8").replace("200000000", "1200000") + " " * 10_000_000
     with pytest.raises(ValueError, match="unexpected end of input|expected"):
         _core.fast_tree_text_state(padded)
-    code = (f"text = {HUGE_HEADER!r}\n"
-            "padded = text.replace('classes 2', 'classes 8').replace('200000000', '1200000') + ' ' * 10_000_000\n"
-            "for t in (text, padded, text.replace('classes 2', 'classes 16777216')):\n"
-            "    try:\n"
-            "        _core.fast_tree_text_state(t)\n"
-            "    except ValueError:\n"
-            "        pass\n"
-            "    else:\n"
-            "        raise SystemExit('accepted')")
+    code = (
+        f"text = {HUGE_HEADER!r}\n"
+        "padded = text.replace('classes 2', 'classes 8').replace('200000000', '1200000') + ' ' * 10_000_000\n"
+        "for t in (text, padded, text.replace('classes 2', 'classes 16777216')):\n"
+        "    try:\n"
+        "        _core.fast_tree_text_state(t)\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit('accepted')"
+    )
     used = _memory_of(code)
     if "asan" not in os.environ.get("LD_PRELOAD", ""):  # the sanitizer's allocator keeps more
         assert used < 70, used  # the text and its two copies in C++ are 30 MB
 
 
-@pytest.mark.parametrize("row, match", [([-1.0, 2.0], "outside"), ([999999.0, 0.0], "outside"),
-                                        ([0.5, 0.6], "do not sum to 1"), ([0.2, 0.3], "do not sum to 1"),
-                                        ([np.nan, 1.0], "outside"), ([np.inf, 0.0], "outside")])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ([-1.0, 2.0], "outside"),
+        ([999999.0, 0.0], "outside"),
+        ([0.5, 0.6], "do not sum to 1"),
+        ([0.2, 0.3], "do not sum to 1"),
+        ([np.nan, 1.0], "outside"),
+        ([np.inf, 0.0], "outside"),
+    ],
+)
 def test_bad_leaf_probabilities_are_refused(row, match):
     proba = np.array([[1.0, 0.0], row, [0.0, 1.0]])
     with pytest.raises(ValueError, match=f"tree node 1: leaf probabilit.*{match}"):
@@ -175,10 +202,15 @@ def test_load_refuses_a_node_count_that_no_tree_has():
 P = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
 
 
-@pytest.mark.parametrize("call", [lambda: crembo.candidate_thresholds(P, lo=np.nan),
-                                  lambda: crembo.candidate_thresholds(P, hi=np.nan),
-                                  lambda: crembo.budgeted_thresholds(P, 3, lo=np.nan),
-                                  lambda: crembo.budgeted_thresholds(P, 3, hi=float("nan"))])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: crembo.candidate_thresholds(P, lo=np.nan),
+        lambda: crembo.candidate_thresholds(P, hi=np.nan),
+        lambda: crembo.budgeted_thresholds(P, 3, lo=np.nan),
+        lambda: crembo.budgeted_thresholds(P, 3, hi=float("nan")),
+    ],
+)
 def test_nan_bounds_are_refused(call):
     with pytest.raises(ValueError, match=r"^(lo|hi): expected a number, got nan"):
         call()
@@ -214,31 +246,36 @@ def test_all_zero_sample_weight_is_an_error():
     assert crembo.memo(X, Pm, sample_weight=w).n_fits >= 1
 
 
-@pytest.mark.parametrize("X", [np.array([[1 + 5j], [-1 + 0j]]), np.array([["0.5"], ["-1"]]),
-                               np.array([[b"1"], [b"2"]])])
+@pytest.mark.parametrize(
+    "X", [np.array([[1 + 5j], [-1 + 0j]]), np.array([["0.5"], ["-1"]]), np.array([[b"1"], [b"2"]])]
+)
 def test_fast_tree_refuses_complex_and_text_input(X):
     tree = FastTree(**SMALL)
     for method in (tree.predict, tree.predict_proba, tree.apply):
         with pytest.raises(TypeError, match="X: expected real numbers"):
             method(X)
     forest = _core.VoteForest(1, 2)
-    forest.add_tree(SMALL["children_left"], SMALL["children_right"], SMALL["feature"], SMALL["threshold"],
-                    np.array([0, 0, 1]))
+    forest.add_tree(
+        SMALL["children_left"], SMALL["children_right"], SMALL["feature"], SMALL["threshold"], np.array([0, 0, 1])
+    )
     with pytest.raises(TypeError, match="X: expected real numbers"):
         forest.beliefs(X)
     with pytest.raises(TypeError, match="X: expected real numbers"):
         _core.hist_bin(X)
 
 
-@pytest.mark.parametrize("key, value, exc, match", [
-    ("threshold", ["a", "b", "c"], TypeError, "threshold: expected real numbers"),
-    ("threshold", np.array([0j, 0, 0]), TypeError, "threshold: expected real numbers"),
-    ("proba", np.array([[1, 0], [1, 0], [0, 1]], dtype=complex), TypeError, "proba: expected real numbers"),
-    ("children_left", [1.5, -1, -1], ValueError, r"children_left\[0\] is not an integer"),
-    ("children_right", np.array([2**63, 2**64 - 1, 1], dtype=np.uint64), ValueError, r"children_right\[0\]"),
-    ("feature", [0.0, np.nan, -2], ValueError, r"feature\[1\] is not an integer"),
-    ("leaf_class", np.array([0, 2**32, 1]), ValueError, r"leaf_class\[1\] is not an integer"),
-])
+@pytest.mark.parametrize(
+    "key, value, exc, match",
+    [
+        ("threshold", ["a", "b", "c"], TypeError, "threshold: expected real numbers"),
+        ("threshold", np.array([0j, 0, 0]), TypeError, "threshold: expected real numbers"),
+        ("proba", np.array([[1, 0], [1, 0], [0, 1]], dtype=complex), TypeError, "proba: expected real numbers"),
+        ("children_left", [1.5, -1, -1], ValueError, r"children_left\[0\] is not an integer"),
+        ("children_right", np.array([2**63, 2**64 - 1, 1], dtype=np.uint64), ValueError, r"children_right\[0\]"),
+        ("feature", [0.0, np.nan, -2], ValueError, r"feature\[1\] is not an integer"),
+        ("leaf_class", np.array([0, 2**32, 1]), ValueError, r"leaf_class\[1\] is not an integer"),
+    ],
+)
 def test_tree_arrays_are_converted_exactly(key, value, exc, match):
     with pytest.raises(exc, match=match):
         _core.FastTree(**{**SMALL, key: value})
@@ -246,17 +283,20 @@ def test_tree_arrays_are_converted_exactly(key, value, exc, match):
     _core.FastTree(**{**SMALL, "children_left": [1.0, -1.0, -1.0], "leaf_class": [0.0, 0.0, 1.0]})
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: crembo.allowed_labels(P, "a"), "threshold: expected a real number"),
-    (lambda: crembo.count_violations(P, [0, 1, 0], "0.3"), "threshold: expected a real number"),
-    (lambda: crembo.is_consistent(P, [0, 1, 0], None), "threshold: expected a real number"),
-    (lambda: crembo.allowed_labels(P, 0.5 + 0j), "threshold: expected a real number"),
-    (lambda: crembo.depth_profile(P, [0, 1, 0], thresholds=["a"]), "thresholds: expected real numbers"),
-    (lambda: crembo.candidate_thresholds(P, lo="0"), "lo: expected a real number"),
-    (lambda: crembo.budgeted_thresholds(P, 2, hi=[1.0]), "hi: expected a real number"),
-    (lambda: crembo.memo(*_memo_data(), eta="1"), "eta: expected a real number"),
-    (lambda: crembo.CREMBOClassifier(eta="1").fit(*_memo_data()[:1], [0, 1] * 20), "eta: expected"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: crembo.allowed_labels(P, "a"), "threshold: expected a real number"),
+        (lambda: crembo.count_violations(P, [0, 1, 0], "0.3"), "threshold: expected a real number"),
+        (lambda: crembo.is_consistent(P, [0, 1, 0], None), "threshold: expected a real number"),
+        (lambda: crembo.allowed_labels(P, 0.5 + 0j), "threshold: expected a real number"),
+        (lambda: crembo.depth_profile(P, [0, 1, 0], thresholds=["a"]), "thresholds: expected real numbers"),
+        (lambda: crembo.candidate_thresholds(P, lo="0"), "lo: expected a real number"),
+        (lambda: crembo.budgeted_thresholds(P, 2, hi=[1.0]), "hi: expected a real number"),
+        (lambda: crembo.memo(*_memo_data(), eta="1"), "eta: expected a real number"),
+        (lambda: crembo.CREMBOClassifier(eta="1").fit(*_memo_data()[:1], [0, 1] * 20), "eta: expected"),
+    ],
+)
 def test_non_numeric_scalars_are_type_errors_naming_the_argument(call, match):
     with pytest.raises(TypeError, match=match):
         call()
@@ -283,17 +323,20 @@ def test_a_student_predicting_none_is_a_clear_error():
         crembo.CREMBOClassifier(student=NonePredictor(max_depth=2), n_thresholds=2).fit(X, y)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: crembo.HistTreeClassifier(max_depth=2**40).fit([[0.0], [1.0]], [0, 1]), "max_depth"),
-    (lambda: crembo.HistTreeClassifier(max_leaf_nodes=2**63).fit([[0.0], [1.0]], [0, 1]), "max_leaf_nodes"),
-    (lambda: crembo.HistTreeClassifier(min_samples_leaf=2**70).fit([[0.0], [1.0]], [0, 1]), "min_samples_leaf"),
-    (lambda: crembo.budgeted_thresholds(P, 2**70), "n_thresholds"),
-    (lambda: crembo.memo(*_memo_data(), max_rounds=2**40), "max_rounds"),
-    (lambda: crembo.memo(*_memo_data(), patience=2**31), "patience"),
-    (lambda: crembo.beliefs_from_votes([[0, 1]], 2**40), "n_classes"),
-    (lambda: crembo.beliefs_from_votes([[0, 1]], 2**24 + 1), "n_classes"),  # 2 x 2^24 doubles is the most
-    (lambda: crembo.CREMBOClassifier(n_thresholds=2**64).fit(*_memo_data()[:1], [0, 1] * 20), "n_thresholds"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: crembo.HistTreeClassifier(max_depth=2**40).fit([[0.0], [1.0]], [0, 1]), "max_depth"),
+        (lambda: crembo.HistTreeClassifier(max_leaf_nodes=2**63).fit([[0.0], [1.0]], [0, 1]), "max_leaf_nodes"),
+        (lambda: crembo.HistTreeClassifier(min_samples_leaf=2**70).fit([[0.0], [1.0]], [0, 1]), "min_samples_leaf"),
+        (lambda: crembo.budgeted_thresholds(P, 2**70), "n_thresholds"),
+        (lambda: crembo.memo(*_memo_data(), max_rounds=2**40), "max_rounds"),
+        (lambda: crembo.memo(*_memo_data(), patience=2**31), "patience"),
+        (lambda: crembo.beliefs_from_votes([[0, 1]], 2**40), "n_classes"),
+        (lambda: crembo.beliefs_from_votes([[0, 1]], 2**24 + 1), "n_classes"),  # 2 x 2^24 doubles is the most
+        (lambda: crembo.CREMBOClassifier(n_thresholds=2**64).fit(*_memo_data()[:1], [0, 1] * 20), "n_thresholds"),
+    ],
+)
 def test_huge_integers_are_value_errors_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=f"{match}: expected .*an integer in"):
         call()
@@ -303,9 +346,14 @@ def test_huge_budget_within_int64_is_still_capped():
     np.testing.assert_array_equal(crembo.budgeted_thresholds(P, 2**63 - 1), [0.2, 0.4, 0.5, 0.6, 0.8])
 
 
-@pytest.mark.parametrize("make", [lambda: RandomForestClassifier(n_estimators=7, random_state=0),
-                                  lambda: ExtraTreesClassifier(n_estimators=5, random_state=0),
-                                  lambda: BaggingClassifier(n_estimators=5, max_features=2, random_state=0)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RandomForestClassifier(n_estimators=7, random_state=0),
+        lambda: ExtraTreesClassifier(n_estimators=5, random_state=0),
+        lambda: BaggingClassifier(n_estimators=5, max_features=2, random_state=0),
+    ],
+)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_teacher_beliefs_on_sparse_input(make, fmt):
     sp = pytest.importorskip("scipy.sparse")

@@ -1,6 +1,7 @@
 """HistTreeClassifier and BinnedData: parity with scikit-learn's exact tree,
 the set-valued criteria against a NumPy reference, weights, determinism,
 bad input, scikit-learn conventions and the CREMBO integration."""
+
 from __future__ import annotations
 
 import pickle
@@ -48,8 +49,10 @@ def sklearn_tree_is_tie_free(make, X, y, **fit):
     feature order; a tree that does not change over 8 seeds very likely has
     none that matter (a two-way tie survives 8 seeds with odds 1/256)."""
     trees = [make(random_state=s).fit(X, y, **fit).tree_ for s in range(8)]
-    return all(np.array_equal(t.feature, trees[0].feature) and np.array_equal(t.threshold, trees[0].threshold)
-               for t in trees[1:])
+    return all(
+        np.array_equal(t.feature, trees[0].feature) and np.array_equal(t.threshold, trees[0].threshold)
+        for t in trees[1:]
+    )
 
 
 def brute_force_root(X, allowed, w, criterion, cw=None):
@@ -78,8 +81,11 @@ def brute_force_root(X, allowed, w, criterion, cw=None):
             if criterion == "coverage":
                 # equal coverage (up to rounding: 1e-9 of the weight) -> Gini
                 tol = 1e-9 * omega.sum()
-                better = best_score is None or cov > best_score[0] + tol or (
-                    abs(cov - best_score[0]) <= tol and g > best_score[1])
+                better = (
+                    best_score is None
+                    or cov > best_score[0] + tol
+                    or (abs(cov - best_score[0]) <= tol and g > best_score[1])
+                )
             else:
                 better = best_score is None or g > best_score[1]
             if better:
@@ -112,8 +118,9 @@ def test_identical_to_sklearn_small_nodes_without_histograms(n, levels, seed):
     # to the last bit.
     rng = np.random.default_rng(n + seed)
     X = rng.normal(size=(n, 5)) if levels is None else rng.integers(0, levels, size=(n, 5)).astype(float)
-    y = np.digitize(X[:, 0] + 0.5 * X[:, 1] + rng.normal(0, 0.7 * X[:, 0].std(), n), [-0.5, 0.5]
-                    if levels is None else [70, 130])
+    y = np.digitize(
+        X[:, 0] + 0.5 * X[:, 1] + rng.normal(0, 0.7 * X[:, 0].std(), n), [-0.5, 0.5] if levels is None else [70, 130]
+    )
     w = rng.uniform(0.5, 2.0, n)  # no ties between candidate splits
     make = lambda **kw: DecisionTreeClassifier(max_depth=6, min_samples_leaf=5, **kw)  # noqa: E731
     assert sklearn_tree_is_tie_free(make, X, y, sample_weight=w)
@@ -125,8 +132,12 @@ def test_identical_to_sklearn_small_nodes_without_histograms(n, levels, seed):
 def test_identical_to_sklearn_with_weights_class_weights_and_leaf_limits():
     X, y = few_valued(5)
     w = np.random.default_rng(5).uniform(0.2, 3.0, len(y))
-    for params in (dict(max_depth=5, class_weight="balanced"), dict(max_depth=4, min_samples_leaf=20),
-                   dict(max_depth=5, min_samples_split=60), dict(max_depth=5, min_weight_fraction_leaf=0.02)):
+    for params in (
+        dict(max_depth=5, class_weight="balanced"),
+        dict(max_depth=4, min_samples_leaf=20),
+        dict(max_depth=5, min_samples_split=60),
+        dict(max_depth=5, min_weight_fraction_leaf=0.02),
+    ):
         make = lambda **kw: DecisionTreeClassifier(**params, **kw)  # noqa: E731
         assert sklearn_tree_is_tie_free(make, X, y, sample_weight=w)
         sk = make(random_state=0).fit(X, y, sample_weight=w)
@@ -198,8 +209,9 @@ def test_thresholds_reproduce_the_binned_partition(subsample):
     # The raw-value thresholds send every training row where the bins did.
     leaves = ht.apply(X)
     is_leaf = ht.tree_.children_left == -1
-    np.testing.assert_array_equal(np.bincount(leaves, minlength=ht.tree_.node_count)[is_leaf],
-                                  ht.tree_.n_node_samples[is_leaf])
+    np.testing.assert_array_equal(
+        np.bincount(leaves, minlength=ht.tree_.node_count)[is_leaf], ht.tree_.n_node_samples[is_leaf]
+    )
 
 
 def test_export_arrays_walk_like_apply():
@@ -375,8 +387,9 @@ def test_deterministic_threads_and_binned_reuse():
     # the subset's leaves hold the rows the raw thresholds send there
     leaves = sub.apply(X[rows])
     is_leaf = sub.tree_.children_left == -1
-    np.testing.assert_array_equal(np.bincount(leaves, minlength=sub.tree_.node_count)[is_leaf],
-                                  sub.tree_.n_node_samples[is_leaf])
+    np.testing.assert_array_equal(
+        np.bincount(leaves, minlength=sub.tree_.node_count)[is_leaf], sub.tree_.n_node_samples[is_leaf]
+    )
 
 
 # --------------------------------------------------------------- bad input
@@ -398,8 +411,16 @@ def test_bad_input():
     Xi[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         HistTreeClassifier().fit(Xi, y)
-    for bad in (dict(max_depth=0), dict(min_samples_leaf=0), dict(min_samples_split=1), dict(max_leaf_nodes=1),
-                dict(criterion="entropy"), dict(max_bins=256), dict(class_weight="auto"), dict(n_jobs=0)):
+    for bad in (
+        dict(max_depth=0),
+        dict(min_samples_leaf=0),
+        dict(min_samples_split=1),
+        dict(max_leaf_nodes=1),
+        dict(criterion="entropy"),
+        dict(max_bins=256),
+        dict(class_weight="auto"),
+        dict(n_jobs=0),
+    ):
         with pytest.raises(ValueError):
             HistTreeClassifier(**bad).fit(X, y)
     with pytest.raises(ValueError, match="features"):
@@ -431,9 +452,10 @@ def _expected_failures(est):
     return {}
 
 
-@parametrize_with_checks([HistTreeClassifier(), HistTreeClassifier(max_depth=3, class_weight="balanced",
-                                                                   criterion="coverage")],
-                         expected_failed_checks=_expected_failures)
+@parametrize_with_checks(
+    [HistTreeClassifier(), HistTreeClassifier(max_depth=3, class_weight="balanced", criterion="coverage")],
+    expected_failed_checks=_expected_failures,
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -474,7 +496,9 @@ def test_student_trainer_bins_once_and_reuses_bins():
     assert calls == [X.shape]
     assert b.tree_.n_node_samples[0] == (t2 >= 0).sum()
     keep = t2 >= 0
-    ref = HistTreeClassifier(max_depth=3, criterion="gini").fit(BinnedData(X).take(keep), y[keep], np.linspace(1, 2, len(y))[keep])
+    ref = HistTreeClassifier(max_depth=3, criterion="gini").fit(
+        BinnedData(X).take(keep), y[keep], np.linspace(1, 2, len(y))[keep]
+    )
     np.testing.assert_array_equal(b.predict(X), ref.predict(X))
     np.testing.assert_array_equal(a.predict(X), c.predict(X))
 
@@ -509,8 +533,10 @@ def test_export_reads_the_tree():
     X = X.copy()
     X[::7, 1] = np.nan
     A = np.eye(3, dtype=bool)[y] | (np.arange(len(y)) % 5 == 0)[:, None]
-    for ht in (HistTreeClassifier(max_depth=4).fit(X, y),
-               HistTreeClassifier(max_depth=4).fit_allowed(X, A, classes=np.array(["a", "b", "c"]))):
+    for ht in (
+        HistTreeClassifier(max_depth=4).fit(X, y),
+        HistTreeClassifier(max_depth=4).fit_allowed(X, A, classes=np.array(["a", "b", "c"])),
+    ):
         fast = export.FastTree.from_sklearn(ht)
         np.testing.assert_array_equal(fast.predict(X), ht.predict(X))
         np.testing.assert_allclose(fast.predict_proba(X), ht.predict_proba(X))

@@ -1,5 +1,6 @@
 """MEMO: ``crembo.memo`` and the native ``_core.memo_search`` on constructed
 cases with known answers, against the reference search in ``reference.py``."""
+
 import math
 
 import numpy as np
@@ -39,6 +40,7 @@ def _deepest_stump_depth(P):
 
 def _exact_stump_oracle(n, C):
     """fit_mask callback: a stump consistent with the mask when one exists."""
+
     def fit_mask(mask):
         assert mask.shape == (n, C) and mask.dtype == bool
         for h in _stumps(n, C):
@@ -46,15 +48,21 @@ def _exact_stump_oracle(n, C):
             if mask[np.arange(n), pred].all():
                 return pred
         return _stump_pred(n, 0, 0, 0)  # none is consistent: any stump fails
+
     return fit_mask
 
 
 @PROPS
-@given(n=st.integers(1, 9), C=st.integers(1, 4), f32=st.booleans(), votes=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(n=st.integers(1, 9), C=st.integers(1, 4), f32=st.booleans(), votes=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_exact_stump_oracle_finds_the_deepest_stump(n, C, f32, votes, seed):
-    P = random_beliefs(np.random.default_rng(seed), n, C, dtype=np.float32 if f32 else np.float64,
-                       kind="votes" if votes else "dirichlet", n_votes=5)
+    P = random_beliefs(
+        np.random.default_rng(seed),
+        n,
+        C,
+        dtype=np.float32 if f32 else np.float64,
+        kind="votes" if votes else "dirichlet",
+        n_votes=5,
+    )
     cand = crembo.candidate_thresholds(P)
     res = _core.memo_search(P, cand, fit_mask=_exact_stump_oracle(n, C), oracle="single")
     best = _deepest_stump_depth(P)
@@ -98,6 +106,7 @@ def test_memo_with_a_memorising_tree_reaches_the_achievable_depth(rng, oracle, d
 def _group_majority(groups, C):
     """A deterministic student: per group, the weighted majority target
     (smallest label on ties). Few groups = a small hypothesis class."""
+
     def fit(targets, w):
         pred = np.empty(len(targets), dtype=np.int32)
         for g in np.unique(groups):
@@ -105,6 +114,7 @@ def _group_majority(groups, C):
             score = np.bincount(targets[idx], weights=w[idx], minlength=C)
             pred[idx] = int(np.argmax(score))
         return pred
+
     return fit
 
 
@@ -117,12 +127,22 @@ def max_probes(k, probe_lowest=True):
 
 
 @PROPS
-@given(n=st.integers(1, 14), C=st.integers(1, 4), n_groups=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
-       f32=st.booleans(), max_rounds=st.integers(1, 5), eta=st.sampled_from([0.5, 1.0, 3.0]),
-       delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]), oracle=st.sampled_from(["reweight", "single"]),
-       weighted=st.booleans(), probe_lowest=st.booleans())
-def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, eta, delta, oracle, weighted,
-                                       probe_lowest):
+@given(
+    n=st.integers(1, 14),
+    C=st.integers(1, 4),
+    n_groups=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+    f32=st.booleans(),
+    max_rounds=st.integers(1, 5),
+    eta=st.sampled_from([0.5, 1.0, 3.0]),
+    delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]),
+    oracle=st.sampled_from(["reweight", "single"]),
+    weighted=st.booleans(),
+    probe_lowest=st.booleans(),
+)
+def test_memo_search_matches_reference(
+    n, C, n_groups, seed, f32, max_rounds, eta, delta, oracle, weighted, probe_lowest
+):
     rng = np.random.default_rng(seed)
     P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
     groups = rng.integers(0, n_groups, size=n)
@@ -143,14 +163,37 @@ def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, et
 
         def accept():
             log.append(("accept",))
+
         return fit_labels, fit_mask, accept
 
     fl, fm, acc = record(calls)
-    got = _core.memo_search(P, cand, fit_labels=fl, fit_mask=fm, accept=acc, oracle=oracle,
-                            max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw, probe_lowest=probe_lowest)
+    got = _core.memo_search(
+        P,
+        cand,
+        fit_labels=fl,
+        fit_mask=fm,
+        accept=acc,
+        oracle=oracle,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        sample_weight=sw,
+        probe_lowest=probe_lowest,
+    )
     rfl, rfm, racc = record(ref_calls)
-    want = ref.memo_search(P, cand, accept=racc, fit_labels=rfl, fit_mask=rfm, oracle=oracle,
-                           max_rounds=max_rounds, eta=eta, delta=delta, sample_weight=sw, probe_lowest=probe_lowest)
+    want = ref.memo_search(
+        P,
+        cand,
+        accept=racc,
+        fit_labels=rfl,
+        fit_mask=rfm,
+        oracle=oracle,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        sample_weight=sw,
+        probe_lowest=probe_lowest,
+    )
 
     assert got["trace"] == want["trace"]
     assert got["best_candidate"] == want["best_candidate"]
@@ -185,8 +228,13 @@ def test_memo_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, et
 
 
 @PROPS
-@given(n=st.integers(1, 20), C=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
-       delta=st.floats(0.0, 0.9), oracle=st.sampled_from(["reweight", "single"]))
+@given(
+    n=st.integers(1, 20),
+    C=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    delta=st.floats(0.0, 0.9),
+    oracle=st.sampled_from(["reweight", "single"]),
+)
 def test_fixed_student_gives_its_delta_insensitive_threshold(n, C, seed, delta, oracle):
     """A student that always predicts the same labels is consistent at t exactly
     when it has at most floor(delta*n) violations there; MEMO returns the
@@ -196,8 +244,9 @@ def test_fixed_student_gives_its_delta_insensitive_threshold(n, C, seed, delta, 
     pred = rng.integers(0, C, size=n).astype(np.int32)
     cand = crembo.candidate_thresholds(P)
     tol = math.floor(delta * n)
-    res = _core.memo_search(P, cand, fit_labels=lambda t, w: pred, fit_mask=lambda m: pred, oracle=oracle,
-                            delta=delta, max_rounds=1)
+    res = _core.memo_search(
+        P, cand, fit_labels=lambda t, w: pred, fit_mask=lambda m: pred, oracle=oracle, delta=delta, max_rounds=1
+    )
     ok = [t for t in cand if ref.count_violations(P, pred, t) <= tol]
     # Monotone: consistency at t implies consistency below t.
     assert ok == list(cand[: len(ok)])
@@ -397,11 +446,13 @@ def test_callback_exceptions_propagate():
         _core.memo_search(P, cand, fit_labels=lambda t, w: t, accept=raise_boom)
     with pytest.raises(Boom):
         _core.consistency_oracle(P, float(cand[0]), fit_labels=raise_boom)
+
     # The search still works afterwards (no GIL or state left behind), and a
     # callback may call back into the (GIL-releasing) core.
     def reentrant(targets, w):
         assert crembo.count_violations(P, targets, cand[0]) == 0
         return crembo.allowed_labels(P, cand[0]).argmax(axis=1) * 0 + targets
+
     assert _core.memo_search(P, cand, fit_labels=reentrant)["best_threshold"] == crembo.max_achievable_depth(P)
 
 
@@ -417,15 +468,22 @@ def test_student_exceptions_propagate_through_memo(rng):
             crembo.memo(X, P, Broken(), oracle=oracle)
 
 
-@pytest.mark.parametrize("bad,match", [
-    pytest.param(lambda t, w: t[:-1], r"the fit callback returned 5 predictions, expected 6", id="short"),
-    pytest.param(lambda t, w: np.r_[t, 0], r"the fit callback returned 7 predictions, expected 6", id="long"),
-    pytest.param(lambda t, w: np.c_[t, t], r"the fit callback returned 12 predictions, expected 6", id="2-d"),
-    pytest.param(lambda t, w: np.full(6, 3), r"the student predicted label index 3 at point 0, outside \[0, 3\)", id="too-large"),
-    pytest.param(lambda t, w: np.r_[t[:5], -1], r"the student predicted label index -1 at point 5", id="negative"),
-    pytest.param(lambda t, w: None, r"the fit callback must return an array", id="none"),
-    pytest.param(lambda t, w: ["a"] * 6, r"fit callback", id="strings"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        pytest.param(lambda t, w: t[:-1], r"the fit callback returned 5 predictions, expected 6", id="short"),
+        pytest.param(lambda t, w: np.r_[t, 0], r"the fit callback returned 7 predictions, expected 6", id="long"),
+        pytest.param(lambda t, w: np.c_[t, t], r"the fit callback returned 12 predictions, expected 6", id="2-d"),
+        pytest.param(
+            lambda t, w: np.full(6, 3),
+            r"the student predicted label index 3 at point 0, outside \[0, 3\)",
+            id="too-large",
+        ),
+        pytest.param(lambda t, w: np.r_[t[:5], -1], r"the student predicted label index -1 at point 5", id="negative"),
+        pytest.param(lambda t, w: None, r"the fit callback must return an array", id="none"),
+        pytest.param(lambda t, w: ["a"] * 6, r"fit callback", id="strings"),
+    ],
+)
 def test_bad_callback_results_raise(bad, match):
     P = random_beliefs(np.random.default_rng(1), 6, 3)
     cand = crembo.candidate_thresholds(P)
@@ -438,8 +496,7 @@ def test_bad_callback_results_raise(bad, match):
 def test_callback_labels_beyond_int32_raise():
     P = random_beliefs(np.random.default_rng(1), 6, 3)
     with pytest.raises(ValueError, match="label"):
-        _core.memo_search(P, crembo.candidate_thresholds(P),
-                          fit_labels=lambda t, w: np.full(6, 2**32, dtype=np.int64))
+        _core.memo_search(P, crembo.candidate_thresholds(P), fit_labels=lambda t, w: np.full(6, 2**32, dtype=np.int64))
 
 
 def test_callback_fractional_labels_raise():
@@ -466,7 +523,7 @@ def test_accept_is_called_once_per_new_best():
     for i, e in enumerate(events):
         if e == "fit":
             rec = next(fits)
-            assert (events[i + 1: i + 2] == ["accept"]) == rec["consistent"]
+            assert (events[i + 1 : i + 2] == ["accept"]) == rec["consistent"]
     ok = [r["threshold"] for r in trace if r["consistent"]]
     assert ok == sorted(set(ok)) and ok[-1] == res["best_threshold"]
 
@@ -573,49 +630,114 @@ P6 = random_beliefs(np.random.default_rng(9), 6, 3)
 X6 = np.arange(12.0).reshape(6, 2)
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.5, 0.3]), fit_labels=lambda t, w: t), ValueError,
-                 r"candidates: expected strictly increasing thresholds", id="core-decreasing"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3, 0.3]), fit_labels=lambda t, w: t), ValueError,
-                 r"candidates: expected strictly increasing", id="core-repeated"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.0, 0.3]), fit_labels=lambda t, w: t), ValueError,
-                 r"candidates: expected finite, positive", id="core-zero"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3, np.nan]), fit_labels=lambda t, w: t), ValueError,
-                 r"candidates: expected finite, positive", id="core-nan"),
-    pytest.param(lambda: _core.memo_search(P6, np.ones((2, 2)), fit_labels=lambda t, w: t), ValueError,
-                 r"candidates: expected a 1-d array", id="core-2d"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, max_rounds=0),
-                 ValueError, r"max_rounds: expected at least 1", id="core-rounds"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, eta=0.0),
-                 ValueError, r"eta: expected a positive", id="core-eta"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, delta=1.0),
-                 ValueError, r"delta: expected a fraction in \[0, 1\)", id="core-delta"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, oracle="best"),
-                 ValueError, r"oracle: expected 'reweight' or 'single', got 'best'", id="core-oracle"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, oracle="single"),
-                 ValueError, r"fit_mask: the single-fit oracle needs a mask fit", id="core-no-mask"),
-    pytest.param(lambda: _core.memo_search(P6, np.array([0.3])), ValueError,
-                 r"fit_labels: the reweighting oracle needs a label fit", id="core-no-labels"),
-    pytest.param(lambda: _core.memo_search(P6[0], np.array([0.3]), fit_labels=lambda t, w: t), ValueError,
-                 r"beliefs: expected a 2-d array", id="core-1d"),
-    pytest.param(lambda: crembo.memo(X6, P6, candidates=[0.5, 0.3]), ValueError,
-                 r"candidates: expected a 1-d array of positive, strictly increasing", id="decreasing"),
-    pytest.param(lambda: crembo.memo(X6, P6, candidates=[0.3, 0.3]), ValueError, r"candidates", id="repeated"),
-    pytest.param(lambda: crembo.memo(X6, P6, candidates=[-0.1, 0.3]), ValueError, r"candidates", id="negative"),
-    pytest.param(lambda: crembo.memo(X6, P6, oracle="best"), ValueError, r"oracle: expected one of", id="oracle"),
-    pytest.param(lambda: crembo.memo(X6, P6, max_rounds=0), ValueError, r"max_rounds", id="rounds"),
-    pytest.param(lambda: crembo.memo(X6, P6, eta=-1.0), ValueError, r"eta", id="eta"),
-    pytest.param(lambda: crembo.memo(X6, P6, delta=1.0), ValueError, r"delta", id="delta"),
-    pytest.param(lambda: crembo.memo(X6[:5], P6), ValueError, r"X: expected 6 rows", id="X-rows"),
-    pytest.param(lambda: crembo.memo(X6[:, 0], P6), ValueError, r"X: expected 6 rows", id="X-1d"),
-    pytest.param(lambda: crembo.memo(X6, P6, classes=[0, 1]), ValueError, r"classes: expected 3 labels", id="classes"),
-    pytest.param(lambda: crembo.memo(X6, P6, classes=[2, 1, 0]), ValueError, r"classes: expected sorted", id="unsorted"),
-    pytest.param(lambda: crembo.memo(X6, P6, sample_weight=-np.ones(6)), ValueError, r"sample_weight", id="weights"),
-    pytest.param(lambda: crembo.memo(X6, P6, student_target="x"), ValueError, r"student_target", id="target"),
-    pytest.param(lambda: crembo.memo(X6, P6[:, :1] * 0 + np.nan), ValueError, r"beliefs: row 0", id="nan"),
-    pytest.param(lambda: crembo.memo(X6, P6, student=DecisionTreeRegressor()), TypeError,
-                 r"student: expected a scikit-learn classifier, got DecisionTreeRegressor", id="regressor"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.5, 0.3]), fit_labels=lambda t, w: t),
+            ValueError,
+            r"candidates: expected strictly increasing thresholds",
+            id="core-decreasing",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3, 0.3]), fit_labels=lambda t, w: t),
+            ValueError,
+            r"candidates: expected strictly increasing",
+            id="core-repeated",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.0, 0.3]), fit_labels=lambda t, w: t),
+            ValueError,
+            r"candidates: expected finite, positive",
+            id="core-zero",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3, np.nan]), fit_labels=lambda t, w: t),
+            ValueError,
+            r"candidates: expected finite, positive",
+            id="core-nan",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.ones((2, 2)), fit_labels=lambda t, w: t),
+            ValueError,
+            r"candidates: expected a 1-d array",
+            id="core-2d",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, max_rounds=0),
+            ValueError,
+            r"max_rounds: expected at least 1",
+            id="core-rounds",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, eta=0.0),
+            ValueError,
+            r"eta: expected a positive",
+            id="core-eta",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, delta=1.0),
+            ValueError,
+            r"delta: expected a fraction in \[0, 1\)",
+            id="core-delta",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, oracle="best"),
+            ValueError,
+            r"oracle: expected 'reweight' or 'single', got 'best'",
+            id="core-oracle",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3]), fit_labels=lambda t, w: t, oracle="single"),
+            ValueError,
+            r"fit_mask: the single-fit oracle needs a mask fit",
+            id="core-no-mask",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6, np.array([0.3])),
+            ValueError,
+            r"fit_labels: the reweighting oracle needs a label fit",
+            id="core-no-labels",
+        ),
+        pytest.param(
+            lambda: _core.memo_search(P6[0], np.array([0.3]), fit_labels=lambda t, w: t),
+            ValueError,
+            r"beliefs: expected a 2-d array",
+            id="core-1d",
+        ),
+        pytest.param(
+            lambda: crembo.memo(X6, P6, candidates=[0.5, 0.3]),
+            ValueError,
+            r"candidates: expected a 1-d array of positive, strictly increasing",
+            id="decreasing",
+        ),
+        pytest.param(lambda: crembo.memo(X6, P6, candidates=[0.3, 0.3]), ValueError, r"candidates", id="repeated"),
+        pytest.param(lambda: crembo.memo(X6, P6, candidates=[-0.1, 0.3]), ValueError, r"candidates", id="negative"),
+        pytest.param(lambda: crembo.memo(X6, P6, oracle="best"), ValueError, r"oracle: expected one of", id="oracle"),
+        pytest.param(lambda: crembo.memo(X6, P6, max_rounds=0), ValueError, r"max_rounds", id="rounds"),
+        pytest.param(lambda: crembo.memo(X6, P6, eta=-1.0), ValueError, r"eta", id="eta"),
+        pytest.param(lambda: crembo.memo(X6, P6, delta=1.0), ValueError, r"delta", id="delta"),
+        pytest.param(lambda: crembo.memo(X6[:5], P6), ValueError, r"X: expected 6 rows", id="X-rows"),
+        pytest.param(lambda: crembo.memo(X6[:, 0], P6), ValueError, r"X: expected 6 rows", id="X-1d"),
+        pytest.param(
+            lambda: crembo.memo(X6, P6, classes=[0, 1]), ValueError, r"classes: expected 3 labels", id="classes"
+        ),
+        pytest.param(
+            lambda: crembo.memo(X6, P6, classes=[2, 1, 0]), ValueError, r"classes: expected sorted", id="unsorted"
+        ),
+        pytest.param(
+            lambda: crembo.memo(X6, P6, sample_weight=-np.ones(6)), ValueError, r"sample_weight", id="weights"
+        ),
+        pytest.param(lambda: crembo.memo(X6, P6, student_target="x"), ValueError, r"student_target", id="target"),
+        pytest.param(lambda: crembo.memo(X6, P6[:, :1] * 0 + np.nan), ValueError, r"beliefs: row 0", id="nan"),
+        pytest.param(
+            lambda: crembo.memo(X6, P6, student=DecisionTreeRegressor()),
+            TypeError,
+            r"student: expected a scikit-learn classifier, got DecisionTreeRegressor",
+            id="regressor",
+        ),
+    ],
+)
 def test_bad_memo_arguments_raise(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

@@ -1,4 +1,5 @@
 """Tests of crembo.metrics: agreement, depth statistics and perturbations."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The network benchmark's command line runs end to end (CIFAR path on fake pickle batches)."""
+
 import importlib.util
 import json
 import os
@@ -35,10 +36,32 @@ def test_cifar_command_runs_on_fake_batches(tmp_path):
     try:
         _fake_cifar(tmp_path, 60, 20)
         bench = _load_bench()
-        summary = bench.main(["cifar", "--data-dir", str(tmp_path), "--folds", "2", "--teacher-epochs", "1",
-                              "--student-epochs", "1", "--teacher-width", "4", "--n-thresholds", "2",
-                              "--search-subsample", "20", "--jobs", "1", "--device", "cpu", "--no-plot",
-                              "--out-dir", str(tmp_path / "out")])
+        summary = bench.main(
+            [
+                "cifar",
+                "--data-dir",
+                str(tmp_path),
+                "--folds",
+                "2",
+                "--teacher-epochs",
+                "1",
+                "--student-epochs",
+                "1",
+                "--teacher-width",
+                "4",
+                "--n-thresholds",
+                "2",
+                "--search-subsample",
+                "20",
+                "--jobs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-plot",
+                "--out-dir",
+                str(tmp_path / "out"),
+            ]
+        )
     finally:
         torch.set_num_threads(n)
     assert set(summary["LeNet-5"]) == set(bench.METHODS)

@@ -1,4 +1,5 @@
 """Data helpers: digits as images, the CIFAR-10 pickle loader (on a fake batch), augmentation."""
+
 import pickle
 
 import numpy as np
@@ -16,8 +17,15 @@ def _write_batch(path, n, seed, bytes_keys=True):
     labels = rng.integers(0, 10, size=n).tolist()
     k = (lambda s: s.encode()) if bytes_keys else (lambda s: s)
     with open(path, "wb") as f:
-        pickle.dump({k("batch_label"): k("fake"), k("data"): data, k("labels"): labels,
-                     k("filenames"): [k(f"img{i}.png") for i in range(n)]}, f)
+        pickle.dump(
+            {
+                k("batch_label"): k("fake"),
+                k("data"): data,
+                k("labels"): labels,
+                k("filenames"): [k(f"img{i}.png") for i in range(n)],
+            },
+            f,
+        )
     return data, np.asarray(labels)
 
 
@@ -74,8 +82,13 @@ def test_random_crop_flip():
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     shifts = set()
     for a, p in zip(out, padded):
-        hits = [(dy, dx) for dy in range(9) for dx in range(9)
-                if torch.equal(a, p[:, dy:dy + 32, dx:dx + 32]) or torch.equal(a.flip(-1), p[:, dy:dy + 32, dx:dx + 32])]
+        hits = [
+            (dy, dx)
+            for dy in range(9)
+            for dx in range(9)
+            if torch.equal(a, p[:, dy : dy + 32, dx : dx + 32])
+            or torch.equal(a.flip(-1), p[:, dy : dy + 32, dx : dx + 32])
+        ]
         assert hits
         shifts.add(hits[0])
     assert len(shifts) > 1  # random, not one fixed window

@@ -1,4 +1,5 @@
 """The scikit-learn-style network estimators, and CREMBO driving a network student."""
+
 import pickle
 import subprocess
 import sys
@@ -14,8 +15,14 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 from crembo import CREMBOClassifier  # noqa: E402
-from crembo.nn import (MLP, KDClassifier, NetClassifier, SmallCNN, TorchTeacher,  # noqa: E402
-                       load_digits_images)
+from crembo.nn import (  # noqa: E402
+    MLP,
+    KDClassifier,
+    NetClassifier,
+    SmallCNN,
+    TorchTeacher,
+    load_digits_images,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +69,17 @@ def test_sample_weight_and_early_stopping(digits):
     clf.fit(Xtr, ytr, sample_weight=w)
     # Class 3 never counts in training, so it is (almost) never predicted.
     assert np.mean(clf.predict(Xte) == 3) < 0.03
-    es = NetClassifier(MLP, dict(hidden=(16,)), epochs=200, lr=3e-2, lr_schedule=None, early_stopping=True,
-                       patience=3, device="cpu", random_state=0).fit(Xtr, ytr)
+    es = NetClassifier(
+        MLP,
+        dict(hidden=(16,)),
+        epochs=200,
+        lr=3e-2,
+        lr_schedule=None,
+        early_stopping=True,
+        patience=3,
+        device="cpu",
+        random_state=0,
+    ).fit(Xtr, ytr)
     assert es.n_epochs_ < 200 and all(r["val_loss"] is not None for r in es.history_)
     with pytest.raises(ValueError, match="sample_weight"):
         clf.fit(Xtr, ytr, sample_weight=np.ones(3))
@@ -77,8 +93,9 @@ def test_fit_allowed_learns_allowed_sets(digits):
     extra = rng.random(len(ytr)) < 0.5
     A[np.flatnonzero(extra), (ytr[extra] + 1) % 10] = True
     classes = np.arange(10) * 10
-    clf = NetClassifier(MLP, dict(hidden=(32,)), epochs=10, lr=1e-2, device="cpu",
-                        random_state=0).fit_allowed(Xtr, A, classes)
+    clf = NetClassifier(MLP, dict(hidden=(32,)), epochs=10, lr=1e-2, device="cpu", random_state=0).fit_allowed(
+        Xtr, A, classes
+    )
     assert np.array_equal(clf.classes_, classes)
     pred = clf.predict(Xtr) // 10
     assert A[np.arange(len(ytr)), pred].mean() > 0.85  # predictions are allowed labels
@@ -104,10 +121,12 @@ def test_module_instance_and_factory_errors(digits):
 def test_sklearn_estimator_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        check_estimator(NetClassifier(epochs=30, lr=1e-2, device="cpu", random_state=0),
-                        expected_failed_checks={
-                            "check_sample_weight_equivalence_on_dense_data":
-                                "float32 training: equal up to ~1e-8, not to the check's 1e-9"})
+        check_estimator(
+            NetClassifier(epochs=30, lr=1e-2, device="cpu", random_state=0),
+            expected_failed_checks={
+                "check_sample_weight_equivalence_on_dense_data": "float32 training: equal up to ~1e-8, not to the check's 1e-9"
+            },
+        )
 
 
 @pytest.mark.parametrize("method", ["kd", "noisy", "noisy_kd", "logits"])
@@ -126,8 +145,9 @@ def test_kd_with_unlabelled_rows_and_prob_only_teacher(digits):
 
     Xtr, Xte, ytr, yte = digits
     lr = LogisticRegression(max_iter=300).fit(Xtr, ytr)  # a teacher with probabilities only
-    kd = KDClassifier(lr, NetClassifier(MLP, dict(hidden=(16,)), epochs=6, lr=1e-2, device="cpu"),
-                      random_state=0).fit(Xtr[:300], ytr[:300], X_unlabeled=Xtr[300:])
+    kd = KDClassifier(lr, NetClassifier(MLP, dict(hidden=(16,)), epochs=6, lr=1e-2, device="cpu"), random_state=0).fit(
+        Xtr[:300], ytr[:300], X_unlabeled=Xtr[300:]
+    )
     assert kd.student_.module_ is not None and kd.score(Xte, yte) > 0.8
     with pytest.raises(ValueError, match="method"):
         KDClassifier(lr, method="dark").fit(Xtr, ytr)
@@ -137,8 +157,9 @@ def test_crembo_with_network_student_end_to_end(digits, cnn_teacher):
     Xtr, Xte, ytr, yte = digits
     student = NetClassifier(MLP, dict(hidden=(16,)), epochs=6, lr=1e-2, device="cpu")
     for teacher in (TorchTeacher(cnn_teacher), cnn_teacher):
-        cr = CREMBOClassifier(teacher, student, oracle="single", student_target="multioutput", n_thresholds=4,
-                              random_state=0)
+        cr = CREMBOClassifier(
+            teacher, student, oracle="single", student_target="multioutput", n_thresholds=4, random_state=0
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # MEMO may find no consistent network
             cr.fit(Xtr, ytr)
@@ -152,8 +173,9 @@ def test_crembo_with_network_student_end_to_end(digits, cnn_teacher):
         assert acc > 0.7, acc
         assert np.allclose(cr.predict_proba(Xte).sum(1), 1)
     # The reweighting oracle drives the same student through fit(X, y, sample_weight).
-    cr = CREMBOClassifier(TorchTeacher(cnn_teacher), student, oracle="reweight", max_rounds=2, n_thresholds=2,
-                          random_state=0)
+    cr = CREMBOClassifier(
+        TorchTeacher(cnn_teacher), student, oracle="reweight", max_rounds=2, n_thresholds=2, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         cr.fit(Xtr[:400], ytr[:400])

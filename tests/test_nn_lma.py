@@ -1,4 +1,5 @@
 """LMA: continuity, ReLU equivalence, statistics, swapping it into a model."""
+
 import functools
 
 import pytest
@@ -94,8 +95,10 @@ def test_lma_gradients_reach_the_slopes():
 
 def test_swap_relu_for_lma_keeps_the_function():
     torch.manual_seed(0)
-    for model, x in [(MLP(20, 3, hidden=(16, 8)), torch.randn(10, 20)),
-                     (LeNet(64, 10, channels=(4, 6), hidden=(12,)), torch.randn(10, 64))]:
+    for model, x in [
+        (MLP(20, 3, hidden=(16, 8)), torch.randn(10, 20)),
+        (LeNet(64, 10, channels=(4, 6), hidden=(12,)), torch.randn(10, 64)),
+    ]:
         model.eval()
         before = model(x)
         n_relu = sum(isinstance(m, nn.ReLU) for m in model.modules())

@@ -1,4 +1,5 @@
 """Losses of the network students: KD, the allowed-label loss, the noisy teacher."""
+
 import numpy as np
 import pytest
 
@@ -23,8 +24,8 @@ def test_kd_t1_alpha1_is_cross_entropy_to_teacher_probabilities():
     # KL(q || p) = CE(q, p) - H(q): equal up to the teacher's entropy, a constant ...
     assert torch.allclose(kd, ce - entropy, atol=1e-12)
     # ... so the student sees exactly the same gradients.
-    g_kd, = torch.autograd.grad(kd, zs)
-    g_ce, = torch.autograd.grad(L.soft_cross_entropy(zs, q), zs)
+    (g_kd,) = torch.autograd.grad(kd, zs)
+    (g_ce,) = torch.autograd.grad(L.soft_cross_entropy(zs, q), zs)
     assert torch.allclose(g_kd, g_ce, atol=1e-12)
     # And the soft cross-entropy is the usual one with one-hot targets.
     y = torch.randint(0, 5, (32,))
@@ -70,7 +71,7 @@ def test_allowed_label_loss_near_zero_for_confident_exact_student():
 def test_weighted_reduction():
     zs = _logits(8, 3, seed=8)
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    w = torch.tensor([1., 0., 2., 1., 0., 1., 3., 1.], dtype=torch.float64)
+    w = torch.tensor([1.0, 0.0, 2.0, 1.0, 0.0, 1.0, 3.0, 1.0], dtype=torch.float64)
     per = F.cross_entropy(zs, y, reduction="none")
     got = L.CrossEntropyLoss()(zs, {"y": y, "weight": w})
     assert torch.allclose(got, (per * w).sum() / w.sum())
@@ -85,8 +86,9 @@ def test_noisy_teacher_with_zero_sigma_is_logit_regression():
     plain = L.logit_regression_loss(zs, zt)
     assert torch.allclose(plain, 0.5 * ((zs - zt) ** 2).sum(1).mean())
     for fraction in (0.0, 0.5, 1.0):
-        noisy = L.noisy_teacher_loss(zs, zt, sigma=0.0, fraction=fraction, mode="l2",
-                                     generator=torch.Generator().manual_seed(0))
+        noisy = L.noisy_teacher_loss(
+            zs, zt, sigma=0.0, fraction=fraction, mode="l2", generator=torch.Generator().manual_seed(0)
+        )
         assert torch.equal(noisy, plain)
     obj = L.NoisyTeacherLoss(sigma=0.0, fraction=1.0)
     assert torch.equal(obj(zs, {"teacher_logits": zt}), plain)
@@ -108,8 +110,10 @@ def test_perturb_logits_touches_the_requested_fraction():
     # mode="kd" is KD on the perturbed logits; sigma=0 gives KD itself.
     zs = _logits(200, 4, seed=12)
     y = torch.randint(0, 4, (200,))
-    assert torch.allclose(L.noisy_teacher_loss(zs, zt, y, sigma=0.0, mode="kd", temperature=2.0, alpha=0.5),
-                          L.kd_loss(zs, zt, y, temperature=2.0, alpha=0.5))
+    assert torch.allclose(
+        L.noisy_teacher_loss(zs, zt, y, sigma=0.0, mode="kd", temperature=2.0, alpha=0.5),
+        L.kd_loss(zs, zt, y, temperature=2.0, alpha=0.5),
+    )
 
 
 def test_noisy_loss_validates_arguments():

@@ -1,4 +1,5 @@
 """Structured compression by interpolative decomposition (crembo.nn.prune)."""
+
 import copy
 
 import numpy as np
@@ -55,9 +56,19 @@ def _mlp(d=10, h=(24, 16), out=5):
 def _cnn(width=8, head=12, out=4):
     # conv -> BN -> ReLU -> conv -> BN -> ReLU -> maxpool -> flatten -> dropout -> linear -> ReLU -> linear
     return nn.Sequential(
-        nn.Conv2d(2, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.2), nn.Linear(width * 4 * 4, head), nn.ReLU(), nn.Linear(head, out))
+        nn.Conv2d(2, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(width * 4 * 4, head),
+        nn.ReLU(),
+        nn.Linear(head, out),
+    )
 
 
 def _randomize_bn(model):
@@ -232,8 +243,9 @@ def test_cnn_with_duplicated_channels_compresses_to_rank():
 def test_lma_activations_are_pruned_with_their_channels():
     lma = pytest.importorskip("crembo.nn.lma")
     _seed()
-    model = nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), lma.LMA(12), nn.Linear(12, 10), lma.LMA(10),
-                          nn.Linear(10, 3)).double()
+    model = nn.Sequential(
+        nn.Linear(6, 12), nn.BatchNorm1d(12), lma.LMA(12), nn.Linear(12, 10), lma.LMA(10), nn.Linear(10, 3)
+    ).double()
     X = torch.randn(300, 6, dtype=torch.float64)
     model.train()
     with torch.no_grad():
@@ -368,10 +380,17 @@ class _Residual(nn.Module):
 
 def test_unsupported_layers_are_left_and_named():
     _seed()
-    model = nn.Sequential(nn.Linear(6, 10), nn.LayerNorm(10), nn.ReLU(),   # LayerNorm mixes neurons
-                          nn.Linear(10, 10), nn.ReLU(),                     # prunable
-                          nn.Linear(10, 10), _Scale(10), nn.ReLU(),         # unknown module
-                          nn.Linear(10, 3))
+    model = nn.Sequential(
+        nn.Linear(6, 10),
+        nn.LayerNorm(10),
+        nn.ReLU(),  # LayerNorm mixes neurons
+        nn.Linear(10, 10),
+        nn.ReLU(),  # prunable
+        nn.Linear(10, 10),
+        _Scale(10),
+        nn.ReLU(),  # unknown module
+        nn.Linear(10, 3),
+    )
     X = torch.randn(50, 6)
     small, report = prune.compress_network(model, X, sizes=0.5)
     assert report.sizes == {"3": 5}
@@ -380,8 +399,9 @@ def test_unsupported_layers_are_left_and_named():
     assert "output layer" in report.skipped["8"]
     assert small[0].out_features == 10 and small[5].out_features == 10
     for name in ("0", "1", "6", "8"):
-        for (k, p), (_, q) in zip(model.get_submodule(name).named_parameters(),
-                                  small.get_submodule(name).named_parameters()):
+        for (k, p), (_, q) in zip(
+            model.get_submodule(name).named_parameters(), small.get_submodule(name).named_parameters()
+        ):
             assert torch.equal(p, q), (name, k)
     assert "LayerNorm" in str(report)
 

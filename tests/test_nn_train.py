@@ -1,12 +1,25 @@
 """Trainer, models and network teachers on tiny problems."""
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from crembo.nn import (MLP, CrossEntropyLoss, LeNet, ResNet18, SmallCNN, TorchTeacher, Trainer,  # noqa: E402
-                       count_parameters, enable_mc_dropout, load_digits_images, predict_logits, torch_beliefs)
+from crembo.nn import (  # noqa: E402
+    MLP,
+    CrossEntropyLoss,
+    LeNet,
+    ResNet18,
+    SmallCNN,
+    TorchTeacher,
+    Trainer,
+    count_parameters,
+    enable_mc_dropout,
+    load_digits_images,
+    predict_logits,
+    torch_beliefs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +35,16 @@ def _accuracy(module, X, y):
     return float((predict_logits(module, X).argmax(1).numpy() == y).mean())
 
 
-@pytest.mark.parametrize("make", [lambda: MLP(64, 10, hidden=(32,)),
-                                  lambda: LeNet(64, 10, channels=(4, 8), hidden=(32,))])
+@pytest.mark.parametrize(
+    "make", [lambda: MLP(64, 10, hidden=(32,)), lambda: LeNet(64, 10, channels=(4, 8), hidden=(32,))]
+)
 def test_training_beats_chance_on_digits(digits, make):
     Xtr, ytr, Xte, yte = digits
     torch.manual_seed(0)
     net = make()
-    res = Trainer(epochs=6, lr=1e-2, batch_size=64, seed=0, device="cpu").fit(net, CrossEntropyLoss(),
-                                                                              dict(x=Xtr, y=ytr))
+    res = Trainer(epochs=6, lr=1e-2, batch_size=64, seed=0, device="cpu").fit(
+        net, CrossEntropyLoss(), dict(x=Xtr, y=ytr)
+    )
     assert res.n_epochs == 6 and len(res.history) == 6
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert _accuracy(net, Xte, yte) > 0.8  # chance is 0.1
@@ -58,8 +73,9 @@ def test_early_stopping_restores_the_best_epoch(digits):
     res = tr.fit(net, CrossEntropyLoss(), dict(x=Xtr[:800], y=ytr[:800]), val_data=dict(x=Xte, y=yte))
     best = min(r["val_loss"] for r in res.history)
     assert res.history[res.best_epoch - 1]["val_loss"] == best
-    assert tr.evaluate(net, CrossEntropyLoss(), {"x": torch.as_tensor(Xte), "y": torch.as_tensor(yte)}) \
-        == pytest.approx(best, rel=1e-5)
+    assert tr.evaluate(
+        net, CrossEntropyLoss(), {"x": torch.as_tensor(Xte), "y": torch.as_tensor(yte)}
+    ) == pytest.approx(best, rel=1e-5)
     if res.stopped_early:
         assert res.n_epochs == res.best_epoch + 3
     with pytest.raises(ValueError, match="val_data"):
@@ -70,8 +86,9 @@ def test_trainer_options_and_errors(digits):
     Xtr, ytr = digits[0][:129], digits[1][:129]  # a last batch of one row is folded into the previous one
     net = SmallCNN(64, 10, width=4, head=8)
     for opt, sched in [("sgd", "step"), ("adamw", "onecycle"), ("adam", "constant")]:
-        res = Trainer(epochs=2, optimizer=opt, lr_schedule=sched, lr=1e-2, device="cpu", seed=0,
-                      progress=True).fit(net, CrossEntropyLoss(), dict(x=Xtr, y=ytr))
+        res = Trainer(epochs=2, optimizer=opt, lr_schedule=sched, lr=1e-2, device="cpu", seed=0, progress=True).fit(
+            net, CrossEntropyLoss(), dict(x=Xtr, y=ytr)
+        )
         assert np.isfinite(res.history[-1]["loss"])
     with pytest.raises(ValueError, match="needs"):
         Trainer(epochs=1).fit(net, CrossEntropyLoss(), dict(x=Xtr))
@@ -80,14 +97,16 @@ def test_trainer_options_and_errors(digits):
     with pytest.raises(ValueError, match="lr_schedule"):
         Trainer(lr_schedule="warm")
     with pytest.raises(FloatingPointError, match="epoch 1"):  # any callable loss; a NaN stops training
-        Trainer(epochs=3, device="cpu").fit(MLP(64, 10, hidden=(8,)), lambda z, batch: z.sum() * float("nan"),
-                                            dict(x=Xtr))
+        Trainer(epochs=3, device="cpu").fit(
+            MLP(64, 10, hidden=(8,)), lambda z, batch: z.sum() * float("nan"), dict(x=Xtr)
+        )
 
 
 def test_models_shapes():
     x = torch.randn(3, 3 * 32 * 32)
-    lenet5 = LeNet(3 * 32 * 32, 10, input_shape=(3, 32, 32), channels=(6, 16), hidden=(120, 84), kernel_size=5,
-                   padding=0)
+    lenet5 = LeNet(
+        3 * 32 * 32, 10, input_shape=(3, 32, 32), channels=(6, 16), hidden=(120, 84), kernel_size=5, padding=0
+    )
     assert lenet5(x).shape == (3, 10)
     assert count_parameters(lenet5) == 62006  # the classic LeNet-5 on CIFAR-10
     resnet = ResNet18(n_classes=10, width=8)

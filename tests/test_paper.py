@@ -1,5 +1,6 @@
 """Smoke test of the paper reproduction: the quick protocol on iris, and the
 schema of what it writes."""
+
 import json
 
 import pytest
@@ -9,15 +10,25 @@ from crembo import paper
 
 @pytest.fixture(scope="module")
 def iris_run():
-    return paper.run(datasets=["iris"], teachers=["random_forest"], repeats=1, label_noise=(0.1,),
-                     feature_noise=(0.25,), noise_repeats=1, n_jobs=1, progress=None)
+    return paper.run(
+        datasets=["iris"],
+        teachers=["random_forest"],
+        repeats=1,
+        label_noise=(0.1,),
+        feature_noise=(0.25,),
+        noise_repeats=1,
+        n_jobs=1,
+        progress=None,
+    )
 
 
 def test_run_schema(iris_run):
     r = iris_run
     assert r["settings"]["datasets"] == ["iris"] and r["settings"]["repeats"] == 1
     assert [(x["dataset"], x["teacher"], x["label_noise"]) for x in r["runs"]] == [
-        ("iris", "random_forest", 0.0), ("iris", "random_forest", 0.1)]
+        ("iris", "random_forest", 0.0),
+        ("iris", "random_forest", 0.1),
+    ]
     for run in r["runs"]:
         assert set(run["methods"]) == set(paper.PAPER_METHODS)
         for m, v in run["methods"].items():
@@ -46,8 +57,12 @@ def test_markdown_and_figure(iris_run, tmp_path):
 
 
 def test_main_writes_files_and_rejects_bad_names(tmp_path, capsys):
-    assert paper.main(["--quick", "--datasets", "iris", "--teachers", "random_forest", "--jobs", "1",
-                       "--out", str(tmp_path)]) == 0
+    assert (
+        paper.main(
+            ["--quick", "--datasets", "iris", "--teachers", "random_forest", "--jobs", "1", "--out", str(tmp_path)]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "paper_quick.json").read_text())
     assert data["settings"]["repeats"] == 1
     assert (tmp_path / "paper_quick.md").read_text().startswith("Settings:")
@@ -57,8 +72,9 @@ def test_main_writes_files_and_rejects_bad_names(tmp_path, capsys):
 
 
 def test_missing_data_folder_is_one_line_error(tmp_path, capsys):
-    assert paper.main(["--quick", "--datasets", "heart", "--data-dir", str(tmp_path / "nowhere"),
-                       "--out", str(tmp_path)]) == 2
+    assert (
+        paper.main(["--quick", "--datasets", "heart", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("crembo paper: error:") and "heart" in err
-

@@ -1,4 +1,5 @@
 """Plots: depth profiles, the threshold search, the tree drawing."""
+
 import numpy as np
 import pytest
 

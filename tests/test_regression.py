@@ -1,6 +1,7 @@
 """Deep hypotheses for regression (docs/regression.md): the native kernels
 against a NumPy reference, MEMO on cases whose deepest student is known,
 scikit-learn's estimator checks, every kind of teacher, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -10,17 +11,30 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_friedman1
 from sklearn.dummy import DummyRegressor
-from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor, GradientBoostingRegressor,
-                              HistGradientBoostingRegressor, RandomForestRegressor)
+from sklearn.ensemble import (
+    BaggingRegressor,
+    ExtraTreesRegressor,
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from crembo import _core
-from crembo.regression import (CREMBORegressor, LabelDistillerRegressor, hypothesis_intervals, hypothesis_levels,
-                               hypothesis_predictions, regression_agreement, regression_depth, regression_memo,
-                               regression_point_depth)
+from crembo.regression import (
+    CREMBORegressor,
+    LabelDistillerRegressor,
+    hypothesis_intervals,
+    hypothesis_levels,
+    hypothesis_predictions,
+    regression_agreement,
+    regression_depth,
+    regression_memo,
+    regression_point_depth,
+)
 
 
 # ----------------------------------------------------------------- reference
@@ -138,8 +152,9 @@ def test_max_point_depth_matches_brute_force(dtype):
     for H in (rng.normal(size=(30, 9)), tied_hypotheses(rng, n=30, m=10), np.ones((3, 4))):
         H = H.astype(dtype)
         S = _core.sort_hypotheses(H)
-        brute = np.array([max(ref_depth(np.tile(row, (len(row), 1)), row.astype(np.float64)))
-                          for row in H.astype(np.float64)])
+        brute = np.array(
+            [max(ref_depth(np.tile(row, (len(row), 1)), row.astype(np.float64))) for row in H.astype(np.float64)]
+        )
         np.testing.assert_array_equal(_core.max_point_depth(S, 0.0), brute)
         assert np.all(brute >= 0.5)
 
@@ -155,19 +170,22 @@ def test_public_wrappers_agree_with_the_kernels():
     np.testing.assert_array_equal(hi, rhi)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda H, S, p: _core.sort_hypotheses(np.where(np.eye(4, 3) > 0, np.nan, H)), r"hypotheses\[0, 0\]"),
-    (lambda H, S, p: _core.hypothesis_intervals(S, 0.0), "t: expected a level in"),
-    (lambda H, S, p: _core.hypothesis_intervals(S, 0.6), "t: expected a level in"),
-    (lambda H, S, p: _core.hypothesis_intervals(H[:, ::-1].copy(), 0.2), "not sorted"),
-    (lambda H, S, p: _core.hypothesis_point_depth(H, p[:2], 0.0), "pred: expected"),
-    (lambda H, S, p: _core.hypothesis_point_depth(H, p, -1.0), "tol"),
-    (lambda H, S, p: _core.hypothesis_point_depth(H, np.full(4, np.nan), 0.0), r"pred\[0\]"),
-    (lambda H, S, p: _core.hypothesis_empirical_depth(H, p, 0.0, 1.0), "delta"),
-    (lambda H, S, p: _core.hypothesis_violations(S, p, 0.2, np.inf), "tol"),
-    (lambda H, S, p: _core.sort_hypotheses(np.ones(3)), "2-d"),
-    (lambda H, S, p: _core.sort_hypotheses(np.ones((0, 3))), "at least one point"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda H, S, p: _core.sort_hypotheses(np.where(np.eye(4, 3) > 0, np.nan, H)), r"hypotheses\[0, 0\]"),
+        (lambda H, S, p: _core.hypothesis_intervals(S, 0.0), "t: expected a level in"),
+        (lambda H, S, p: _core.hypothesis_intervals(S, 0.6), "t: expected a level in"),
+        (lambda H, S, p: _core.hypothesis_intervals(H[:, ::-1].copy(), 0.2), "not sorted"),
+        (lambda H, S, p: _core.hypothesis_point_depth(H, p[:2], 0.0), "pred: expected"),
+        (lambda H, S, p: _core.hypothesis_point_depth(H, p, -1.0), "tol"),
+        (lambda H, S, p: _core.hypothesis_point_depth(H, np.full(4, np.nan), 0.0), r"pred\[0\]"),
+        (lambda H, S, p: _core.hypothesis_empirical_depth(H, p, 0.0, 1.0), "delta"),
+        (lambda H, S, p: _core.hypothesis_violations(S, p, 0.2, np.inf), "tol"),
+        (lambda H, S, p: _core.sort_hypotheses(np.ones(3)), "2-d"),
+        (lambda H, S, p: _core.sort_hypotheses(np.ones((0, 3))), "at least one point"),
+    ],
+)
 def test_kernels_reject_bad_input(call, match):
     H = np.arange(12, dtype=np.float64).reshape(4, 3)
     with pytest.raises(ValueError, match=match):
@@ -296,17 +314,20 @@ def test_memo_student_without_sample_weight_is_a_type_error():
         regression_memo(np.zeros((20, 1)), H, KNeighborsRegressor())
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(eta=0), ValueError, "eta"),
-    (dict(eta="1"), TypeError, "eta"),
-    (dict(delta=1.0), ValueError, "delta"),
-    (dict(delta=-0.1), ValueError, "delta"),
-    (dict(max_rounds=0), ValueError, "max_rounds"),
-    (dict(tol=-1.0), ValueError, "tol"),
-    (dict(candidates=[0.1, 0.7]), ValueError, "candidates"),
-    (dict(candidates=[0.3, 0.2]), ValueError, "candidates"),
-    (dict(sample_weight=np.ones(3)), ValueError, "sample_weight"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(eta=0), ValueError, "eta"),
+        (dict(eta="1"), TypeError, "eta"),
+        (dict(delta=1.0), ValueError, "delta"),
+        (dict(delta=-0.1), ValueError, "delta"),
+        (dict(max_rounds=0), ValueError, "max_rounds"),
+        (dict(tol=-1.0), ValueError, "tol"),
+        (dict(candidates=[0.1, 0.7]), ValueError, "candidates"),
+        (dict(candidates=[0.3, 0.2]), ValueError, "candidates"),
+        (dict(sample_weight=np.ones(3)), ValueError, "sample_weight"),
+    ],
+)
 def test_memo_rejects_bad_parameters(kwargs, exc, match):
     H = np.random.default_rng(0).normal(size=(20, 5))
     with pytest.raises(exc, match=match):
@@ -328,11 +349,13 @@ def small_forest():
     return RandomForestRegressor(n_estimators=10, min_samples_leaf=3, random_state=0)
 
 
-@parametrize_with_checks([
-    CREMBORegressor(teacher=small_forest(), n_thresholds=4, random_state=0),
-    CREMBORegressor(teacher=small_forest(), mode="memo", random_state=0),
-    LabelDistillerRegressor(teacher=small_forest(), random_state=0),
-])
+@parametrize_with_checks(
+    [
+        CREMBORegressor(teacher=small_forest(), n_thresholds=4, random_state=0),
+        CREMBORegressor(teacher=small_forest(), mode="memo", random_state=0),
+        LabelDistillerRegressor(teacher=small_forest(), random_state=0),
+    ]
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -373,13 +396,16 @@ def test_label_distiller_learns_the_teacher_mean(friedman):
     np.testing.assert_allclose(vt.predict(X), teacher.predict(X), rtol=1e-6)
 
 
-@pytest.mark.parametrize("teacher, m", [
-    (RandomForestRegressor(n_estimators=7, random_state=0), 7),
-    (ExtraTreesRegressor(n_estimators=6, random_state=0), 6),
-    (BaggingRegressor(LinearRegression(), n_estimators=5, max_features=0.6, random_state=0), 5),
-    (GradientBoostingRegressor(n_estimators=20, random_state=0), 4),
-    (HistGradientBoostingRegressor(max_iter=20, random_state=0), 4),
-])
+@pytest.mark.parametrize(
+    "teacher, m",
+    [
+        (RandomForestRegressor(n_estimators=7, random_state=0), 7),
+        (ExtraTreesRegressor(n_estimators=6, random_state=0), 6),
+        (BaggingRegressor(LinearRegression(), n_estimators=5, max_features=0.6, random_state=0), 5),
+        (GradientBoostingRegressor(n_estimators=20, random_state=0), 4),
+        (HistGradientBoostingRegressor(max_iter=20, random_state=0), 4),
+    ],
+)
 def test_teachers_with_sampled_hypotheses(friedman, teacher, m):
     X, y = friedman
     est = CREMBORegressor(teacher, n_bootstrap=4, n_thresholds=3, random_state=0).fit(X, y)
@@ -446,19 +472,22 @@ def test_nan_and_constant_targets_are_rejected(friedman):
             cls().fit(X, np.full(len(y), 2.5))
 
 
-@pytest.mark.parametrize("params, exc, match", [
-    (dict(eta=-1), ValueError, "eta"),
-    (dict(eta=None), TypeError, "eta"),
-    (dict(delta=1.5), ValueError, "delta"),
-    (dict(tol=-1e-3), ValueError, "tol"),
-    (dict(mode="fast"), ValueError, "mode"),
-    (dict(scoring="mae2"), ValueError, "scoring"),
-    (dict(validation_fraction=0.0), ValueError, "validation_fraction"),
-    (dict(n_thresholds=0), ValueError, "n_thresholds"),
-    (dict(hypotheses="quantile"), ValueError, "hypotheses"),
-    (dict(n_bootstrap=1), ValueError, "n_bootstrap"),
-    (dict(max_rounds=0), ValueError, "max_rounds"),
-])
+@pytest.mark.parametrize(
+    "params, exc, match",
+    [
+        (dict(eta=-1), ValueError, "eta"),
+        (dict(eta=None), TypeError, "eta"),
+        (dict(delta=1.5), ValueError, "delta"),
+        (dict(tol=-1e-3), ValueError, "tol"),
+        (dict(mode="fast"), ValueError, "mode"),
+        (dict(scoring="mae2"), ValueError, "scoring"),
+        (dict(validation_fraction=0.0), ValueError, "validation_fraction"),
+        (dict(n_thresholds=0), ValueError, "n_thresholds"),
+        (dict(hypotheses="quantile"), ValueError, "hypotheses"),
+        (dict(n_bootstrap=1), ValueError, "n_bootstrap"),
+        (dict(max_rounds=0), ValueError, "max_rounds"),
+    ],
+)
 def test_bad_parameters(friedman, params, exc, match):
     X, y = friedman
     with pytest.raises(exc, match=match):
@@ -494,8 +523,12 @@ def test_regression_agreement():
 # ------------------------------------------------------------ export and CLI
 def test_exports_predict_like_the_tree(friedman, tmp_path):
     from crembo.export import FastTree
-    from crembo.export_regression import (export_regression_cpp, export_regression_native, export_regression_rules,
-                                          regression_fast_tree)
+    from crembo.export_regression import (
+        export_regression_cpp,
+        export_regression_native,
+        export_regression_rules,
+        regression_fast_tree,
+    )
 
     X, y = friedman
     m = CREMBORegressor(small_forest(), n_thresholds=3, random_state=0).fit(X, y)
@@ -527,11 +560,17 @@ def test_generated_cpp_agrees_with_the_tree(friedman, tmp_path):
     (tmp_path / "main.cpp").write_text(
         '#include "tree.hpp"\n#include <cstdio>\nint main() { double x[10];\n'
         '  while (true) { for (int j = 0; j < 10; ++j) if (std::scanf("%lf", &x[j]) != 1) return 0;\n'
-        '    std::printf("%.17g\\n", reg::predict_value(x)); } }\n')
+        '    std::printf("%.17g\\n", reg::predict_value(x)); } }\n'
+    )
     subprocess.run([cxx, "-std=c++11", "-O1", "main.cpp", "-o", "main"], cwd=tmp_path, check=True)
     rows = X[:60]
-    out = subprocess.run([str(tmp_path / "main")], input="\n".join(" ".join(repr(float(v)) for v in r) for r in rows),
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [str(tmp_path / "main")],
+        input="\n".join(" ".join(repr(float(v)) for v in r) for r in rows),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     np.testing.assert_array_equal(np.array(out, dtype=np.float64), m.predict(rows))
 
 
@@ -552,8 +591,23 @@ def test_cli_compress_evaluate_export_regression(friedman, tmp_path, capsys):
     assert infer_task(df["target"].to_numpy()) == "regression"
     assert infer_task(df["small"].to_numpy()) == "classification"
     out = tmp_path / "out"
-    rc = main(["compress", str(path), "--label", "target", "--drop", "small", "--export", "rules,cpp,native",
-               "-o", str(out), "-q", "--n-thresholds", "4"])
+    rc = main(
+        [
+            "compress",
+            str(path),
+            "--label",
+            "target",
+            "--drop",
+            "small",
+            "--export",
+            "rules,cpp,native",
+            "-o",
+            str(out),
+            "-q",
+            "--n-thresholds",
+            "4",
+        ]
+    )
     assert rc == 0
     assert "crembo compress (regression)" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
@@ -703,14 +757,17 @@ def test_cuda_twins_are_absent_or_agree_with_the_cpu():
     for dtype in (np.float64, np.float32):
         Hd, pd_ = H.astype(dtype), pred.astype(dtype)
         for tol in (0.0, 1e-9, 1e-2):
-            np.testing.assert_array_equal(regression_point_depth(Hd, pd_, tol=tol, device="cuda"),
-                                          regression_point_depth(Hd, pd_, tol=tol))
+            np.testing.assert_array_equal(
+                regression_point_depth(Hd, pd_, tol=tol, device="cuda"), regression_point_depth(Hd, pd_, tol=tol)
+            )
             for delta in (0.0, 0.1):
-                assert regression_depth(Hd, pd_, delta=delta, tol=tol, device="cuda") == \
-                    regression_depth(Hd, pd_, delta=delta, tol=tol)
+                assert regression_depth(Hd, pd_, delta=delta, tol=tol, device="cuda") == regression_depth(
+                    Hd, pd_, delta=delta, tol=tol
+                )
             for t in (1 / 11, 3 / 11, 0.5):
-                assert regression_violations(Hd, pd_, t, tol=tol, device="cuda") == \
-                    regression_violations(Hd, pd_, t, tol=tol)
+                assert regression_violations(Hd, pd_, t, tol=tol, device="cuda") == regression_violations(
+                    Hd, pd_, t, tol=tol
+                )
     bad = H.copy()
     bad[2, 3] = np.nan
     with pytest.raises(ValueError, match=r"hypotheses\[2, 3\]"):

@@ -4,6 +4,7 @@ ways, and the same parameter names, in order, as the pybind11 signatures.
 
 A binding added to cpp/bindings/module.cpp must be added to the stub; the
 failure message lists what is missing on which side."""
+
 import ast
 import re
 from pathlib import Path
@@ -54,8 +55,10 @@ def stub_api():
 def runtime_api():
     names = {n for n in dir(_core) if not n.startswith("_") or n == "__version__"}
     classes = {n for n in names if isinstance(getattr(_core, n), type)}
-    members = {c: {m for m in vars(getattr(_core, c)) if not (m.startswith("__") and m != "__init__")} - PYBIND_INTERNAL
-               for c in classes}
+    members = {
+        c: {m for m in vars(getattr(_core, c)) if not (m.startswith("__") and m != "__init__")} - PYBIND_INTERNAL
+        for c in classes
+    }
     return names - classes, members
 
 
@@ -86,14 +89,16 @@ def doc_params(obj):
 def test_module_names_match_both_ways():
     stub_funcs, stub_classes = stub_api()
     rt_funcs, rt_members = runtime_api()
-    expected_missing = set() if _core.cuda_built else {
-        n for n in stub_funcs if n.startswith("cuda_") and n not in CUDA_ALWAYS}
+    expected_missing = (
+        set() if _core.cuda_built else {n for n in stub_funcs if n.startswith("cuda_") and n not in CUDA_ALWAYS}
+    )
     missing_in_stub = sorted((rt_funcs | set(rt_members)) - set(stub_funcs) - set(stub_classes))
     missing_in_module = sorted((set(stub_funcs) | set(stub_classes)) - rt_funcs - set(rt_members) - expected_missing)
     assert not missing_in_stub and not missing_in_module, (
         f"crembo._core and python/crembo/_core.pyi differ.\n"
         f"  in the module but not in the stub (add them to _core.pyi): {missing_in_stub}\n"
-        f"  in the stub but not in the module (stale stub entries, or a binding went away): {missing_in_module}")
+        f"  in the stub but not in the module (stale stub entries, or a binding went away): {missing_in_module}"
+    )
 
 
 def test_class_members_match_both_ways():

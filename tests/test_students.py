@@ -1,4 +1,5 @@
 """StudentTrainer, AllowedLabelStudent and proba_in_classes."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Real tables: sample weights, unlabelled rows (y == -1), missing values,
 and HistTreeClassifier's scikit-learn vocabulary (n_jobs,
 feature_importances_)."""
+
 import warnings
 
 import numpy as np
@@ -26,16 +27,24 @@ def data():
 
 
 def small(**kw):
-    params = dict(teacher=RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0), n_thresholds=6,
-                  cv=3, max_rounds=3, random_state=0)
+    params = dict(
+        teacher=RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0),
+        n_thresholds=6,
+        cv=3,
+        max_rounds=3,
+        random_state=0,
+    )
     params.update(kw)
     return CREMBOClassifier(**params)
 
 
 def same_tree(a, b):
     ta, tb = a.tree_, b.tree_
-    return (np.array_equal(ta.feature, tb.feature) and np.allclose(ta.threshold, tb.threshold)
-            and np.allclose(ta.value, tb.value))
+    return (
+        np.array_equal(ta.feature, tb.feature)
+        and np.allclose(ta.threshold, tb.threshold)
+        and np.allclose(ta.value, tb.value)
+    )
 
 
 # ------------------------------------------------------------ sample weights
@@ -177,8 +186,9 @@ def test_minus_one_rows_with_precomputed_beliefs(data):
     y_semi = y.copy()
     y_semi[::4] = -1  # scattered: their beliefs must follow them
     a = CREMBOClassifier(P, n_thresholds=6, cv=3, max_rounds=3, random_state=0).fit(X, y_semi)
-    b = CREMBOClassifier(t, n_thresholds=6, cv=3, max_rounds=3, augment=0, belief="proba",
-                         random_state=0).fit(X, y_semi)
+    b = CREMBOClassifier(t, n_thresholds=6, cv=3, max_rounds=3, augment=0, belief="proba", random_state=0).fit(
+        X, y_semi
+    )
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
@@ -226,8 +236,9 @@ def test_nan_passes_through(data, cls):
     assert acc > 0.6
     assert np.allclose(est.predict_proba(Xn).sum(axis=1), 1.0)
     # scikit-learn's tree accepts NaN too.
-    cls(HistGradientBoostingClassifier(max_iter=30), DecisionTreeClassifier(max_depth=3), random_state=0,
-        **kw).fit(Xn, y)
+    cls(HistGradientBoostingClassifier(max_iter=30), DecisionTreeClassifier(max_depth=3), random_state=0, **kw).fit(
+        Xn, y
+    )
 
 
 def test_nan_refused_names_column_and_model(data):
@@ -320,8 +331,14 @@ def test_verbose_shows_every_stage(data, capfd):
     X, y = data
     small(verbose=1, refit=True, cv=None).fit(X, y)
     err = capfd.readouterr().err
-    for stage in ("CREMBO teacher fit", "teacher beliefs", "teacher beliefs (synthetic rows)", "MEMO probes",
-                  "CREMBO sweep", "CREMBO refit"):
+    for stage in (
+        "CREMBO teacher fit",
+        "teacher beliefs",
+        "teacher beliefs (synthetic rows)",
+        "MEMO probes",
+        "CREMBO sweep",
+        "CREMBO refit",
+    ):
         assert stage in err, stage
     small(verbose=1).fit(X, y)
     assert "3-fold sweep" in capfd.readouterr().err
@@ -420,8 +437,13 @@ def test_categorical_from_dtype_dataframe_and_unseen_categories():
     letters = np.array(list("abcdefgh"), dtype=object)
     codes = X[:, 0]
     names = np.where(np.isnan(codes), None, letters[np.nan_to_num(codes).astype(int)])
-    df = pd.DataFrame({"cat": pd.Categorical(names, categories=list("abcdefgh")), "x": X[:, 1],
-                       "s": np.where(X[:, 1] > 0, "hi", "lo")})
+    df = pd.DataFrame(
+        {
+            "cat": pd.Categorical(names, categories=list("abcdefgh")),
+            "x": X[:, 1],
+            "s": np.where(X[:, 1] > 0, "hi", "lo"),
+        }
+    )
     h = HistTreeClassifier(max_depth=3).fit(df, y)
     np.testing.assert_array_equal(h.is_categorical_, [True, False, True])
     assert h.categories_[0] == list("abcdefgh") and h.categories_[1] is None and h.categories_[2] == ["hi", "lo"]
@@ -440,8 +462,11 @@ def test_categorical_from_dtype_dataframe_and_unseen_categories():
     for _ in range(4):
         inner = t.children_left[node] >= 0
         nd = node[inner]
-        go = np.where(t.is_categorical[nd], False,
-                      np.asarray(Xc[inner][np.arange(inner.sum()), t.feature[nd]], np.float32) <= t.threshold[nd])
+        go = np.where(
+            t.is_categorical[nd],
+            False,
+            np.asarray(Xc[inner][np.arange(inner.sum()), t.feature[nd]], np.float32) <= t.threshold[nd],
+        )
         node[inner] = np.where(go, t.children_left[nd], t.children_right[nd])
     np.testing.assert_array_equal(leaves, node)
     # Missing categories follow the learnt side: same as NaN codes.
@@ -479,8 +504,16 @@ def test_categorical_bad_inputs():
 def test_categorical_tree_pickles_and_exports():
     import pickle
 
-    from crembo.export import (FastTree, export_cpp, export_dot, export_native, export_onnx, export_rules,
-                               rules_predict, tree_rules)
+    from crembo.export import (
+        FastTree,
+        export_cpp,
+        export_dot,
+        export_native,
+        export_onnx,
+        export_rules,
+        rules_predict,
+        tree_rules,
+    )
 
     X, y = cat_data()
     h = HistTreeClassifier(max_depth=4, categorical_features=[0]).fit(X, y)
@@ -501,9 +534,13 @@ def test_distillers_take_categorical_dataframes(cls):
 
     X, y = cat_data(n=800)
     letters = np.array(list("abcdefgh"), dtype=object)
-    df = pd.DataFrame({"cat": pd.Categorical(np.where(np.isnan(X[:, 0]), None,
-                                                      letters[np.nan_to_num(X[:, 0]).astype(int)])),
-                       "x": X[:, 1], "s": np.where(X[:, 1] > 0, "hi", "lo")})
+    df = pd.DataFrame(
+        {
+            "cat": pd.Categorical(np.where(np.isnan(X[:, 0]), None, letters[np.nan_to_num(X[:, 0]).astype(int)])),
+            "x": X[:, 1],
+            "s": np.where(X[:, 1] > 0, "hi", "lo"),
+        }
+    )
     seen = []
 
     class Spy(HistGradientBoostingClassifier):
@@ -545,10 +582,13 @@ def test_onnx_export_of_hist_tree(n_classes):
     ort = pytest.importorskip("onnxruntime")
     from crembo.export import export_onnx
 
-    X, y = make_classification(n_samples=1500, n_features=6, n_informative=4, n_classes=n_classes,
-                               random_state=n_classes)
-    for model in (HistTreeClassifier(max_depth=6).fit(X, y),
-                  small(teacher=RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y)):
+    X, y = make_classification(
+        n_samples=1500, n_features=6, n_informative=4, n_classes=n_classes, random_state=n_classes
+    )
+    for model in (
+        HistTreeClassifier(max_depth=6).fit(X, y),
+        small(teacher=RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y),
+    ):
         onx = export_onnx(model)
         sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
         label, proba = sess.run(None, {"X": X.astype(np.float32)})

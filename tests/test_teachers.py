@@ -1,4 +1,5 @@
 """teacher_beliefs: vote shares of ensembles, predict_proba, callables."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,8 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_iris, load_wine
-from sklearn.ensemble import (BaggingClassifier, ExtraTreesClassifier, GradientBoostingClassifier,
-                              RandomForestClassifier, VotingClassifier)
+from sklearn.ensemble import (
+    BaggingClassifier,
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -43,13 +49,18 @@ ENSEMBLES = {
     "random_forest": lambda: RandomForestClassifier(n_estimators=15, max_depth=4, random_state=0),
     "extra_trees": lambda: ExtraTreesClassifier(n_estimators=15, max_depth=4, random_state=0),
     "bagging_trees_feature_subsets": lambda: BaggingClassifier(
-        DecisionTreeClassifier(max_depth=3), n_estimators=15, max_features=0.5, bootstrap_features=True,
-        random_state=0),
+        DecisionTreeClassifier(max_depth=3), n_estimators=15, max_features=0.5, bootstrap_features=True, random_state=0
+    ),
     "bagging_knn_feature_subsets": lambda: BaggingClassifier(
-        KNeighborsClassifier(n_neighbors=5), n_estimators=7, max_features=0.4, random_state=0),
-    "hard_voting": lambda: VotingClassifier([("lr", make_pipeline(StandardScaler(), LogisticRegression())),
-                                             ("dt", DecisionTreeClassifier(max_depth=2, random_state=0)),
-                                             ("dt3", DecisionTreeClassifier(max_depth=3, random_state=0))]),
+        KNeighborsClassifier(n_neighbors=5), n_estimators=7, max_features=0.4, random_state=0
+    ),
+    "hard_voting": lambda: VotingClassifier(
+        [
+            ("lr", make_pipeline(StandardScaler(), LogisticRegression())),
+            ("dt", DecisionTreeClassifier(max_depth=2, random_state=0)),
+            ("dt3", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ]
+    ),
 }
 
 
@@ -118,8 +129,9 @@ def test_bagging_non_tree_members_on_dataframe(wine):
 
 def test_bagging_of_pipelines_votes(wine):
     X, y = wine
-    teacher = BaggingClassifier(make_pipeline(StandardScaler(), LogisticRegression()), n_estimators=7,
-                                max_features=0.4, random_state=0).fit(X, y)
+    teacher = BaggingClassifier(
+        make_pipeline(StandardScaler(), LogisticRegression()), n_estimators=7, max_features=0.4, random_state=0
+    ).fit(X, y)
     assert is_voting_ensemble(teacher)
     np.testing.assert_allclose(teacher_beliefs(teacher, X), numpy_vote_shares(teacher, X))
 
@@ -132,11 +144,15 @@ def test_forest_proba_method(wine):
     assert not np.allclose(teacher_beliefs(teacher, X, method="votes"), teacher.predict_proba(X))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0),
-    lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0)),
-    lambda: make_pipeline(StandardScaler(), LogisticRegression()),
-], ids=["gradient_boosting", "mlp", "logreg"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GradientBoostingClassifier(n_estimators=15, max_depth=2, random_state=0),
+        lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0)),
+        lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+    ],
+    ids=["gradient_boosting", "mlp", "logreg"],
+)
 def test_predict_proba_teachers(wine, make):
     X, y = wine
     with warnings.catch_warnings():
@@ -216,6 +232,7 @@ from crembo import teachers as _teachers  # noqa: E402
 def _no_member_predict(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("the members' predict was used instead of the native forest")
+
     monkeypatch.setattr(_teachers, "_member_votes", fail)
 
 
@@ -231,8 +248,14 @@ def noisy():
 NATIVE = {
     "deep_forest": lambda: RandomForestClassifier(n_estimators=12, random_state=0),
     "extra_trees": lambda: ExtraTreesClassifier(n_estimators=12, random_state=0),
-    "bagging_subsets": lambda: BaggingClassifier(DecisionTreeClassifier(), n_estimators=12, max_features=0.5,
-                                                 max_samples=0.3, bootstrap_features=True, random_state=0),
+    "bagging_subsets": lambda: BaggingClassifier(
+        DecisionTreeClassifier(),
+        n_estimators=12,
+        max_features=0.5,
+        max_samples=0.3,
+        bootstrap_features=True,
+        random_state=0,
+    ),
 }
 
 
@@ -310,8 +333,13 @@ def test_native_forest_bad_input(noisy):
         empty.beliefs(np.zeros((1, 2)))
     with pytest.raises(ValueError, match="n_classes"):
         _core.VoteForest(2, 0)
-    stump = dict(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2],
-                 threshold=[0.5, -2.0, -2.0], leaf_class=[-1, 0, 1])
+    stump = dict(
+        children_left=[1, -1, -1],
+        children_right=[2, -1, -1],
+        feature=[0, -2, -2],
+        threshold=[0.5, -2.0, -2.0],
+        leaf_class=[-1, 0, 1],
+    )
     good = _core.VoteForest(2, 2)
     good.add_tree(**stump)
     np.testing.assert_array_equal(good.beliefs(np.array([[0.0, 9.0], [1.0, 9.0]])), [[1.0, 0.0], [0.0, 1.0]])
@@ -331,8 +359,13 @@ def test_native_forest_bad_input(noisy):
         assert bad.n_trees == 0 and bad.node_count == 0  # a rejected tree leaves nothing behind
     unreachable = _core.VoteForest(2, 2)
     with pytest.raises(ValueError, match="not reachable"):
-        unreachable.add_tree(children_left=[1, -1, -1, -1], children_right=[2, -1, -1, -1], feature=[0, -2, -2, -2],
-                             threshold=[0.5, -2, -2, -2], leaf_class=[-1, 0, 1, 0])
+        unreachable.add_tree(
+            children_left=[1, -1, -1, -1],
+            children_right=[2, -1, -1, -1],
+            feature=[0, -2, -2, -2],
+            threshold=[0.5, -2, -2, -2],
+            leaf_class=[-1, 0, 1, 0],
+        )
 
 
 def test_teacher_beliefs_checks_the_device(wine):
@@ -353,9 +386,11 @@ def test_forest_beliefs_check_column_names_like_predict(wine):
 
 def test_weighted_and_soft_voting(wine):
     X, y = wine
-    members = [("a", DecisionTreeClassifier(max_depth=1, random_state=0)),
-               ("b", DecisionTreeClassifier(max_depth=2, random_state=0)),
-               ("c", DecisionTreeClassifier(max_depth=3, random_state=0))]
+    members = [
+        ("a", DecisionTreeClassifier(max_depth=1, random_state=0)),
+        ("b", DecisionTreeClassifier(max_depth=2, random_state=0)),
+        ("c", DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ]
     weighted = VotingClassifier(members, weights=[10, 1, 1]).fit(X, y)
     P = teacher_beliefs(weighted, X)
     votes = np.array([m.predict(X) for m in weighted.estimators_]).astype(int)

@@ -15,10 +15,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "common.hpp"
 #include "crembo/core.hpp"
@@ -166,9 +166,9 @@ struct Callbacks {
     crembo::AcceptFn accept_fn() const { return make_accept(accept); }
 };
 
-crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta,
-                                 double delta, int patience, bool probe_lowest = true,
-                                 bool warm_start = false, bool adaptive_eta = false) {
+crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta, double delta,
+                                 int patience, bool probe_lowest = true, bool warm_start = false,
+                                 bool adaptive_eta = false) {
     crembo::MemoOptions opt;
     opt.oracle = parse_oracle(oracle);
     opt.max_rounds = max_rounds;
@@ -230,7 +230,8 @@ carray<T> exact_ints(const py::array& a, const char* name) {
             << std::numeric_limits<T>::max() << "]";
         value_error(msg.str());
     };
-    if (kind == 'b' || ((kind == 'i' || kind == 'u') && a.dtype().itemsize() < static_cast<py::ssize_t>(sizeof(T))) ||
+    if (kind == 'b' ||
+        ((kind == 'i' || kind == 'u') && a.dtype().itemsize() < static_cast<py::ssize_t>(sizeof(T))) ||
         (kind == 'i' && a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T))))
         return carray<T>::ensure(a);  // every value fits
     if (kind == 'u') {
@@ -240,7 +241,8 @@ carray<T> exact_ints(const py::array& a, const char* name) {
     } else if (kind == 'i') {
         auto v = py::array_t<std::int64_t, kIn>::ensure(a);
         for (py::ssize_t i = 0; i < v.size(); ++i)
-            if (v.data()[i] < std::numeric_limits<T>::min() || v.data()[i] > std::numeric_limits<T>::max()) bad(i);
+            if (v.data()[i] < std::numeric_limits<T>::min() || v.data()[i] > std::numeric_limits<T>::max())
+                bad(i);
     } else {  // floats, or objects holding numbers
         auto v = py::array_t<double, kIn>::ensure(a);
         if (!v) throw py::type_error(std::string(name) + ": expected an array of integers");
@@ -320,9 +322,10 @@ PyFastTree make_fast_tree(const py::object& left_in, const py::object& right_in,
     PyFastTree out;
     std::vector<std::string> names;
     for (py::ssize_t c = 0; c < C; ++c) names.push_back(py::str(classes.attr("__getitem__")(c)));
-    out.tree = crembo::FastTree(n, split.left.data(), split.right.data(), split.feature.data(),
-                                split.threshold.data(), split.nan_left_data(), n_features, C, leaf_class.data(),
-                                proba.data(), parse_precision(precision), std::move(names));
+    out.tree =
+        crembo::FastTree(n, split.left.data(), split.right.data(), split.feature.data(),
+                         split.threshold.data(), split.nan_left_data(), n_features, C, leaf_class.data(),
+                         proba.data(), parse_precision(precision), std::move(names));
     out.classes = classes;
     const char kind = classes.dtype().kind();
     if (kind == 'i' || kind == 'u' || kind == 'b') {
@@ -351,7 +354,8 @@ void with_tree_rows(index_t n_features, crembo::TreePrecision precision, const p
                     const char* model = "tree") {
     if (X.ndim() != 2) {
         std::ostringstream msg;
-        msg << "X: expected a 2-d array of shape (n_samples, n_features), got " << X.ndim() << " dimension(s)";
+        msg << "X: expected a 2-d array of shape (n_samples, n_features), got " << X.ndim()
+            << " dimension(s)";
         value_error(msg.str());
     }
     if (X.shape(1) != n_features) {
@@ -377,7 +381,8 @@ void with_tree_rows(index_t n_features, crembo::TreePrecision precision, const p
     auto convert = [&](auto zero) {
         using T = decltype(zero);
         auto Xc = py::array_t<T, kIn>::ensure(X);
-        if (!Xc) throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
+        if (!Xc)
+            throw py::type_error("X: expected an array of numbers, got dtype " + std::string(py::str(dt)));
         f(Xc.data(), n, py::ssize_t(Xc.shape(1)), py::ssize_t(1));
     };
     if (precision == crembo::TreePrecision::Float64)
@@ -397,11 +402,13 @@ py::array as_rows(const py::object& X) {
 
 template <class Fill>
 void fill_rows(const crembo::FastTree& tree, const py::array& X, Fill&& fill, int n_threads = 0) {
-    with_tree_rows(tree.n_features(), tree.precision(), X, [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
-        std::optional<py::gil_scoped_release> nogil;
-        if (n >= kReleaseGilRows) nogil.emplace();
-        tree.for_each_leaf(data, n, rs, cs, fill, n_threads > 0 ? n_threads : crembo::get_num_threads());
-    });
+    with_tree_rows(tree.n_features(), tree.precision(), X,
+                   [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
+                       std::optional<py::gil_scoped_release> nogil;
+                       if (n >= kReleaseGilRows) nogil.emplace();
+                       tree.for_each_leaf(data, n, rs, cs, fill,
+                                          n_threads > 0 ? n_threads : crembo::get_num_threads());
+                   });
 }
 
 py::object fast_tree_predict(const PyFastTree& self, const py::object& X_in) {
@@ -464,9 +471,10 @@ py::dict fast_tree_state(const PyFastTree& self) {
 void bind_fast_tree(py::module_& m) {
     py::class_<PyFastTree>(m, "FastTree", py::dynamic_attr(),
                            "A decision tree flattened into arrays and evaluated natively.")
-        .def(py::init(&make_fast_tree), py::arg("children_left"), py::arg("children_right"), py::arg("feature"),
-             py::arg("threshold"), py::arg("leaf_class"), py::arg("proba"), py::arg("n_features"),
-             py::arg("classes"), py::arg("missing_go_to_left") = py::none(), py::arg("precision") = "float32")
+        .def(py::init(&make_fast_tree), py::arg("children_left"), py::arg("children_right"),
+             py::arg("feature"), py::arg("threshold"), py::arg("leaf_class"), py::arg("proba"),
+             py::arg("n_features"), py::arg("classes"), py::arg("missing_go_to_left") = py::none(),
+             py::arg("precision") = "float32")
         .def("predict", &fast_tree_predict, py::arg("X"),
              "Class labels of the rows of X (n_samples, n_features).")
         .def(
@@ -495,16 +503,18 @@ void bind_fast_tree(py::module_& m) {
             },
             py::arg("X"), py::arg("n_threads") = 0,
             "Index of the leaf each row of X reaches (scikit-learn's apply); n_threads 0: crembo's default.")
-        .def("to_text",
-             [](const PyFastTree& self) {
-                 std::ostringstream os;
-                 self.tree.save(os);
-                 return os.str();
-             },
-             "The tree in the text format crembo/fast_tree.hpp loads.")
+        .def(
+            "to_text",
+            [](const PyFastTree& self) {
+                std::ostringstream os;
+                self.tree.save(os);
+                return os.str();
+            },
+            "The tree in the text format crembo/fast_tree.hpp loads.")
         .def("_state", &fast_tree_state)
         .def_property_readonly("classes_", [](const PyFastTree& self) { return self.classes; })
-        .def_property_readonly("n_features_in_", [](const PyFastTree& self) { return self.tree.n_features(); })
+        .def_property_readonly("n_features_in_",
+                               [](const PyFastTree& self) { return self.tree.n_features(); })
         .def_property_readonly("n_classes_", [](const PyFastTree& self) { return self.tree.n_classes(); })
         .def_property_readonly("node_count", [](const PyFastTree& self) { return self.tree.n_nodes(); })
         .def_property_readonly("n_leaves", [](const PyFastTree& self) { return self.tree.n_leaves(); })
@@ -556,15 +566,18 @@ void bind_fast_tree(py::module_& m) {
                 auto out = new_array<double>({X.ndim() == 2 ? X.shape(0) : 0, C});
                 double* o = out.mutable_data();
                 const int nt = n_threads > 0 ? n_threads : crembo::get_num_threads();
-                with_tree_rows(self.n_features(), crembo::TreePrecision::Float32, X,
-                               [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
-                                   py::gil_scoped_release nogil;
-                                   self.vote(data, n, rs, cs, o, nt, block_rows);
-                               }, "forest");
+                with_tree_rows(
+                    self.n_features(), crembo::TreePrecision::Float32, X,
+                    [&](const auto* data, py::ssize_t n, py::ssize_t rs, py::ssize_t cs) {
+                        py::gil_scoped_release nogil;
+                        self.vote(data, n, rs, cs, o, nt, block_rows);
+                    },
+                    "forest");
                 return out;
             },
             py::arg("X"), py::arg("n_threads") = 0, py::arg("block_rows") = 0,
-            "Share of the trees voting for each class, (n_samples, n_classes); n_threads 0: crembo's default; "
+            "Share of the trees voting for each class, (n_samples, n_classes); n_threads 0: crembo's "
+            "default; "
             "block_rows (a tuning knob): rows walked through every tree at a time, 0: the default.")
         .def_property_readonly("n_trees", &crembo::VoteForest::n_trees)
         .def_property_readonly("node_count", &crembo::VoteForest::n_nodes)
@@ -616,33 +629,33 @@ crembo::SplitCriterion hist_criterion(const std::string& s) {
 // Six kernels exist in the core and in cuda/ with the same signatures; each
 // backend names its versions and bind_shared_kernels binds them once per
 // backend (the CUDA ones under a "cuda_" prefix).
-#define CREMBO_KERNEL_BACKEND(Name, Prefix, NS)                                                   \
-    struct Name {                                                                                 \
-        static constexpr const char* prefix = Prefix;                                             \
-        template <class T>                                                                        \
-        static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) { \
-            NS::beliefs_from_votes<T>(v, m, n, C, out);                                           \
-        }                                                                                         \
-        template <class T>                                                                        \
-        static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {  \
-            NS::point_depth<T>(P, n, C, pred, out);                                               \
-        }                                                                                         \
-        template <class T>                                                                        \
-        static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double d) { \
-            return NS::empirical_depth<T>(P, n, C, pred, d);                                      \
-        }                                                                                         \
-        template <class T>                                                                        \
-        static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {   \
-            NS::allowed_labels<T>(P, n, C, t, mask);                                              \
-        }                                                                                         \
-        template <class T>                                                                        \
+#define CREMBO_KERNEL_BACKEND(Name, Prefix, NS)                                                       \
+    struct Name {                                                                                     \
+        static constexpr const char* prefix = Prefix;                                                 \
+        template <class T>                                                                            \
+        static void beliefs_from_votes(const label_t* v, index_t m, index_t n, index_t C, T* out) {   \
+            NS::beliefs_from_votes<T>(v, m, n, C, out);                                               \
+        }                                                                                             \
+        template <class T>                                                                            \
+        static void point_depth(const T* P, index_t n, index_t C, const label_t* pred, T* out) {      \
+            NS::point_depth<T>(P, n, C, pred, out);                                                   \
+        }                                                                                             \
+        template <class T>                                                                            \
+        static T empirical_depth(const T* P, index_t n, index_t C, const label_t* pred, double d) {   \
+            return NS::empirical_depth<T>(P, n, C, pred, d);                                          \
+        }                                                                                             \
+        template <class T>                                                                            \
+        static void allowed_labels(const T* P, index_t n, index_t C, T t, std::uint8_t* mask) {       \
+            NS::allowed_labels<T>(P, n, C, t, mask);                                                  \
+        }                                                                                             \
+        template <class T>                                                                            \
         static index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, T t) { \
-            return NS::count_violations<T>(P, n, C, pred, t);                                     \
-        }                                                                                         \
-        template <class T>                                                                        \
-        static T max_achievable_depth(const T* P, index_t n, index_t C) {                         \
-            return NS::max_achievable_depth<T>(P, n, C);                                          \
-        }                                                                                         \
+            return NS::count_violations<T>(P, n, C, pred, t);                                         \
+        }                                                                                             \
+        template <class T>                                                                            \
+        static T max_achievable_depth(const T* P, index_t n, index_t C) {                             \
+            return NS::max_achievable_depth<T>(P, n, C);                                              \
+        }                                                                                             \
     };
 
 CREMBO_KERNEL_BACKEND(CpuKernels, "", crembo)
@@ -793,7 +806,6 @@ PYBIND11_MODULE(_core, m) {
 
     // -------------------------------------------------------------- depth
 
-
     m.def(
         "depth_profile",
         [](const py::array& depth_in, const py::array& thr_in) -> py::array {
@@ -808,7 +820,6 @@ PYBIND11_MODULE(_core, m) {
             return py::array(out);
         },
         py::arg("depth"), py::arg("thresholds"));
-
 
     m.def(
         "row_argmax",
@@ -860,7 +871,6 @@ PYBIND11_MODULE(_core, m) {
 
     // ------------------------------------------- allowed labels, consistency
 
-
     m.def(
         "allowed_targets",
         [](const py::array& P, double t, const py::object& prefer_in) -> py::tuple {
@@ -888,20 +898,22 @@ PYBIND11_MODULE(_core, m) {
         [](const py::array& P, double t, py::object fit_labels, py::object fit_mask,
            const std::string& oracle, int max_rounds, double eta, double delta, int patience,
            const py::object& weights_in, const py::object& prefer_in, bool adaptive_eta) -> py::dict {
-            const auto opt = make_options(oracle, max_rounds, eta, delta, patience, true, false, adaptive_eta);
+            const auto opt =
+                make_options(oracle, max_rounds, eta, delta, patience, true, false, adaptive_eta);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
                 carray<double> w;
                 carray<label_t> prefer;
-                if (!weights_in.is_none()) w = vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
+                if (!weights_in.is_none())
+                    w = vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
                 if (!prefer_in.is_none()) prefer = vector<label_t>(prefer_in.cast<py::array>(), "prefer", n);
                 Callbacks cb{n, C, fit_labels, fit_mask, py::none()};
                 crembo::OracleResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = crembo::consistency_oracle<T>(p.data(), n, C, T(t), opt, cb.labels_fn(),
-                                                      cb.mask_fn(), weights_in.is_none() ? nullptr : w.data(),
+                    r = crembo::consistency_oracle<T>(p.data(), n, C, T(t), opt, cb.labels_fn(), cb.mask_fn(),
+                                                      weights_in.is_none() ? nullptr : w.data(),
                                                       prefer_in.is_none() ? nullptr : prefer.data());
                 }
                 return oracle_dict(r);
@@ -916,8 +928,9 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "memo_search",
         [](const py::array& P, const py::array& cand_in, py::object fit_labels, py::object fit_mask,
-           py::object accept, const std::string& oracle, int max_rounds, double eta, double delta, int patience,
-           const py::object& weights_in, bool probe_lowest, bool warm_start, bool adaptive_eta) -> py::dict {
+           py::object accept, const std::string& oracle, int max_rounds, double eta, double delta,
+           int patience, const py::object& weights_in, bool probe_lowest, bool warm_start,
+           bool adaptive_eta) -> py::dict {
             const auto opt = make_options(oracle, max_rounds, eta, delta, patience, probe_lowest, warm_start,
                                           adaptive_eta);
             return dispatch(P, [&](auto p, auto zero) {
@@ -925,7 +938,8 @@ PYBIND11_MODULE(_core, m) {
                 const index_t n = p.shape(0), C = p.shape(1);
                 auto cand = vector<T>(cand_in, "candidates", -1);
                 carray<double> w;
-                if (!weights_in.is_none()) w = vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
+                if (!weights_in.is_none())
+                    w = vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
                 Callbacks cb{n, C, fit_labels, fit_mask, accept};
                 crembo::MemoResult r;
                 {
@@ -939,15 +953,16 @@ PYBIND11_MODULE(_core, m) {
             });
         },
         py::arg("beliefs"), py::arg("candidates"), py::arg("fit_labels") = py::none(),
-        py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(),
-        py::arg("oracle") = "reweight", py::arg("max_rounds") = 8, py::arg("eta") = 1.0,
-        py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none(),
-        py::arg("probe_lowest") = true, py::arg("warm_start") = false, py::arg("adaptive_eta") = false);
+        py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(), py::arg("oracle") = "reweight",
+        py::arg("max_rounds") = 8, py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0,
+        py::arg("sample_weight") = py::none(), py::arg("probe_lowest") = true, py::arg("warm_start") = false,
+        py::arg("adaptive_eta") = false);
 
     // ---------------------------------------------------- histogram trees
     m.def(
         "hist_bin",
-        [](const py::array& X, int max_bins, index_t subsample, std::uint64_t seed, int n_threads) -> py::tuple {
+        [](const py::array& X, int max_bins, index_t subsample, std::uint64_t seed,
+           int n_threads) -> py::tuple {
             hist_check_2d(X, "X");
             const index_t n = X.shape(0), d = X.shape(1);
             auto codes = new_array<std::uint8_t>({d, n});
@@ -972,8 +987,8 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "hist_fit",
-        [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in, const py::array& hi_in,
-           const py::object& rows_in, index_t n_classes, const py::object& labels_in,
+        [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in,
+           const py::array& hi_in, const py::object& rows_in, index_t n_classes, const py::object& labels_in,
            const py::object& allowed_in, const py::object& weight_in, const py::object& class_weight_in,
            const std::string& criterion, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
            double min_weight_fraction_leaf, index_t max_leaf_nodes, int n_threads,
@@ -1003,8 +1018,8 @@ PYBIND11_MODULE(_core, m) {
                 allowed = matrix<std::uint8_t>(allowed_in.cast<py::array>(), "allowed");
                 if (allowed.shape(0) != m || allowed.shape(1) != n_classes) {
                     std::ostringstream msg;
-                    msg << "allowed: expected shape (" << m << ", " << n_classes << "), got (" << allowed.shape(0)
-                        << ", " << allowed.shape(1) << ")";
+                    msg << "allowed: expected shape (" << m << ", " << n_classes << "), got ("
+                        << allowed.shape(0) << ", " << allowed.shape(1) << ")";
                     value_error(msg.str());
                 }
                 targets.allowed = allowed.data();
@@ -1043,12 +1058,13 @@ PYBIND11_MODULE(_core, m) {
             out["cat_left"] = py::array(vector_copy(tree.cat_left)).attr("reshape")(nodes, crembo::kCatWords);
             return out;
         },
-        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
-        py::arg("n_classes"), py::arg("labels") = py::none(), py::arg("allowed") = py::none(),
-        py::arg("sample_weight") = py::none(), py::arg("class_weight") = py::none(),
-        py::arg("criterion") = "gini", py::arg("max_depth") = -1, py::arg("min_samples_split") = 2,
-        py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1,
-        py::arg("n_threads") = 0, py::arg("categorical") = py::none(),
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"),
+        py::arg("rows") = py::none(), py::arg("n_classes"), py::arg("labels") = py::none(),
+        py::arg("allowed") = py::none(), py::arg("sample_weight") = py::none(),
+        py::arg("class_weight") = py::none(), py::arg("criterion") = "gini", py::arg("max_depth") = -1,
+        py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1,
+        py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1, py::arg("n_threads") = 0,
+        py::arg("categorical") = py::none(),
         "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
 
     // ---------------------------------------------------------- regression

@@ -32,7 +32,8 @@ template <class T>
 carray<T> hyp_matrix(const py::array& a, const char* name) {
     if (a.ndim() != 2) {
         std::ostringstream msg;
-        msg << name << ": expected a 2-d array (n points x m hypotheses), got " << a.ndim() << " dimension(s)";
+        msg << name << ": expected a 2-d array (n points x m hypotheses), got " << a.ndim()
+            << " dimension(s)";
         throw py::value_error(msg.str());
     }
     return carray<T>::ensure(a);
@@ -109,22 +110,22 @@ crembo::FitValuesFn make_fit(const py::object& fit, index_t n) {
 // The three depth kernels built for the CPU and for CUDA, with the same
 // signatures: each backend names its versions and bind_depth_kernels binds
 // them once per backend (the CUDA ones under a "cuda_" prefix).
-#define CREMBO_DEPTH_BACKEND(Name, Prefix, NS)                                                            \
-    struct Name {                                                                                         \
-        static constexpr const char* prefix = Prefix;                                                     \
-        template <class T>                                                                                \
+#define CREMBO_DEPTH_BACKEND(Name, Prefix, NS)                                                              \
+    struct Name {                                                                                           \
+        static constexpr const char* prefix = Prefix;                                                       \
+        template <class T>                                                                                  \
         static void point_depth(const T* H, index_t n, index_t m, const T* pred, double tol, double* out) { \
-            NS::hypothesis_point_depth<T>(H, n, m, pred, tol, out);                                       \
-        }                                                                                                 \
-        template <class T>                                                                                \
-        static double empirical_depth(const T* H, index_t n, index_t m, const T* pred, double tol,         \
-                                      double delta) {                                                     \
-            return NS::hypothesis_empirical_depth<T>(H, n, m, pred, tol, delta);                          \
-        }                                                                                                 \
-        template <class T>                                                                                \
-        static index_t violations(const T* S, index_t n, index_t m, const T* pred, double t, double tol) { \
-            return NS::hypothesis_violations<T>(S, n, m, pred, t, tol);                                   \
-        }                                                                                                 \
+            NS::hypothesis_point_depth<T>(H, n, m, pred, tol, out);                                         \
+        }                                                                                                   \
+        template <class T>                                                                                  \
+        static double empirical_depth(const T* H, index_t n, index_t m, const T* pred, double tol,          \
+                                      double delta) {                                                       \
+            return NS::hypothesis_empirical_depth<T>(H, n, m, pred, tol, delta);                            \
+        }                                                                                                   \
+        template <class T>                                                                                  \
+        static index_t violations(const T* S, index_t n, index_t m, const T* pred, double t, double tol) {  \
+            return NS::hypothesis_violations<T>(S, n, m, pred, t, tol);                                     \
+        }                                                                                                   \
     };
 
 CREMBO_DEPTH_BACKEND(CpuDepth, "", crembo)
@@ -231,7 +232,8 @@ void bind_regression(py::module_& m) {
                 auto out = new_vec<T>(n);
                 {
                     py::gil_scoped_release nogil;
-                    crembo::clip_to_intervals<T>(S.data(), n, mm, t, prefer_in.is_none() ? nullptr : prefer.data(),
+                    crembo::clip_to_intervals<T>(S.data(), n, mm, t,
+                                                 prefer_in.is_none() ? nullptr : prefer.data(),
                                                  out.mutable_data());
                 }
                 return py::array(out);
@@ -257,15 +259,17 @@ void bind_regression(py::module_& m) {
         py::arg("sorted_hypotheses"), py::arg("tol") = 0.0);
     m.def(
         "regression_oracle",
-        [](const py::array& S_in, double t, py::object fit, double tol, int max_rounds, double eta, double delta,
-           int patience, const py::object& weights_in, const py::object& prefer_in) -> py::dict {
+        [](const py::array& S_in, double t, py::object fit, double tol, int max_rounds, double eta,
+           double delta, int patience, const py::object& weights_in,
+           const py::object& prefer_in) -> py::dict {
             const auto opt = reg_options(max_rounds, eta, delta, patience, true);
             return with_hypotheses(S_in, "sorted_hypotheses", [&](auto S, auto zero) {
                 using T = decltype(zero);
                 const index_t n = S.shape(0), mm = S.shape(1);
                 carray<double> w;
                 carray<T> prefer;
-                if (!weights_in.is_none()) w = hyp_vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
+                if (!weights_in.is_none())
+                    w = hyp_vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
                 if (!prefer_in.is_none()) prefer = hyp_vector<T>(prefer_in.cast<py::array>(), "prefer", n);
                 auto fit_fn = make_fit(fit, n);
                 crembo::RegOracleResult r;
@@ -278,9 +282,10 @@ void bind_regression(py::module_& m) {
                 return oracle_dict(r);
             });
         },
-        py::arg("sorted_hypotheses"), py::arg("t"), py::arg("fit"), py::arg("tol") = 0.0, py::arg("max_rounds") = 8,
-        py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0, py::arg("sample_weight") = py::none(),
-        py::arg("prefer") = py::none(), "One call of the reweighting consistency oracle at level t.");
+        py::arg("sorted_hypotheses"), py::arg("t"), py::arg("fit"), py::arg("tol") = 0.0,
+        py::arg("max_rounds") = 8, py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0,
+        py::arg("sample_weight") = py::none(), py::arg("prefer") = py::none(),
+        "One call of the reweighting consistency oracle at level t.");
     m.def(
         "regression_memo_search",
         [](const py::array& S_in, const py::array& cand_in, py::object fit, py::object accept, double tol,
@@ -292,14 +297,15 @@ void bind_regression(py::module_& m) {
                 const index_t n = S.shape(0), mm = S.shape(1);
                 auto cand = hyp_vector<double>(cand_in, "candidates", -1);
                 carray<double> w;
-                if (!weights_in.is_none()) w = hyp_vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
+                if (!weights_in.is_none())
+                    w = hyp_vector<double>(weights_in.cast<py::array>(), "sample_weight", n);
                 auto fit_fn = make_fit(fit, n);
                 auto accept_fn = make_accept(accept);
                 crembo::RegMemoResult r;
                 {
                     py::gil_scoped_release nogil;
-                    r = crembo::regression_memo_search<T>(S.data(), n, mm, cand.data(), cand.shape(0), tol, opt,
-                                                          fit_fn, accept_fn,
+                    r = crembo::regression_memo_search<T>(S.data(), n, mm, cand.data(), cand.shape(0), tol,
+                                                          opt, fit_fn, accept_fn,
                                                           weights_in.is_none() ? nullptr : w.data());
                 }
                 return memo_dict(r.best_candidate, "best_level", r.best_level, r.best_pred, r.trace,
@@ -340,10 +346,11 @@ void bind_regression(py::module_& m) {
     m.def(
         "hist_fit_intervals",
         [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_bins_in,
-           const py::array& hi_bins_in, const py::object& rows_in, const py::array& lo_in, const py::array& hi_in,
-           const py::object& weight_in, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
-           double min_weight_fraction_leaf, int rounds) -> py::dict {
-            if (codes_in.ndim() != 2) throw py::value_error("codes: expected a 2-d array (n_features, n_rows)");
+           const py::array& hi_bins_in, const py::object& rows_in, const py::array& lo_in,
+           const py::array& hi_in, const py::object& weight_in, int max_depth, index_t min_samples_split,
+           index_t min_samples_leaf, double min_weight_fraction_leaf, int rounds) -> py::dict {
+            if (codes_in.ndim() != 2)
+                throw py::value_error("codes: expected a 2-d array (n_features, n_rows)");
             auto codes = carray<std::uint8_t>::ensure(codes_in);
             const index_t d = codes.shape(0), n = codes.shape(1);
             auto n_bins = hyp_vector<std::int32_t>(n_bins_in, "n_bins", d);
@@ -379,9 +386,9 @@ void bind_regression(py::module_& m) {
             }
             return tree_dict(tree, 1);
         },
-        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows") = py::none(),
-        py::arg("lo"), py::arg("hi"), py::arg("sample_weight") = py::none(), py::arg("max_depth") = -1,
-        py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1,
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"),
+        py::arg("rows") = py::none(), py::arg("lo"), py::arg("hi"), py::arg("sample_weight") = py::none(),
+        py::arg("max_depth") = -1, py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1,
         py::arg("min_weight_fraction_leaf") = 0.0, py::arg("rounds") = 3,
         "Fits a histogram regression tree to interval targets [lo, hi] on binned rows; returns its arrays.");
 }

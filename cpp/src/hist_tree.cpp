@@ -6,20 +6,19 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
-
 
 namespace crembo {
 
@@ -128,7 +127,8 @@ std::vector<size_t> bin_ends(const std::vector<std::uint64_t>& items, int max_bi
     std::vector<size_t> ends;
     if (N == 0) return ends;
     int distinct = 1;
-    for (size_t a = 1; a < N && distinct <= max_bins; ++a) distinct += item_key(items[a]) != item_key(items[a - 1]);
+    for (size_t a = 1; a < N && distinct <= max_bins; ++a)
+        distinct += item_key(items[a]) != item_key(items[a - 1]);
     if (distinct <= max_bins) {
         for (size_t a = 1; a < N; ++a)
             if (item_key(items[a]) != item_key(items[a - 1])) ends.push_back(a);
@@ -147,8 +147,10 @@ std::vector<size_t> bin_ends(const std::vector<std::uint64_t>& items, int max_bi
         }
         // The run of equal keys holding items[target]: [rs, re).
         const std::uint32_t k = item_key(items[target]);
-        const size_t rs = size_t(std::lower_bound(items.begin() + pos, items.begin() + target, k, by_key) - items.begin());
-        const size_t re = size_t(std::upper_bound(items.begin() + target, items.end(), k, key_by) - items.begin());
+        const size_t rs =
+            size_t(std::lower_bound(items.begin() + pos, items.begin() + target, k, by_key) - items.begin());
+        const size_t re =
+            size_t(std::upper_bound(items.begin() + target, items.end(), k, key_by) - items.begin());
         const size_t end = (rs > pos && target - rs <= re - target) ? rs : re;
         ends.push_back(end);
         pos = end;
@@ -293,9 +295,9 @@ inline void set_bit(std::array<std::uint64_t, kCatWords>& set, int v) {
 }
 
 struct Totals {
-    double W = 0.0;         // criterion weight: sum of the rows' weights
-    index_t cnt = 0;        // rows
-    index_t cnt_pos = 0;    // rows of positive sample weight
+    double W = 0.0;               // criterion weight: sum of the rows' weights
+    index_t cnt = 0;              // rows
+    index_t cnt_pos = 0;          // rows of positive sample weight
     std::vector<double> channel;  // criterion mass per class
     std::vector<double> mass;     // allowed (class-weighted) mass per class: the node's vote
     std::vector<index_t> allow;   // positive-weight rows allowing each class
@@ -316,11 +318,11 @@ struct Pending {
 struct ScanScratch;
 
 class Builder {
-  public:
+public:
     Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
     Tree build();
 
-  private:
+private:
     // -- data
     TreeOptions opt_;
     index_t m_ = 0, d_ = 0, C_ = 0, S_ = 0, H_ = 0;
@@ -836,10 +838,10 @@ SplitInfo Builder::find_split(const double* h, const Totals& tot, index_t begin,
         }
         SplitInfo best =
             opt_.criterion == SplitCriterion::Coverage
-                ? scan_slots<SplitCriterion::Coverage>(sc.occ.data(), sc.slot.data(), k, M, sc.T.data(), S, msl, mwl_,
-                                                       tol, sc.L.data(), sc.LM.data(), &next)
-                : scan_slots<SplitCriterion::Gini>(sc.occ.data(), sc.slot.data(), k, M, sc.T.data(), S, msl, mwl_,
-                                                   tol, sc.L.data(), sc.LM.data(), &next);
+                ? scan_slots<SplitCriterion::Coverage>(sc.occ.data(), sc.slot.data(), k, M, sc.T.data(), S,
+                                                       msl, mwl_, tol, sc.L.data(), sc.LM.data(), &next)
+                : scan_slots<SplitCriterion::Gini>(sc.occ.data(), sc.slot.data(), k, M, sc.T.data(), S, msl,
+                                                   mwl_, tol, sc.L.data(), sc.LM.data(), &next);
         if (best.found) {
             best.feature = j;
             if (next < 0) {
@@ -866,8 +868,8 @@ SplitInfo Builder::find_split(const double* h, const Totals& tot, index_t begin,
 // (sc.occ, sc.slot) ordered by their share of one class, then cut like
 // numeric bins; one ordering for two classes (the exact best Gini subset),
 // one per class otherwise, keeping the best cut.
-SplitInfo Builder::categorical_split(index_t j, ScanScratch& sc, int k, const double* M, index_t S, double msl,
-                                     double tol) const {
+SplitInfo Builder::categorical_split(index_t j, ScanScratch& sc, int k, const double* M, index_t S,
+                                     double msl, double tol) const {
     SplitInfo best;
     if (k < 1) return best;
     std::vector<int> order(static_cast<size_t>(k)), pos(static_cast<size_t>(k)), best_order;
@@ -886,11 +888,12 @@ SplitInfo Builder::categorical_split(index_t j, ScanScratch& sc, int k, const do
         });
         for (int r = 0; r < k; ++r) pslot[size_t(r)] = sc.slot[size_t(order[size_t(r)])];
         int next = -1;
-        SplitInfo s = opt_.criterion == SplitCriterion::Coverage
-                          ? scan_slots<SplitCriterion::Coverage>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl,
-                                                                 mwl_, tol, sc.L.data(), sc.LM.data(), &next)
-                          : scan_slots<SplitCriterion::Gini>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl,
-                                                             mwl_, tol, sc.L.data(), sc.LM.data(), &next);
+        SplitInfo s =
+            opt_.criterion == SplitCriterion::Coverage
+                ? scan_slots<SplitCriterion::Coverage>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl,
+                                                       mwl_, tol, sc.L.data(), sc.LM.data(), &next)
+                : scan_slots<SplitCriterion::Gini>(pos.data(), pslot.data(), k, M, sc.T.data(), S, msl, mwl_,
+                                                   tol, sc.L.data(), sc.LM.data(), &next);
         if (s.found && (!best.found || better_score(s.score, best.score, tol))) {
             best = s;
             best_order = order;
@@ -936,7 +939,8 @@ void Builder::set_split(index_t id, const SplitInfo& s) {
     tree_.split_bin[size_t(id)] = s.bin;
     if (s.categorical) {
         tree_.is_categorical[size_t(id)] = 1;
-        for (int w = 0; w < kCatWords; ++w) tree_.cat_left[size_t(id * kCatWords + w)] = s.left_cats[size_t(w)];
+        for (int w = 0; w < kCatWords; ++w)
+            tree_.cat_left[size_t(id * kCatWords + w)] = s.left_cats[size_t(w)];
     }
 }
 
@@ -966,7 +970,8 @@ void Builder::expand(Pending& p, Pending& L, Pending& R) {
     for (index_t k = p.begin; k < p.end; ++k) {
         const index_t r = samples_[size_t(k)];
         const int code = col[r];
-        const bool left = code == nb ? s.missing_left : (s.categorical ? has_bit(s.left_bins, code) : code <= s.bin);
+        const bool left =
+            code == nb ? s.missing_left : (s.categorical ? has_bit(s.left_bins, code) : code <= s.bin);
         if (left)
             samples_[size_t(nl++)] = r;
         else
@@ -1142,7 +1147,8 @@ void bin_features(const T* X, index_t n, index_t d, index_t row_stride, index_t 
         parallel_for(blocks, team, [&](index_t bk, int) {
             const index_t i0 = bk * kBlock, i1 = std::min(n, i0 + kBlock);
             for (index_t j = 0; j < d; ++j)
-                for (index_t i = i0; i < i1; ++i) out[j * n + i] = static_cast<float>(X[i * row_stride + j * col_stride]);
+                for (index_t i = i0; i < i1; ++i)
+                    out[j * n + i] = static_cast<float>(X[i * row_stride + j * col_stride]);
         });
         F = buf.data();
     }

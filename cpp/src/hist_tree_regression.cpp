@@ -26,8 +26,8 @@ struct Split {
     bool found = false;
     double gain = -kInf;  // sum over children of S^2 / W (larger is better)
     index_t feature = -1;
-    int bin = -1;         // codes <= bin go left
-    int next = -1;        // the occupied bin right of the cut (-1: "every value | missing")
+    int bin = -1;   // codes <= bin go left
+    int next = -1;  // the occupied bin right of the cut (-1: "every value | missing")
     bool missing_left = false;
     double threshold = 0.0;
 };
@@ -41,11 +41,11 @@ private:
     const BinnedView& X_;
     IntervalTreeOptions opt_;
     index_t m_ = 0, d_ = 0;
-    std::vector<index_t> rows_;         // selected row -> row of the binned matrix
+    std::vector<index_t> rows_;  // selected row -> row of the binned matrix
     std::vector<double> lo_, hi_, w_, c_;
     double min_weight_leaf_ = 0.0;
     Tree tree_;
-    std::vector<index_t> leaf_of_;      // selected row -> leaf node of the current tree
+    std::vector<index_t> leaf_of_;  // selected row -> leaf node of the current tree
 
     std::uint8_t code(index_t j, index_t r) const { return X_.codes[j * X_.n_rows + rows_[size_t(r)]]; }
     index_t grow(std::vector<index_t>& idx, int depth);
@@ -53,7 +53,8 @@ private:
     void set_leaf_values();
 };
 
-IntervalBuilder::IntervalBuilder(const BinnedView& X, const IntervalTargets& y, const IntervalTreeOptions& opt)
+IntervalBuilder::IntervalBuilder(const BinnedView& X, const IntervalTargets& y,
+                                 const IntervalTreeOptions& opt)
     : X_(X), opt_(opt) {
     detail::check_binned_view(X);
     require(opt.min_samples_leaf >= 1, "min_samples_leaf: expected an integer >= 1");
@@ -76,7 +77,8 @@ IntervalBuilder::IntervalBuilder(const BinnedView& X, const IntervalTargets& y, 
     w_.assign(size_t(m_), 1.0);
     double total = 0.0;
     for (index_t r = 0; r < m_; ++r) {
-        if (!std::isfinite(lo_[size_t(r)]) || !std::isfinite(hi_[size_t(r)]) || lo_[size_t(r)] > hi_[size_t(r)]) {
+        if (!std::isfinite(lo_[size_t(r)]) || !std::isfinite(hi_[size_t(r)]) ||
+            lo_[size_t(r)] > hi_[size_t(r)]) {
             std::ostringstream msg;
             msg << "targets: row " << r << " has the interval [" << lo_[size_t(r)] << ", " << hi_[size_t(r)]
                 << "]; expected finite ends with lo <= hi";
@@ -155,7 +157,8 @@ Split IntervalBuilder::best_split(const std::vector<index_t>& idx, double W, dou
         if (has_missing && prev >= 0) consider(lw, ls, lc, prev, -1, false);  // every value | missing
     }
     // A split must reduce the squared error (beyond rounding).
-    if (best.found && !(best.gain > S * S / W + 1e-12 * std::max(1.0, std::fabs(S * S / W)))) best.found = false;
+    if (best.found && !(best.gain > S * S / W + 1e-12 * std::max(1.0, std::fabs(S * S / W))))
+        best.found = false;
     if (best.found) {
         const index_t j = best.feature;
         if (best.next < 0) {
@@ -241,7 +244,8 @@ void IntervalBuilder::set_leaf_values() {
             S += w_[size_t(r)] * c_[size_t(r)];
         }
         if (W <= 0) continue;  // a leaf of zero-weight rows keeps its mean
-        tree_.value[size_t(k)] = interval_leaf_value(lo.data(), hi.data(), w.data(), index_t(mem.size()), S / W);
+        tree_.value[size_t(k)] =
+            interval_leaf_value(lo.data(), hi.data(), w.data(), index_t(mem.size()), S / W);
     }
 }
 
@@ -284,7 +288,8 @@ double interval_leaf_value(const double* lo, const double* hi, const double* w, 
     std::sort(L.begin(), L.end());
     std::sort(H.begin(), H.end());
     // Prefix sums of weight and weight * end over the sorted ends.
-    std::vector<double> lw(size_t(n) + 1, 0.0), ls(size_t(n) + 1, 0.0), hw(size_t(n) + 1, 0.0), hs(size_t(n) + 1, 0.0);
+    std::vector<double> lw(size_t(n) + 1, 0.0), ls(size_t(n) + 1, 0.0), hw(size_t(n) + 1, 0.0),
+        hs(size_t(n) + 1, 0.0);
     for (index_t i = 0; i < n; ++i) {
         lw[size_t(i) + 1] = lw[size_t(i)] + L[size_t(i)].second;
         ls[size_t(i) + 1] = ls[size_t(i)] + L[size_t(i)].second * L[size_t(i)].first;
@@ -325,7 +330,10 @@ double interval_leaf_value(const double* lo, const double* hi, const double* w, 
     size_t lo_i = 0, hi_i = K;  // first index with phi(bp) >= 0 (phi(bp[K-1]) >= 0 always)
     while (lo_i < hi_i) {
         const size_t mid = (lo_i + hi_i) / 2;
-        if (phi(bp[mid]) >= 0) hi_i = mid; else lo_i = mid + 1;
+        if (phi(bp[mid]) >= 0)
+            hi_i = mid;
+        else
+            lo_i = mid + 1;
     }
     const size_t r = std::min(lo_i, K - 1);
     const double vmin = r == 0 ? bp[0] : segment_root(bp[r - 1], bp[r]);
@@ -334,7 +342,10 @@ double interval_leaf_value(const double* lo, const double* hi, const double* w, 
     hi_i = K;  // first index with phi(bp) > 0
     while (lo_i < hi_i) {
         const size_t mid = (lo_i + hi_i) / 2;
-        if (phi(bp[mid]) > 0) hi_i = mid; else lo_i = mid + 1;
+        if (phi(bp[mid]) > 0)
+            hi_i = mid;
+        else
+            lo_i = mid + 1;
     }
     const double vmax = lo_i == 0 ? bp[0] : (lo_i >= K ? bp[K - 1] : segment_root(bp[lo_i - 1], bp[lo_i]));
     return std::min(std::max(hint, vmin), std::max(vmin, vmax));

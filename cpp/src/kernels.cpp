@@ -83,7 +83,7 @@ void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T
     const index_t none = m * n;
     index_t bad = none;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m / 8)) reduction(min : bad)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n* m / 8)) reduction(min : bad)
 #endif
     for (index_t b = 0; b < n_blocks; ++b) {
         const index_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
@@ -150,8 +150,7 @@ void check_beliefs(const T* P, index_t n, index_t C, double tol) {
         }
         s += double(row[y]);
     }
-    msg << "sums to " << s << ", expected 1 (tolerance " << tol
-        << "); pass normalize=True to rescale rows";
+    msg << "sums to " << s << ", expected 1 (tolerance " << tol << "); pass normalize=True to rescale rows";
     throw std::invalid_argument(msg.str());
 }
 
@@ -341,7 +340,8 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
     check_shape(n, C);
     index_t count = 0, first_bad = n;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : count) reduction(min : first_bad)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n)) reduction(+ : count) \
+    reduction(min : first_bad)
 #endif
     for (index_t i = 0; i < n; ++i) {
         const label_t y = pred[i];
@@ -356,8 +356,7 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
 }
 
 template <class T>
-index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer,
-                        label_t* targets) {
+index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer, label_t* targets) {
     check_shape(n, C);
     if (prefer) check_labels("prefer", prefer, n, C);
     index_t empty = 0;
@@ -384,19 +383,19 @@ index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* pr
 }
 
 // ------------------------------------------------------ explicit instances
-#define CREMBO_INSTANTIATE(T)                                                                    \
-    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);         \
-    template void check_beliefs<T>(const T*, index_t, index_t, double);                         \
-    template void normalize_beliefs<T>(T*, index_t, index_t);                                   \
-    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);               \
-    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);          \
-    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);              \
-    template T max_achievable_depth<T>(const T*, index_t, index_t);                             \
-    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                      \
-    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);          \
-    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);  \
-    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);              \
-    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);        \
+#define CREMBO_INSTANTIATE(T)                                                                  \
+    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);        \
+    template void check_beliefs<T>(const T*, index_t, index_t, double);                        \
+    template void normalize_beliefs<T>(T*, index_t, index_t);                                  \
+    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);              \
+    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);         \
+    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);             \
+    template T max_achievable_depth<T>(const T*, index_t, index_t);                            \
+    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                     \
+    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);         \
+    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T); \
+    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);             \
+    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);       \
     template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*);
 
 CREMBO_INSTANTIATE(float)

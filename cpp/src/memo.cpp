@@ -28,13 +28,12 @@ void check_student_labels(const label_t* pred, index_t n, index_t C) {
     for (index_t i = 0; i < n; ++i) {
         if (pred[i] < 0 || pred[i] >= C) {
             std::ostringstream msg;
-            msg << "the student predicted label index " << pred[i] << " at point " << i
-                << ", outside [0, " << C << ")";
+            msg << "the student predicted label index " << pred[i] << " at point " << i << ", outside [0, "
+                << C << ")";
             throw std::invalid_argument(msg.str());
         }
     }
 }
-
 
 }  // namespace
 
@@ -60,8 +59,7 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         return res;
     }
 
-    if (!fit_labels)
-        throw std::invalid_argument("fit_labels: the reweighting oracle needs a label fit");
+    if (!fit_labels) throw std::invalid_argument("fit_labels: the reweighting oracle needs a label fit");
     std::vector<label_t> targets(static_cast<size_t>(n));
     const index_t empty = allowed_targets(P, n, C, t, prefer, targets.data());
     if (empty > tolerated) {
@@ -84,7 +82,8 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         }
         // All zero, the reweighting would have nothing to scale (and
         // students fall back to unweighted fits).
-        if (!(total > 0.0)) throw std::invalid_argument("sample_weight: expected at least one positive weight");
+        if (!(total > 0.0))
+            throw std::invalid_argument("sample_weight: expected at least one positive weight");
     }
     double grow = 1.0 + opt.eta;
     index_t best_viol = n + 1;
@@ -139,9 +138,8 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
 
 template <class T>
 MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, index_t k,
-                       const MemoOptions& opt, const FitLabelsFn& fit_labels,
-                       const FitMaskFn& fit_mask, const AcceptFn& accept,
-                       const double* base_weights) {
+                       const MemoOptions& opt, const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
+                       const AcceptFn& accept, const double* base_weights) {
     check_options(opt);
     if (k < 0) throw std::invalid_argument("candidates: expected a non-negative count");
     for (index_t j = 0; j < k; ++j) {
@@ -164,10 +162,9 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     detail::level_search(
         candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
         [&](index_t mid, bool prefer_best) {
-            OracleResult r = consistency_oracle(
-                P, n, C, candidates[mid], opt, fit_labels, fit_mask,
-                carried.empty() ? base_weights : carried.data(),
-                prefer_best ? out.best_pred.data() : nullptr);
+            OracleResult r = consistency_oracle(P, n, C, candidates[mid], opt, fit_labels, fit_mask,
+                                                carried.empty() ? base_weights : carried.data(),
+                                                prefer_best ? out.best_pred.data() : nullptr);
             // Only a success is carried: a failed probe's weights pile up on
             // points that no student could fit at that level, and starting the
             // next (lower) probe from them skews its student towards those few
@@ -185,14 +182,13 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     return out;
 }
 
-#define CREMBO_INSTANTIATE(T)                                                                  \
-    template OracleResult consistency_oracle<T>(const T*, index_t, index_t, T,                \
-                                                const MemoOptions&, const FitLabelsFn&,       \
-                                                const FitMaskFn&, const double*,              \
-                                                const label_t*);                              \
-    template MemoResult memo_search<T>(const T*, index_t, index_t, const T*, index_t,         \
-                                       const MemoOptions&, const FitLabelsFn&,                \
-                                       const FitMaskFn&, const AcceptFn&, const double*);
+#define CREMBO_INSTANTIATE(T)                                                                             \
+    template OracleResult consistency_oracle<T>(const T*, index_t, index_t, T, const MemoOptions&,        \
+                                                const FitLabelsFn&, const FitMaskFn&, const double*,      \
+                                                const label_t*);                                          \
+    template MemoResult memo_search<T>(const T*, index_t, index_t, const T*, index_t, const MemoOptions&, \
+                                       const FitLabelsFn&, const FitMaskFn&, const AcceptFn&,             \
+                                       const double*);
 
 CREMBO_INSTANTIATE(float)
 CREMBO_INSTANTIATE(double)

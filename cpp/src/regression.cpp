@@ -89,8 +89,10 @@ index_t depth_count(const T* row, index_t m, double v, double eps) {
 template <class T>
 index_t sorted_depth_count(const T* row, index_t m, double v, double eps) {
     const double up = v + eps, down = v - eps;
-    const index_t below = std::upper_bound(row, row + m, up, [](double x, T h) { return x < double(h); }) - row;
-    const index_t above = row + m - std::lower_bound(row, row + m, down, [](T h, double x) { return double(h) < x; });
+    const index_t below =
+        std::upper_bound(row, row + m, up, [](double x, T h) { return x < double(h); }) - row;
+    const index_t above =
+        row + m - std::lower_bound(row, row + m, down, [](T h, double x) { return double(h) < x; });
     return std::min(below, above);
 }
 
@@ -102,7 +104,7 @@ void check_hypotheses(const T* H, index_t n, index_t m) {
     check_shape(n, m);
     index_t bad = n * m;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m)) reduction(min : bad)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n* m)) reduction(min : bad)
 #endif
     for (index_t i = 0; i < n * m; ++i)
         if (!std::isfinite(H[i])) bad = std::min(bad, i);
@@ -117,7 +119,7 @@ template <class T>
 void sort_hypotheses(const T* H, index_t n, index_t m, T* out) {
     check_hypotheses(H, n, m);
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m))
+#pragma omp parallel for schedule(static) num_threads(threads_for(n* m))
 #endif
     for (index_t i = 0; i < n; ++i) {
         T* row = out + i * m;
@@ -131,7 +133,7 @@ void check_sorted_hypotheses(const T* S, index_t n, index_t m) {
     check_hypotheses(S, n, m);
     index_t bad = n;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m)) reduction(min : bad)
+#pragma omp parallel for schedule(static) num_threads(threads_for(n* m)) reduction(min : bad)
 #endif
     for (index_t i = 0; i < n; ++i)
         if (!std::is_sorted(S + i * m, S + (i + 1) * m)) bad = std::min(bad, i);
@@ -190,7 +192,7 @@ void hypothesis_point_depth(const T* H, index_t n, index_t m, const T* pred, dou
     check_predictions("pred", pred, n);
     const double dm = double(m);
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n * m))
+#pragma omp parallel for schedule(static) num_threads(threads_for(n* m))
 #endif
     for (index_t i = 0; i < n; ++i) {
         const T* row = H + i * m;
@@ -265,8 +267,9 @@ void check_student_predictions(const std::vector<double>& pred) {
 }  // namespace
 
 template <class T>
-RegOracleResult regression_oracle(const T* S, index_t n, index_t m, double t, double tol, const MemoOptions& opt,
-                                  const FitValuesFn& fit, const double* base_weights, const T* prefer) {
+RegOracleResult regression_oracle(const T* S, index_t n, index_t m, double t, double tol,
+                                  const MemoOptions& opt, const FitValuesFn& fit, const double* base_weights,
+                                  const T* prefer) {
     check_reg_options(opt);
     check_sorted_hypotheses(S, n, m);
     check_tol(tol);
@@ -371,7 +374,7 @@ RegMemoResult regression_memo_search(const T* S, index_t n, index_t m, const dou
 }
 
 #define CREMBO_REG_INSTANTIATE(T)                                                                        \
-    template void check_hypotheses<T>(const T*, index_t, index_t);                                      \
+    template void check_hypotheses<T>(const T*, index_t, index_t);                                       \
     template void sort_hypotheses<T>(const T*, index_t, index_t, T*);                                    \
     template void check_sorted_hypotheses<T>(const T*, index_t, index_t);                                \
     template void hypothesis_intervals<T>(const T*, index_t, index_t, double, T*, T*);                   \
@@ -382,8 +385,8 @@ RegMemoResult regression_memo_search(const T* S, index_t n, index_t m, const dou
     template index_t hypothesis_violations<T>(const T*, index_t, index_t, const T*, double, double);     \
     template void max_point_depth<T>(const T*, index_t, index_t, double, double*);                       \
     template RegOracleResult regression_oracle<T>(const T*, index_t, index_t, double, double,            \
-                                                  const MemoOptions&, const FitValuesFn&,                \
-                                                  const double*, const T*);                              \
+                                                  const MemoOptions&, const FitValuesFn&, const double*, \
+                                                  const T*);                                             \
     template RegMemoResult regression_memo_search<T>(const T*, index_t, index_t, const double*, index_t, \
                                                      double, const MemoOptions&, const FitValuesFn&,     \
                                                      const AcceptFn&, const double*);

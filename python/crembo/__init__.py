@@ -6,10 +6,21 @@ with MEMO and CREMBO (Armstrong and Gilad-Bachrach, AAAI 2021): find a
 student that is *deep*, central with respect to the teacher's belief
 ``p(y|x)``, and choose its depth level on validation data.
 """
+
 from . import _core
 from ._validation import Beliefs
-from .core import (allowed_labels, beliefs_from_votes, budgeted_thresholds, candidate_thresholds,
-                   count_violations, depth, depth_profile, is_consistent, max_achievable_depth, point_depth)
+from .core import (
+    allowed_labels,
+    beliefs_from_votes,
+    budgeted_thresholds,
+    candidate_thresholds,
+    count_violations,
+    depth,
+    depth_profile,
+    is_consistent,
+    max_achievable_depth,
+    point_depth,
+)
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .export import FastTree
 from .memo import MemoResult, default_student, memo

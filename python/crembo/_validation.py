@@ -3,6 +3,7 @@
 Every check raises ``ValueError``/``TypeError`` naming the argument and what
 was expected, before any native code runs (the native core checks again).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -194,8 +195,9 @@ def check_device(device):
     check_choice(device, "device", DEVICES)
     if device == "cuda":
         if not _core.cuda_built:
-            raise ValueError("device='cuda': this build of crembo has no CUDA kernels "
-                             "(rebuild with a CUDA compiler, CREMBO_CUDA=ON)")
+            raise ValueError(
+                "device='cuda': this build of crembo has no CUDA kernels (rebuild with a CUDA compiler, CREMBO_CUDA=ON)"
+            )
         if not _core.cuda_available():
             raise ValueError("device='cuda': no CUDA device is available on this machine")
     return device

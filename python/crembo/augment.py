@@ -26,6 +26,7 @@ cell of ``e`` missing; an attribute missing in ``e'`` is not moved. So
 synthetic rows have missing values where real rows have them, for a teacher
 and a student that handle them.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -139,7 +140,7 @@ def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None, categorical=N
         drawn = np.where(discrete, other, drawn)
         # A missing cell stays missing; a value does not move towards a missing one.
         moved &= ~np.isnan(e) & ~np.isnan(other)
-        out[done:done + take] = np.where(moved, drawn, e)
+        out[done : done + take] = np.where(moved, drawn, e)
         done += take
     return out
 

@@ -12,6 +12,7 @@ writes a saved tree student as rules, Graphviz dot, C++ source, the native
 evaluator's file or ONNX; ``crembo paper`` runs the paper reproduction.
 Errors are one line on stderr and a non-zero exit code, no traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,30 +41,38 @@ def _demo(args):
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
     X, y = data.X, data.y
-    print(f"crembo demo: {data.name}, {X.shape[0]} rows x {X.shape[1]} features, "
-          f"{len(np.unique(y))} classes")
-    print("teacher: random forest (100 trees, max depth 12, balanced)\n"
-          "students (depth 4, balanced classes): BM and VT use scikit-learn's decision tree, as in the paper; "
-          "MEMO and CREMBO run\nwith CREMBOClassifier's defaults: crembo's histogram tree, the threshold chosen "
-          "by 5-fold cross-validation,\n3 synthetic (MUNGE) rows per row labelled by the teacher, leaves that "
-          "predict the teacher's mean belief\n")
+    print(f"crembo demo: {data.name}, {X.shape[0]} rows x {X.shape[1]} features, {len(np.unique(y))} classes")
+    print(
+        "teacher: random forest (100 trees, max depth 12, balanced)\n"
+        "students (depth 4, balanced classes): BM and VT use scikit-learn's decision tree, as in the paper; "
+        "MEMO and CREMBO run\nwith CREMBOClassifier's defaults: crembo's histogram tree, the threshold chosen "
+        "by 5-fold cross-validation,\n3 synthetic (MUNGE) rows per row labelled by the teacher, leaves that "
+        "predict the teacher's mean belief\n"
+    )
 
     t0 = time.perf_counter()
     print("[1/3] one CREMBO fit with the defaults on all rows", flush=True)
     one = CREMBOClassifier(random_state=args.seed, verbose=1).fit(X, y)
     print(f"One CREMBO fit on all rows ({time.perf_counter() - t0:.2f} s, {one.n_student_fits_} student fits):")
     print(f"  MEMO's deepest consistent threshold: {one.memo_threshold_}  (student depth {one.memo_depth_})")
-    print(f"  chosen threshold: {one.threshold_:.4g}  validation accuracy {one.validation_score_:.4f}  "
-          f"depth on the transfer set {one.depth_:.4g}\n")
+    print(
+        f"  chosen threshold: {one.threshold_:.4g}  validation accuracy {one.validation_score_:.4f}  "
+        f"depth on the transfer set {one.depth_:.4g}\n"
+    )
 
-    print(f"[2/3] {args.folds}-fold cross-validation x {args.repeats}: teacher, BM, VT, MEMO and CREMBO in every "
-          "fold", flush=True)
-    gen = generalization(X, y, n_splits=args.folds, n_repeats=args.repeats, random_state=args.seed,
-                         n_jobs=args.jobs, progress=True)
+    print(
+        f"[2/3] {args.folds}-fold cross-validation x {args.repeats}: teacher, BM, VT, MEMO and CREMBO in every fold",
+        flush=True,
+    )
+    gen = generalization(
+        X, y, n_splits=args.folds, n_repeats=args.repeats, random_state=args.seed, n_jobs=args.jobs, progress=True
+    )
     print(f"[3/3] stability: the {args.folds} fold students of each method on a fixed 15% test split", flush=True)
     stab = stability(X, y, n_splits=args.folds, random_state=args.seed, n_jobs=args.jobs, progress=True)
-    print(f"{args.folds}-fold cross-validation x {args.repeats} (accuracy; folds won among the students) "
-          f"and stability (agreement of the {args.folds} fold students on a fixed 15% test split):\n")
+    print(
+        f"{args.folds}-fold cross-validation x {args.repeats} (accuracy; folds won among the students) "
+        f"and stability (agreement of the {args.folds} fold students on a fixed 15% test split):\n"
+    )
     print(format_table(gen, stab))
     print(f"\n({gen.seconds + stab.seconds:.1f} s)")
     print(_demo_reading(gen, stab, n_test=int(np.ceil(0.15 * len(y)))))
@@ -78,12 +87,16 @@ def _demo_reading(gen, stab, n_test):
     best_acc, best_agr = max(students, key=acc.get), max(students, key=agr.get)
     base_acc = max(acc["BM"], acc["VT"])
     base_agr = max(agr["BM"], agr["VT"])
-    lines = [f"\nReading: the best cross-validated accuracy is {best_acc}'s ({acc[best_acc]:.4f}); the highest "
-             f"agreement is {best_agr}'s ({agr[best_agr]:.4f})."]
+    lines = [
+        f"\nReading: the best cross-validated accuracy is {best_acc}'s ({acc[best_acc]:.4f}); the highest "
+        f"agreement is {best_agr}'s ({agr[best_agr]:.4f})."
+    ]
     d_acc, d_agr = acc["CREMBO"] - base_acc, agr["CREMBO"] - base_agr
-    lines.append(f"CREMBO against the better of BM and VT: accuracy {d_acc:+.4f}, agreement {d_agr:+.4f}. "
-                 f"One of the {n_test} held-out rows is {1 / n_test:.4f} of agreement: differences of that size "
-                 "are noise (--repeats gives a firmer reading).")
+    lines.append(
+        f"CREMBO against the better of BM and VT: accuracy {d_acc:+.4f}, agreement {d_agr:+.4f}. "
+        f"One of the {n_test} held-out rows is {1 / n_test:.4f} of agreement: differences of that size "
+        "are noise (--repeats gives a firmer reading)."
+    )
     return "\n".join(lines)
 
 
@@ -188,8 +201,10 @@ def read_table(path, label, *, drop=(), use_pandas=None):
 
             if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 sample = next((v for v in col if isinstance(v, str)), col.iloc[0])
-                raise CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); "
-                               "encode it as numbers or leave it out with --drop")
+                raise CLIError(
+                    f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); "
+                    "encode it as numbers or leave it out with --drop"
+                )
             vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             vals = np.empty(n)
@@ -198,12 +213,15 @@ def read_table(path, label, *, drop=(), use_pandas=None):
                 try:
                     vals[i] = float(v) if v not in ("", "NA", "NaN", "nan") else np.nan
                 except ValueError:
-                    raise CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {v!r}); "
-                                   "encode it as numbers or leave it out with --drop") from None
+                    raise CLIError(
+                        f"{path}: feature column {name!r} is not numeric (e.g. {v!r}); "
+                        "encode it as numbers or leave it out with --drop"
+                    ) from None
         missing = int(np.sum(~np.isfinite(vals)))
         if missing:
-            raise CLIError(f"{path}: feature column {name!r} has {missing} missing or infinite value(s); "
-                           "impute them first")
+            raise CLIError(
+                f"{path}: feature column {name!r} has {missing} missing or infinite value(s); impute them first"
+            )
         X[:, j] = vals
     ycol = columns[label]
     if use_pandas:
@@ -236,8 +254,10 @@ def make_teacher(kind, seed):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500,
-                                                         early_stopping=True, random_state=seed))
+    return make_pipeline(
+        StandardScaler(),
+        MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500, early_stopping=True, random_state=seed),
+    )
 
 
 def _load_pickle(path, what):
@@ -250,8 +270,9 @@ def _load_pickle(path, what):
     try:
         return joblib.load(path)
     except Exception as exc:
-        raise CLIError(f"{what} file {path}: cannot be loaded with joblib/pickle ({type(exc).__name__}: {exc})") \
-            from None
+        raise CLIError(
+            f"{what} file {path}: cannot be loaded with joblib/pickle ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _is_fitted(est):
@@ -271,8 +292,10 @@ def _align_to_model(table, model, what):
             raise CLIError(f"the {what} was fitted on columns the table lacks: {', '.join(missing[:8])}")
         extra = [s for s in table.feature_names if s not in names]
         if extra:
-            raise CLIError(f"the {what} expects {len(names)} features but the table has {len(table.feature_names)} "
-                           f"(not used by the {what}: {', '.join(extra[:8])}); leave them out with --drop")
+            raise CLIError(
+                f"the {what} expects {len(names)} features but the table has {len(table.feature_names)} "
+                f"(not used by the {what}: {', '.join(extra[:8])}); leave them out with --drop"
+            )
         if names != table.feature_names:
             order = [table.feature_names.index(s) for s in names]
             table.X = table.X[:, order]
@@ -280,8 +303,10 @@ def _align_to_model(table, model, what):
         return
     d = getattr(model, "n_features_in_", None)
     if d is not None and int(d) != table.X.shape[1]:
-        raise CLIError(f"the {what} expects {int(d)} features but the table has {table.X.shape[1]} "
-                       "(every column but the label and --drop ones is a feature)")
+        raise CLIError(
+            f"the {what} expects {int(d)} features but the table has {table.X.shape[1]} "
+            "(every column but the label and --drop ones is a feature)"
+        )
 
 
 def load_teacher(path, table):
@@ -337,12 +362,16 @@ def parse_student(spec, seed):
 
             return GaussianNB()
     except ValueError:
-        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
-                       "DEPTH >= 1, logistic:C with C > 0)") from None
+        raise CLIError(
+            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
+            "DEPTH >= 1, logistic:C with C > 0)"
+        ) from None
     if os.path.exists(spec):
         return _load_student_file(spec, is_classifier, "classifier")
-    raise CLIError(f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
-                   "or a joblib file of an unfitted classifier")
+    raise CLIError(
+        f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
+        "or a joblib file of an unfitted classifier"
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -385,8 +414,11 @@ def _scores(y, student_pred, teacher_pred=None):
     with warnings.catch_warnings():  # a few test rows need not hold every predicted class
         warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")
         balanced = float(balanced_accuracy_score(y, student_pred))
-    out = {"rows": int(len(y)), "student_accuracy": float(accuracy_score(y, student_pred)),
-           "student_balanced_accuracy": balanced}
+    out = {
+        "rows": int(len(y)),
+        "student_accuracy": float(accuracy_score(y, student_pred)),
+        "student_balanced_accuracy": balanced,
+    }
     if teacher_pred is not None:
         out["teacher_accuracy"] = float(accuracy_score(y, teacher_pred))
         out["agreement_with_teacher"] = float(np.mean(np.asarray(student_pred) == np.asarray(teacher_pred)))
@@ -399,9 +431,11 @@ def _student_summary(student):
     if hasattr(inner, "get_params"):
         info["params"] = _jsonable(inner.get_params(deep=False))
     if hasattr(inner, "tree_"):
-        info["tree"] = {"depth": int(inner.get_depth()) if hasattr(inner, "get_depth") else None,
-                        "leaves": int(inner.get_n_leaves()) if hasattr(inner, "get_n_leaves") else None,
-                        "nodes": int(inner.tree_.node_count)}
+        info["tree"] = {
+            "depth": int(inner.get_depth()) if hasattr(inner, "get_depth") else None,
+            "leaves": int(inner.get_n_leaves()) if hasattr(inner, "get_n_leaves") else None,
+            "nodes": int(inner.tree_.node_count),
+        }
     return info
 
 
@@ -470,8 +504,9 @@ def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, 
 # ---------------------------------------------------------------- output folder
 # What crembo compress writes in its output folder. A folder holding nothing
 # else may be replaced by a new run; one holding other files is refused.
-OUTPUT_NAMES = frozenset({"student.joblib", "report.json", "plots"} |
-                         {f"student.{ext}" for ext in EXPORT_FORMATS.values()})
+OUTPUT_NAMES = frozenset(
+    {"student.joblib", "report.json", "plots"} | {f"student.{ext}" for ext in EXPORT_FORMATS.values()}
+)
 
 
 def prepare_output(path):
@@ -501,8 +536,10 @@ def prepare_output(path):
             raise CLIError(f"--out-dir {path}: cannot be read ({exc.strerror or exc})") from None
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise CLIError(f"--out-dir {path}: holds files that crembo compress did not write ({shown}); a new run "
-                           "replaces the folder as a whole, so choose another folder or empty this one")
+            raise CLIError(
+                f"--out-dir {path}: holds files that crembo compress did not write ({shown}); a new run "
+                "replaces the folder as a whole, so choose another folder or empty this one"
+            )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
@@ -568,8 +605,12 @@ def _compress(args):
         if args.task == "regression" or infer_task(table.y) == "regression":
             return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
-    if formats and args.student.partition(":")[0].strip().lower() in ("logistic", "logistic-regression",
-                                                                        "naive-bayes", "gaussian-nb"):
+    if formats and args.student.partition(":")[0].strip().lower() in (
+        "logistic",
+        "logistic-regression",
+        "naive-bayes",
+        "gaussian-nb",
+    ):
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if "onnx" in formats:
         try:
@@ -631,8 +672,10 @@ def _compress_into(args, formats, staging):
     X, y = table.X, table.y
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise CLIError(f"{args.data}: the label column {args.label!r} holds one class ({classes[0]!r}); "
-                       "there is nothing to compress")
+        raise CLIError(
+            f"{args.data}: the label column {args.label!r} holds one class ({classes[0]!r}); "
+            "there is nothing to compress"
+        )
     rows = np.arange(len(y))
     if args.test_fraction > 0:
         n_test = int(np.ceil(args.test_fraction * len(y)))
@@ -649,13 +692,17 @@ def _compress_into(args, formats, staging):
     if absent.size:
         # A tiny table: holding rows out for the test left a class with no
         # row to fit on (the teacher could not learn it).
-        raise CLIError(f"{args.data}: {len(y)} rows are too few: after holding out {len(test_rows)} test row(s), "
-                       f"no row of class(es) {absent[:5].tolist()} is left to fit on (class counts: "
-                       f"{dict(zip(classes.tolist(), counts.tolist()))}); add rows, or use --test-fraction 0")
+        raise CLIError(
+            f"{args.data}: {len(y)} rows are too few: after holding out {len(test_rows)} test row(s), "
+            f"no row of class(es) {absent[:5].tolist()} is left to fit on (class counts: "
+            f"{dict(zip(classes.tolist(), counts.tolist()))}); add rows, or use --test-fraction 0"
+        )
 
     fitted_teacher = args.teacher not in TEACHERS and _is_fitted(teacher)
-    with stage(f"teacher: {'loaded from ' + teacher_source if fitted_teacher else 'training ' + teacher_source} "
-               f"on {len(fit_rows)} rows"):
+    with stage(
+        f"teacher: {'loaded from ' + teacher_source if fitted_teacher else 'training ' + teacher_source} "
+        f"on {len(fit_rows)} rows"
+    ):
         if not fitted_teacher:
             teacher = clone(teacher).fit(X_fit, y_fit)
     timings["teacher_fit"] = 0.0 if fitted_teacher else stage.seconds
@@ -663,17 +710,28 @@ def _compress_into(args, formats, staging):
     if teacher_classes is not None:
         unknown = np.setdiff1d(classes, np.asarray(teacher_classes))
         if unknown.size:
-            raise CLIError(f"the teacher does not know the label(s) {unknown[:5].tolist()} of column "
-                           f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}")
+            raise CLIError(
+                f"the teacher does not know the label(s) {unknown[:5].tolist()} of column "
+                f"{args.label!r}; its classes are {np.asarray(teacher_classes)[:10].tolist()}"
+            )
 
-    model = CREMBOClassifier(teacher, student_template, mode=args.mode, oracle=args.oracle,
-                             validation_fraction=args.validation_fraction,
-                             cv="auto" if args.cv is None else (None if args.cv == 0 else args.cv),
-                             n_thresholds=args.n_thresholds,
-                             augment="auto" if args.augment is None else args.augment,
-                             n_jobs=args.jobs, random_state=args.seed, verbose=0 if args.quiet else 1)
-    with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
-               f"search over thresholds"):
+    model = CREMBOClassifier(
+        teacher,
+        student_template,
+        mode=args.mode,
+        oracle=args.oracle,
+        validation_fraction=args.validation_fraction,
+        cv="auto" if args.cv is None else (None if args.cv == 0 else args.cv),
+        n_thresholds=args.n_thresholds,
+        augment="auto" if args.augment is None else args.augment,
+        n_jobs=args.jobs,
+        random_state=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    with stage(
+        f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'}: {type(student_template).__name__} student, "
+        f"search over thresholds"
+    ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
@@ -691,20 +749,21 @@ def _compress_into(args, formats, staging):
     report_path = out / "report.json"
     with stage(f"scoring and writing {student_path} and {report_path}"):
         joblib.dump(student, staging / student_path.name)
-        scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names),
-                                 _predict(teacher, X_fit))}
+        scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names), _predict(teacher, X_fit))}
         if len(test_rows):
             X_te = X[test_rows]
-            scores["test"] = _scores(y[test_rows], _predict(student, X_te, table.feature_names),
-                                     _predict(teacher, X_te))
+            scores["test"] = _scores(
+                y[test_rows], _predict(student, X_te, table.feature_names), _predict(teacher, X_te)
+            )
     timings["score_and_write"] = stage.seconds
     written = {"student": str(student_path), "report": str(report_path)}
 
     if args.plots:
         with stage(f"plots in {out / 'plots'}"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
-            plots = _compress_plots(model, teacher, student_template, X_fit, y_fit, staging / "plots",
-                                    table.feature_names)
+            plots = _compress_plots(
+                model, teacher, student_template, X_fit, y_fit, staging / "plots", table.feature_names
+            )
             written["plots"] = [str(out / "plots" / Path(p).name) for p in plots]
         timings["plots"] = stage.seconds
     if formats:
@@ -719,17 +778,34 @@ def _compress_into(args, formats, staging):
     report = {
         "crembo_version": _version(),
         "command": ["crembo"] + list(args.argv),
-        "data": {"path": table.path, "rows": int(len(y)), "features": table.feature_names, "label": args.label,
-                 "classes": classes, "class_counts": counts, "fit_rows": int(len(fit_rows)),
-                 "test_rows": int(len(test_rows)), "test_fraction": args.test_fraction, "seed": args.seed},
+        "data": {
+            "path": table.path,
+            "rows": int(len(y)),
+            "features": table.feature_names,
+            "label": args.label,
+            "classes": classes,
+            "class_counts": counts,
+            "fit_rows": int(len(fit_rows)),
+            "test_rows": int(len(test_rows)),
+            "test_fraction": args.test_fraction,
+            "seed": args.seed,
+        },
         "teacher": {"source": teacher_source, "type": type(teacher).__name__, "trained": not fitted_teacher},
         "student": dict(spec=args.student, **_student_summary(student)),
-        "search": {"mode": args.mode, "oracle": args.oracle, "validation_fraction": args.validation_fraction,
-                   "cv": args.cv,
-                   "n_thresholds": args.n_thresholds, "memo_threshold": model.memo_threshold_,
-                   "memo_depth": model.memo_depth_, "threshold": model.threshold_,
-                   "validation_score": model.validation_score_, "depth": model.depth_,
-                   "n_student_fits": model.n_student_fits_, "thresholds_tried": model.trace_},
+        "search": {
+            "mode": args.mode,
+            "oracle": args.oracle,
+            "validation_fraction": args.validation_fraction,
+            "cv": args.cv,
+            "n_thresholds": args.n_thresholds,
+            "memo_threshold": model.memo_threshold_,
+            "memo_depth": model.memo_depth_,
+            "threshold": model.threshold_,
+            "validation_score": model.validation_score_,
+            "depth": model.depth_,
+            "n_student_fits": model.n_student_fits_,
+            "thresholds_tried": model.trace_,
+        },
         "scores": scores,
         "warnings": fit_warnings,
         "timings": {"cli": timings, "crembo": model.timings_},
@@ -738,9 +814,11 @@ def _compress_into(args, formats, staging):
     (staging / report_path.name).write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     s = scores.get("test", scores["fit"])
     part = "test" if "test" in scores else "fit"
-    return (f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
-            f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
-            f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}")
+    return (
+        f"crembo compress: threshold {model.threshold_:.4g} (MEMO {_fmt(model.memo_threshold_)}), depth "
+        f"{model.depth_:.4g}, {part} accuracy {s['student_accuracy']:.4f} (teacher {s['teacher_accuracy']:.4f}), "
+        f"agreement with the teacher {s['agreement_with_teacher']:.4f}; wrote {out}"
+    )
 
 
 def _summarize_warnings(caught, quiet):
@@ -793,8 +871,10 @@ def _compress_plots(model, teacher, template, X, y, folder, feature_names):
         preds["BM (true labels)"] = clone(template).fit(X, y).predict(X)
     except Exception:  # a template that cannot fit the raw labels: leave BM out
         pass
-    for name, draw in (("depth_profile", lambda ax: plots.plot_depth_profile(P, preds, classes=model.classes_, ax=ax)),
-                       ("threshold_search", lambda ax: plots.plot_threshold_search(model, ax=ax))):
+    for name, draw in (
+        ("depth_profile", lambda ax: plots.plot_depth_profile(P, preds, classes=model.classes_, ax=ax)),
+        ("threshold_search", lambda ax: plots.plot_threshold_search(model, ax=ax)),
+    ):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         draw(ax)
         fig.tight_layout()
@@ -844,15 +924,21 @@ def _evaluate(args):
     if known is not None:
         unseen = np.setdiff1d(np.unique(table.y), np.asarray(known))
         scores["labels_unknown_to_student"] = unseen.tolist()
-    line = (f"crembo evaluate: {scores['rows']} rows, accuracy {scores['student_accuracy']:.4f}, "
-            f"balanced accuracy {scores['student_balanced_accuracy']:.4f}")
+    line = (
+        f"crembo evaluate: {scores['rows']} rows, accuracy {scores['student_accuracy']:.4f}, "
+        f"balanced accuracy {scores['student_balanced_accuracy']:.4f}"
+    )
     if tpred is not None:
-        line += (f", teacher accuracy {scores['teacher_accuracy']:.4f}, agreement with the teacher "
-                 f"{scores['agreement_with_teacher']:.4f}")
+        line += (
+            f", teacher accuracy {scores['teacher_accuracy']:.4f}, agreement with the teacher "
+            f"{scores['agreement_with_teacher']:.4f}"
+        )
     print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps(_jsonable({"student": args.student, "data": args.data,
-                                                         "label": args.label, **scores}), indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(_jsonable({"student": args.student, "data": args.data, "label": args.label, **scores}), indent=2)
+            + "\n"
+        )
     return 0
 
 
@@ -886,39 +972,64 @@ def _paper(args):
 
 
 def _add_new_commands(sub):
-    c = sub.add_parser("compress", help="compress a teacher into a small student on a table (CSV or Parquet)",
-                       description="Compress a teacher into a small student with CREMBO; write the student "
-                                   "(joblib), a JSON report, and optionally plots and exports.")
+    c = sub.add_parser(
+        "compress",
+        help="compress a teacher into a small student on a table (CSV or Parquet)",
+        description="Compress a teacher into a small student with CREMBO; write the student "
+        "(joblib), a JSON report, and optionally plots and exports.",
+    )
     c.add_argument("data", help="table: .csv, .tsv or .parquet, one row per example")
     c.add_argument("--label", required=True, help="name of the label column")
-    c.add_argument("--teacher", default="random-forest",
-                   help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) "
-                        "classifier")
-    c.add_argument("--student", default="tree:4",
-                   help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
-                        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
-                        "unfitted classifier")
-    c.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
-                   help="auto (default): regression when the label is a float column with more than 20 distinct "
-                        "values (CREMBORegressor, docs/regression.md)")
+    c.add_argument(
+        "--teacher",
+        default="random-forest",
+        help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) classifier",
+    )
+    c.add_argument(
+        "--student",
+        default="tree:4",
+        help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
+        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
+        "unfitted classifier",
+    )
+    c.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="auto (default): regression when the label is a float column with more than 20 distinct "
+        "values (CREMBORegressor, docs/regression.md)",
+    )
     c.add_argument("--mode", choices=("crembo", "memo"), default="crembo")
     c.add_argument("--oracle", choices=("reweight", "single"), default="reweight")
     c.add_argument("--n-thresholds", type=int, default=32, help="sweep budget (default 32)")
     c.add_argument("--validation-fraction", type=float, default=0.15)
-    c.add_argument("--cv", type=int, default=None,
-                   help="choose the threshold by this many folds of cross-validation, then fit the student on all "
-                        "fitting rows; 0: one validation split of --validation-fraction instead (default: "
-                        "CREMBOClassifier's, 5 folds for tree students)")
-    c.add_argument("--augment", type=float, default=None,
-                   help="synthetic rows (MUNGE) per transfer row, labelled by the teacher (default: "
-                        "CREMBOClassifier's, 3; 0: none)")
-    c.add_argument("--test-fraction", type=float, default=0.2,
-                   help="rows held out to report test accuracy and agreement (default 0.2; 0: none)")
+    c.add_argument(
+        "--cv",
+        type=int,
+        default=None,
+        help="choose the threshold by this many folds of cross-validation, then fit the student on all "
+        "fitting rows; 0: one validation split of --validation-fraction instead (default: "
+        "CREMBOClassifier's, 5 folds for tree students)",
+    )
+    c.add_argument(
+        "--augment",
+        type=float,
+        default=None,
+        help="synthetic rows (MUNGE) per transfer row, labelled by the teacher (default: "
+        "CREMBOClassifier's, 3; 0: none)",
+    )
+    c.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="rows held out to report test accuracy and agreement (default 0.2; 0: none)",
+    )
     c.add_argument("--drop", default="", help="comma-separated columns that are not features (ids, ...)")
     c.add_argument("-o", "--out-dir", default="crembo_out", help="output folder (default crembo_out)")
     c.add_argument("--plots", action="store_true", help="write depth-profile, threshold-search and tree plots")
-    c.add_argument("--export", default="",
-                   help="comma-separated exports of a tree student: rules, dot, cpp, native, onnx")
+    c.add_argument(
+        "--export", default="", help="comma-separated exports of a tree student: rules, dot, cpp, native, onnx"
+    )
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--jobs", type=int, default=None, help="threads for the sweep's fits")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or stage messages")
@@ -949,8 +1060,11 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="compress a random forest on a built-in data set and compare methods")
-    demo.add_argument("--dataset", default="breast_cancer",
-                      help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)")
+    demo.add_argument(
+        "--dataset",
+        default="breast_cancer",
+        help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
+    )
     demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
     demo.add_argument("--folds", type=int, default=10)
     demo.add_argument("--repeats", type=int, default=1)
@@ -969,13 +1083,12 @@ def main(argv=None):
     while k < len(argv) and argv[k] in ("-v", "--verbose"):
         k += 1
     if k < len(argv) and argv[k] == "paper":
-        args = parser.parse_args(argv[:k + 1])
-        args.paper_args = argv[k + 1:]
+        args = parser.parse_args(argv[: k + 1])
+        args.paper_args = argv[k + 1 :]
     else:
         args = parser.parse_args(argv)
     args.argv = argv
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)
     except CLIError as exc:

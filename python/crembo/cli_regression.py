@@ -6,6 +6,7 @@ auto`` (the default): a float label with more than ``MAX_CLASS_LIKE_VALUES``
 distinct values is a regression target; anything else stays a class label
 (``--task regression`` forces regression).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import (CLIError, EXPORT_FORMATS, _align_to_model, _is_fitted, _jsonable, _load_pickle, _load_student_file,
-                  _predict, _split_list, _Stage, _student_summary, _summarize_warnings, _version, read_table)
+from .cli import (
+    CLIError,
+    EXPORT_FORMATS,
+    _align_to_model,
+    _is_fitted,
+    _jsonable,
+    _load_pickle,
+    _load_student_file,
+    _predict,
+    _split_list,
+    _Stage,
+    _student_summary,
+    _summarize_warnings,
+    _version,
+    read_table,
+)
 
-__all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression",
-           "REGRESSION_EXPORT_FORMATS"]
+__all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression", "REGRESSION_EXPORT_FORMATS"]
 
 #: Float labels with at most this many distinct values stay class labels under --task auto.
 MAX_CLASS_LIKE_VALUES = 20
@@ -28,7 +42,7 @@ REGRESSION_EXPORT_FORMATS = ("rules", "dot", "cpp", "native")
 
 
 def infer_task(y):
-    """"regression" for a float label with more than ``MAX_CLASS_LIKE_VALUES``
+    """ "regression" for a float label with more than ``MAX_CLASS_LIKE_VALUES``
     distinct values; "classification" otherwise."""
     y = np.asarray(y)
     if y.dtype.kind == "f" and np.unique(y[np.isfinite(y)]).size > MAX_CLASS_LIKE_VALUES:
@@ -49,8 +63,10 @@ def make_regression_teacher(kind, seed):
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor(random_state=seed)
-    raise CLIError(f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
-                   "file of a forest or bagging regressor")
+    raise CLIError(
+        f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
+        "file of a forest or bagging regressor"
+    )
 
 
 def parse_regression_student(spec, seed):
@@ -81,27 +97,34 @@ def parse_regression_student(spec, seed):
                 raise ValueError
             return Ridge(alpha=alpha)
     except ValueError:
-        raise CLIError(f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, ridge:ALPHA with "
-                       "ALPHA > 0)") from None
+        raise CLIError(
+            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, ridge:ALPHA with ALPHA > 0)"
+        ) from None
     if os.path.exists(spec):
         return _load_student_file(spec, is_regressor, "regressor")
-    raise CLIError(f"--student {spec!r}: for regression expected tree[:DEPTH], linear, ridge[:ALPHA] or a joblib "
-                   "file of an unfitted regressor")
+    raise CLIError(
+        f"--student {spec!r}: for regression expected tree[:DEPTH], linear, ridge[:ALPHA] or a joblib "
+        "file of an unfitted regressor"
+    )
 
 
 def regression_scores(y, pred, teacher_pred=None):
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y = np.asarray(y, dtype=np.float64)
-    out = {"rows": int(len(y)), "student_rmse": float(np.sqrt(mean_squared_error(y, pred))),
-           "student_mae": float(mean_absolute_error(y, pred)),
-           "student_r2": float(r2_score(y, pred)) if len(y) > 1 else None}
+    out = {
+        "rows": int(len(y)),
+        "student_rmse": float(np.sqrt(mean_squared_error(y, pred))),
+        "student_mae": float(mean_absolute_error(y, pred)),
+        "student_r2": float(r2_score(y, pred)) if len(y) > 1 else None,
+    }
     if teacher_pred is not None:
         out["teacher_rmse"] = float(np.sqrt(mean_squared_error(y, teacher_pred)))
         out["teacher_r2"] = float(r2_score(y, teacher_pred)) if len(y) > 1 else None
         # R^2 of the student against the teacher's predictions.
-        out["agreement_with_teacher_r2"] = (float(r2_score(teacher_pred, pred))
-                                            if len(y) > 1 and np.ptp(teacher_pred) > 0 else None)
+        out["agreement_with_teacher_r2"] = (
+            float(r2_score(teacher_pred, pred)) if len(y) > 1 and np.ptp(teacher_pred) > 0 else None
+        )
     return out
 
 
@@ -116,8 +139,10 @@ def _regression_export_text(student, fmt, *, name, feature_names):
         return export_regression.export_regression_cpp(student, name=name, feature_names=feature_names)
     if fmt == "native":
         return export_regression.export_regression_native(student)
-    raise CLIError(f"--format {fmt}: not available for regression students (available: "
-                   f"{', '.join(REGRESSION_EXPORT_FORMATS)}; ONNX export converts classifiers only)")
+    raise CLIError(
+        f"--format {fmt}: not available for regression students (available: "
+        f"{', '.join(REGRESSION_EXPORT_FORMATS)}; ONNX export converts classifiers only)"
+    )
 
 
 def write_regression_export(student, fmt, path, *, name="crembo_tree", feature_names=None):
@@ -142,8 +167,10 @@ def compress_regression(args, table=None):
     formats = [f.strip().lower() for f in args.export.split(",") if f.strip()] if args.export else []
     bad = [f for f in formats if f not in REGRESSION_EXPORT_FORMATS]
     if bad:
-        raise CLIError(f"--export {','.join(bad)}: not available for regression students (available: "
-                       f"{', '.join(REGRESSION_EXPORT_FORMATS)})")
+        raise CLIError(
+            f"--export {','.join(bad)}: not available for regression students (available: "
+            f"{', '.join(REGRESSION_EXPORT_FORMATS)})"
+        )
     if formats and args.student.partition(":")[0].strip().lower() != "tree":
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if args.plots:
@@ -168,8 +195,9 @@ def compress_regression(args, table=None):
             teacher, teacher_source = make_regression_teacher(args.teacher, args.seed), args.teacher
         else:
             if not Path(args.teacher).exists():
-                raise CLIError(f"--teacher {args.teacher!r}: expected {', '.join(REGRESSION_TEACHERS)} or a "
-                               "joblib/pickle file")
+                raise CLIError(
+                    f"--teacher {args.teacher!r}: expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle file"
+                )
             teacher, teacher_source = _load_pickle(args.teacher, "teacher"), str(args.teacher)
             if _is_fitted(teacher):
                 _align_to_model(table, teacher, "teacher")
@@ -178,27 +206,39 @@ def compress_regression(args, table=None):
     try:
         y = np.asarray(table.y, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CLIError(f"{args.data}: the label column {args.label!r} is not numeric; regression needs real-valued "
-                       "targets") from None
+        raise CLIError(
+            f"{args.data}: the label column {args.label!r} is not numeric; regression needs real-valued targets"
+        ) from None
     if not np.all(np.isfinite(y)):
         raise CLIError(f"{args.data}: the label column {args.label!r} has missing or non-finite values")
     if np.ptp(y) == 0:
-        raise CLIError(f"{args.data}: every value of the label column {args.label!r} is {y[0]!r}; there is "
-                       "nothing to compress")
+        raise CLIError(
+            f"{args.data}: every value of the label column {args.label!r} is {y[0]!r}; there is nothing to compress"
+        )
     rows = np.arange(len(y))
     if args.test_fraction > 0:
-        fit_rows, test_rows = train_test_split(rows, test_size=int(np.ceil(args.test_fraction * len(y))),
-                                               random_state=args.seed)
+        fit_rows, test_rows = train_test_split(
+            rows, test_size=int(np.ceil(args.test_fraction * len(y))), random_state=args.seed
+        )
         fit_rows, test_rows = np.sort(fit_rows), np.sort(test_rows)
     else:
         fit_rows, test_rows = rows, rows[:0]
     X_fit, y_fit = X[fit_rows], y[fit_rows]
 
     fitted_teacher = args.teacher not in REGRESSION_TEACHERS and _is_fitted(teacher)
-    model = CREMBORegressor(teacher, student_template, mode=args.mode, validation_fraction=args.validation_fraction,
-                            n_thresholds=args.n_thresholds, n_jobs=args.jobs, random_state=args.seed)
-    with stage(f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'} (regression): {type(student_template).__name__} "
-               f"student, teacher {'loaded' if fitted_teacher else 'trained'} ({teacher_source})"):
+    model = CREMBORegressor(
+        teacher,
+        student_template,
+        mode=args.mode,
+        validation_fraction=args.validation_fraction,
+        n_thresholds=args.n_thresholds,
+        n_jobs=args.jobs,
+        random_state=args.seed,
+    )
+    with stage(
+        f"{'CREMBO' if args.mode == 'crembo' else 'MEMO'} (regression): {type(student_template).__name__} "
+        f"student, teacher {'loaded' if fitted_teacher else 'trained'} ({teacher_source})"
+    ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
@@ -220,12 +260,14 @@ def compress_regression(args, table=None):
     student_path, report_path = out / "student.joblib", out / "report.json"
     with stage(f"scoring and writing {student_path} and {report_path}"):
         joblib.dump(student, student_path)
-        scores = {"fit": regression_scores(y_fit, _predict(student, X_fit, table.feature_names),
-                                           _predict(teacher, X_fit))}
+        scores = {
+            "fit": regression_scores(y_fit, _predict(student, X_fit, table.feature_names), _predict(teacher, X_fit))
+        }
         if len(test_rows):
             X_te = X[test_rows]
-            scores["test"] = regression_scores(y[test_rows], _predict(student, X_te, table.feature_names),
-                                               _predict(teacher, X_te))
+            scores["test"] = regression_scores(
+                y[test_rows], _predict(student, X_te, table.feature_names), _predict(teacher, X_te)
+            )
     timings["score_and_write"] = stage.seconds
     written = {"student": str(student_path), "report": str(report_path)}
     if formats:
@@ -240,17 +282,36 @@ def compress_regression(args, table=None):
         "crembo_version": _version(),
         "task": "regression",
         "command": ["crembo"] + list(args.argv),
-        "data": {"path": table.path, "rows": int(len(y)), "features": table.feature_names, "label": args.label,
-                 "fit_rows": int(len(fit_rows)), "test_rows": int(len(test_rows)),
-                 "test_fraction": args.test_fraction, "seed": args.seed},
-        "teacher": {"source": teacher_source, "type": type(teacher).__name__, "trained": not fitted_teacher,
-                    "n_hypotheses": model.n_hypotheses_},
+        "data": {
+            "path": table.path,
+            "rows": int(len(y)),
+            "features": table.feature_names,
+            "label": args.label,
+            "fit_rows": int(len(fit_rows)),
+            "test_rows": int(len(test_rows)),
+            "test_fraction": args.test_fraction,
+            "seed": args.seed,
+        },
+        "teacher": {
+            "source": teacher_source,
+            "type": type(teacher).__name__,
+            "trained": not fitted_teacher,
+            "n_hypotheses": model.n_hypotheses_,
+        },
         "student": dict(spec=args.student, **_student_summary(student)),
-        "search": {"mode": args.mode, "validation_fraction": args.validation_fraction,
-                   "n_thresholds": args.n_thresholds, "delta": model.delta, "memo_level": model.memo_level_,
-                   "memo_depth": model.memo_depth_, "level": model.level_,
-                   "validation_rmse": model.validation_score_, "depth": model.depth_,
-                   "n_student_fits": model.n_student_fits_, "levels_tried": model.trace_},
+        "search": {
+            "mode": args.mode,
+            "validation_fraction": args.validation_fraction,
+            "n_thresholds": args.n_thresholds,
+            "delta": model.delta,
+            "memo_level": model.memo_level_,
+            "memo_depth": model.memo_depth_,
+            "level": model.level_,
+            "validation_rmse": model.validation_score_,
+            "depth": model.depth_,
+            "n_student_fits": model.n_student_fits_,
+            "levels_tried": model.trace_,
+        },
         "scores": scores,
         "warnings": fit_warnings,
         "timings": {"cli": timings},
@@ -260,9 +321,11 @@ def compress_regression(args, table=None):
     part = "test" if "test" in scores else "fit"
     s = scores[part]
     memo = "none" if model.memo_level_ is None else f"{model.memo_level_:.4g}"
-    print(f"crembo compress (regression): level {model.level_:.4g} (MEMO {memo}), depth {model.depth_:.4g}, "
-          f"{part} RMSE {s['student_rmse']:.4g}, R^2 {s['student_r2']:.4f} (teacher RMSE {s['teacher_rmse']:.4g}); "
-          f"wrote {out}")
+    print(
+        f"crembo compress (regression): level {model.level_:.4g} (MEMO {memo}), depth {model.depth_:.4g}, "
+        f"{part} RMSE {s['student_rmse']:.4g}, R^2 {s['student_r2']:.4f} (teacher RMSE {s['teacher_rmse']:.4g}); "
+        f"wrote {out}"
+    )
     return 0
 
 
@@ -286,15 +349,23 @@ def evaluate_regression(args, student):
     tpred = None if teacher is None else _predict(teacher, table.X)
     scores = regression_scores(y, pred, tpred)
     r2 = "n/a" if scores["student_r2"] is None else f"{scores['student_r2']:.4f}"
-    line = (f"crembo evaluate (regression): {scores['rows']} rows, RMSE {scores['student_rmse']:.4g}, "
-            f"MAE {scores['student_mae']:.4g}, R^2 {r2}")
+    line = (
+        f"crembo evaluate (regression): {scores['rows']} rows, RMSE {scores['student_rmse']:.4g}, "
+        f"MAE {scores['student_mae']:.4g}, R^2 {r2}"
+    )
     if tpred is not None:
         line += f", teacher RMSE {scores['teacher_rmse']:.4g}"
     print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps(_jsonable({"student": args.student, "data": args.data,
-                                                         "label": args.label, "task": "regression", **scores}),
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                _jsonable(
+                    {"student": args.student, "data": args.data, "label": args.label, "task": "regression", **scores}
+                ),
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -7,13 +7,22 @@ empirical depth is the minimum over points (see ``ALGORITHMS.md``).
 Every function takes ``device="cpu" | "cuda"`` where a CUDA kernel exists;
 both give the same results and the CPU path is always there.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from . import _core
-from ._validation import (MAX_CLASSES, MAX_INDEX, as_beliefs, as_label_indices, check_device, check_fraction,
-                          check_positive_int, check_real)
+from ._validation import (
+    MAX_CLASSES,
+    MAX_INDEX,
+    as_beliefs,
+    as_label_indices,
+    check_device,
+    check_fraction,
+    check_positive_int,
+    check_real,
+)
 
 __all__ = [
     "beliefs_from_votes",

@@ -27,6 +27,7 @@ arrhythmia, the classes present in the file, in sorted order).
 
 Every loader returns a :class:`Dataset`; it unpacks as ``X, y = load_heart()``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -274,9 +275,7 @@ def _read_csv(path: Path, header: bool):
             if width is None:
                 width = len(row)
             if len(row) != width:
-                raise ValueError(
-                    f"{str(path)!r}, line {lineno}: expected {width} fields, got {len(row)}"
-                )
+                raise ValueError(f"{str(path)!r}, line {lineno}: expected {width} fields, got {len(row)}")
             try:
                 rows.append([_parse_value(s) for s in row])
             except ValueError as exc:
@@ -293,9 +292,7 @@ def _impute_column_means(X: np.ndarray) -> np.ndarray:
     if missing.any():
         observed = np.where(missing, 0.0, X)
         counts = (~missing).sum(axis=0)
-        means = np.divide(
-            observed.sum(axis=0), counts, out=np.zeros(X.shape[1]), where=counts > 0
-        )
+        means = np.divide(observed.sum(axis=0), counts, out=np.zeros(X.shape[1]), where=counts > 0)
         rows, cols = np.nonzero(missing)
         X[rows, cols] = means[cols]
     return X
@@ -446,9 +443,7 @@ def load_arrhythmia(data_dir: Optional[PathLike] = None) -> Dataset:
     data, _ = _read_csv(path, header=False)
     X, codes = _split_labels(data, path)
     present, y = np.unique(codes, return_inverse=True)
-    class_names = [
-        f"{_ARRHYTHMIA_CLASSES.get(int(c), 'class')} (code {int(c)})" for c in present
-    ]
+    class_names = [f"{_ARRHYTHMIA_CLASSES.get(int(c), 'class')} (code {int(c)})" for c in present]
     return Dataset(
         X=X,
         y=y.astype(np.int64).reshape(-1),
@@ -556,4 +551,3 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None) -> Dataset:
     if key in _SKLEARN_LOADERS:
         return _SKLEARN_LOADERS[key]()
     raise ValueError(f"unknown data set {name!r}; expected one of {list(DATASETS)}")
-

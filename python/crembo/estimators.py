@@ -1,6 +1,7 @@
 """scikit-learn estimators: ``CREMBOClassifier`` (MEMO and CREMBO) and
 ``LabelDistiller`` (the VT baseline: a student trained on the teacher's
 argmax labels)."""
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,36 @@ from sklearn.utils.validation import check_array, check_is_fitted, has_fit_param
 
 from . import _core
 from .augment import _check_size, munge
-from ._validation import (Beliefs, as_beliefs, check_choice, check_device, check_fraction,
-                          check_positive_int, is_fitted, seed_from)
+from ._validation import (
+    Beliefs,
+    as_beliefs,
+    check_choice,
+    check_device,
+    check_fraction,
+    check_positive_int,
+    is_fitted,
+    seed_from,
+)
 from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
-from .tree import MAX_BINS, HistTreeClassifier, _encode_categories, _is_frame, categorical_mask, resolve_student, \
-    tree_student
-from .students import (LEAF_VALUES, TARGET_MODES, StudentTrainer, is_tree_student, proba_in_classes,
-                       resolve_leaf_values, set_leaf_beliefs)
+from .tree import (
+    MAX_BINS,
+    HistTreeClassifier,
+    _encode_categories,
+    _is_frame,
+    categorical_mask,
+    resolve_student,
+    tree_student,
+)
+from .students import (
+    LEAF_VALUES,
+    TARGET_MODES,
+    StudentTrainer,
+    is_tree_student,
+    proba_in_classes,
+    resolve_leaf_values,
+    set_leaf_beliefs,
+)
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
@@ -53,8 +76,7 @@ BELIEF_CHUNK = 20_000
 
 def default_teacher(random_state=None):
     """The reference teacher: 100 trees of depth at most 12, balanced classes."""
-    return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced",
-                                  random_state=random_state)
+    return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced", random_state=random_state)
 
 
 class _DistillerBase(ClassifierMixin, BaseEstimator):
@@ -75,8 +97,9 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             if mask is not None:  # categorical or string columns: coded for the student, decoded for the teacher
                 frame, self._cat_mask = X, mask
                 X, self.categories_ = _encode_categories(X, mask, None, MAX_BINS)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2,
-                             ensure_all_finite="allow-nan")
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2, ensure_all_finite="allow-nan"
+        )
         if frame is not None:
             validate_data(self, frame, reset=True, skip_check_array=True)  # the DataFrame's column names
         check_classification_targets(y)
@@ -152,8 +175,12 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
     def _student_template(self):
         template = resolve_student(self._default_student() if self.student is None else self.student)
         mask = getattr(self, "_cat_mask", None)
-        if mask is not None and isinstance(template, HistTreeClassifier) and \
-                isinstance(template.categorical_features, str) and template.categorical_features == "from_dtype":
+        if (
+            mask is not None
+            and isinstance(template, HistTreeClassifier)
+            and isinstance(template.categorical_features, str)
+            and template.categorical_features == "from_dtype"
+        ):
             # The coded columns are categorical: native category-subset splits.
             template = clone(template).set_params(categorical_features=mask)
         return template
@@ -173,8 +200,10 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if w is None:
             return template.fit(self._teacher_view(X), y)
         if not has_fit_parameter(template, "sample_weight"):
-            raise TypeError(f"sample_weight: the teacher {type(template).__name__}.fit does not accept "
-                            "sample_weight; fit the teacher yourself and pass it fitted")
+            raise TypeError(
+                f"sample_weight: the teacher {type(template).__name__}.fit does not accept "
+                "sample_weight; fit the teacher yourself and pass it fitted"
+            )
         return template.fit(self._teacher_view(X), y, sample_weight=w)
 
     def __sklearn_tags__(self):
@@ -194,13 +223,17 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if isinstance(teacher, (np.ndarray, Beliefs)) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
             P_all = as_beliefs(teacher, name="teacher (precomputed beliefs)")
             if P_all.shape[0] != n_all:
-                raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
-                                 "(the rows of X followed by those of X_unlabeled)")
+                raise ValueError(
+                    f"teacher: precomputed beliefs have {P_all.shape[0]} rows, expected {n_all} "
+                    "(the rows of X followed by those of X_unlabeled)"
+                )
             if getattr(self, "_row_order", None) is not None:
                 P_all = np.ascontiguousarray(P_all[self._row_order])  # rows of y == -1 after the labelled ones
             if P_all.shape[1] != len(y_classes):
-                raise ValueError(f"teacher: precomputed beliefs have {P_all.shape[1]} columns but y has "
-                                 f"{len(y_classes)} classes; columns must follow the sorted classes of y")
+                raise ValueError(
+                    f"teacher: precomputed beliefs have {P_all.shape[1]} columns but y has "
+                    f"{len(y_classes)} classes; columns must follow the sorted classes of y"
+                )
             self.teacher_ = None
             return P_all, y_classes
         if teacher is None:
@@ -210,8 +243,10 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         elif hasattr(teacher, "predict_proba") or callable(teacher):
             teacher_ = teacher  # already trained: used as it is
         else:
-            raise TypeError("teacher: expected a scikit-learn classifier, a callable returning probabilities, "
-                            f"or an array of beliefs; got {type(teacher).__name__}")
+            raise TypeError(
+                "teacher: expected a scikit-learn classifier, a callable returning probabilities, "
+                f"or an array of beliefs; got {type(teacher).__name__}"
+            )
         self.teacher_ = teacher_
         inner = unwrap_teacher(teacher_)
         classes = teacher_classes(inner)
@@ -219,8 +254,9 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             classes = y_classes
         unknown = np.setdiff1d(y_classes, classes)
         if unknown.size:
-            raise ValueError(f"y: labels {unknown[:5].tolist()} are not among the teacher's classes "
-                             f"{classes[:10].tolist()}")
+            raise ValueError(
+                f"y: labels {unknown[:5].tolist()} are not among the teacher's classes {classes[:10].tolist()}"
+            )
         return inner, classes
 
     def _teacher_view(self, X):
@@ -247,15 +283,29 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source[rows])
         if not getattr(self, "verbose", 0) or len(X) == 0:
-            return teacher_beliefs(source, self._teacher_view(X), method=self.belief,
-                                   n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device)
+            return teacher_beliefs(
+                source,
+                self._teacher_view(X),
+                method=self.belief,
+                n_classes=len(self.classes_),
+                n_jobs=self.n_jobs,
+                device=self.device,
+            )
         # In chunks of rows, for a progress bar (beliefs are row by row).
         bar = self._bar(desc, total=len(X), unit="row")
         parts = []
         for start in range(0, len(X), BELIEF_CHUNK):
-            part = X[start:start + BELIEF_CHUNK]
-            parts.append(teacher_beliefs(source, self._teacher_view(part), method=self.belief,
-                                         n_classes=len(self.classes_), n_jobs=self.n_jobs, device=self.device))
+            part = X[start : start + BELIEF_CHUNK]
+            parts.append(
+                teacher_beliefs(
+                    source,
+                    self._teacher_view(part),
+                    method=self.belief,
+                    n_classes=len(self.classes_),
+                    n_jobs=self.n_jobs,
+                    device=self.device,
+                )
+            )
             bar.update(len(part))
         bar.close()
         return np.concatenate(parts)
@@ -274,10 +324,18 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
         if size == 0:
             return X_tr[:0]
         if isinstance(source, np.ndarray):
-            raise ValueError("augment: synthetic rows need a teacher that can be asked about new rows; "
-                             "precomputed beliefs cannot (set augment=0, or pass the teacher itself)")
-        return munge(X_tr, size, swap=self.augment_swap, spread=self.augment_spread, random_state=seed_from(rng),
-                     categorical=getattr(self, "_cat_mask", None)).astype(X_tr.dtype, copy=False)
+            raise ValueError(
+                "augment: synthetic rows need a teacher that can be asked about new rows; "
+                "precomputed beliefs cannot (set augment=0, or pass the teacher itself)"
+            )
+        return munge(
+            X_tr,
+            size,
+            swap=self.augment_swap,
+            spread=self.augment_spread,
+            random_state=seed_from(rng),
+            categorical=getattr(self, "_cat_mask", None),
+        ).astype(X_tr.dtype, copy=False)
 
     def _check_augment(self):
         if not (isinstance(self.augment, str) and self.augment == "auto"):
@@ -287,8 +345,9 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
 
     def _check_single_class(self, y):
         if np.unique(y).size < 2:
-            raise ValueError(f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); "
-                             "there is nothing to compress")
+            raise ValueError(
+                f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); there is nothing to compress"
+            )
 
     def predict(self, X):
         """Predict class labels with the compressed student.
@@ -350,8 +409,19 @@ class LabelDistiller(_DistillerBase):
         numeric column); None when every column is numeric.
     """
 
-    def __init__(self, teacher=None, student=None, *, augment=0.0, augment_swap=0.5, augment_spread=1.0,
-                 belief="auto", n_jobs=None, device="cpu", random_state=None):
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        *,
+        augment=0.0,
+        augment_swap=0.5,
+        augment_spread=1.0,
+        belief="auto",
+        n_jobs=None,
+        device="cpu",
+        random_state=None,
+    ):
         self.teacher = teacher
         self.student = student
         self.augment = augment
@@ -402,8 +472,9 @@ class LabelDistiller(_DistillerBase):
         labels, _ = _core.row_argmax(P)
         trainer = StudentTrainer(self._student_template(), self.classes_, target="labels", seed=seed_from(rng))
         if w_t is not None and not trainer.accepts_weights:
-            raise TypeError(f"sample_weight: the student {type(trainer.template).__name__}.fit does not accept "
-                            "sample_weight")
+            raise TypeError(
+                f"sample_weight: the student {type(trainer.template).__name__}.fit does not accept sample_weight"
+            )
         self.student_ = trainer.fit_labels(X_t, labels, w_t)
         return self
 
@@ -601,12 +672,39 @@ class CREMBOClassifier(_DistillerBase):
         predictions, scoring; never negative).
     """
 
-    def __init__(self, teacher=None, student=None, *, mode="crembo", oracle="reweight", student_target="auto",
-                 max_rounds=8, eta=1.0, patience=0, probe_lowest=True, warm_start=True, adaptive_eta=True,
-                 delta=0.0, validation_fraction=0.15, cv="auto", n_thresholds=32, scoring="accuracy",
-                 selection="best", refit=False, search_subsample=None, augment="auto", augment_swap=0.5,
-                 augment_spread=1.0, leaf_values="auto", belief="auto", n_jobs=None, device="cpu",
-                 random_state=None, verbose=0, max_time=None):
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        *,
+        mode="crembo",
+        oracle="reweight",
+        student_target="auto",
+        max_rounds=8,
+        eta=1.0,
+        patience=0,
+        probe_lowest=True,
+        warm_start=True,
+        adaptive_eta=True,
+        delta=0.0,
+        validation_fraction=0.15,
+        cv="auto",
+        n_thresholds=32,
+        scoring="accuracy",
+        selection="best",
+        refit=False,
+        search_subsample=None,
+        augment="auto",
+        augment_swap=0.5,
+        augment_spread=1.0,
+        leaf_values="auto",
+        belief="auto",
+        n_jobs=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        max_time=None,
+    ):
         self.teacher = teacher
         self.leaf_values = leaf_values
         self.warm_start = warm_start
@@ -788,10 +886,21 @@ class CREMBOClassifier(_DistillerBase):
 
         t0 = time.perf_counter()
         bar = self._bar("MEMO probes", unit="fit")
-        memo_res = run_memo(X_s, P_s, trainer, oracle=self.oracle, max_rounds=self.max_rounds, eta=self.eta,
-                            delta=self.delta, patience=self.patience, probe_lowest=bool(self.probe_lowest),
-                            warm_start=bool(self.warm_start), adaptive_eta=bool(self.adaptive_eta),
-                            sample_weight=w_s, on_fit=bar.update)
+        memo_res = run_memo(
+            X_s,
+            P_s,
+            trainer,
+            oracle=self.oracle,
+            max_rounds=self.max_rounds,
+            eta=self.eta,
+            delta=self.delta,
+            patience=self.patience,
+            probe_lowest=bool(self.probe_lowest),
+            warm_start=bool(self.warm_start),
+            adaptive_eta=bool(self.adaptive_eta),
+            sample_weight=w_s,
+            on_fit=bar.update,
+        )
         bar.close()
         timings["memo"] = time.perf_counter() - t0
         timings["student_fits"] += memo_res.fit_seconds
@@ -801,8 +910,11 @@ class CREMBOClassifier(_DistillerBase):
         trace = [dict(stage="memo", validation_score=None, **rec) for rec in memo_res.trace]
         n_fits = memo_res.n_fits
         if memo_res.student is None:
-            then = ("the sweep starts from the smallest belief value" if self.mode == "crembo" else
-                    "the student is trained on the allowed labels at the smallest belief value")
+            then = (
+                "the sweep starts from the smallest belief value"
+                if self.mode == "crembo"
+                else "the student is trained on the allowed labels at the smallest belief value"
+            )
             message = f"MEMO found no consistent student at any threshold; {then}"
             token = self._lineage_token()
             if token in _WARNED_NO_MEMO:
@@ -833,11 +945,19 @@ class CREMBOClassifier(_DistillerBase):
                 labelled = np.flatnonzero(search < len(fit_rows))
                 w_lab_s = None if w_lab is None else w_lab[fit_rows[search[labelled]]]
                 student, threshold, score, sweep_trace, sweep_seconds = self._cv_sweep(
-                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng, w_s, w_lab_s)
+                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng, w_s, w_lab_s
+                )
             else:
                 student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
-                    trainer, X_s, P_s, memo_res, X[val_rows], y_idx[val_rows], w_s,
-                    None if w_lab is None else w_lab[val_rows])
+                    trainer,
+                    X_s,
+                    P_s,
+                    memo_res,
+                    X[val_rows],
+                    y_idx[val_rows],
+                    w_s,
+                    None if w_lab is None else w_lab[val_rows],
+                )
             timings["sweep"] = time.perf_counter() - t0
             timings["student_fits"] += sweep_seconds
             trace += sweep_trace
@@ -864,8 +984,17 @@ class CREMBOClassifier(_DistillerBase):
             timings["refit"] = time.perf_counter() - t0
             timings["student_fits"] += fit_s
             n_fits += 1
-            trace.append(dict(stage="refit", threshold=threshold, consistent=viol == 0, violations=viol,
-                              rounds=1, validation_score=None, fit_seconds=fit_s))
+            trace.append(
+                dict(
+                    stage="refit",
+                    threshold=threshold,
+                    consistent=viol == 0,
+                    violations=viol,
+                    rounds=1,
+                    validation_score=None,
+                    fit_seconds=fit_s,
+                )
+            )
             X_tr, P_tr = X_f, P_f
 
         self.student_ = student
@@ -880,8 +1009,14 @@ class CREMBOClassifier(_DistillerBase):
         timings["total"] = time.perf_counter() - t_start
         timings["overhead"] = timings["total"] - timings["teacher_fit"] - timings["student_fits"]
         self.timings_ = timings
-        log.info("CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
-                 threshold, self.memo_threshold_, self.depth_, n_fits, timings["total"])
+        log.info(
+            "CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
+            threshold,
+            self.memo_threshold_,
+            self.depth_,
+            n_fits,
+            timings["total"],
+        )
         return self
 
     def _out_of_time(self):
@@ -937,12 +1072,13 @@ class CREMBOClassifier(_DistillerBase):
         idx = np.arange(len(y))
         n_val = int(np.ceil(self.validation_fraction * len(y)))
         if n_val < 1 or len(y) - n_val < 1:
-            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
-                             f"rows out of {len(y)}; use more data or mode='memo'")
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
+                f"rows out of {len(y)}; use more data or mode='memo'"
+            )
         _, counts = np.unique(y, return_counts=True)
         stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
-        fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed_from(rng),
-                                              stratify=stratify)
+        fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed_from(rng), stratify=stratify)
         return np.sort(fit_rows), np.sort(val_rows)
 
     def _fit_at(self, trainer, X, P, t, prefer, leave_out=None, w=None):
@@ -988,7 +1124,8 @@ class CREMBOClassifier(_DistillerBase):
             raise ValueError(f"cv={self._cv}: only {len(labelled)} labelled rows to split into folds")
         _, counts = np.unique(y_lab, return_counts=True)
         splitter = (StratifiedKFold if counts.min() >= self._cv else KFold)(
-            self._cv, shuffle=True, random_state=seed_from(rng))
+            self._cv, shuffle=True, random_state=seed_from(rng)
+        )
         folds = [labelled[val] for _, val in splitter.split(labelled, y_lab)]
         truth = np.empty(len(X_s), dtype=np.int64)
         truth[labelled] = y_lab
@@ -1025,7 +1162,7 @@ class CREMBOClassifier(_DistillerBase):
         score_fn = SCORERS[self.scoring]
         results, trace = [], []
         for i, t in enumerate(cands):
-            part = outs[i * self._cv:(i + 1) * self._cv]
+            part = outs[i * self._cv : (i + 1) * self._cv]
             if any(p is None for p in part):
                 self.timed_out_ = True
                 continue
@@ -1035,8 +1172,17 @@ class CREMBOClassifier(_DistillerBase):
             if fitted == self._cv:  # else some fold had no row to learn from: not a candidate
                 score = float(score_fn(truth, np.concatenate([p[0] for p in part]), sample_weight=score_weight))
                 results.append((t, score))
-            trace.append(dict(stage="cv", threshold=t, consistent=viol == 0 and score is not None,
-                              violations=viol, rounds=fitted, validation_score=score, fit_seconds=secs))
+            trace.append(
+                dict(
+                    stage="cv",
+                    threshold=t,
+                    consistent=viol == 0 and score is not None,
+                    violations=viol,
+                    rounds=fitted,
+                    validation_score=score,
+                    fit_seconds=secs,
+                )
+            )
         self._sweep_candidates = [(t, score, None) for t, score in results]
         self._n_validation = len(labelled)
         if not results:  # the time budget ran out before a threshold was scored in every fold
@@ -1082,8 +1228,18 @@ class CREMBOClassifier(_DistillerBase):
             self.timed_out_ = True
         results += [o for o in outs if o is not None]
         # rounds=0 marks MEMO's student, scored without a new fit.
-        trace = [dict(stage="sweep", threshold=t, consistent=viol == 0, violations=viol, rounds=r,
-                      validation_score=s, fit_seconds=secs) for (_, t, s, secs, viol, r) in results]
+        trace = [
+            dict(
+                stage="sweep",
+                threshold=t,
+                consistent=viol == 0,
+                violations=viol,
+                rounds=r,
+                validation_score=s,
+                fit_seconds=secs,
+            )
+            for (_, t, s, secs, viol, r) in results
+        ]
         # The candidates, for choosing again under another rule (evaluation).
         self._sweep_candidates = [(t, sc, est) for (est, t, sc, *_rest) in results]
         self._n_validation = len(y_val)

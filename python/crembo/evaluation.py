@@ -13,6 +13,7 @@ labels), VT (the student on the teacher's argmax labels), MEMO and CREMBO.
 Inside a fold the teacher is fitted once on the fold's training part and
 shared, prefit, by VT, MEMO and CREMBO.
 """
+
 from __future__ import annotations
 
 import time
@@ -68,8 +69,9 @@ def _build(method, teacher, students, X, y, seed, crembo_params, variants=None):
     return CREMBOClassifier(teacher=teacher, student=crembo_student, random_state=seed, **params).fit(X, y)
 
 
-def _fold(train, test, X, y, methods, teacher, students, seed, crembo_params, label_noise=0.0,
-          feature_noise=(), variants=None):
+def _fold(
+    train, test, X, y, methods, teacher, students, seed, crembo_params, label_noise=0.0, feature_noise=(), variants=None
+):
     """Fit every method on ``train`` and score it on ``test``.
 
     ``label_noise`` flips that share of the training labels (teacher and
@@ -106,8 +108,12 @@ def _fold(train, test, X, y, methods, teacher, students, seed, crembo_params, la
                 secs = time.perf_counter() - t0 + (teacher_seconds if m == "teacher" else 0.0)
             fitted[m] = est
             pred = np.asarray(est.predict(X[test]))
-            out[m] = dict(pred=pred, accuracy=float(np.mean(pred == y[test])), seconds=secs,
-                          noisy={lv: float(np.mean(est.predict(Xn) == y[test])) for lv, Xn in noisy_tests.items()})
+            out[m] = dict(
+                pred=pred,
+                accuracy=float(np.mean(pred == y[test])),
+                seconds=secs,
+                noisy={lv: float(np.mean(est.predict(Xn) == y[test])) for lv, Xn in noisy_tests.items()},
+            )
             if hasattr(est, "threshold_"):
                 out[m]["threshold"] = est.threshold_
                 out[m]["memo_threshold"] = est.memo_threshold_
@@ -147,8 +153,9 @@ def _methods_and_models(methods, teacher, student, random_state, variants=None):
         raise ValueError(f"variants: names {sorted(clash)} are taken by built-in methods")
     unknown = set(methods) - set(METHODS) - set(EXTRA_METHODS) - set(variants)
     if unknown:
-        raise ValueError(f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS} "
-                         "or a name of variants")
+        raise ValueError(
+            f"methods: unknown {sorted(unknown)}; expected a subset of {METHODS + EXTRA_METHODS} or a name of variants"
+        )
     teacher = default_teacher(random_state) if teacher is None else teacher
     # No student given: the baselines get the paper's student and MEMO/CREMBO
     # their own default; a given student is every method's.
@@ -161,9 +168,23 @@ def _noisy_summary(folds, m):
     return {float(lv): float(np.mean([f[m]["noisy"][lv] for f in folds])) for lv in levels}
 
 
-def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1,
-                   random_state=0, crembo_params=None, label_noise=0.0, feature_noise=(), n_jobs=None,
-                   variants=None, progress=False):
+def generalization(
+    X,
+    y,
+    *,
+    methods=None,
+    teacher=None,
+    student=None,
+    n_splits=10,
+    n_repeats=1,
+    random_state=0,
+    crembo_params=None,
+    label_noise=0.0,
+    feature_noise=(),
+    n_jobs=None,
+    variants=None,
+    progress=False,
+):
     """Cross-validated test accuracy of each method.
 
     Parameters
@@ -213,23 +234,61 @@ def generalization(X, y, *, methods=None, teacher=None, student=None, n_splits=1
         order = np.arange(len(y)) if r == 0 else rng.permutation(len(y))
         for train, test in KFold(n_splits=n_splits).split(X):
             jobs.append((order[train], order[test], int(rng.randint(2**31 - 1))))
-    folds = _run_folds((delayed(_fold)(tr, te, X, y, methods, teacher, students, seed, crembo_params, label_noise,
-                                       tuple(feature_noise), variants) for tr, te, seed in jobs),
-                       len(jobs), n_jobs, progress, "cross-validation")
+    folds = _run_folds(
+        (
+            delayed(_fold)(
+                tr,
+                te,
+                X,
+                y,
+                methods,
+                teacher,
+                students,
+                seed,
+                crembo_params,
+                label_noise,
+                tuple(feature_noise),
+                variants,
+            )
+            for tr, te, seed in jobs
+        ),
+        len(jobs),
+        n_jobs,
+        progress,
+        "cross-validation",
+    )
     scores = {m: np.array([f[m]["accuracy"] for f in folds]) for m in methods}
     compared = [m for m in methods if m != "teacher"]
     best = np.max(np.vstack([scores[m] for m in compared]), axis=0)
     summary = {}
     for m in methods:
-        summary[m] = dict(mean=float(scores[m].mean()), std=float(scores[m].std()),
-                          wins=int(np.sum(scores[m] >= best)) if m != "teacher" else None,
-                          seconds=float(np.mean([f[m]["seconds"] for f in folds])),
-                          noisy=_noisy_summary(folds, m))
+        summary[m] = dict(
+            mean=float(scores[m].mean()),
+            std=float(scores[m].std()),
+            wins=int(np.sum(scores[m] >= best)) if m != "teacher" else None,
+            seconds=float(np.mean([f[m]["seconds"] for f in folds])),
+            noisy=_noisy_summary(folds, m),
+        )
     return ProtocolResult("generalization", summary, scores, time.perf_counter() - start)
 
 
-def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_repeats=1, test_size=0.15,
-              random_state=0, crembo_params=None, label_noise=0.0, n_jobs=None, variants=None, progress=False):
+def stability(
+    X,
+    y,
+    *,
+    methods=None,
+    teacher=None,
+    student=None,
+    n_splits=10,
+    n_repeats=1,
+    test_size=0.15,
+    random_state=0,
+    crembo_params=None,
+    label_noise=0.0,
+    n_jobs=None,
+    variants=None,
+    progress=False,
+):
     """Agreement of the students built on the folds of a fixed training split.
 
     A ``test_size`` share of the rows is held out (stratified). Each of the
@@ -252,13 +311,24 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
     rng = np.random.RandomState(random_state)
     jobs = []
     for r in range(n_repeats):
-        rest, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=rng.randint(2**31 - 1),
-                                      stratify=y if counts.min() >= 2 else None)
+        rest, test = train_test_split(
+            np.arange(len(y)),
+            test_size=test_size,
+            random_state=rng.randint(2**31 - 1),
+            stratify=y if counts.min() >= 2 else None,
+        )
         for tr, _ in KFold(n_splits=n_splits).split(rest):
             jobs.append((r, rest[tr], test, int(rng.randint(2**31 - 1))))
-    folds = _run_folds((delayed(_fold)(tr, te, X, y, methods, teacher, students, seed, crembo_params, label_noise,
-                                       (), variants) for _, tr, te, seed in jobs),
-                       len(jobs), n_jobs, progress, "stability folds")
+    folds = _run_folds(
+        (
+            delayed(_fold)(tr, te, X, y, methods, teacher, students, seed, crembo_params, label_noise, (), variants)
+            for _, tr, te, seed in jobs
+        ),
+        len(jobs),
+        n_jobs,
+        progress,
+        "stability folds",
+    )
     summary, scores = {}, {}
     for m in methods:
         per_repeat = []
@@ -266,9 +336,12 @@ def stability(X, y, *, methods=None, teacher=None, student=None, n_splits=10, n_
             preds = [f[m]["pred"] for (rr, *_), f in zip(jobs, folds) if rr == r]
             per_repeat.append(agreement(preds))
         scores[m] = np.array(per_repeat)
-        summary[m] = dict(agreement=float(scores[m].mean()), agreement_std=float(scores[m].std()),
-                          accuracy=float(np.mean([f[m]["accuracy"] for f in folds])),
-                          seconds=float(np.mean([f[m]["seconds"] for f in folds])))
+        summary[m] = dict(
+            agreement=float(scores[m].mean()),
+            agreement_std=float(scores[m].std()),
+            accuracy=float(np.mean([f[m]["accuracy"] for f in folds])),
+            seconds=float(np.mean([f[m]["seconds"] for f in folds])),
+        )
     return ProtocolResult("stability", summary, scores, time.perf_counter() - start)
 
 

@@ -22,6 +22,7 @@ left; a missing value (NaN) goes where the tree learned to send it
 (``missing_go_to_left``). ``precision="float64"`` compares float64 features
 instead, for trees that split on float64 values.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,21 @@ from sklearn.base import is_regressor
 
 from . import _core
 
-__all__ = ["FastTree", "FlatTree", "Rule", "Condition", "flatten_tree", "tree_rules", "export_rules",
-           "rules_predict", "short_threshold", "export_dot", "export_onnx", "export_cpp", "export_native"]
+__all__ = [
+    "FastTree",
+    "FlatTree",
+    "Rule",
+    "Condition",
+    "flatten_tree",
+    "tree_rules",
+    "export_rules",
+    "rules_predict",
+    "short_threshold",
+    "export_dot",
+    "export_onnx",
+    "export_cpp",
+    "export_native",
+]
 
 PRECISIONS = ("float32", "float64")
 
@@ -80,9 +94,11 @@ class FlatTree:
         """Raise a ValueError naming ``fmt`` when the tree has category-subset
         splits, which that format cannot carry."""
         if self.categorical:
-            raise ValueError(f"{fmt}: this tree has category-subset splits (categorical features), which {fmt} "
-                             "cannot carry (it has numeric 'x <= threshold' splits only); export it with "
-                             "export_rules or export_dot, or fit the tree with categorical_features=None")
+            raise ValueError(
+                f"{fmt}: this tree has category-subset splits (categorical features), which {fmt} "
+                "cannot carry (it has numeric 'x <= threshold' splits only); export it with "
+                "export_rules or export_dot, or fit the tree with categorical_features=None"
+            )
 
     def category_text(self, feature, codes):
         names = None if self.category_names is None else self.category_names[feature]
@@ -99,10 +115,18 @@ class FlatTree:
     def arrays(self):
         """Keyword arguments of ``FastTree(...)``."""
         self.check_numeric("FastTree")
-        return dict(children_left=self.children_left, children_right=self.children_right, feature=self.feature,
-                    threshold=self.threshold, leaf_class=self.leaf_class, proba=self.proba,
-                    n_features=self.n_features, classes=self.classes,
-                    missing_go_to_left=self.missing_go_to_left, precision=self.precision)
+        return dict(
+            children_left=self.children_left,
+            children_right=self.children_right,
+            feature=self.feature,
+            threshold=self.threshold,
+            leaf_class=self.leaf_class,
+            proba=self.proba,
+            n_features=self.n_features,
+            classes=self.classes,
+            missing_go_to_left=self.missing_go_to_left,
+            precision=self.precision,
+        )
 
 
 def _unwrap(model):
@@ -134,8 +158,10 @@ def _tree_arrays(tree_obj, owner):
         threshold = np.asarray(tree_obj.threshold, dtype=np.float64)
         value = np.asarray(tree_obj.value, dtype=np.float64)
     except AttributeError as exc:
-        raise TypeError(f"{owner}: its tree_ lacks {exc.name or 'an array'}; expected scikit-learn's flat arrays "
-                        "children_left, children_right, feature, threshold and value") from None
+        raise TypeError(
+            f"{owner}: its tree_ lacks {exc.name or 'an array'}; expected scikit-learn's flat arrays "
+            "children_left, children_right, feature, threshold and value"
+        ) from None
     n = len(left)
     if n == 0 or not (len(right) == len(feature) == len(threshold) == len(value) == n):
         raise ValueError(f"{owner}: tree_ arrays are empty or of different lengths")
@@ -183,10 +209,21 @@ def flatten_tree(model, *, precision="float32"):
         return model
     if isinstance(model, _core.FastTree):
         s = model._state()
-        return FlatTree(s["children_left"], s["children_right"], s["feature"], s["threshold"],
-                        s["missing_go_to_left"], s["leaf_class"], s["proba"], np.asarray(s["classes"]),
-                        int(s["n_features"]), s["precision"], getattr(model, "feature_names_in_", None),
-                        getattr(model, "n_node_samples_", None), getattr(model, "source_", "FastTree"))
+        return FlatTree(
+            s["children_left"],
+            s["children_right"],
+            s["feature"],
+            s["threshold"],
+            s["missing_go_to_left"],
+            s["leaf_class"],
+            s["proba"],
+            np.asarray(s["classes"]),
+            int(s["n_features"]),
+            s["precision"],
+            getattr(model, "feature_names_in_", None),
+            getattr(model, "n_node_samples_", None),
+            getattr(model, "source_", "FastTree"),
+        )
     outer = model
     model, outer_classes = _unwrap(model)
     name = type(model).__name__
@@ -194,15 +231,19 @@ def flatten_tree(model, *, precision="float32"):
         flat = _flatten_allowed_label_student(model, precision)
     else:
         if not hasattr(model, "tree_"):
-            raise TypeError(f"{name} is not a fitted tree classifier: expected a scikit-learn-like tree_ "
-                            "(children_left, children_right, feature, threshold, value)")
+            raise TypeError(
+                f"{name} is not a fitted tree classifier: expected a scikit-learn-like tree_ "
+                "(children_left, children_right, feature, threshold, value)"
+            )
         if _is_regressor(model):
             raise TypeError(f"{name} is a regression tree; crembo exports classification trees")
         left, right, feature, threshold, value, nan_left, samples = _tree_arrays(model.tree_, name)
         if value.ndim == 3:
             if value.shape[1] != 1:
-                raise ValueError(f"{name} is a multi-output tree ({value.shape[1]} outputs); only single-output "
-                                 "classification trees (and crembo's allowed-label students) can be exported")
+                raise ValueError(
+                    f"{name} is a multi-output tree ({value.shape[1]} outputs); only single-output "
+                    "classification trees (and crembo's allowed-label students) can be exported"
+                )
             value = value[:, 0, :]
         if value.ndim != 2:
             raise ValueError(f"{name}: tree_.value has shape {value.shape}, expected (n_nodes, [1,] n_classes)")
@@ -210,7 +251,7 @@ def flatten_tree(model, *, precision="float32"):
         classes = np.arange(value.shape[1]) if classes is None else np.asarray(classes)
         if classes.ndim != 1:
             raise ValueError(f"{name} is a multi-output classifier; only single-output trees can be exported")
-        value = value[:, :len(classes)]
+        value = value[:, : len(classes)]
         # predict() takes the argmax of the leaf's value; predict_proba()
         # returns the value row, normalized if it holds counts (older
         # scikit-learn); scikit-learn >= 1.4 stores fractions already.
@@ -223,13 +264,28 @@ def flatten_tree(model, *, precision="float32"):
             norm = sums[:, None].copy()
             norm[norm == 0.0] = 1.0
             proba = value / norm
-        flat = FlatTree(left, right, feature, threshold, nan_left, leaf_class, np.ascontiguousarray(proba), classes,
-                        _n_features(model, feature, name), precision, _feature_names(model), samples, name)
+        flat = FlatTree(
+            left,
+            right,
+            feature,
+            threshold,
+            nan_left,
+            leaf_class,
+            np.ascontiguousarray(proba),
+            classes,
+            _n_features(model, feature, name),
+            precision,
+            _feature_names(model),
+            samples,
+            name,
+        )
         cat = getattr(model.tree_, "is_categorical", None)
         if cat is not None and np.any(cat):
             bits = np.asarray(model.tree_.cat_left, dtype=np.uint64)
-            flat.categorical = {int(i): tuple(c for c in range(256) if (int(bits[i, c >> 6]) >> (c & 63)) & 1)
-                                for i in np.flatnonzero(cat)}
+            flat.categorical = {
+                int(i): tuple(c for c in range(256) if (int(bits[i, c >> 6]) >> (c & 63)) & 1)
+                for i in np.flatnonzero(cat)
+            }
             flat.category_names = getattr(model, "categories_", None)
     if outer_classes is not None:
         flat = _to_outer_classes(flat, outer_classes)
@@ -264,9 +320,21 @@ def _flatten_allowed_label_student(student, precision):
     total = scores.sum(axis=1, keepdims=True)
     uniform = np.full_like(scores, 1.0 / C)
     proba = np.where(total > 0, scores / np.where(total > 0, total, 1.0), uniform)
-    return FlatTree(left, right, feature, threshold, nan_left, leaf_class, np.ascontiguousarray(proba), classes,
-                    _n_features(est, feature, name), precision, _feature_names(student) or _feature_names(est),
-                    samples, name)
+    return FlatTree(
+        left,
+        right,
+        feature,
+        threshold,
+        nan_left,
+        leaf_class,
+        np.ascontiguousarray(proba),
+        classes,
+        _n_features(est, feature, name),
+        precision,
+        _feature_names(student) or _feature_names(est),
+        samples,
+        name,
+    )
 
 
 def _to_outer_classes(flat, outer_classes):
@@ -426,8 +494,10 @@ class FastTree(_core.FastTree):
         return (_fast_tree_from_state, (type(self), self._state(), dict(getattr(self, "__dict__", {}))))
 
     def __repr__(self):
-        return (f"FastTree({self.node_count} nodes, {self.n_leaves} leaves, depth {self.max_depth}, "
-                f"{self.n_features_in_} features, {self.n_classes_} classes, {self.precision})")
+        return (
+            f"FastTree({self.node_count} nodes, {self.n_leaves} leaves, depth {self.max_depth}, "
+            f"{self.n_features_in_} features, {self.n_classes_} classes, {self.precision})"
+        )
 
 
 def _fast_tree_from_state(cls, state, attrs):
@@ -458,7 +528,8 @@ def _check_against(tree, model, flat):
         raise ValueError(
             f"FastTree.from_sklearn: the flattened {flat.source} disagrees with the model's own predict on "
             f"{max(bad, 1)} of {len(X)} leaf points; the model does not follow scikit-learn's tree semantics "
-            f"(x cast to {flat.precision}, x <= threshold goes left); try precision='float64' or check=False")
+            f"(x cast to {flat.precision}, x <= threshold goes left); try precision='float64' or check=False"
+        )
 
 
 def _as_fast_tree(model, precision="float32"):
@@ -536,11 +607,14 @@ class Rule:
 
     def text(self, feature_names=None, class_names=None, decimals=None, precision="float32", show_missing=True):
         if decimals is None:
+
             def fmt(v):
                 return short_threshold(v, precision)
         else:
+
             def fmt(v):
                 return f"{v:.{decimals}f}"
+
         conds = self.conditions if show_missing else [replace(c, missing=False) for c in self.conditions]
         cond = " AND ".join(c.text(feature_names, fmt) for c in conds) or "TRUE"
         label = class_names[self.class_index] if class_names is not None else self.label
@@ -562,8 +636,7 @@ def tree_rules(model, *, precision="float32"):
         if flat.children_left[i] < 0:
             c = int(flat.leaf_class[i])
             samples = None if flat.n_node_samples is None else int(flat.n_node_samples[i])
-            rules.append(Rule([conds[f] for f in sorted(conds)], flat.classes[c], c, flat.proba[i].copy(), i,
-                              samples))
+            rules.append(Rule([conds[f] for f in sorted(conds)], flat.classes[c], c, flat.proba[i].copy(), i, samples))
             continue
         f, t = int(flat.feature[i]), float(flat.threshold[i])
         nan_left = bool(flat.missing_go_to_left[i])
@@ -576,11 +649,11 @@ def tree_rules(model, *, precision="float32"):
             inside_l = S if old.inside is None else old.inside & S
             left[f] = CategoryCondition(f, inside_l, frozenset(), old.missing and nan_left, flat.category_text)
             if old.inside is None:
-                right[f] = CategoryCondition(f, None, old.outside | S, old.missing and not nan_left,
-                                             flat.category_text)
+                right[f] = CategoryCondition(f, None, old.outside | S, old.missing and not nan_left, flat.category_text)
             else:
-                right[f] = CategoryCondition(f, old.inside - S, frozenset(), old.missing and not nan_left,
-                                             flat.category_text)
+                right[f] = CategoryCondition(
+                    f, old.inside - S, frozenset(), old.missing and not nan_left, flat.category_text
+                )
         elif old is None:
             left[f] = Condition(f, None, t, nan_left)
             right[f] = Condition(f, t, None, not nan_left)
@@ -638,8 +711,9 @@ def _labels_of(rules, idx):
     return table[pos]
 
 
-def export_rules(model, *, feature_names=None, class_names=None, decimals=None, precision="float32",
-                 show_missing=False):
+def export_rules(
+    model, *, feature_names=None, class_names=None, decimals=None, precision="float32", show_missing=False
+):
     """The tree as readable if-then rules, one line per leaf.
 
     Thresholds are printed as the shortest decimals that split float32
@@ -655,11 +729,15 @@ def export_rules(model, *, feature_names=None, class_names=None, decimals=None, 
     if class_names is not None and len(class_names) != len(flat.classes):
         raise ValueError(f"class_names: expected {len(flat.classes)} names, got {len(class_names)}")
     rules = tree_rules(flat)
-    head = (f"# {len(rules)} rules from {flat.source} (depth {flat.depth()}, {flat.n_features} features, "
-            f"{len(flat.classes)} classes); features compared as {flat.precision}, x <= threshold"
-            f"{'' if show_missing else '; missing values not shown'}\n")
-    return head + "".join(f"rule {k + 1}: {r.text(names, class_names, decimals, flat.precision, show_missing)}\n"
-                          for k, r in enumerate(rules))
+    head = (
+        f"# {len(rules)} rules from {flat.source} (depth {flat.depth()}, {flat.n_features} features, "
+        f"{len(flat.classes)} classes); features compared as {flat.precision}, x <= threshold"
+        f"{'' if show_missing else '; missing values not shown'}\n"
+    )
+    return head + "".join(
+        f"rule {k + 1}: {r.text(names, class_names, decimals, flat.precision, show_missing)}\n"
+        for k, r in enumerate(rules)
+    )
 
 
 # --------------------------------------------------------------------------- Graphviz
@@ -667,8 +745,7 @@ def _dot_escape(s):
     return str(s).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def export_dot(model, *, feature_names=None, class_names=None, decimals=None, precision="float32",
-               show_missing=False):
+def export_dot(model, *, feature_names=None, class_names=None, decimals=None, precision="float32", show_missing=False):
     """The tree in Graphviz dot (render with ``dot -Tpng tree.dot -o tree.png``).
 
     Thresholds are printed as in :func:`export_rules` (``decimals`` rounds
@@ -677,11 +754,23 @@ def export_dot(model, *, feature_names=None, class_names=None, decimals=None, pr
     flat = flatten_tree(model, precision=precision)
     names = feature_names if feature_names is not None else flat.feature_names
     labels = class_names if class_names is not None else [str(c) for c in flat.classes]
-    lines = ["digraph Tree {",
-             '  node [shape=box, style="rounded,filled", fontname="helvetica", fillcolor="#ffffff"];',
-             '  edge [fontname="helvetica"];']
-    palette = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
-               "#d9d9d9", "#bc80bd"]
+    lines = [
+        "digraph Tree {",
+        '  node [shape=box, style="rounded,filled", fontname="helvetica", fillcolor="#ffffff"];',
+        '  edge [fontname="helvetica"];',
+    ]
+    palette = [
+        "#8dd3c7",
+        "#ffffb3",
+        "#bebada",
+        "#fb8072",
+        "#80b1d3",
+        "#fdb462",
+        "#b3de69",
+        "#fccde5",
+        "#d9d9d9",
+        "#bc80bd",
+    ]
     for i in range(flat.n_nodes):
         samples = "" if flat.n_node_samples is None else f"\\nsamples = {int(flat.n_node_samples[i])}"
         if flat.children_left[i] < 0:
@@ -695,8 +784,11 @@ def export_dot(model, *, feature_names=None, class_names=None, decimals=None, pr
             if flat.categorical and i in flat.categorical:
                 text = f"{fname} in {_dot_escape(flat.category_text(f, flat.categorical[i]))}{missing}{samples}"
             else:
-                thr = (short_threshold(flat.threshold[i], flat.precision) if decimals is None
-                       else f"{flat.threshold[i]:.{decimals}g}")
+                thr = (
+                    short_threshold(flat.threshold[i], flat.precision)
+                    if decimals is None
+                    else f"{flat.threshold[i]:.{decimals}g}"
+                )
                 text = f"{fname} <= {thr}{missing}{samples}"
             lines.append(f'  {i} [label="{text}"];')
     for i in range(flat.n_nodes):
@@ -726,23 +818,29 @@ def export_onnx(model, path=None, *, target_opset=None):
         from skl2onnx import to_onnx
         from skl2onnx.common.data_types import FloatTensorType
     except ImportError:
-        raise ImportError("ONNX export needs skl2onnx: pip install 'crembo[export]' "
-                          "(or pip install skl2onnx onnxruntime)") from None
+        raise ImportError(
+            "ONNX export needs skl2onnx: pip install 'crembo[export]' (or pip install skl2onnx onnxruntime)"
+        ) from None
     est, _ = _unwrap(model)
     if np.any(getattr(getattr(est, "tree_", None), "is_categorical", False)):
-        raise ValueError("export_onnx: this tree has category-subset splits (categorical features), which the ONNX "
-                         "TreeEnsembleClassifier node cannot carry (numeric splits only); use export_rules or "
-                         "export_dot, or fit the tree with categorical_features=None")
+        raise ValueError(
+            "export_onnx: this tree has category-subset splits (categorical features), which the ONNX "
+            "TreeEnsembleClassifier node cannot carry (numeric splits only); use export_rules or "
+            "export_dot, or fit the tree with categorical_features=None"
+        )
     if not hasattr(est, "tree_") or _is_allowed_label_student(est):
-        raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx "
-                        "can convert")
+        raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx can convert")
     from .onnx_hist import register
 
     register()  # crembo's HistTreeClassifier
     d = int(est.n_features_in_)
     try:
-        onx = to_onnx(est, initial_types=[("X", FloatTensorType([None, d]))], target_opset=target_opset,
-                      options={id(est): {"zipmap": False}})
+        onx = to_onnx(
+            est,
+            initial_types=[("X", FloatTensorType([None, d]))],
+            target_opset=target_opset,
+            options={id(est): {"zipmap": False}},
+        )
     except Exception as exc:  # skl2onnx raises many types for models it cannot convert
         raise TypeError(f"export_onnx: skl2onnx could not convert {type(est).__name__}: {exc}") from None
     if path is not None:
@@ -846,11 +944,13 @@ def export_cpp(model, *, name="crembo_tree", precision="float32", feature_names=
         version = "?"
     header = [
         f"// Generated by crembo {version} (crembo.export.export_cpp) from {flat.source}:",
-        f"// {flat.n_nodes} nodes, {len(order)} leaves, depth {flat.depth()}, {flat.n_features} features, "
-        f"{C} classes.",
+        f"// {flat.n_nodes} nodes, {len(order)} leaves, depth {flat.depth()}, {flat.n_features} features, {C} classes.",
         "// Self-contained C++11: no crembo, no Python. Each row holds n_features values.",
-        "// Comparisons follow scikit-learn: the feature cast to " + vtype + ", x <= threshold goes left"
-        + (" (thresholds are" if f32 else "") + (" the float64 ones rounded down to float32)." if f32 else "."),
+        "// Comparisons follow scikit-learn: the feature cast to "
+        + vtype
+        + ", x <= threshold goes left"
+        + (" (thresholds are" if f32 else "")
+        + (" the float64 ones rounded down to float32)." if f32 else "."),
         f"#ifndef {guard}",
         f"#define {guard}",
         "",

@@ -20,6 +20,7 @@ then applies unchanged, with predictions identical to the tree's:
 ONNX is not offered for regression students (``export_onnx`` converts
 classifiers only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,14 @@ from sklearn.base import is_regressor
 from . import export
 from .export import FlatTree
 
-__all__ = ["flatten_regression_tree", "regression_fast_tree", "export_regression_rules", "export_regression_cpp",
-           "export_regression_native", "is_regression_model"]
+__all__ = [
+    "flatten_regression_tree",
+    "regression_fast_tree",
+    "export_regression_rules",
+    "export_regression_cpp",
+    "export_regression_native",
+    "is_regression_model",
+]
 
 
 def is_regression_model(model):
@@ -69,15 +76,19 @@ def flatten_regression_tree(model, *, precision="float32"):
     tree, outer = _unwrap(model)
     name = type(tree).__name__
     if not hasattr(tree, "tree_"):
-        raise TypeError(f"{name} is not a fitted tree regressor: expected a scikit-learn-like tree_; only tree "
-                        "students can be exported")
+        raise TypeError(
+            f"{name} is not a fitted tree regressor: expected a scikit-learn-like tree_; only tree "
+            "students can be exported"
+        )
     if not is_regression_model(tree):
         raise TypeError(f"{name} is not a regressor; use crembo.export for classification trees")
     left, right, feature, threshold, value, nan_left, samples = export._tree_arrays(tree.tree_, name)
     value = value.reshape(len(left), -1)
     if value.shape[1] != 1:
-        raise ValueError(f"{name} is a multi-output regression tree ({value.shape[1]} outputs); only "
-                         "single-output trees can be exported")
+        raise ValueError(
+            f"{name} is a multi-output regression tree ({value.shape[1]} outputs); only "
+            "single-output trees can be exported"
+        )
     value = value[:, 0]
     leaves = left < 0
     classes, idx = np.unique(value[leaves], return_inverse=True)
@@ -92,8 +103,21 @@ def flatten_regression_tree(model, *, precision="float32"):
         d = int(getattr(outer, "n_features_in_", d))
         names = names or export._feature_names(outer)
         source = f"{type(outer).__name__}({name})"
-    flat = FlatTree(left, right, feature, threshold, nan_left, leaf_class, proba, classes.astype(np.float64), d,
-                    precision, names, samples, source)
+    flat = FlatTree(
+        left,
+        right,
+        feature,
+        threshold,
+        nan_left,
+        leaf_class,
+        proba,
+        classes.astype(np.float64),
+        d,
+        precision,
+        names,
+        samples,
+        source,
+    )
     flat.regression_ = True
     return flat
 
@@ -109,8 +133,10 @@ def regression_fast_tree(model, *, precision="float32", check=True):
         if len(X):
             expected = np.asarray(model.predict(X), dtype=np.float64)
             if not np.array_equal(tree.predict(X), expected):
-                raise ValueError("regression_fast_tree: the flattened tree disagrees with the model's predict; "
-                                 "try precision='float64' or check=False")
+                raise ValueError(
+                    "regression_fast_tree: the flattened tree disagrees with the model's predict; "
+                    "try precision='float64' or check=False"
+                )
     return tree
 
 
@@ -128,21 +154,29 @@ def export_regression_rules(model, *, feature_names=None, decimals=None, precisi
         raise ValueError(f"feature_names: expected {flat.n_features} names, got {len(names)}")
     rules = export.tree_rules(flat)
     if decimals is None:
+
         def fmt(v):
             return export.short_threshold(v, flat.precision)
 
         def fmt_value(v):
             return repr(float(v))
     else:
+
         def fmt(v):
             return f"{v:.{decimals}f}"
+
         fmt_value = fmt
-    lines = [f"# {len(rules)} rules from {flat.source} (regression, depth {flat.depth()}, {flat.n_features} "
-             f"features); features compared as {flat.precision}, x <= threshold"
-             f"{'' if show_missing else '; missing values not shown'}\n"]
+    lines = [
+        f"# {len(rules)} rules from {flat.source} (regression, depth {flat.depth()}, {flat.n_features} "
+        f"features); features compared as {flat.precision}, x <= threshold"
+        f"{'' if show_missing else '; missing values not shown'}\n"
+    ]
     for k, r in enumerate(rules):
-        conds = r.conditions if show_missing else [export.Condition(c.feature, c.lower, c.upper, False)
-                                                   for c in r.conditions]
+        conds = (
+            r.conditions
+            if show_missing
+            else [export.Condition(c.feature, c.lower, c.upper, False) for c in r.conditions]
+        )
         cond = " AND ".join(c.text(names, fmt) for c in conds) or "TRUE"
         tail = f"  ({r.samples} samples)" if r.samples is not None else ""
         lines.append(f"rule {k + 1}: IF {cond} THEN y = {fmt_value(r.label)}{tail}\n")
@@ -157,20 +191,22 @@ def export_regression_cpp(model, *, name="crembo_tree", precision="float32", fea
     flat = flatten_regression_tree(model, precision=precision)
     text = export.export_cpp(flat, name=name, precision=precision, feature_names=feature_names)
     values = ", ".join(repr(float(v)) for v in flat.classes)
-    extra = "\n".join([
-        "// Regression: class k stands for the leaf value value[k]; predict_value is the tree's prediction.",
-        f"static const double value[{len(flat.classes)}] = {{{values}}};",
-        "",
-        "template <class T>",
-        "inline double predict_value(const T* x) { return value[predict(x)]; }",
-        "",
-        "template <class T>",
-        "inline void predict_value_batch(const T* X, long n, double* out) {",
-        "  for (long i = 0; i < n; ++i) out[i] = predict_value(X + i * n_features);",
-        "}",
-        "",
-        "",
-    ])
+    extra = "\n".join(
+        [
+            "// Regression: class k stands for the leaf value value[k]; predict_value is the tree's prediction.",
+            f"static const double value[{len(flat.classes)}] = {{{values}}};",
+            "",
+            "template <class T>",
+            "inline double predict_value(const T* x) { return value[predict(x)]; }",
+            "",
+            "template <class T>",
+            "inline void predict_value_batch(const T* X, long n, double* out) {",
+            "  for (long i = 0; i < n; ++i) out[i] = predict_value(X + i * n_features);",
+            "}",
+            "",
+            "",
+        ]
+    )
     marker = f"}}  // namespace {name}"
     head = "// A regression tree (crembo.export_regression): see predict_value at the end.\n"
     return head + text.replace(marker, extra + marker)

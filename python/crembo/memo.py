@@ -6,6 +6,7 @@ whose every prediction is an allowed label. The search, the reweighting loop
 and its bookkeeping run in the native core; the student fit is a Python
 callback (``StudentTrainer``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,14 +80,30 @@ def check_oracle(oracle, trainer):
     if oracle == "single" and trainer.target != "multioutput":
         raise ValueError("oracle='single' trains on the allowed-label matrix and needs student_target='multioutput'")
     if oracle == "reweight" and not trainer.accepts_weights:
-        raise TypeError(f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, which the "
-                        "reweighting oracle needs; use oracle='single' with a multi-output student (e.g. a "
-                        "decision tree)")
+        raise TypeError(
+            f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, which the "
+            "reweighting oracle needs; use oracle='single' with a multi-output student (e.g. a "
+            "decision tree)"
+        )
 
 
-def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0.0, patience=0,
-             candidates=None, sample_weight=None, probe_lowest=True, warm_start=True, adaptive_eta=True,
-             on_fit=None):
+def run_memo(
+    X,
+    P,
+    trainer,
+    *,
+    oracle="reweight",
+    max_rounds=8,
+    eta=1.0,
+    delta=0.0,
+    patience=0,
+    candidates=None,
+    sample_weight=None,
+    probe_lowest=True,
+    warm_start=True,
+    adaptive_eta=True,
+    on_fit=None,
+):
     """MEMO with an existing ``StudentTrainer`` (used by the estimators);
     ``on_fit()`` is called after every student fit (progress bars)."""
     start = time.perf_counter()
@@ -115,15 +132,26 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
     def accept():
         state["best"] = state["last"]
 
-    res = _core.memo_search(P, candidates, fit_labels=fit_labels if oracle == "reweight" else None,
-                            fit_mask=fit_mask if oracle == "single" else None, accept=accept,
-                            oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                            sample_weight=sample_weight, probe_lowest=probe_lowest, warm_start=warm_start,
-                            adaptive_eta=adaptive_eta)
+    res = _core.memo_search(
+        P,
+        candidates,
+        fit_labels=fit_labels if oracle == "reweight" else None,
+        fit_mask=fit_mask if oracle == "single" else None,
+        accept=accept,
+        oracle=oracle,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        patience=patience,
+        sample_weight=sample_weight,
+        probe_lowest=probe_lowest,
+        warm_start=warm_start,
+        adaptive_eta=adaptive_eta,
+    )
     trace, k = [], 0
     for rec in res["trace"]:
         rec = dict(rec)
-        rec["fit_seconds"] = float(sum(fit_times[k:k + rec["rounds"]]))
+        rec["fit_seconds"] = float(sum(fit_times[k : k + rec["rounds"]]))
         k += rec["rounds"]
         trace.append(rec)
     found = res["best_threshold"] is not None
@@ -139,14 +167,36 @@ def run_memo(X, P, trainer, *, oracle="reweight", max_rounds=8, eta=1.0, delta=0
         fit_seconds=float(sum(fit_times)),
         seconds=time.perf_counter() - start,
     )
-    log.info("MEMO: %d thresholds searched, %d fits, threshold %s, depth %s", len(trace), result.n_fits,
-             result.threshold, result.depth)
+    log.info(
+        "MEMO: %d thresholds searched, %d fits, threshold %s, depth %s",
+        len(trace),
+        result.n_fits,
+        result.threshold,
+        result.depth,
+    )
     return result
 
 
-def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_target="auto", max_rounds=8,
-         eta=1.0, delta=0.0, patience=0, candidates=None, sample_weight=None, normalize=False, random_state=None,
-         probe_lowest=True, warm_start=True, adaptive_eta=True):
+def memo(
+    X,
+    beliefs,
+    student=None,
+    *,
+    classes=None,
+    oracle="reweight",
+    student_target="auto",
+    max_rounds=8,
+    eta=1.0,
+    delta=0.0,
+    patience=0,
+    candidates=None,
+    sample_weight=None,
+    normalize=False,
+    random_state=None,
+    probe_lowest=True,
+    warm_start=True,
+    adaptive_eta=True,
+):
     """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
 
     Parameters
@@ -247,9 +297,25 @@ def memo(X, beliefs, student=None, *, classes=None, oracle="reweight", student_t
     check_oracle(oracle, trainer)
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=np.float64)
-        if candidates.ndim != 1 or not np.all(np.isfinite(candidates)) or np.any(candidates <= 0) \
-                or np.any(np.diff(candidates) <= 0):
+        if (
+            candidates.ndim != 1
+            or not np.all(np.isfinite(candidates))
+            or np.any(candidates <= 0)
+            or np.any(np.diff(candidates) <= 0)
+        ):
             raise ValueError("candidates: expected a 1-d array of positive, strictly increasing thresholds")
-    return run_memo(X, P, trainer, oracle=oracle, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience,
-                    candidates=candidates, sample_weight=sample_weight, probe_lowest=bool(probe_lowest),
-                    warm_start=bool(warm_start), adaptive_eta=bool(adaptive_eta))
+    return run_memo(
+        X,
+        P,
+        trainer,
+        oracle=oracle,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        patience=patience,
+        candidates=candidates,
+        sample_weight=sample_weight,
+        probe_lowest=bool(probe_lowest),
+        warm_start=bool(warm_start),
+        adaptive_eta=bool(adaptive_eta),
+    )

@@ -11,6 +11,7 @@
   (:func:`add_feature_noise`, :func:`noisy_accuracy`) and label flips
   (:func:`flip_labels`).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,23 +51,17 @@ def _prediction_rows(predictions) -> list:
             rows = [np.asarray(p) for p in predictions]
         except TypeError:
             raise ValueError(
-                "predictions: expected a sequence of label arrays, got "
-                f"{type(predictions).__name__}"
+                f"predictions: expected a sequence of label arrays, got {type(predictions).__name__}"
             ) from None
     if len(rows) < 2:
-        raise ValueError(
-            f"predictions: agreement needs at least 2 students, got {len(rows)}"
-        )
+        raise ValueError(f"predictions: agreement needs at least 2 students, got {len(rows)}")
     for k, r in enumerate(rows):
         if r.ndim != 1:
-            raise ValueError(
-                f"predictions[{k}]: expected a 1-d array of labels, got {r.ndim} dimension(s)"
-            )
+            raise ValueError(f"predictions[{k}]: expected a 1-d array of labels, got {r.ndim} dimension(s)")
     lengths = {r.shape[0] for r in rows}
     if len(lengths) > 1:
         raise ValueError(
-            "predictions: every student must predict on the same test points; got "
-            f"lengths {[r.shape[0] for r in rows]}"
+            f"predictions: every student must predict on the same test points; got lengths {[r.shape[0] for r in rows]}"
         )
     if rows[0].shape[0] == 0:
         raise ValueError("predictions: the test set is empty (0 predictions per student)")
@@ -101,9 +96,7 @@ def pairwise_agreement(predictions) -> np.ndarray:
         for b in range(a + 1, k):
             same = np.asarray(rows[a] == rows[b], dtype=bool)
             if same.shape != rows[a].shape:  # elementwise comparison failed
-                raise ValueError(
-                    f"predictions[{a}] and predictions[{b}] cannot be compared elementwise"
-                )
+                raise ValueError(f"predictions[{a}] and predictions[{b}] cannot be compared elementwise")
             out[a, b] = out[b, a] = float(same.mean())
     return out
 
@@ -211,9 +204,7 @@ def depth_statistics(
     """
     P = np.asarray(beliefs)
     if P.ndim != 2:
-        raise ValueError(
-            f"beliefs: expected a 2-d array (n_samples x n_classes), got {P.ndim} dimension(s)"
-        )
+        raise ValueError(f"beliefs: expected a 2-d array (n_samples x n_classes), got {P.ndim} dimension(s)")
     n, C = P.shape
     if n == 0 or C == 0:
         raise ValueError(f"beliefs: expected a non-empty matrix, got shape {P.shape}")
@@ -229,9 +220,7 @@ def depth_statistics(
     if y.ndim != 1:
         raise ValueError(f"pred: expected a 1-d array of labels, got {y.ndim} dimension(s)")
     if y.shape[0] != n:
-        raise ValueError(
-            f"pred: expected {n} labels (one per row of beliefs), got {y.shape[0]}"
-        )
+        raise ValueError(f"pred: expected {n} labels (one per row of beliefs), got {y.shape[0]}")
     if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
         raise ValueError(f"pred: expected integer labels, got dtype {y.dtype}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -239,8 +228,7 @@ def depth_statistics(
             raise ValueError("pred: expected integer labels, got non-integer values")
     if y.min() < 0 or y.max() >= C:
         raise ValueError(
-            f"pred: labels must lie in 0..{C - 1} (n_classes = {C}); "
-            f"got values from {y.min()} to {y.max()}"
+            f"pred: labels must lie in 0..{C - 1} (n_classes = {C}); got values from {y.min()} to {y.max()}"
         )
     y = np.ascontiguousarray(y, dtype=np.int32)
 
@@ -287,9 +275,7 @@ def _feature_scale(X: np.ndarray, scale) -> np.ndarray:
     if s.ndim == 0:
         s = np.full(X.shape[1], float(s))
     if s.shape != (X.shape[1],):
-        raise ValueError(
-            f"scale: expected {X.shape[1]} per-feature values, got shape {s.shape}"
-        )
+        raise ValueError(f"scale: expected {X.shape[1]} per-feature values, got shape {s.shape}")
     if not np.all(np.isfinite(s)) or np.any(s < 0):
         raise ValueError("scale: expected finite, non-negative values")
     return s
@@ -298,9 +284,7 @@ def _feature_scale(X: np.ndarray, scale) -> np.ndarray:
 def _as_feature_matrix(X) -> np.ndarray:
     A = np.asarray(X, dtype=np.float64)
     if A.ndim != 2:
-        raise ValueError(
-            f"X: expected a 2-d array (n_samples x n_features), got {A.ndim} dimension(s)"
-        )
+        raise ValueError(f"X: expected a 2-d array (n_samples x n_features), got {A.ndim} dimension(s)")
     if not np.all(np.isfinite(A)):
         raise ValueError("X: contains NaN or infinite values")
     return A
@@ -374,9 +358,7 @@ def noisy_accuracy(
     A = _as_feature_matrix(X)
     yt = np.asarray(y)
     if yt.ndim != 1 or yt.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"y: expected {A.shape[0]} labels (one per row of X), got shape {yt.shape}"
-        )
+        raise ValueError(f"y: expected {A.shape[0]} labels (one per row of X), got shape {yt.shape}")
     if A.shape[0] == 0:
         raise ValueError("X: expected at least one sample")
     if not isinstance(n_repeats, numbers.Integral) or isinstance(n_repeats, bool) or n_repeats < 1:
@@ -461,8 +443,7 @@ def flip_labels(y, fraction: float, n_classes=None, random_state=None) -> np.nda
     K = classes.size
     if K < 2:
         raise ValueError(
-            f"flip_labels: need at least 2 classes to flip a label, got {K} "
-            "(pass n_classes to name the classes)"
+            f"flip_labels: need at least 2 classes to flip a label, got {K} (pass n_classes to name the classes)"
         )
     rng = check_random_state(random_state)
     where = rng.choice(n, size=k, replace=False)

@@ -9,6 +9,7 @@ class; :func:`crembo.export.export_onnx` calls it. Trees with
 category-subset splits cannot be written (the node has numeric splits
 only) and are refused before conversion.
 """
+
 from __future__ import annotations
 
 __all__ = ["register"]
@@ -31,9 +32,16 @@ def register():
     from .tree import HistTreeClassifier
 
     update_registered_converter(
-        HistTreeClassifier, "CremboHistTreeClassifier", calculate_linear_classifier_output_shapes,
+        HistTreeClassifier,
+        "CremboHistTreeClassifier",
+        calculate_linear_classifier_output_shapes,
         convert_sklearn_decision_tree_classifier,
-        options={"zipmap": [True, False, "columns"], "nocl": [True, False], "decision_path": [True, False],
-                 "decision_leaf": [True, False]})
+        options={
+            "zipmap": [True, False, "columns"],
+            "nocl": [True, False],
+            "decision_path": [True, False],
+            "decision_leaf": [True, False],
+        },
+    )
     _REGISTERED = True
     return True

@@ -19,6 +19,7 @@ Run ``crembo paper`` / ``python bench/paper.py`` (``--quick`` for a run of a
 few minutes); the outputs are a markdown report, a JSON file and a figure of
 accuracy against agreement per data set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,9 @@ LABEL_NOISE = (0.1, 0.2)
 
 def mlp_teacher(random_state=None):
     """The network teacher: a one-hidden-layer MLP on standardised features."""
-    return make_pipeline(StandardScaler(),
-                         MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=300,
-                                       random_state=random_state))
+    return make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=300, random_state=random_state)
+    )
 
 
 TEACHERS = {"random_forest": default_teacher, "mlp": mlp_teacher}
@@ -58,21 +59,37 @@ TEACHERS = {"random_forest": default_teacher, "mlp": mlp_teacher}
 def _protocol(X, y, teacher, repeats, label_noise, feature_noise, seed, n_jobs):
     # BM and VT use the paper's student; MEMO and CREMBO run with
     # CREMBOClassifier's defaults (docs/defaults_study.md).
-    common = dict(methods=PAPER_METHODS, teacher=teacher, student=None, random_state=seed,
-                  label_noise=label_noise, n_jobs=n_jobs)
+    common = dict(
+        methods=PAPER_METHODS, teacher=teacher, student=None, random_state=seed, label_noise=label_noise, n_jobs=n_jobs
+    )
     g = generalization(X, y, n_repeats=repeats, feature_noise=feature_noise, **common)
     s = stability(X, y, n_repeats=repeats, **common)
     out = {}
     for m in PAPER_METHODS:
-        out[m] = dict(mean=g.summary[m]["mean"], std=g.summary[m]["std"], wins=g.summary[m]["wins"],
-                      agreement=s.summary[m]["agreement"], agreement_std=s.summary[m]["agreement_std"],
-                      fit_seconds=g.summary[m]["seconds"],
-                      feature_noise={str(k): v for k, v in g.summary[m]["noisy"].items()})
+        out[m] = dict(
+            mean=g.summary[m]["mean"],
+            std=g.summary[m]["std"],
+            wins=g.summary[m]["wins"],
+            agreement=s.summary[m]["agreement"],
+            agreement_std=s.summary[m]["agreement_std"],
+            fit_seconds=g.summary[m]["seconds"],
+            feature_noise={str(k): v for k, v in g.summary[m]["noisy"].items()},
+        )
     return out, g.seconds + s.seconds
 
 
-def run(datasets=DATASETS, teachers=tuple(TEACHERS), repeats=20, label_noise=LABEL_NOISE,
-        feature_noise=FEATURE_NOISE, noise_repeats=None, seed=0, n_jobs=-1, data_dir=None, progress=print):
+def run(
+    datasets=DATASETS,
+    teachers=tuple(TEACHERS),
+    repeats=20,
+    label_noise=LABEL_NOISE,
+    feature_noise=FEATURE_NOISE,
+    noise_repeats=None,
+    seed=0,
+    n_jobs=-1,
+    data_dir=None,
+    progress=print,
+):
     """Run the whole reproduction and return its results as a dict.
 
     Parameters
@@ -88,12 +105,19 @@ def run(datasets=DATASETS, teachers=tuple(TEACHERS), repeats=20, label_noise=LAB
         Parallel folds (processes).
     """
     noise_repeats = max(1, repeats // 4) if noise_repeats is None else noise_repeats
-    results = dict(settings=dict(datasets=list(datasets), teachers=list(teachers), repeats=repeats,
-                                 label_noise=list(label_noise), noise_repeats=noise_repeats,
-                                 feature_noise=list(feature_noise), seed=seed,
-                                 machine=f"{platform.machine()}, {os.cpu_count()} cores, "
-                                         f"Python {platform.python_version()}"),
-                   runs=[])
+    results = dict(
+        settings=dict(
+            datasets=list(datasets),
+            teachers=list(teachers),
+            repeats=repeats,
+            label_noise=list(label_noise),
+            noise_repeats=noise_repeats,
+            feature_noise=list(feature_noise),
+            seed=seed,
+            machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        ),
+        runs=[],
+    )
     start = time.perf_counter()
     for ds in datasets:
         data = load_dataset(ds, data_dir=data_dir)
@@ -103,12 +127,15 @@ def run(datasets=DATASETS, teachers=tuple(TEACHERS), repeats=20, label_noise=LAB
                 reps = repeats if noise == 0 else noise_repeats
                 fnoise = feature_noise if noise == 0 else ()
                 methods, secs = _protocol(data.X, data.y, teacher, reps, noise, fnoise, seed, n_jobs)
-                results["runs"].append(dict(dataset=ds, teacher=tname, label_noise=noise, repeats=reps,
-                                            seconds=secs, methods=methods))
+                results["runs"].append(
+                    dict(dataset=ds, teacher=tname, label_noise=noise, repeats=reps, seconds=secs, methods=methods)
+                )
                 if progress:
                     c = methods["CREMBO"]
-                    progress(f"{ds:13s} {tname:13s} noise {noise:.1f}: CREMBO {c['mean']:.3f} "
-                             f"agreement {c['agreement']:.3f} ({secs:.1f} s)")
+                    progress(
+                        f"{ds:13s} {tname:13s} noise {noise:.1f}: CREMBO {c['mean']:.3f} "
+                        f"agreement {c['agreement']:.3f} ({secs:.1f} s)"
+                    )
     results["seconds"] = time.perf_counter() - start
     return results
 
@@ -120,44 +147,74 @@ def _fmt(v, std=None):
 def markdown(results):
     """The report: one table per (label noise) setting, and the feature-noise table."""
     st = results["settings"]
-    lines = [f"Settings: {st['repeats']} repeats of 10-fold CV and of the robustness protocol "
-             f"(label-noise runs: {st['noise_repeats']}), seed {st['seed']}; {st['machine']}; "
-             f"total {results['seconds'] / 60:.1f} min.", ""]
+    lines = [
+        f"Settings: {st['repeats']} repeats of 10-fold CV and of the robustness protocol "
+        f"(label-noise runs: {st['noise_repeats']}), seed {st['seed']}; {st['machine']}; "
+        f"total {results['seconds'] / 60:.1f} min.",
+        "",
+    ]
     for noise in sorted({r["label_noise"] for r in results["runs"]}):
         title = "clean labels" if noise == 0 else f"{int(round(noise * 100))}% of training labels flipped"
-        lines += [f"### Accuracy and agreement, {title}", "",
-                  "Accuracy: mean ± std over folds (folds won among the students). Agreement: mean pairwise "
-                  "agreement of the 10 fold students on the held-out split. Best student per row in bold.", "",
-                  "| data set | teacher | teacher acc. | " + " | ".join(STUDENT_METHODS) + " | " +
-                  " | ".join(f"agr. {m}" for m in STUDENT_METHODS) + " |",
-                  "|---|---|---|" + "---|" * (2 * len(STUDENT_METHODS))]
+        lines += [
+            f"### Accuracy and agreement, {title}",
+            "",
+            "Accuracy: mean ± std over folds (folds won among the students). Agreement: mean pairwise "
+            "agreement of the 10 fold students on the held-out split. Best student per row in bold.",
+            "",
+            "| data set | teacher | teacher acc. | "
+            + " | ".join(STUDENT_METHODS)
+            + " | "
+            + " | ".join(f"agr. {m}" for m in STUDENT_METHODS)
+            + " |",
+            "|---|---|---|" + "---|" * (2 * len(STUDENT_METHODS)),
+        ]
         for r in results["runs"]:
             if r["label_noise"] != noise:
                 continue
             ms = r["methods"]
             best_acc = max(ms[m]["mean"] for m in STUDENT_METHODS)
             best_agr = max(ms[m]["agreement"] for m in STUDENT_METHODS)
-            accs = [(("**" if ms[m]["mean"] == best_acc else "") + f"{_fmt(ms[m]['mean'], ms[m]['std'])} "
-                     f"({ms[m]['wins']})" + ("**" if ms[m]["mean"] == best_acc else "")) for m in STUDENT_METHODS]
-            agrs = [("**" if ms[m]["agreement"] == best_agr else "") + _fmt(ms[m]["agreement"]) +
-                    ("**" if ms[m]["agreement"] == best_agr else "") for m in STUDENT_METHODS]
-            lines.append(f"| {r['dataset']} | {r['teacher']} | {_fmt(ms['teacher']['mean'])} | "
-                         + " | ".join(accs) + " | " + " | ".join(agrs) + " |")
+            accs = [
+                (
+                    ("**" if ms[m]["mean"] == best_acc else "") + f"{_fmt(ms[m]['mean'], ms[m]['std'])} "
+                    f"({ms[m]['wins']})" + ("**" if ms[m]["mean"] == best_acc else "")
+                )
+                for m in STUDENT_METHODS
+            ]
+            agrs = [
+                ("**" if ms[m]["agreement"] == best_agr else "")
+                + _fmt(ms[m]["agreement"])
+                + ("**" if ms[m]["agreement"] == best_agr else "")
+                for m in STUDENT_METHODS
+            ]
+            lines.append(
+                f"| {r['dataset']} | {r['teacher']} | {_fmt(ms['teacher']['mean'])} | "
+                + " | ".join(accs)
+                + " | "
+                + " | ".join(agrs)
+                + " |"
+            )
         lines.append("")
     clean = [r for r in results["runs"] if r["label_noise"] == 0]
     if clean and clean[0]["methods"]["CREMBO"]["feature_noise"]:
         levels = list(clean[0]["methods"]["CREMBO"]["feature_noise"])
-        lines += ["### Test accuracy under feature noise (clean training labels)", "",
-                  "Gaussian noise of `level x` each feature's training standard deviation added to the test "
-                  "rows.", "",
-                  "| data set | teacher | level | " + " | ".join(STUDENT_METHODS) + " |",
-                  "|---|---|---|" + "---|" * len(STUDENT_METHODS)]
+        lines += [
+            "### Test accuracy under feature noise (clean training labels)",
+            "",
+            "Gaussian noise of `level x` each feature's training standard deviation added to the test rows.",
+            "",
+            "| data set | teacher | level | " + " | ".join(STUDENT_METHODS) + " |",
+            "|---|---|---|" + "---|" * len(STUDENT_METHODS),
+        ]
         for r in clean:
             for lv in levels:
                 vals = [r["methods"][m]["feature_noise"][lv] for m in STUDENT_METHODS]
                 best = max(vals)
-                lines.append(f"| {r['dataset']} | {r['teacher']} | {lv} | " + " | ".join(
-                    ("**" if v == best else "") + _fmt(v) + ("**" if v == best else "") for v in vals) + " |")
+                lines.append(
+                    f"| {r['dataset']} | {r['teacher']} | {lv} | "
+                    + " | ".join(("**" if v == best else "") + _fmt(v) + ("**" if v == best else "") for v in vals)
+                    + " |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -178,8 +235,13 @@ def figure(results, path):
         for r in (r for r in clean if r["dataset"] == ds):
             for m in STUDENT_METHODS:
                 v = r["methods"][m]
-                ax.scatter(v["agreement"], v["mean"], marker=markers.get(r["teacher"], "^"), color=colors[m],
-                           label=f"{m} ({r['teacher']})")
+                ax.scatter(
+                    v["agreement"],
+                    v["mean"],
+                    marker=markers.get(r["teacher"], "^"),
+                    color=colors[m],
+                    label=f"{m} ({r['teacher']})",
+                )
         ax.set_title(ds)
         ax.set_xlabel("agreement")
         ax.grid(alpha=0.3)
@@ -198,8 +260,9 @@ def main(argv=None):
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--teachers", default=",".join(TEACHERS))
     parser.add_argument("--no-label-noise", action="store_true")
-    parser.add_argument("--noise-repeats", type=int, default=None,
-                        help="repeats of the label-noise runs (default repeats // 4)")
+    parser.add_argument(
+        "--noise-repeats", type=int, default=None, help="repeats of the label-noise runs (default repeats // 4)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=-1)
     parser.add_argument("--data-dir", default=None)
@@ -216,9 +279,17 @@ def main(argv=None):
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 20)
     label_noise = () if (args.no_label_noise or args.quick) else LABEL_NOISE
     try:
-        results = run(datasets, teachers, repeats=repeats, label_noise=label_noise, seed=args.seed,
-                      noise_repeats=args.noise_repeats,
-                      n_jobs=args.jobs, data_dir=args.data_dir, progress=lambda s: print(s, flush=True))
+        results = run(
+            datasets,
+            teachers,
+            repeats=repeats,
+            label_noise=label_noise,
+            seed=args.seed,
+            noise_repeats=args.noise_repeats,
+            n_jobs=args.jobs,
+            data_dir=args.data_dir,
+            progress=lambda s: print(s, flush=True),
+        )
     except FileNotFoundError as exc:
         print(f"crembo paper: error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@
 Every function draws on ``ax`` when given (else on a new figure) and returns
 the axes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,8 +80,14 @@ def plot_depth_profile(beliefs, predictions, *, classes=None, ax=None, title=Non
             if np.any(idx < 0) or np.any(idx >= P.shape[1]):
                 raise ValueError(f"predictions[{name!r}]: class indices outside [0, {P.shape[1]})")
         d = np.sort(P[np.arange(n), idx])
-        ax.step(frac, d, where="mid", ls=styles[k % len(styles)], lw=1.6,
-                label=f"{name} (depth {d[0]:.2f}, mean {d.mean():.2f})")
+        ax.step(
+            frac,
+            d,
+            where="mid",
+            ls=styles[k % len(styles)],
+            lw=1.6,
+            label=f"{name} (depth {d[0]:.2f}, mean {d.mean():.2f})",
+        )
     ax.set_xlabel("fraction of points (sorted by depth)")
     ax.set_ylabel("teacher's belief in the prediction")
     ax.set_ylim(-0.02, 1.02)
@@ -113,13 +120,17 @@ def plot_threshold_search(model_or_trace, *, ax=None, title=None):
     ax = _axes(ax, (6, 4))
     # The sweep scored on one validation split ("sweep") or by
     # cross-validation over the labelled rows ("cv").
-    sweep = sorted((r["threshold"], r["validation_score"]) for r in trace
-                   if r.get("stage") in ("sweep", "cv") and r.get("validation_score") is not None)
+    sweep = sorted(
+        (r["threshold"], r["validation_score"])
+        for r in trace
+        if r.get("stage") in ("sweep", "cv") and r.get("validation_score") is not None
+    )
     cv = any(r.get("stage") == "cv" for r in trace)
     if sweep:
         t, s = zip(*sweep)
-        ax.plot(t, s, marker="o", ms=3,
-                label="CREMBO sweep: " + ("cross-validated score" if cv else "validation score"))
+        ax.plot(
+            t, s, marker="o", ms=3, label="CREMBO sweep: " + ("cross-validated score" if cv else "validation score")
+        )
         lo = min(s)
     else:
         lo = 0.0
@@ -144,8 +155,9 @@ def plot_threshold_search(model_or_trace, *, ax=None, title=None):
     return ax
 
 
-def plot_tree(model, *, feature_names=None, class_names=None, ax=None, max_depth=None, decimals=3, fontsize=7,
-              title=None):
+def plot_tree(
+    model, *, feature_names=None, class_names=None, ax=None, max_depth=None, decimals=3, fontsize=7, title=None
+):
     """Draw a tree student (any model :func:`crembo.export.flatten_tree` reads).
 
     Splits show ``feature <= threshold`` (left: yes); leaves show the
@@ -213,8 +225,16 @@ def plot_tree(model, *, feature_names=None, class_names=None, ax=None, max_depth
             fname = names[f] if names is not None else f"x[{f}]"
             text = f"{fname}\n<= {flat.threshold[i]:.{decimals}g}"
             color = "white"
-        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=2,
-                bbox=dict(boxstyle="round,pad=0.3", fc=color, ec="0.3", alpha=0.9))
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            zorder=2,
+            bbox=dict(boxstyle="round,pad=0.3", fc=color, ec="0.3", alpha=0.9),
+        )
     ax.set_xlim(-0.7, width - 0.3)
     ax.set_ylim(-limit - 0.6, 0.6)
     ax.set_axis_off()

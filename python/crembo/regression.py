@@ -12,6 +12,7 @@ from there up to the median and keeps the one that scores best on held-out
 data. The full specification is ``docs/regression.md``; the kernels and the
 MEMO loop are native (``cpp/src/regression.cpp``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.ensemble import (BaggingRegressor, ExtraTreesRegressor, GradientBoostingRegressor,
-                              HistGradientBoostingRegressor, RandomForestRegressor)
+from sklearn.ensemble import (
+    BaggingRegressor,
+    ExtraTreesRegressor,
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeRegressor
@@ -31,13 +37,32 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
-from ._validation import (_DistillerDataMixin, check_choice, check_device, check_fraction, check_positive_int,
-                          is_fitted, seed_from, seeded_clone)
+from ._validation import (
+    _DistillerDataMixin,
+    check_choice,
+    check_device,
+    check_fraction,
+    check_positive_int,
+    is_fitted,
+    seed_from,
+    seeded_clone,
+)
 
-__all__ = ["CREMBORegressor", "LabelDistillerRegressor", "RegressionMemoResult", "default_regression_student",
-           "default_regression_teacher", "hypothesis_predictions", "hypothesis_levels", "hypothesis_intervals",
-           "regression_depth", "regression_point_depth", "regression_violations", "regression_memo",
-           "regression_agreement"]
+__all__ = [
+    "CREMBORegressor",
+    "LabelDistillerRegressor",
+    "RegressionMemoResult",
+    "default_regression_student",
+    "default_regression_teacher",
+    "hypothesis_predictions",
+    "hypothesis_levels",
+    "hypothesis_intervals",
+    "regression_depth",
+    "regression_point_depth",
+    "regression_violations",
+    "regression_memo",
+    "regression_agreement",
+]
 
 log = logging.getLogger("crembo")
 
@@ -69,7 +94,8 @@ def _no_hypotheses_error(teacher):
         f"teacher: {type(teacher).__name__} has no sampled hypotheses; expected a RandomForestRegressor, "
         "ExtraTreesRegressor or BaggingRegressor (their members are the hypotheses), a gradient-boosting "
         "regressor (bagged into a bootstrap ensemble; or pass hypotheses='bootstrap' for any regressor), "
-        "or an (n_samples, n_hypotheses) array of hypothesis predictions")
+        "or an (n_samples, n_hypotheses) array of hypothesis predictions"
+    )
 
 
 def hypothesis_predictions(teacher, X, *, n_jobs=None):
@@ -101,6 +127,7 @@ def hypothesis_predictions(teacher, X, *, n_jobs=None):
 
         def one(est, f):
             return np.asarray(est.predict(X32, check_input=False), dtype=np.float64).reshape(-1)
+
     cols = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(e, f) for e, f in jobs)
     return np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)
 
@@ -272,12 +299,15 @@ class RegressionMemoResult:
     fallback_pred: np.ndarray | None = None
 
 
-def _run_memo(X, S, H, trainer, *, max_rounds, eta, delta, patience, tol, candidates=None, sample_weight=None,
-              probe_lowest=True):
+def _run_memo(
+    X, S, H, trainer, *, max_rounds, eta, delta, patience, tol, candidates=None, sample_weight=None, probe_lowest=True
+):
     start = time.perf_counter()
     if not trainer.accepts_weights:
-        raise TypeError(f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, which "
-                        "the reweighting oracle of MEMO needs")
+        raise TypeError(
+            f"student: {type(trainer.template).__name__}.fit does not accept sample_weight, which "
+            "the reweighting oracle of MEMO needs"
+        )
     if candidates is None:
         candidates = hypothesis_levels(S.shape[1])
     candidates = np.ascontiguousarray(candidates, dtype=np.float64)
@@ -291,24 +321,43 @@ def _run_memo(X, S, H, trainer, *, max_rounds, eta, delta, patience, tol, candid
     def accept():
         state["best"] = state["last"]
 
-    res = _core.regression_memo_search(S, candidates, fit, accept, tol=tol, max_rounds=max_rounds, eta=eta,
-                                       delta=delta, patience=patience, sample_weight=sample_weight,
-                                       probe_lowest=probe_lowest)
+    res = _core.regression_memo_search(
+        S,
+        candidates,
+        fit,
+        accept,
+        tol=tol,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        patience=patience,
+        sample_weight=sample_weight,
+        probe_lowest=probe_lowest,
+    )
     found = res["best_level"] is not None
     pred = res["best_pred"] if found else None
     out = RegressionMemoResult(
         student=state["best"] if found else None,
         level=res["best_level"],
         depth=float(_core.hypothesis_empirical_depth(H, pred, tol, delta)) if found else None,
-        pred=pred, candidates=candidates, trace=[dict(r) for r in res["trace"]], n_fits=int(res["n_fits"]),
-        seconds=time.perf_counter() - start)
+        pred=pred,
+        candidates=candidates,
+        trace=[dict(r) for r in res["trace"]],
+        n_fits=int(res["n_fits"]),
+        seconds=time.perf_counter() - start,
+    )
     if not found and state["last"] is not None:
         # No level was reached: the oracle's last (reweighted) student still
         # guides CREMBO's targets, rather than the bare medians.
         out.fallback_student = state["last"]
         out.fallback_pred = trainer.predict(state["last"], X)
-    log.info("regression MEMO: %d levels probed, %d fits, level %s, depth %s", len(out.trace), out.n_fits,
-             out.level, out.depth)
+    log.info(
+        "regression MEMO: %d levels probed, %d fits, level %s, depth %s",
+        len(out.trace),
+        out.n_fits,
+        out.level,
+        out.depth,
+    )
     return out
 
 
@@ -323,8 +372,21 @@ def _check_memo_params(max_rounds, eta, delta, patience, tol):
     _check_tol(tol)
 
 
-def regression_memo(X, hypotheses, student=None, *, max_rounds=8, eta=1.0, delta=0.0, patience=0,
-                    tol=DEFAULT_TOL, candidates=None, sample_weight=None, random_state=None, probe_lowest=True):
+def regression_memo(
+    X,
+    hypotheses,
+    student=None,
+    *,
+    max_rounds=8,
+    eta=1.0,
+    delta=0.0,
+    patience=0,
+    tol=DEFAULT_TOL,
+    candidates=None,
+    sample_weight=None,
+    random_state=None,
+    probe_lowest=True,
+):
     """MEMO for regression: the deepest student a reweighting oracle finds.
 
     Parameters
@@ -356,19 +418,32 @@ def regression_memo(X, hypotheses, student=None, *, max_rounds=8, eta=1.0, delta
         raise ValueError(f"X: expected {H.shape[0]} rows (one per row of hypotheses), got shape {X.shape}")
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=np.float64)
-        if candidates.ndim != 1 or not np.all((candidates > 0) & (candidates <= 0.5)) \
-                or np.any(np.diff(candidates) <= 0):
+        if (
+            candidates.ndim != 1
+            or not np.all((candidates > 0) & (candidates <= 0.5))
+            or np.any(np.diff(candidates) <= 0)
+        ):
             raise ValueError("candidates: expected strictly increasing levels in (0, 1/2]")
     if sample_weight is not None:
         sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
-        if sample_weight.shape != (H.shape[0],) or not np.all(np.isfinite(sample_weight)) \
-                or np.any(sample_weight < 0):
+        if sample_weight.shape != (H.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
             raise ValueError(f"sample_weight: expected {H.shape[0]} finite, non-negative weights")
-    trainer = _RegressionTrainer(default_regression_student() if student is None else student,
-                                 seed_from(random_state))
+    trainer = _RegressionTrainer(default_regression_student() if student is None else student, seed_from(random_state))
     S = _core.sort_hypotheses(H)
-    return _run_memo(X, S, H, trainer, max_rounds=max_rounds, eta=eta, delta=delta, patience=patience, tol=tol,
-                     candidates=candidates, sample_weight=sample_weight, probe_lowest=bool(probe_lowest))
+    return _run_memo(
+        X,
+        S,
+        H,
+        trainer,
+        max_rounds=max_rounds,
+        eta=eta,
+        delta=delta,
+        patience=patience,
+        tol=tol,
+        candidates=candidates,
+        sample_weight=sample_weight,
+        probe_lowest=bool(probe_lowest),
+    )
 
 
 # ------------------------------------------------------------------ estimators
@@ -394,8 +469,10 @@ class _RegressionDistillerBase(_DistillerDataMixin, RegressorMixin, BaseEstimato
         if isinstance(teacher, np.ndarray) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
             H_all = _as_hypotheses(teacher, name="teacher (hypothesis predictions)")
             if H_all.shape[0] != n_all:
-                raise ValueError(f"teacher: the hypothesis matrix has {H_all.shape[0]} rows, expected {n_all} "
-                                 "(the rows of X followed by those of X_unlabeled)")
+                raise ValueError(
+                    f"teacher: the hypothesis matrix has {H_all.shape[0]} rows, expected {n_all} "
+                    "(the rows of X followed by those of X_unlabeled)"
+                )
             if H_all.shape[1] < 2:
                 raise ValueError("teacher: expected at least two hypotheses (columns)")
             self.teacher_ = None
@@ -406,8 +483,13 @@ class _RegressionDistillerBase(_DistillerDataMixin, RegressorMixin, BaseEstimato
             raise _no_hypotheses_error(teacher)
         elif self.hypotheses == "bootstrap" or (self.hypotheses == "auto" and isinstance(teacher, _BOOSTING)):
             # A bootstrap ensemble of the teacher: n_bootstrap more fits of it.
-            teacher_ = BaggingRegressor(estimator=clone(teacher), n_estimators=self.n_bootstrap, bootstrap=True,
-                                        random_state=seed, n_jobs=self.n_jobs).fit(self._teacher_view(X), y)
+            teacher_ = BaggingRegressor(
+                estimator=clone(teacher),
+                n_estimators=self.n_bootstrap,
+                bootstrap=True,
+                random_state=seed,
+                n_jobs=self.n_jobs,
+            ).fit(self._teacher_view(X), y)
         elif isinstance(teacher, _MEMBER_ENSEMBLES):
             teacher_ = teacher if is_fitted(teacher) else clone(teacher).fit(self._teacher_view(X), y)
         else:
@@ -447,8 +529,9 @@ class LabelDistillerRegressor(_RegressionDistillerBase):
     random_state : int, RandomState or None
     """
 
-    def __init__(self, teacher=None, student=None, *, hypotheses="auto", n_bootstrap=16, n_jobs=None,
-                 random_state=None):
+    def __init__(
+        self, teacher=None, student=None, *, hypotheses="auto", n_bootstrap=16, n_jobs=None, random_state=None
+    ):
         self.teacher = teacher
         self.student = student
         self.hypotheses = hypotheses
@@ -550,9 +633,26 @@ class CREMBORegressor(_RegressionDistillerBase):
     n_hypotheses_ : int
     """
 
-    def __init__(self, teacher=None, student=None, *, mode="crembo", max_rounds=8, eta=1.0, patience=0, delta=0.1,
-                 tol=DEFAULT_TOL, validation_fraction=0.2, n_thresholds=16, scoring="rmse", refit=False,
-                 hypotheses="auto", n_bootstrap=16, n_jobs=None, random_state=None):
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        *,
+        mode="crembo",
+        max_rounds=8,
+        eta=1.0,
+        patience=0,
+        delta=0.1,
+        tol=DEFAULT_TOL,
+        validation_fraction=0.2,
+        n_thresholds=16,
+        scoring="rmse",
+        refit=False,
+        hypotheses="auto",
+        n_bootstrap=16,
+        n_jobs=None,
+        random_state=None,
+    ):
         self.teacher = teacher
         self.student = student
         self.mode = mode
@@ -604,8 +704,10 @@ class CREMBORegressor(_RegressionDistillerBase):
         if self.mode == "crembo":
             n_val = int(np.ceil(self.validation_fraction * n))
             if n_val < 1 or n - n_val < 2:
-                raise ValueError(f"validation_fraction={self.validation_fraction} leaves too few fitting or "
-                                 f"validation rows out of {n}; use more data or mode='memo'")
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves too few fitting or "
+                    f"validation rows out of {n}; use more data or mode='memo'"
+                )
             fit_rows, val_rows = train_test_split(np.arange(n), test_size=n_val, random_state=seed_from(rng))
             fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
         else:
@@ -617,8 +719,17 @@ class CREMBORegressor(_RegressionDistillerBase):
         S_tr = _core.sort_hypotheses(H_tr)
         self.n_hypotheses_ = int(H_tr.shape[1])
 
-        memo_res = _run_memo(X_tr, S_tr, H_tr, trainer, max_rounds=self.max_rounds, eta=self.eta,
-                             delta=self.delta, patience=self.patience, tol=self.tol)
+        memo_res = _run_memo(
+            X_tr,
+            S_tr,
+            H_tr,
+            trainer,
+            max_rounds=self.max_rounds,
+            eta=self.eta,
+            delta=self.delta,
+            patience=self.patience,
+            tol=self.tol,
+        )
         self.memo_level_ = memo_res.level
         self.memo_depth_ = memo_res.depth
         self.memo_student_ = memo_res.student
@@ -634,8 +745,9 @@ class CREMBORegressor(_RegressionDistillerBase):
                 n_fits += 1
             score = None
         else:
-            student, level, score, sweep_trace, pred_tr = self._sweep(trainer, X_tr, S_tr, memo_res, X[val_rows],
-                                                                      y[val_rows])
+            student, level, score, sweep_trace, pred_tr = self._sweep(
+                trainer, X_tr, S_tr, memo_res, X[val_rows], y[val_rows]
+            )
             trace += sweep_trace
             n_fits += sum(r["rounds"] for r in sweep_trace)
 
@@ -646,8 +758,16 @@ class CREMBORegressor(_RegressionDistillerBase):
             guide = trainer.predict(student, X_all)
             student, pred_tr = self._fit_at(trainer, X_all, S_f, level, guide)
             viol = int(_core.hypothesis_violations(S_f, pred_tr, level, self.tol))
-            trace.append(dict(stage="refit", threshold=level, consistent=viol == 0, violations=viol, rounds=1,
-                              validation_score=None))
+            trace.append(
+                dict(
+                    stage="refit",
+                    threshold=level,
+                    consistent=viol == 0,
+                    violations=viol,
+                    rounds=1,
+                    validation_score=None,
+                )
+            )
             n_fits += 1
             H_tr = H_f
         self.student_ = student
@@ -683,8 +803,16 @@ class CREMBORegressor(_RegressionDistillerBase):
         prefer = memo_res.pred if memo_res.pred is not None else memo_res.fallback_pred
         results = []  # (level, score, student, predictions on X_tr, rounds, violations)
         if memo_res.student is not None:
-            results.append((memo_res.level, self._score(y_val, trainer.predict(memo_res.student, X_val)),
-                            memo_res.student, memo_res.pred, 0, 0))
+            results.append(
+                (
+                    memo_res.level,
+                    self._score(y_val, trainer.predict(memo_res.student, X_val)),
+                    memo_res.student,
+                    memo_res.pred,
+                    0,
+                    0,
+                )
+            )
             levels = levels[levels > memo_res.level]
 
         def one(t):
@@ -695,7 +823,9 @@ class CREMBORegressor(_RegressionDistillerBase):
         results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in levels)
         sign = 1.0 if self.scoring == "rmse" else -1.0  # lower is better after the sign
         best = min(range(len(results)), key=lambda k: (sign * results[k][1], results[k][0]))
-        trace = [dict(stage="sweep", threshold=t, consistent=v == 0, violations=v, rounds=r, validation_score=s)
-                 for (t, s, _, _, r, v) in results]
+        trace = [
+            dict(stage="sweep", threshold=t, consistent=v == 0, violations=v, rounds=r, validation_score=s)
+            for (t, s, _, _, r, v) in results
+        ]
         t, s, est, pred, _, _ = results[best]
         return est, t, s, trace, pred

@@ -12,6 +12,7 @@ MEMO refit the student many times on the same rows). Prediction walks the
 tree in the native ``FastTree`` (float32 comparisons and NaN routing as in
 scikit-learn).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -50,8 +51,17 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, *, max_depth=None, min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
-                 max_bins=MAX_BINS, rounds=3, random_state=None):
+    def __init__(
+        self,
+        *,
+        max_depth=None,
+        min_samples_split=2,
+        min_samples_leaf=1,
+        min_weight_fraction_leaf=0.0,
+        max_bins=MAX_BINS,
+        rounds=3,
+        random_state=None,
+    ):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -76,8 +86,13 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
         max_bins = _int_param(self.max_bins, "max_bins", 2)
         if max_bins > MAX_BINS:
             raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
-        return dict(max_depth=depth, min_samples_split=mss, min_samples_leaf=msl,
-                    min_weight_fraction_leaf=float(mwf), rounds=rounds)
+        return dict(
+            max_depth=depth,
+            min_samples_split=mss,
+            min_samples_leaf=msl,
+            min_weight_fraction_leaf=float(mwf),
+            rounds=rounds,
+        )
 
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``, for repeated fits."""
@@ -111,8 +126,9 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
             n = len(binned)
         else:
             if point:
-                X, lo = validate_data(self, X, lo, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
-                                      y_numeric=True)
+                X, lo = validate_data(
+                    self, X, lo, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", y_numeric=True
+                )
                 hi = lo
             else:
                 X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
@@ -125,10 +141,20 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"lo, hi: row {i} has lo = {lo[i]!r} > hi = {hi[i]!r}")
         w = None
         if sample_weight is not None:
-            w = np.ascontiguousarray(_check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                                                          ensure_non_negative=True))
-        arrays = _core.hist_fit_intervals(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
-                                          lo=lo, hi=hi, sample_weight=w, **opts)
+            w = np.ascontiguousarray(
+                _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True)
+            )
+        arrays = _core.hist_fit_intervals(
+            binned._codes,
+            binned.n_bins,
+            binned._lo,
+            binned._hi,
+            rows=binned._rows,
+            lo=lo,
+            hi=hi,
+            sample_weight=w,
+            **opts,
+        )
         self.tree_ = HistTree(arrays, binned.n_features, 1)
         self.n_outputs_ = 1
         return self
@@ -151,9 +177,16 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
             n = t.node_count
             # Only the walk (apply) is used: one dummy class.
             fast = t._fast = _core.FastTree(
-                children_left=t.children_left, children_right=t.children_right, feature=t.feature,
-                threshold=t.threshold, leaf_class=np.zeros(n, dtype=np.int32), proba=np.ones((n, 1)),
-                n_features=t.n_features, classes=np.arange(1), missing_go_to_left=t.missing_go_to_left)
+                children_left=t.children_left,
+                children_right=t.children_right,
+                feature=t.feature,
+                threshold=t.threshold,
+                leaf_class=np.zeros(n, dtype=np.int32),
+                proba=np.ones((n, 1)),
+                n_features=t.n_features,
+                classes=np.arange(1),
+                missing_go_to_left=t.missing_go_to_left,
+            )
         return fast
 
     def apply(self, X):
@@ -174,4 +207,3 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
     def get_n_leaves(self):
         check_is_fitted(self, "tree_")
         return int(self.tree_.n_leaves)
-

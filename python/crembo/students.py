@@ -18,6 +18,7 @@ A student may also learn allowed-label sets natively by offering
 whose columns follow ``classes``), after which its ``predict`` returns labels
 from ``classes``; the trainer then calls it instead of the multi-output fit.
 """
+
 from __future__ import annotations
 
 import threading
@@ -105,9 +106,11 @@ class StudentTrainer:
         self.classes = np.asarray(classes)
         check_choice(target, "student_target", ("labels", "multioutput"))
         if target == "multioutput" and not supports_multioutput(template):
-            raise ValueError(f"student_target='multioutput': {type(template).__name__} does not support "
-                             "multi-output classification; use a multi-output student (e.g. a decision tree), "
-                             "or student_target='labels' with oracle='reweight'")
+            raise ValueError(
+                f"student_target='multioutput': {type(template).__name__} does not support "
+                "multi-output classification; use a multi-output student (e.g. a decision tree), "
+                "or student_target='labels' with oracle='reweight'"
+            )
         self.target = target
         self.seed = seed
         self.accepts_weights = has_fit_parameter(template, "sample_weight")
@@ -147,7 +150,8 @@ class StudentTrainer:
             raise TypeError(
                 f"student: {type(self.template).__name__}.fit does not accept sample_weight, which the "
                 "reweighting oracle needs; use oracle='single' (one fit per threshold) or a student that "
-                "takes sample weights")
+                "takes sample weights"
+            )
         y = self.classes[targets]
         est = self._clone()
         X_fit = X if binned is None else binned
@@ -176,8 +180,9 @@ class StudentTrainer:
             w = None
         kw = {} if w is None else {"sample_weight": w}
         if w is not None and not self.accepts_weights:
-            raise TypeError(f"sample_weight: the student {type(self.template).__name__}.fit does not accept "
-                            "sample_weight")
+            raise TypeError(
+                f"sample_weight: the student {type(self.template).__name__}.fit does not accept sample_weight"
+            )
         est = self._clone()
         if callable(getattr(est, "fit_allowed", None)):
             binned = self._binned(X)
@@ -197,8 +202,10 @@ class StudentTrainer:
         pred = np.asarray(raw)
         n = _num_samples(X)
         if pred.shape != (n,):
-            raise ValueError(f"student: {type(est).__name__}.predict returned an array of shape {pred.shape}, "
-                             f"expected ({n},): one label per row")
+            raise ValueError(
+                f"student: {type(est).__name__}.predict returned an array of shape {pred.shape}, "
+                f"expected ({n},): one label per row"
+            )
         try:
             idx = np.searchsorted(self.classes, pred)
         except TypeError:  # labels of a type that does not compare with the classes
@@ -284,8 +291,10 @@ def set_leaf_beliefs(est, X, P, classes, sample_weight=None):
     elif isinstance(est, DummyClassifier):
         return est  # a constant student: one label, nothing to average
     else:
-        raise TypeError(f"leaf_values='belief': needs a single-output tree student (scikit-learn's decision "
-                        f"tree or crembo's HistTreeClassifier), got {type(est).__name__}")
+        raise TypeError(
+            f"leaf_values='belief': needs a single-output tree student (scikit-learn's decision "
+            f"tree or crembo's HistTreeClassifier), got {type(est).__name__}"
+        )
     leaves = est.apply(X)
     sums = np.zeros((tree.node_count, len(cols)), dtype=np.float64)
     contrib = np.asarray(P, dtype=np.float64)[:, cols]

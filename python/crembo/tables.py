@@ -18,6 +18,7 @@ missing values, shared by the estimators.
   refuses it. A column with no value at all is refused outright: no model
   can learn from it, and MUNGE could not place synthetic values in it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,13 @@ def unlabeled_mask(y):
         mask = y == UNLABELED
         rest = y[~mask]
     elif y.dtype.kind == "O":
-        mask = np.array([isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                         and v == UNLABELED for v in y], dtype=bool)
+        mask = np.array(
+            [
+                isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v == UNLABELED
+                for v in y
+            ],
+            dtype=bool,
+        )
         rest = y[~mask]
     else:
         return np.zeros(y.shape, dtype=bool)
@@ -115,12 +121,16 @@ def check_missing(X, models, names=None, *, what="X"):
     col_missing = missing.any(axis=0)
     empty = np.flatnonzero(missing.all(axis=0))
     if empty.size and X.shape[0] > 0:
-        raise ValueError(f"{what}: {_column_name(int(empty[0]), names)} has no value at all (every entry is "
-                         "missing); drop it, there is nothing to learn from it")
+        raise ValueError(
+            f"{what}: {_column_name(int(empty[0]), names)} has no value at all (every entry is "
+            "missing); drop it, there is nothing to learn from it"
+        )
     j = int(np.flatnonzero(col_missing)[0])
     for role, est in models:
         if est is not None and not allows_nan(est):
-            raise ValueError(f"{what}: {_column_name(j, names)} has missing values (NaN), which the {role} "
-                             f"({type(est).__name__}) does not accept; impute them first (for example "
-                             "sklearn.impute.SimpleImputer in a Pipeline) or use a teacher and a student that "
-                             "handle missing values (HistGradientBoostingClassifier, HistTreeClassifier)")
+            raise ValueError(
+                f"{what}: {_column_name(j, names)} has missing values (NaN), which the {role} "
+                f"({type(est).__name__}) does not accept; impute them first (for example "
+                "sklearn.impute.SimpleImputer in a Pipeline) or use a teacher and a student that "
+                "handle missing values (HistGradientBoostingClassifier, HistTreeClassifier)"
+            )

@@ -10,6 +10,7 @@ Supported teachers, in the order they are tried:
   models, XGBoost/LightGBM through their scikit-learn API);
 * a plain callable ``f(X) -> (n, C)`` array of probabilities.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -114,8 +115,9 @@ def _build_forest(teacher, members, features):
 
     C = len(teacher.classes_)
     d = getattr(teacher, "n_features_in_", None)
-    if d is None or not all(isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1
-                            for m in members):
+    if d is None or not all(
+        isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1 for m in members
+    ):
         return None
     forest = _core.VoteForest(int(d), C)
     for k, m in enumerate(members):
@@ -163,8 +165,9 @@ def _member_votes(teacher, X, n_jobs):
     features = getattr(teacher, "estimators_features_", None)
     # Trees work in float32; convert once instead of once per member.
     if sp.issparse(X):  # the members predict sparse rows themselves (CSR, float32 for trees)
-        Xc = check_array(X, accept_sparse="csr", dtype=np.float32 if _all_trees(members) else None,
-                         ensure_all_finite=False)
+        Xc = check_array(
+            X, accept_sparse="csr", dtype=np.float32 if _all_trees(members) else None, ensure_all_finite=False
+        )
     elif _all_trees(members):
         Xc = np.asarray(X, dtype=np.float32)
     elif features is not None:
@@ -191,8 +194,7 @@ def _all_trees(members):
     return all(isinstance(m, BaseDecisionTree) for m in members)
 
 
-def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, device="cpu",
-                    normalize=False):
+def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, device="cpu", normalize=False):
     """Belief ``p(y|x)`` of a teacher on the rows of ``X``.
 
     Parameters
@@ -246,8 +248,10 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
                     P[np.arange(votes.shape[1]), votes[k]] += w[k]
                 P /= w.sum()
     elif method == "votes":
-        raise TypeError(f"teacher: belief='votes' needs a fitted voting ensemble (random forest, extra trees, "
-                        f"bagging, voting); got {type(teacher).__name__}")
+        raise TypeError(
+            f"teacher: belief='votes' needs a fitted voting ensemble (random forest, extra trees, "
+            f"bagging, voting); got {type(teacher).__name__}"
+        )
     elif hasattr(teacher, "predict_proba"):
         P = as_beliefs(teacher.predict_proba(X), name="teacher.predict_proba(X)", normalize=normalize)
     elif callable(teacher) and not hasattr(teacher, "fit"):
@@ -255,7 +259,8 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
     else:
         raise TypeError(
             f"teacher: {type(teacher).__name__} has neither ensemble members (estimators_) nor predict_proba, "
-            "and is not a callable returning probabilities")
+            "and is not a callable returning probabilities"
+        )
     if P.shape[0] != n:
         raise ValueError(f"teacher: returned beliefs for {P.shape[0]} rows, expected {n}")
     if n_classes is not None and P.shape[1] != n_classes:

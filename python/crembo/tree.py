@@ -34,6 +34,7 @@ scikit-learn's ``DecisionTreeClassifier`` (same splits, thresholds and node
 numbering). The fitted tree is exposed as flat arrays in ``tree_`` with
 scikit-learn's names, for exporters.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -41,8 +42,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
 from . import _core
 
@@ -62,7 +62,11 @@ def _is_category_like(dtype):
     as categorical)."""
     import pandas as pd
 
-    return isinstance(dtype, pd.CategoricalDtype) or getattr(dtype, "kind", None) == "O" or pd.api.types.is_string_dtype(dtype)
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or getattr(dtype, "kind", None) == "O"
+        or pd.api.types.is_string_dtype(dtype)
+    )
 
 
 def _is_frame(X):
@@ -81,8 +85,11 @@ def _encode_categories(X, mask, categories, max_bins):
     import pandas as pd
 
     fit = categories is None
-    frame = X if _is_frame(X) else pd.DataFrame(np.asarray(X, dtype=object) if np.asarray(X).dtype.kind in "OUS"
-                                                else np.asarray(X))
+    frame = (
+        X
+        if _is_frame(X)
+        else pd.DataFrame(np.asarray(X, dtype=object) if np.asarray(X).dtype.kind in "OUS" else np.asarray(X))
+    )
     n, d = frame.shape
     if mask.shape[0] != d:
         raise ValueError(f"X has {d} features, but the categorical mask has {mask.shape[0]}")
@@ -95,8 +102,10 @@ def _encode_categories(X, mask, categories, max_bins):
             try:
                 out[:, j] = np.asarray(col, dtype=np.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"X: {label} is not numeric; declare it in categorical_features (or give it a "
-                                 "pandas categorical dtype)") from None
+                raise ValueError(
+                    f"X: {label} is not numeric; declare it in categorical_features (or give it a "
+                    "pandas categorical dtype)"
+                ) from None
             continue
         missing = np.asarray(pd.isna(col))
         if _is_category_like(col.dtype) or (not fit and cats[j] is not None):
@@ -106,21 +115,25 @@ def _encode_categories(X, mask, categories, max_bins):
                 else:
                     cats[j] = sorted(pd.unique(col[~missing]).tolist(), key=lambda v: (str(type(v)), v))
                 if len(cats[j]) > min(max_bins, MAX_CATEGORY + 1):
-                    raise ValueError(f"X: {label} has {len(cats[j])} categories; at most max_bins={max_bins} are "
-                                     "supported")
+                    raise ValueError(
+                        f"X: {label} has {len(cats[j])} categories; at most max_bins={max_bins} are supported"
+                    )
             codes = pd.Index(cats[j]).get_indexer(pd.Index(np.asarray(col, dtype=object))).astype(np.float64)
         else:
             try:
                 codes = np.asarray(col, dtype=np.float64).copy()
             except (TypeError, ValueError):
-                raise ValueError(f"X: {label} is categorical with non-numeric values that were numeric at fit "
-                                 "time") from None
+                raise ValueError(
+                    f"X: {label} is categorical with non-numeric values that were numeric at fit time"
+                ) from None
             ok = ~missing
             valid = (codes == np.round(codes)) & (codes >= 0) & (codes <= MAX_CATEGORY)
             if fit:
                 if np.any(ok & ~valid):
-                    raise ValueError(f"X: {label} is categorical and must hold integer codes in [0, {MAX_CATEGORY}] "
-                                     "(or NaN for missing), or be a pandas categorical/string column")
+                    raise ValueError(
+                        f"X: {label} is categorical and must hold integer codes in [0, {MAX_CATEGORY}] "
+                        "(or NaN for missing), or be a pandas categorical/string column"
+                    )
                 if np.unique(codes[ok]).size > max_bins:
                     raise ValueError(f"X: {label} has more than max_bins={max_bins} categories")
             else:
@@ -137,10 +150,13 @@ def _check_numeric_columns(X, mask):
     import pandas as pd
 
     for j, dtype in enumerate(X.dtypes):
-        if (mask is None or not mask[j]) and not (pd.api.types.is_numeric_dtype(dtype)
-                                                  or pd.api.types.is_bool_dtype(dtype)):
-            raise ValueError(f"X: column {j} ({X.columns[j]!r}) is not numeric; declare it in categorical_features "
-                             "(or give it a pandas categorical dtype with categorical_features='from_dtype')")
+        if (mask is None or not mask[j]) and not (
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        ):
+            raise ValueError(
+                f"X: column {j} ({X.columns[j]!r}) is not numeric; declare it in categorical_features "
+                "(or give it a pandas categorical dtype with categorical_features='from_dtype')"
+            )
 
 
 def categorical_mask(spec, X, n_features, *, name="categorical_features"):
@@ -152,10 +168,12 @@ def categorical_mask(spec, X, n_features, *, name="categorical_features"):
         mask = np.zeros(d, dtype=bool)
     elif isinstance(spec, str):
         if spec != "from_dtype":
-            raise ValueError(f"{name}: expected None, 'from_dtype', a boolean mask, indices or column names, "
-                             f"got {spec!r}")
-        mask = np.array([_is_category_like(t) for t in X.dtypes], dtype=bool) if _is_frame(X) else \
-            np.zeros(d, dtype=bool)
+            raise ValueError(
+                f"{name}: expected None, 'from_dtype', a boolean mask, indices or column names, got {spec!r}"
+            )
+        mask = (
+            np.array([_is_category_like(t) for t in X.dtypes], dtype=bool) if _is_frame(X) else np.zeros(d, dtype=bool)
+        )
     else:
         arr = np.asarray(spec)
         if arr.ndim != 1:
@@ -180,8 +198,7 @@ def categorical_mask(spec, X, n_features, *, name="categorical_features"):
                 raise ValueError(f"{name}: no column named {missing[0]!r} in X")
             mask = np.array([c in set(map(str, arr)) for c in cols], dtype=bool)
         else:
-            raise ValueError(f"{name}: expected a boolean mask, integer indices or column names, got dtype "
-                             f"{arr.dtype}")
+            raise ValueError(f"{name}: expected a boolean mask, integer indices or column names, got dtype {arr.dtype}")
     return mask if mask.any() else None
 
 
@@ -264,12 +281,10 @@ class BinnedData:
             raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
         subsample = _int_param(subsample, "subsample", 1)
         seed = _int_param(random_state, "random_state", 0)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", order=None,
-                        input_name="X")
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", order=None, input_name="X")
         self.max_bins = max_bins
         self.n_features = X.shape[1]
-        self._codes, self.n_bins, self._lo, self._hi = _core.hist_bin(X, max_bins, subsample, seed,
-                                                                      _threads(n_threads))
+        self._codes, self.n_bins, self._lo, self._hi = _core.hist_bin(X, max_bins, subsample, seed, _threads(n_threads))
         self._rows = None
         self.n_samples = X.shape[0]
 
@@ -363,10 +378,16 @@ class HistTree:
         fast = self.__dict__.get("_fast")
         if fast is None:
             fast = self._fast = _core.FastTree(
-                children_left=self.children_left, children_right=self.children_right, feature=self.feature,
-                threshold=self.threshold, leaf_class=self.node_class.astype(np.int32),
-                proba=np.ascontiguousarray(self.value[:, 0, :]), n_features=self.n_features,
-                classes=np.arange(self.max_n_classes), missing_go_to_left=self.missing_go_to_left)
+                children_left=self.children_left,
+                children_right=self.children_right,
+                feature=self.feature,
+                threshold=self.threshold,
+                leaf_class=self.node_class.astype(np.int32),
+                proba=np.ascontiguousarray(self.value[:, 0, :]),
+                n_features=self.n_features,
+                classes=np.arange(self.max_n_classes),
+                missing_go_to_left=self.missing_go_to_left,
+            )
         return fast.apply(X, n_threads)
 
     def goes_left(self, node, values):
@@ -478,9 +499,21 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         tree splits on (None for numeric and integer-coded features).
     """
 
-    def __init__(self, *, criterion="auto", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_weight_fraction_leaf=0.0, max_leaf_nodes=None, class_weight=None, max_bins=MAX_BINS,
-                 n_jobs=None, n_threads=_DEPRECATED, categorical_features="from_dtype"):
+    def __init__(
+        self,
+        *,
+        criterion="auto",
+        max_depth=None,
+        min_samples_split=2,
+        min_samples_leaf=1,
+        min_weight_fraction_leaf=0.0,
+        max_leaf_nodes=None,
+        class_weight=None,
+        max_bins=MAX_BINS,
+        n_jobs=None,
+        n_threads=_DEPRECATED,
+        categorical_features="from_dtype",
+    ):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -506,8 +539,9 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             return _threads(self.n_jobs, "n_jobs")
         import warnings
 
-        warnings.warn("HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs",
-                      FutureWarning, stacklevel=3)
+        warnings.warn(
+            "HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs", FutureWarning, stacklevel=3
+        )
         return _threads(self.n_threads)
 
     def _check_params(self, allowed=False):
@@ -523,8 +557,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             min_samples_split=_int_param(self.min_samples_split, "min_samples_split", 2),
             min_samples_leaf=_int_param(self.min_samples_leaf, "min_samples_leaf", 1),
             min_weight_fraction_leaf=self._fraction(),
-            max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes,
-                                                                              "max_leaf_nodes", 2),
+            max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes, "max_leaf_nodes", 2),
             n_threads=self._n_threads(),
         )
         max_bins = _int_param(self.max_bins, "max_bins", 2)
@@ -573,8 +606,9 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         if mask is not None:
             X, self.categories_ = _encode_categories(X, mask, None, self.max_bins)
         if y is None:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
-                              ensure_min_samples=1)
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", ensure_min_samples=1
+            )
         else:
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         if mask is not None:
@@ -592,8 +626,10 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             nb = int(binned.n_bins[j])
             lo, hi = binned._lo[j, :nb], binned._hi[j, :nb]
             if np.any(lo != hi) or np.any(lo != np.round(lo)) or np.any(lo < 0) or np.any(lo > MAX_CATEGORY):
-                raise ValueError(f"categorical_features: feature {j} must hold integer codes in [0, {MAX_CATEGORY}] "
-                                 f"with at most max_bins={self.max_bins} distinct values")
+                raise ValueError(
+                    f"categorical_features: feature {j} must hold integer codes in [0, {MAX_CATEGORY}] "
+                    f"with at most max_bins={self.max_bins} distinct values"
+                )
 
     def _categorical_arg(self):
         m = getattr(self, "is_categorical_", None)
@@ -650,8 +686,9 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         opts = self._check_params()
         if isinstance(X, BinnedData):
             if y is None:
-                raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, but the "
-                                 "target y is None.")
+                raise ValueError(
+                    f"This {type(self).__name__} estimator requires y to be passed, but the target y is None."
+                )
             y = column_or_1d(y, warn=True)
             if len(y) != len(X):
                 raise ValueError(f"y: expected {len(X)} labels (one per row of X), got {len(y)}")
@@ -667,11 +704,20 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_idx = _encode_labels(y)
         C = len(self.classes_)
         w = self._weights(sample_weight, len(y_idx))
-        cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64),
-                                       len(y_idx))
-        arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
-                                n_classes=C, labels=y_idx, sample_weight=w, class_weight=cw,
-                                categorical=self._categorical_arg(), **opts)
+        cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64), len(y_idx))
+        arrays = _core.hist_fit(
+            binned._codes,
+            binned.n_bins,
+            binned._lo,
+            binned._hi,
+            rows=binned._rows,
+            n_classes=C,
+            labels=y_idx,
+            sample_weight=w,
+            class_weight=cw,
+            categorical=self._categorical_arg(),
+            **opts,
+        )
         self.fitted_on_allowed_ = False
         return self._finish(arrays, binned, C)
 
@@ -708,8 +754,9 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             classes = np.arange(allowed.shape[1])
         classes = np.asarray(classes)
         if classes.shape != (allowed.shape[1],):
-            raise ValueError(f"classes: expected {allowed.shape[1]} labels (one per column of allowed), "
-                             f"got shape {classes.shape}")
+            raise ValueError(
+                f"classes: expected {allowed.shape[1]} labels (one per column of allowed), got shape {classes.shape}"
+            )
         if len(np.unique(classes)) != len(classes):
             raise ValueError("classes: expected distinct labels")
         binned = self._binned_input(X)
@@ -725,9 +772,19 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             w = None if w is None else w[keep]
         allowed = np.ascontiguousarray(allowed)
         cw = self._class_weight_vector(classes, allowed.sum(axis=0).astype(np.float64), allowed.shape[0])
-        arrays = _core.hist_fit(binned._codes, binned.n_bins, binned._lo, binned._hi, rows=binned._rows,
-                                n_classes=allowed.shape[1], allowed=allowed.view(np.uint8), sample_weight=w,
-                                class_weight=cw, categorical=self._categorical_arg(), **opts)
+        arrays = _core.hist_fit(
+            binned._codes,
+            binned.n_bins,
+            binned._lo,
+            binned._hi,
+            rows=binned._rows,
+            n_classes=allowed.shape[1],
+            allowed=allowed.view(np.uint8),
+            sample_weight=w,
+            class_weight=cw,
+            categorical=self._categorical_arg(),
+            **opts,
+        )
         self.classes_ = classes
         self.fitted_on_allowed_ = True
         return self._finish(arrays, binned, allowed.shape[1])

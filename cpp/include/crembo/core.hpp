@@ -87,8 +87,7 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
 // allowed label of highest belief (smallest index on ties), else -1 when the
 // allowed set is empty. Returns the number of points with an empty set.
 template <class T>
-index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer,
-                        label_t* targets);
+index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer, label_t* targets);
 
 // ---------------------------------------------------------------------- MEMO
 enum class Oracle {
@@ -98,26 +97,25 @@ enum class Oracle {
 
 struct MemoOptions {
     Oracle oracle = Oracle::Reweight;
-    int max_rounds = 8;   // reweighting rounds per threshold (>= 1)
-    double eta = 1.0;     // weight growth of a violating point: w *= 1 + eta
-    double delta = 0.0;   // tolerated fraction of violations (delta-insensitive)
-    int patience = 0;     // stop a threshold after this many rounds without fewer
-                          // violations than the best so far (0: run all rounds)
-    bool probe_lowest = true;  // probe the smallest candidate first and stop when it
-                               // fails (nothing above it can pass); false: plain
-                               // binary search, as in the paper
-    bool warm_start = false;   // each probe of the search starts from the weights the
-                               // last successful probe ended with (the hard points stay
-                               // hard from one threshold to the next) instead of afresh
-    bool adaptive_eta = false; // while a round leaves no fewer violations than the
-                               // round before, the growth compounds (1+eta, then
-                               // (1+eta)^2, ...); it falls back to 1+eta on progress
+    int max_rounds = 8;         // reweighting rounds per threshold (>= 1)
+    double eta = 1.0;           // weight growth of a violating point: w *= 1 + eta
+    double delta = 0.0;         // tolerated fraction of violations (delta-insensitive)
+    int patience = 0;           // stop a threshold after this many rounds without fewer
+                                // violations than the best so far (0: run all rounds)
+    bool probe_lowest = true;   // probe the smallest candidate first and stop when it
+                                // fails (nothing above it can pass); false: plain
+                                // binary search, as in the paper
+    bool warm_start = false;    // each probe of the search starts from the weights the
+                                // last successful probe ended with (the hard points stay
+                                // hard from one threshold to the next) instead of afresh
+    bool adaptive_eta = false;  // while a round leaves no fewer violations than the
+                                // round before, the growth compounds (1+eta, then
+                                // (1+eta)^2, ...); it falls back to 1+eta on progress
 };
 
 // Student fit on single-label targets with weights; writes the student's
 // predictions on S (n labels) to pred. Targets are in [0, C).
-using FitLabelsFn =
-    std::function<void(const label_t* targets, const double* weights, label_t* pred)>;
+using FitLabelsFn = std::function<void(const label_t* targets, const double* weights, label_t* pred)>;
 // Student fit on the n x C allowed-label mask; writes predictions to pred.
 using FitMaskFn = std::function<void(const std::uint8_t* mask, label_t* pred)>;
 // Called right after a fit whose student is consistent at a threshold deeper
@@ -136,7 +134,7 @@ struct OracleResult {
     bool consistent = false;
     index_t violations = 0;
     int rounds = 0;
-    std::vector<label_t> pred;  // predictions of the last fit
+    std::vector<label_t> pred;    // predictions of the last fit
     std::vector<double> weights;  // the reweighting oracle's weights after its last round
 };
 
@@ -161,8 +159,7 @@ struct MemoResult {
 // accept() for each new best student.
 template <class T>
 MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, index_t k,
-                       const MemoOptions& opt, const FitLabelsFn& fit_labels,
-                       const FitMaskFn& fit_mask, const AcceptFn& accept,
-                       const double* base_weights);
+                       const MemoOptions& opt, const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
+                       const AcceptFn& accept, const double* base_weights);
 
 }  // namespace crembo

@@ -171,20 +171,21 @@ public:
     // Class indices of the rows of a C-contiguous n x n_features() matrix.
     template <class T>
     void predict(const T* X, index_t n, std::int32_t* out, int n_threads = 0) const {
-        for_each_leaf(X, n, n_features_, 1, [&](index_t i, std::int32_t l) { out[i] = leaf_class_[l]; },
-                      n_threads);
+        for_each_leaf(
+            X, n, n_features_, 1, [&](index_t i, std::int32_t l) { out[i] = leaf_class_[l]; }, n_threads);
     }
 
     // Class probabilities (n x n_classes(), row-major) of a C-contiguous matrix.
     template <class T>
     void predict_proba(const T* X, index_t n, double* out, int n_threads = 0) const {
         const index_t C = n_classes_;
-        for_each_leaf(X, n, n_features_, 1,
-                      [&](index_t i, std::int32_t l) {
-                          const double* p = proba_.data() + static_cast<index_t>(l) * C;
-                          for (index_t c = 0; c < C; ++c) out[i * C + c] = p[c];
-                      },
-                      n_threads);
+        for_each_leaf(
+            X, n, n_features_, 1,
+            [&](index_t i, std::int32_t l) {
+                const double* p = proba_.data() + static_cast<index_t>(l) * C;
+                for (index_t c = 0; c < C; ++c) out[i * C + c] = p[c];
+            },
+            n_threads);
     }
 
     // Leaf node indices (scikit-learn's apply) of a C-contiguous matrix.
@@ -206,8 +207,8 @@ public:
         for (index_t i = 0; i < n_nodes(); ++i) {
             const Node& nd = nodes_[i];
             if (!nd.leaf) {
-                s << "split " << nd.feature << ' ' << threshold64_[i] << ' ' << nd.left << ' ' << nd.right << ' '
-                  << int(nd.nan_left) << "\n";
+                s << "split " << nd.feature << ' ' << threshold64_[i] << ' ' << nd.left << ' ' << nd.right
+                  << ' ' << int(nd.nan_left) << "\n";
             } else {
                 s << "leaf " << leaf_class_[i];
                 for (index_t c = 0; c < n_classes_; ++c) s << ' ' << proba_[i * n_classes_ + c];
@@ -250,7 +251,8 @@ public:
             std::string tok;
             while (ls >> tok) names.push_back(decode_name(tok));
         }
-        if (!names.empty() && static_cast<index_t>(names.size()) != C) r.fail("classes: names do not match the count");
+        if (!names.empty() && static_cast<index_t>(names.size()) != C)
+            r.fail("classes: names do not match the count");
         r.expect("nodes");
         const index_t n = r.integer("nodes");
         if (n < 1 || n > (index_t(1) << 30)) r.fail("nodes must be between 1 and 2^30");
@@ -306,11 +308,12 @@ public:
         std::vector<double> proba(static_cast<size_t>(n * C), 0.0);
         for (index_t i = 0, leaf = 0; i < n; ++i) {
             if (cls[i] < 0) continue;  // a split line
-            std::copy(leaf_proba.begin() + leaf * C, leaf_proba.begin() + (leaf + 1) * C, proba.begin() + i * C);
+            std::copy(leaf_proba.begin() + leaf * C, leaf_proba.begin() + (leaf + 1) * C,
+                      proba.begin() + i * C);
             ++leaf;
         }
-        return FastTree(n, left.data(), right.data(), feat.data(), thr.data(), nan_left.data(), d, C, cls.data(),
-                        proba.data(), precision, std::move(names));
+        return FastTree(n, left.data(), right.data(), feat.data(), thr.data(), nan_left.data(), d, C,
+                        cls.data(), proba.data(), precision, std::move(names));
     }
 
     static FastTree load(const std::string& path) {
@@ -419,9 +422,9 @@ private:
         throw std::invalid_argument(msg.str());
     }
 
-    void build(index_t n, const std::int64_t* cl, const std::int64_t* cr, const std::int64_t* feat, const double* thr,
-               const std::uint8_t* nan_left, index_t d, index_t C, const std::int32_t* cls, const double* proba,
-               TreePrecision precision, std::vector<std::string> names) {
+    void build(index_t n, const std::int64_t* cl, const std::int64_t* cr, const std::int64_t* feat,
+               const double* thr, const std::uint8_t* nan_left, index_t d, index_t C, const std::int32_t* cls,
+               const double* proba, TreePrecision precision, std::vector<std::string> names) {
         if (n < 1) throw std::invalid_argument("tree: expected at least one node");
         if (n > std::numeric_limits<std::int32_t>::max())
             throw std::invalid_argument("tree: more than 2^31 - 1 nodes");
@@ -435,8 +438,8 @@ private:
         threshold64_.assign(thr, thr + n);
         leaf_class_.assign(static_cast<size_t>(n), -1);
         proba_.assign(static_cast<size_t>(n * C), 0.0);
-        const std::vector<int> depth =
-            check_tree_layout(n, cl, cr, feat, thr, d, [](index_t i, const char* what) { bad_node(i, what); });
+        const std::vector<int> depth = check_tree_layout(
+            n, cl, cr, feat, thr, d, [](index_t i, const char* what) { bad_node(i, what); });
         n_leaves_ = 0;
         max_depth_ = 0;
         for (index_t i = 0; i < n; ++i) {
@@ -542,7 +545,8 @@ private:
             const std::string w = word(what);
             char* end = nullptr;
             const double v = std::strtod(w.c_str(), &end);
-            if (end != w.c_str() + w.size()) fail(std::string("expected a number for ") + what + ", got '" + w + "'");
+            if (end != w.c_str() + w.size())
+                fail(std::string("expected a number for ") + what + ", got '" + w + "'");
             return v;
         }
         // Bytes left in the stream, or -1 when it cannot tell (not seekable).
@@ -566,7 +570,6 @@ private:
         }
     };
 };
-
 
 // A voting ensemble of decision trees (a random forest, extra trees, bagged
 // trees) packed into one node array: each tree votes for the class of the
@@ -619,7 +622,8 @@ public:
             Node& nd = nodes[i];
             const auto self = static_cast<std::int32_t>(base + i);
             if (cl[i] < 0) {
-                if (leaf_class[i] < 0 || leaf_class[i] >= n_classes_) bad(i, "leaf class outside [0, n_classes)");
+                if (leaf_class[i] < 0 || leaf_class[i] >= n_classes_)
+                    bad(i, "leaf class outside [0, n_classes)");
                 nd = Node{0.0f, 0, self, self};  // a leaf loops on itself
                 cls[i] = static_cast<std::int32_t>(leaf_class[i]);
                 continue;
@@ -710,8 +714,8 @@ private:
     // loads overlap; a leaf loops on itself) until all of them sit on a
     // leaf, the tail one row at a time.
     template <class T, class F>
-    void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs, std::ptrdiff_t cs,
-                   F& f) const {
+    void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs,
+                   std::ptrdiff_t cs, F& f) const {
         index_t r = lo;
         for (; r + kLanes <= hi; r += kLanes) {
             std::int32_t idx[kLanes];

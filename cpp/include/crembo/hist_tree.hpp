@@ -51,8 +51,8 @@ struct BinningOptions {
 //           rows in each value bin (so bin b < b' implies bin_hi[b] < bin_lo[b']).
 template <class T>
 void bin_features(const T* X, index_t n, index_t d, index_t row_stride, index_t col_stride,
-                  const BinningOptions& opt, std::uint8_t* codes, std::int32_t* n_bins,
-                  float* bin_lo, float* bin_hi);
+                  const BinningOptions& opt, std::uint8_t* codes, std::int32_t* n_bins, float* bin_lo,
+                  float* bin_hi);
 
 // A binned matrix (possibly a subset of its rows) as a fit sees it.
 struct BinnedView {
@@ -93,12 +93,12 @@ struct TreeTargets {
 
 struct TreeOptions {
     SplitCriterion criterion = SplitCriterion::Gini;
-    int max_depth = -1;             // < 0: unlimited
-    index_t min_samples_split = 2;  // a node with fewer rows is a leaf
-    index_t min_samples_leaf = 1;   // rows in each child at least
+    int max_depth = -1;                     // < 0: unlimited
+    index_t min_samples_split = 2;          // a node with fewer rows is a leaf
+    index_t min_samples_leaf = 1;           // rows in each child at least
     double min_weight_fraction_leaf = 0.0;  // weight in each child at least, as a share of the total
-    index_t max_leaf_nodes = -1;    // < 0: unlimited (depth first); else best first
-    int n_threads = 0;              // 0: crembo's default
+    index_t max_leaf_nodes = -1;            // < 0: unlimited (depth first); else best first
+    int n_threads = 0;                      // 0: crembo's default
     // n_features flags, or null (all numeric). A categorical feature's value
     // bins are its categories (one bin per distinct value, the value being
     // the category's code in [0, 256)); its splits send a subset of the
@@ -121,14 +121,15 @@ struct Tree {
     std::vector<index_t> left, right, feature;
     std::vector<double> threshold;           // raw (float32-compared) feature units
     std::vector<std::uint8_t> missing_left;  // where NaN goes at this split
-    std::vector<std::int32_t> split_bin;     // codes <= split_bin go left (-1 at leaves; -1 at categorical splits)
+    std::vector<std::int32_t>
+        split_bin;  // codes <= split_bin go left (-1 at leaves; -1 at categorical splits)
     // Categorical splits: is_categorical[k] = 1, and the category codes that
     // go left are the set bits of cat_left[k*kCatWords .. +kCatWords) (bit v
     // of word v/64). A missing value goes to missing_left; a category not in
     // the set (one the node never saw included) goes right.
     std::vector<std::uint8_t> is_categorical;
     std::vector<std::uint64_t> cat_left;
-    std::vector<double> value;               // n_nodes x C, each row sums to 1
+    std::vector<double> value;  // n_nodes x C, each row sums to 1
     std::vector<index_t> n_node_samples;
     std::vector<double> weighted_n_node_samples;
     std::vector<double> impurity;

@@ -32,11 +32,11 @@ struct IntervalTargets {
 };
 
 struct IntervalTreeOptions {
-    int max_depth = -1;             // < 0: unlimited
+    int max_depth = -1;  // < 0: unlimited
     index_t min_samples_split = 2;
     index_t min_samples_leaf = 1;
     double min_weight_fraction_leaf = 0.0;
-    int rounds = 3;                 // alternations of (targets, structure, leaf values), >= 1
+    int rounds = 3;  // alternations of (targets, structure, leaf values), >= 1
 };
 
 // The exact minimiser of sum_i w_i dist(v, [lo_i, hi_i])^2 over v; when a

@@ -123,8 +123,9 @@ struct RegOracleResult {
 // mean one of the starting weights' total). Stops at the first fit with at
 // most floor(delta n) violations.
 template <class T>
-RegOracleResult regression_oracle(const T* S, index_t n, index_t m, double t, double tol, const MemoOptions& opt,
-                                  const FitValuesFn& fit, const double* base_weights, const T* prefer);
+RegOracleResult regression_oracle(const T* S, index_t n, index_t m, double t, double tol,
+                                  const MemoOptions& opt, const FitValuesFn& fit, const double* base_weights,
+                                  const T* prefer);
 
 struct RegMemoResult {
     index_t best_candidate = -1;  // -1: no level was reached

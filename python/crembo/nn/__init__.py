@@ -22,6 +22,7 @@
 Importing this subpackage needs PyTorch (``pip install "crembo[torch]"``,
 which pins torch==2.13.0); the rest of crembo does not.
 """
+
 try:
     import torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without torch
@@ -30,20 +31,63 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 from .data import load_cifar10, load_digits_images, random_crop_flip
 from .estimators import KD_METHODS, KDClassifier, NetClassifier, TorchClassifier, teacher_logits
 from .lma import LMA, count_lma, swap_relu_for_lma
-from .losses import (AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss, allowed_label_loss, kd_loss,
-                     logit_regression_loss, logits_from_proba, noisy_teacher_loss, perturb_logits,
-                     soft_cross_entropy)
+from .losses import (
+    AllowedLabelLoss,
+    CrossEntropyLoss,
+    KDLoss,
+    NoisyTeacherLoss,
+    allowed_label_loss,
+    kd_loss,
+    logit_regression_loss,
+    logits_from_proba,
+    noisy_teacher_loss,
+    perturb_logits,
+    soft_cross_entropy,
+)
 from .models import MLP, BasicBlock, LeNet, ResNet18, Reshape, SmallCNN, count_parameters, make_activation
 from .prune import CompressionReport, compress_network, magnitude_prune
 from .teachers import TorchTeacher, enable_mc_dropout, torch_beliefs
 from .train import Trainer, TrainResult, predict_logits, resolve_device
 
 __all__ = [
-    "AllowedLabelLoss", "BasicBlock", "CrossEntropyLoss", "KDClassifier", "KDLoss", "KD_METHODS", "LMA", "LeNet",
-    "MLP", "NetClassifier", "NoisyTeacherLoss", "ResNet18", "Reshape", "SmallCNN", "TorchClassifier",
-    "TorchTeacher", "TrainResult", "Trainer", "allowed_label_loss", "count_lma", "count_parameters",
-    "enable_mc_dropout", "kd_loss", "load_cifar10", "load_digits_images", "logit_regression_loss",
-    "logits_from_proba", "make_activation", "noisy_teacher_loss", "perturb_logits", "predict_logits",
-    "random_crop_flip", "resolve_device", "soft_cross_entropy", "swap_relu_for_lma", "teacher_logits",
-    "torch_beliefs", "CompressionReport", "compress_network", "magnitude_prune",
+    "AllowedLabelLoss",
+    "BasicBlock",
+    "CrossEntropyLoss",
+    "KDClassifier",
+    "KDLoss",
+    "KD_METHODS",
+    "LMA",
+    "LeNet",
+    "MLP",
+    "NetClassifier",
+    "NoisyTeacherLoss",
+    "ResNet18",
+    "Reshape",
+    "SmallCNN",
+    "TorchClassifier",
+    "TorchTeacher",
+    "TrainResult",
+    "Trainer",
+    "allowed_label_loss",
+    "count_lma",
+    "count_parameters",
+    "enable_mc_dropout",
+    "kd_loss",
+    "load_cifar10",
+    "load_digits_images",
+    "logit_regression_loss",
+    "logits_from_proba",
+    "make_activation",
+    "noisy_teacher_loss",
+    "perturb_logits",
+    "predict_logits",
+    "random_crop_flip",
+    "resolve_device",
+    "soft_cross_entropy",
+    "swap_relu_for_lma",
+    "teacher_logits",
+    "torch_beliefs",
+    "CompressionReport",
+    "compress_network",
+    "magnitude_prune",
 ]

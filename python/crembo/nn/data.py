@@ -7,6 +7,7 @@
   downloaded.
 * :func:`random_crop_flip`: the usual CIFAR augmentation, on a batch tensor.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,7 @@ import pickle
 import numpy as np
 import torch
 
-__all__ = ["load_digits_images", "load_cifar10", "read_cifar_batch", "random_crop_flip", "CIFAR10_MEAN",
-           "CIFAR10_STD"]
+__all__ = ["load_digits_images", "load_cifar10", "read_cifar_batch", "random_crop_flip", "CIFAR10_MEAN", "CIFAR10_STD"]
 
 #: Per-channel mean and standard deviation of the CIFAR-10 training images (in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -46,7 +46,8 @@ def _find_batches_dir(data_dir):
             return cand
     raise FileNotFoundError(
         f"CIFAR-10: no 'data_batch_1' or 'test_batch' in {data_dir!r} (or its 'cifar-10-batches-py' folder). "
-        "Download the python version from https://www.cs.toronto.edu/~kriz/cifar.html and extract it there.")
+        "Download the python version from https://www.cs.toronto.edu/~kriz/cifar.html and extract it there."
+    )
 
 
 def read_cifar_batch(path):
@@ -59,8 +60,9 @@ def read_cifar_batch(path):
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(f"{path}: expected data of shape (N, 3072) and N labels, got {data.shape} and "
-                         f"{len(labels)} labels")
+        raise ValueError(
+            f"{path}: expected data of shape (N, 3072) and N labels, got {data.shape} and {len(labels)} labels"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -102,8 +104,9 @@ def load_cifar10(data_dir, *, normalize=True, flatten=False, limit=None):
         if limit is not None:
             X, y = X[:limit], y[:limit]
         if normalize:
-            X = (X - np.asarray(CIFAR10_MEAN, np.float32)[:, None, None]) / \
-                np.asarray(CIFAR10_STD, np.float32)[:, None, None]
+            X = (X - np.asarray(CIFAR10_MEAN, np.float32)[:, None, None]) / np.asarray(CIFAR10_STD, np.float32)[
+                :, None, None
+            ]
         out[f"X_{split}"] = X.reshape(len(X), -1) if flatten else X
         out[f"y_{split}"] = y
     names = [str(i) for i in range(10)]
@@ -129,8 +132,8 @@ def random_crop_flip(x, padding=4, shape=(3, 32, 32)):
     padded = torch.nn.functional.pad(img, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
     flip = torch.rand(n, device=x.device) < 0.5
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     idx_n = torch.arange(n, device=x.device)[:, None, None]

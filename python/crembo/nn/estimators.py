@@ -10,6 +10,7 @@
 * :class:`KDClassifier`: distils a teacher into a ``NetClassifier`` student
   with Hinton KD or noisy-teacher distillation.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,9 +75,26 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     loss_ : the loss object it was trained with
     """
 
-    def __init__(self, module=None, module_kwargs=None, *, epochs=30, batch_size=64, optimizer="adam", lr=1e-3,
-                 weight_decay=0.0, lr_schedule="cosine", early_stopping=False, validation_fraction=0.1, patience=5,
-                 prior_init=True, augment=None, device="auto", random_state=None, verbose=0):
+    def __init__(
+        self,
+        module=None,
+        module_kwargs=None,
+        *,
+        epochs=30,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        lr_schedule="cosine",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        prior_init=True,
+        augment=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
         self.module = module
         self.module_kwargs = module_kwargs
         self.epochs = epochs
@@ -117,18 +135,29 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         return net
 
     def _trainer(self, seed):
-        return Trainer(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
-                       weight_decay=self.weight_decay, lr_schedule=self.lr_schedule,
-                       early_stopping=self.early_stopping, patience=self.patience, augment=self.augment,
-                       device=self.device, seed=seed, progress=bool(self.verbose),
-                       desc=type(self).__name__)
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            early_stopping=self.early_stopping,
+            patience=self.patience,
+            augment=self.augment,
+            device=self.device,
+            seed=seed,
+            progress=bool(self.verbose),
+            desc=type(self).__name__,
+        )
 
     def _check_out_features(self, module, n_features, n_classes, device):
         with torch.no_grad(), eval_mode(module):
             out = module(torch.zeros((2, n_features), device=device))
         if out.dim() != 2 or out.shape[1] != n_classes:
-            raise ValueError(f"module: outputs shape {tuple(out.shape)} for 2 rows, expected (2, {n_classes}) "
-                             f"(one logit per class)")
+            raise ValueError(
+                f"module: outputs shape {tuple(out.shape)} for 2 rows, expected (2, {n_classes}) (one logit per class)"
+            )
 
     def _set_output_bias(self, module, bias):
         """Set the bias of the last ``nn.Linear`` when it has one output per class."""
@@ -160,8 +189,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             rng = np.random.default_rng(seed)
             n_val = int(np.ceil(self.validation_fraction * n))
             if n - n_val < 1 or n_val < 1:
-                raise ValueError(f"early_stopping: {n} rows are too few for validation_fraction="
-                                 f"{self.validation_fraction}")
+                raise ValueError(
+                    f"early_stopping: {n} rows are too few for validation_fraction={self.validation_fraction}"
+                )
             perm = rng.permutation(n)
             val_rows, fit_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
             val = {k: np.asarray(v)[val_rows] for k, v in data.items()}
@@ -223,8 +253,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         allowed = np.asarray(allowed)
         classes = np.asarray(classes)
         if allowed.shape != (len(X), len(classes)):
-            raise ValueError(f"allowed: expected shape ({len(X)}, {len(classes)}) (rows of X, classes), "
-                             f"got {allowed.shape}")
+            raise ValueError(
+                f"allowed: expected shape ({len(X)}, {len(classes)}) (rows of X, classes), got {allowed.shape}"
+            )
         allowed = allowed.astype(bool)
         rate = np.clip(allowed.mean(axis=0), 1e-4, 1 - 1e-4)
         return self._train(X, AllowedLabelLoss(), classes, dict(allowed=allowed), bias_prior=np.log(rate / (1 - rate)))
@@ -290,8 +321,9 @@ def teacher_logits(teacher, X):
     elif callable(teacher):
         P = teacher(X)
     else:
-        raise TypeError(f"teacher: {type(teacher).__name__} has neither predict_logits nor predict_proba and is "
-                        "not callable")
+        raise TypeError(
+            f"teacher: {type(teacher).__name__} has neither predict_logits nor predict_proba and is not callable"
+        )
     return logits_from_proba(torch.as_tensor(np.asarray(P, dtype=np.float64))).numpy()
 
 
@@ -328,8 +360,18 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
     teacher_, student_ (a fitted NetClassifier), classes_, n_features_in_
     """
 
-    def __init__(self, teacher=None, student=None, *, method="kd", temperature=4.0, alpha=0.9, sigma=0.5,
-                 noise_fraction=0.5, random_state=None):
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        *,
+        method="kd",
+        temperature=4.0,
+        alpha=0.9,
+        sigma=0.5,
+        noise_fraction=0.5,
+        random_state=None,
+    ):
         self.teacher = teacher
         self.student = student
         self.method = method
@@ -350,9 +392,13 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
             return KDLoss(self.temperature, self.alpha)
         if self.method == "logits":
             return NoisyTeacherLoss(sigma=0.0, fraction=0.0, mode="l2")
-        return NoisyTeacherLoss(sigma=self.sigma, fraction=self.noise_fraction,
-                                mode="l2" if self.method == "noisy" else "kd", temperature=self.temperature,
-                                alpha=self.alpha)
+        return NoisyTeacherLoss(
+            sigma=self.sigma,
+            fraction=self.noise_fraction,
+            mode="l2" if self.method == "noisy" else "kd",
+            temperature=self.temperature,
+            alpha=self.alpha,
+        )
 
     def fit(self, X, y, X_unlabeled=None):
         """Fit the teacher if needed, then the student on the teacher's logits of ``X`` and ``X_unlabeled``.
@@ -380,15 +426,17 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(teacher, "fit") and not is_fitted(teacher):
             teacher = seeded_clone(teacher, seed).fit(X, y)
         elif not (hasattr(teacher, "predict_proba") or hasattr(teacher, "predict_logits") or callable(teacher)):
-            raise TypeError(f"teacher: expected a classifier, a TorchTeacher or a callable, got "
-                            f"{type(teacher).__name__}")
+            raise TypeError(
+                f"teacher: expected a classifier, a TorchTeacher or a callable, got {type(teacher).__name__}"
+            )
         self.teacher_ = teacher
         classes = getattr(teacher, "classes_", None)
         classes = np.unique(y) if classes is None else np.asarray(classes)
         unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
-            raise ValueError(f"y: labels {unknown[:5].tolist()} are not among the teacher's classes "
-                             f"{classes[:10].tolist()}")
+            raise ValueError(
+                f"y: labels {unknown[:5].tolist()} are not among the teacher's classes {classes[:10].tolist()}"
+            )
         X_all = np.concatenate([X, X_unl]) if len(X_unl) else X
         Z = teacher_logits(teacher, X_all)
         if Z.shape != (len(X_all), len(classes)):
@@ -397,8 +445,9 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
         student = NetClassifier() if self.student is None else self.student
         if not hasattr(student, "fit_with_loss"):
             raise TypeError(f"student: expected a NetClassifier (with fit_with_loss), got {type(student).__name__}")
-        self.student_ = seeded_clone(student, seed).fit_with_loss(X_all, loss, classes=classes, y=y_idx,
-                                                                   teacher_logits=Z)
+        self.student_ = seeded_clone(student, seed).fit_with_loss(
+            X_all, loss, classes=classes, y=y_idx, teacher_logits=Z
+        )
         self.classes_ = classes
         return self
 

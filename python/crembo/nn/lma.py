@@ -26,6 +26,7 @@ Choices of ours:
   learned by gradient) and updates the running ones; evaluation mode uses
   the running statistics.
 """
+
 from __future__ import annotations
 
 import math
@@ -137,8 +138,10 @@ class LMA(nn.Module):
 
     def forward(self, x):
         if x.dim() < 2 or x.shape[self.dim] != self.num_features:
-            raise ValueError(f"LMA: expected {self.num_features} channels in dimension {self.dim}, "
-                             f"got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"LMA: expected {self.num_features} channels in dimension {self.dim}, "
+                f"got input of shape {tuple(x.shape)}"
+            )
         mean, var = self._stats(x)
         b = self.boundaries(mean, var).to(x.dtype)  # (C, K-1)
         lo, hi = self._pieces(b, x.dtype)
@@ -201,8 +204,10 @@ def swap_relu_for_lma(model, example_input=None, n_segments=6, **lma_kwargs):
         hooks = []
         for name, mod in model.named_modules():
             if isinstance(mod, nn.ReLU):
+
                 def hook(m, inputs, output, name=name):
                     widths[name] = int(inputs[0].shape[1])
+
                 hooks.append(mod.register_forward_hook(hook))
         try:
             with torch.no_grad(), eval_mode(model):
@@ -219,14 +224,16 @@ def swap_relu_for_lma(model, example_input=None, n_segments=6, **lma_kwargs):
             if isinstance(child, nn.ReLU):
                 width = widths.get(full, last_width if isinstance(parent, nn.Sequential) else None)
                 if width is None:
-                    raise ValueError(f"swap_relu_for_lma: cannot tell the channel count of ReLU '{full}'; "
-                                     "pass example_input")
+                    raise ValueError(
+                        f"swap_relu_for_lma: cannot tell the channel count of ReLU '{full}'; pass example_input"
+                    )
                 setattr(parent, child_name, LMA(width, n_segments, **lma_kwargs).to(device))
             else:
                 visit(child, full)
                 w = _width_of(child)
                 if w is not None:
                     last_width = w
+
     visit(model, "")
     return model
 

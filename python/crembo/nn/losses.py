@@ -17,6 +17,7 @@ Teachers that only give probabilities are distilled through
 the tempered teacher and the row centering removes the arbitrary shift that
 L2 logit regression would otherwise see.
 """
+
 from __future__ import annotations
 
 import torch
@@ -120,8 +121,19 @@ def perturb_logits(teacher_logits, sigma, fraction, generator=None):
     return out
 
 
-def noisy_teacher_loss(student_logits, teacher_logits, y=None, *, sigma=0.5, fraction=0.5, mode="l2",
-                       temperature=4.0, alpha=0.9, weight=None, generator=None):
+def noisy_teacher_loss(
+    student_logits,
+    teacher_logits,
+    y=None,
+    *,
+    sigma=0.5,
+    fraction=0.5,
+    mode="l2",
+    temperature=4.0,
+    alpha=0.9,
+    weight=None,
+    generator=None,
+):
     """Distillation from a noisy teacher.
 
     The teacher's logits are perturbed (:func:`perturb_logits`), then the
@@ -188,8 +200,14 @@ class KDLoss(_Loss):
         self.alpha = float(alpha)
 
     def __call__(self, logits, batch):
-        return kd_loss(logits, batch["teacher_logits"], batch.get("y"), temperature=self.temperature,
-                       alpha=self.alpha, weight=batch.get("weight"))
+        return kd_loss(
+            logits,
+            batch["teacher_logits"],
+            batch.get("y"),
+            temperature=self.temperature,
+            alpha=self.alpha,
+            weight=batch.get("weight"),
+        )
 
 
 class NoisyTeacherLoss(_Loss):
@@ -214,13 +232,23 @@ class NoisyTeacherLoss(_Loss):
         self.generator = generator
 
     def __call__(self, logits, batch):
-        return noisy_teacher_loss(logits, batch["teacher_logits"], batch.get("y"), sigma=self.sigma,
-                                  fraction=self.fraction, mode=self.mode, temperature=self.temperature,
-                                  alpha=self.alpha, weight=batch.get("weight"), generator=self.generator)
+        return noisy_teacher_loss(
+            logits,
+            batch["teacher_logits"],
+            batch.get("y"),
+            sigma=self.sigma,
+            fraction=self.fraction,
+            mode=self.mode,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            weight=batch.get("weight"),
+            generator=self.generator,
+        )
 
     def eval_loss(self, logits, batch):
         z = batch["teacher_logits"]
         if self.mode == "l2":
             return logit_regression_loss(logits, z, batch.get("weight"))
-        return kd_loss(logits, z, batch.get("y"), temperature=self.temperature, alpha=self.alpha,
-                       weight=batch.get("weight"))
+        return kd_loss(
+            logits, z, batch.get("y"), temperature=self.temperature, alpha=self.alpha, weight=batch.get("weight")
+        )

@@ -11,6 +11,7 @@ explicit activation modules, so structured pruning can walk them layer by
 layer and LMA can replace their ReLUs. :class:`ResNet18` (the CIFAR-10
 variant: 3x3 stem, no max-pool) has residual blocks.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ def make_activation(activation, num_features):
 def _check_in_features(in_features, input_shape, name):
     n = math.prod(input_shape)
     if in_features is not None and int(in_features) != n:
-        raise ValueError(f"{name}: in_features={in_features} does not match input_shape={tuple(input_shape)} "
-                         f"({n} values per row)")
+        raise ValueError(
+            f"{name}: in_features={in_features} does not match input_shape={tuple(input_shape)} ({n} values per row)"
+        )
 
 
 class MLP(nn.Sequential):
@@ -107,8 +109,19 @@ class LeNet(nn.Sequential):
     dropout : float, default 0.0 (before each hidden Linear)
     """
 
-    def __init__(self, in_features=None, n_classes=10, *, input_shape=(1, 8, 8), channels=(6, 16),
-                 hidden=(120, 84), kernel_size=3, padding=None, activation="relu", dropout=0.0):
+    def __init__(
+        self,
+        in_features=None,
+        n_classes=10,
+        *,
+        input_shape=(1, 8, 8),
+        channels=(6, 16),
+        hidden=(120, 84),
+        kernel_size=3,
+        padding=None,
+        activation="relu",
+        dropout=0.0,
+    ):
         _check_in_features(in_features, input_shape, "LeNet")
         padding = kernel_size // 2 if padding is None else int(padding)
         layers = [Reshape(input_shape)]
@@ -120,8 +133,10 @@ class LeNet(nn.Sequential):
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             if min(h, w) < 1:
-                raise ValueError(f"LeNet: input_shape={tuple(input_shape)} is too small for {len(channels)} "
-                                 f"convolutions of kernel {kernel_size} with padding {padding}")
+                raise ValueError(
+                    f"LeNet: input_shape={tuple(input_shape)} is too small for {len(channels)} "
+                    f"convolutions of kernel {kernel_size} with padding {padding}"
+                )
             c_prev = int(c)
         layers.append(nn.Flatten())
         prev = c_prev * h * w
@@ -146,14 +161,26 @@ class SmallCNN(nn.Sequential):
         c, h, w = input_shape
         layers = [Reshape(input_shape)]
         for out in (width, 2 * width):
-            layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(),
-                       nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            layers += [
+                nn.Conv2d(c, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.Conv2d(out, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
             if min(h, w) >= 2:
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
             c = out
-        layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * h * w, head), nn.ReLU(), nn.Dropout(dropout),
-                   nn.Linear(head, n_classes)]
+        layers += [
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(c * h * w, head),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(head, n_classes),
+        ]
         super().__init__(*layers)
 
 
@@ -171,8 +198,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu2 = nn.ReLU()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
         else:
             self.shortcut = nn.Identity()
 
@@ -200,12 +228,13 @@ class ResNet18(nn.Module):
         super().__init__()
         _check_in_features(in_features, input_shape, "ResNet18")
         self.reshape = Reshape(input_shape)
-        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
         stages, planes = [], width
         in_planes = width
         for i, stride in enumerate((1, 2, 2, 2)):
-            planes = width * 2 ** i
+            planes = width * 2**i
             stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)))
             in_planes = planes
         self.layers = nn.Sequential(*stages)
@@ -221,4 +250,3 @@ class ResNet18(nn.Module):
 def count_parameters(module):
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-

@@ -41,6 +41,7 @@ Layers are processed in forward order and each decomposition is computed on
 the activations of the network compressed so far, so later layers correct
 for the error of earlier ones.
 """
+
 from __future__ import annotations
 
 import copy
@@ -240,8 +241,11 @@ def fold_interpolation(consumer, T, offset=None):
     -------
     consumer
     """
-    T = torch.as_tensor(np.asarray(T, dtype=np.float64) if not isinstance(T, torch.Tensor) else T,
-                        dtype=torch.float64, device=consumer.weight.device)
+    T = torch.as_tensor(
+        np.asarray(T, dtype=np.float64) if not isinstance(T, torch.Tensor) else T,
+        dtype=torch.float64,
+        device=consumer.weight.device,
+    )
     k, C = T.shape
     W = consumer.weight.detach().to(torch.float64)
     if isinstance(consumer, nn.Linear):
@@ -268,9 +272,10 @@ def fold_interpolation(consumer, T, offset=None):
             raise ValueError("offset: cannot be folded into a padded convolution (the border sees zeros)")
         shift = torch.einsum("oc...,c->o", W3, d)
         if consumer.bias is None:
-            consumer.bias = nn.Parameter(torch.zeros(W.shape[0], dtype=consumer.weight.dtype,
-                                                     device=consumer.weight.device),
-                                         requires_grad=consumer.weight.requires_grad)
+            consumer.bias = nn.Parameter(
+                torch.zeros(W.shape[0], dtype=consumer.weight.dtype, device=consumer.weight.device),
+                requires_grad=consumer.weight.requires_grad,
+            )
         consumer.bias = _new_param(consumer.bias, consumer.bias.detach().to(torch.float64) + shift)
     consumer.weight = _new_param(consumer.weight, new)
     return consumer
@@ -345,19 +350,72 @@ def _set_submodule(model, name, module):
 # ---------------------------------------------------------------------------
 
 _ELEMENTWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid,
-    nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
-    nn.Softshrink, nn.Hardshrink, nn.Threshold, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.LogSigmoid,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.Threshold,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
 )
 _ELEMENTWISE_NAMES = {
-    "relu", "relu_", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "tanh", "sigmoid",
-    "hardtanh", "hardswish", "hardsigmoid", "softplus", "softsign", "logsigmoid", "tanhshrink",
-    "dropout", "dropout1d", "dropout2d", "alpha_dropout", "feature_alpha_dropout", "contiguous", "clone",
+    "relu",
+    "relu_",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "hardtanh",
+    "hardswish",
+    "hardsigmoid",
+    "softplus",
+    "softsign",
+    "logsigmoid",
+    "tanhshrink",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "contiguous",
+    "clone",
 }
 _POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_POOL_NAMES = {"max_pool2d", "_max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-               "_adaptive_max_pool2d", "boolean_dispatch"}
+_POOL_NAMES = {
+    "max_pool2d",
+    "_max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "_adaptive_max_pool2d",
+    "boolean_dispatch",
+}
 _JOIN_NAMES = {"add", "add_", "iadd", "__add__", "cat", "concat", "concatenate", "stack", "sub", "mul", "matmul"}
 _SHAPE_ONLY = {"size", "dim", "shape", "ndim"}
 
@@ -387,7 +445,7 @@ class _Pair:
     producer: str
     consumer: str
     between: Tuple[str, ...]  # per-channel modules to prune too
-    kind: str                 # "linear" or "conv"
+    kind: str  # "linear" or "conv"
     channels: int
 
 
@@ -402,14 +460,23 @@ def _arg(node, pos, key, default):
 
 
 def _real_users(node):
-    return [u for u in node.users if not (
-        (u.op == "call_method" and u.target in _SHAPE_ONLY)
-        or (u.op == "call_function" and _fn_name(u.target) == "getattr" and len(u.args) > 1
-            and u.args[1] in _SHAPE_ONLY))]
+    return [
+        u
+        for u in node.users
+        if not (
+            (u.op == "call_method" and u.target in _SHAPE_ONLY)
+            or (
+                u.op == "call_function"
+                and _fn_name(u.target) == "getattr"
+                and len(u.args) > 1
+                and u.args[1] in _SHAPE_ONLY
+            )
+        )
+    ]
 
 
 def _flatten_kind(node, modules):
-    """"flatten" for an (N, C, ...) -> (N, C*...) flatten, "bad" for a reshape we cannot follow, else None."""
+    """ "flatten" for an (N, C, ...) -> (N, C*...) flatten, "bad" for a reshape we cannot follow, else None."""
     if node.op == "call_module":
         m = modules[node.target]
         if isinstance(m, nn.Flatten):
@@ -516,8 +583,11 @@ def _analyse(model):
         seen.add(node.target)
         m = modules[node.target]
         if not isinstance(m, (nn.Linear, nn.Conv2d)):
-            if any(True for _ in m.parameters(recurse=False)) and not _is_per_channel(m) \
-                    and not isinstance(m, nn.PReLU):
+            if (
+                any(True for _ in m.parameters(recurse=False))
+                and not _is_per_channel(m)
+                and not isinstance(m, nn.PReLU)
+            ):
                 skipped[node.target] = f"not a Linear or Conv2d layer ({type(m).__name__}); left as it is"
             continue
         pair, reason = _follow(node, m, modules, calls)
@@ -572,14 +642,17 @@ def _follow(node, producer, modules, calls):
                 if consumer.groups != 1:
                     return None, f"next layer {nxt.target} is a grouped convolution"
                 if consumer.in_channels != _out_width(producer):
-                    return None, (f"next layer {nxt.target} reads {consumer.in_channels} channels, "
-                                  f"not {_out_width(producer)}")
+                    return None, (
+                        f"next layer {nxt.target} reads {consumer.in_channels} channels, not {_out_width(producer)}"
+                    )
             else:
                 if spatial:
                     return None, f"next layer {nxt.target} is a Linear applied to a 4-d map without a flatten"
                 if consumer.in_features % _out_width(producer):
-                    return None, (f"next layer {nxt.target} has {consumer.in_features} inputs, not a multiple "
-                                  f"of {_out_width(producer)}")
+                    return None, (
+                        f"next layer {nxt.target} has {consumer.in_features} inputs, not a multiple "
+                        f"of {_out_width(producer)}"
+                    )
             return _Pair(name, nxt.target, tuple(between), kind, _out_width(producer)), ""
         if cls == "elementwise":
             pass
@@ -781,18 +854,25 @@ class CompressionReport:
         return d
 
     def __str__(self):
-        lines = [f"compression ({self.method}" + (f", tolerance={self.tolerance:g}" if self.tolerance is not None
-                                                  else "") + ")"]
+        lines = [
+            f"compression ({self.method}"
+            + (f", tolerance={self.tolerance:g}" if self.tolerance is not None else "")
+            + ")"
+        ]
         width = max([len(x.name) for x in self.layers] + [5])
         for x in self.layers:
             lines.append(f"  {x.name:<{width}}  {x.kept:>5} / {x.total:<5} -> {x.consumer}")
         for name, why in self.skipped.items():
             lines.append(f"  {name:<{width}}  left as it is: {why}")
-        lines.append(f"  parameters {self.params_before} -> {self.params_after} ({self.param_fraction:.1%}), "
-                     f"FLOPs/example {self.flops_before} -> {self.flops_after} ({self.flop_fraction:.1%})")
+        lines.append(
+            f"  parameters {self.params_before} -> {self.params_after} ({self.param_fraction:.1%}), "
+            f"FLOPs/example {self.flops_before} -> {self.flops_after} ({self.flop_fraction:.1%})"
+        )
         agree = "n/a" if self.agreement is None else f"{self.agreement:.2%}"
-        lines.append(f"  on {self.n_calibration} calibration examples: arg-max agreement {agree}, "
-                     f"relative output error {self.relative_error:.3g}")
+        lines.append(
+            f"  on {self.n_calibration} calibration examples: arg-max agreement {agree}, "
+            f"relative output error {self.relative_error:.3g}"
+        )
         return "\n".join(lines)
 
 
@@ -917,13 +997,23 @@ def _compress_pairs(compressed, pairs, batches, targets, tolerance, method, cent
                 mu = acc.mean
                 offset = mu - T.T @ mu[keep]
         _apply(compressed, pair, keep, T, offset)
-        layers.append(LayerCompression(pair.producer, pair.consumer, pair.kind, pair.channels, len(keep),
-                                       pair.between, np.asarray(keep), rdiag, centered))
+        layers.append(
+            LayerCompression(
+                pair.producer,
+                pair.consumer,
+                pair.kind,
+                pair.channels,
+                len(keep),
+                pair.between,
+                np.asarray(keep),
+                rdiag,
+                centered,
+            )
+        )
     return layers
 
 
-def compress_network(model, calibration_data, tolerance=None, sizes=None, *, method="id", center=False,
-                     batch_size=256):
+def compress_network(model, calibration_data, tolerance=None, sizes=None, *, method="id", center=False, batch_size=256):
     """Compress a trained MLP or CNN into a smaller one of the same structure, without retraining.
 
     Parameters
@@ -970,8 +1060,9 @@ def compress_network(model, calibration_data, tolerance=None, sizes=None, *, met
         raise ValueError("give exactly one of tolerance and sizes")
     if tolerance is not None:
         if method == "magnitude":
-            raise ValueError("tolerance: magnitude pruning has no tolerance; "
-                             "give sizes (e.g. report.sizes of an ID run)")
+            raise ValueError(
+                "tolerance: magnitude pruning has no tolerance; give sizes (e.g. report.sizes of an ID run)"
+            )
         tolerance = _check_tolerance(tolerance)
     if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
@@ -1000,11 +1091,18 @@ def compress_network(model, calibration_data, tolerance=None, sizes=None, *, met
     rel = float(torch.linalg.norm(out - ref)) / denom if denom > 0 else float(torch.linalg.norm(out - ref))
     example = batches[0][:1]
     report = CompressionReport(
-        method=method, layers=layers, skipped=skipped,
-        params_before=count_parameters(model), params_after=count_parameters(compressed),
-        flops_before=count_flops(model, example), flops_after=count_flops(compressed, example),
-        agreement=agreement, relative_error=rel, n_calibration=int(sum(len(x) for x in batches)),
-        tolerance=tolerance)
+        method=method,
+        layers=layers,
+        skipped=skipped,
+        params_before=count_parameters(model),
+        params_after=count_parameters(compressed),
+        flops_before=count_flops(model, example),
+        flops_after=count_flops(compressed, example),
+        agreement=agreement,
+        relative_error=rel,
+        n_calibration=int(sum(len(x) for x in batches)),
+        tolerance=tolerance,
+    )
     compressed.train(was_training)
     return compressed, report
 

@@ -13,6 +13,7 @@ Everything runs batched, without gradients, on the modules' device.
 the distillers: it has ``predict_proba``, ``predict``, ``classes_`` and
 ``predict_logits``, and it is callable.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,7 @@ def _softmax_passes(module, X, *, passes, batch_size, device, votes=False):
             enable_mc_dropout(module)
         out = []
         for i in range(0, len(X), batch_size):
-            xb = X[i:i + batch_size].to(device, torch.float32)
+            xb = X[i : i + batch_size].to(device, torch.float32)
             acc = None
             for _ in range(max(passes, 1)):
                 z = module(xb).double()
@@ -116,8 +117,7 @@ def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(int(seed))
-            P = _softmax_passes(m, X, passes=int(n_passes), batch_size=batch_size, device=dev,
-                                votes=vote == "votes")
+            P = _softmax_passes(m, X, passes=int(n_passes), batch_size=batch_size, device=dev, votes=vote == "votes")
     elif method == "softmax":
         m = modules[0]
         dev = module_device(m) if device is None else torch.device(device)
@@ -169,8 +169,18 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
     :class:`crembo.CREMBOClassifier` uses it as it is.
     """
 
-    def __init__(self, module, *, method="auto", n_passes=20, vote="mean", classes=None, batch_size=1024,
-                 device=None, random_state=None):
+    def __init__(
+        self,
+        module,
+        *,
+        method="auto",
+        n_passes=20,
+        vote="mean",
+        classes=None,
+        batch_size=1024,
+        device=None,
+        random_state=None,
+    ):
         self.module = module
         self.method = method
         self.n_passes = n_passes
@@ -209,8 +219,16 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Belief ``(n, C)`` on ``X``."""
-        P = torch_beliefs(self._modules(), X, method=self.method, n_passes=self.n_passes, vote=self.vote,
-                          batch_size=self.batch_size, device=self.device, seed=self.random_state)
+        P = torch_beliefs(
+            self._modules(),
+            X,
+            method=self.method,
+            n_passes=self.n_passes,
+            vote=self.vote,
+            batch_size=self.batch_size,
+            device=self.device,
+            seed=self.random_state,
+        )
         c = self._classes()
         if c is not None and len(c) != P.shape[1]:
             raise ValueError(f"classes: {len(c)} labels for a teacher with {P.shape[1]} outputs")

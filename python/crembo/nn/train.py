@@ -6,6 +6,7 @@ schedule, device, seed, a tqdm progress bar and early stopping on validation
 data. Data are small enough here to live on the device whole, so batches are
 slices of device tensors (no DataLoader).
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,19 @@ import torch
 
 from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss  # noqa: F401  (re-exported)
 
-__all__ = ["Trainer", "TrainResult", "resolve_device", "as_tensors", "predict_logits", "OPTIMIZERS",
-           "LR_SCHEDULES", "AllowedLabelLoss", "CrossEntropyLoss", "KDLoss", "NoisyTeacherLoss"]
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "resolve_device",
+    "as_tensors",
+    "predict_logits",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "AllowedLabelLoss",
+    "CrossEntropyLoss",
+    "KDLoss",
+    "NoisyTeacherLoss",
+]
 
 log = logging.getLogger("crembo")
 
@@ -52,8 +64,9 @@ def as_tensors(data, device):
         out[key] = t.to(device=device, dtype=dtype)
     n = {len(v) for v in out.values()}
     if len(n) > 1:
-        raise ValueError(f"training data: every entry needs the same number of rows, got "
-                         f"{ {k: len(v) for k, v in out.items()} }")
+        raise ValueError(
+            f"training data: every entry needs the same number of rows, got { {k: len(v) for k, v in out.items()} }"
+        )
     return out
 
 
@@ -81,8 +94,9 @@ def predict_logits(module, X, *, batch_size=1024, device=None):
         device = module_device(module)
     with eval_mode(module):
         X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
-        outs = [module(X[i:i + batch_size].to(device, torch.float32)).float().cpu()
-                for i in range(0, len(X), batch_size)]
+        outs = [
+            module(X[i : i + batch_size].to(device, torch.float32)).float().cpu() for i in range(0, len(X), batch_size)
+        ]
     return torch.cat(outs) if outs else torch.zeros((0, 0))
 
 
@@ -139,9 +153,26 @@ class Trainer:
         The bar's label.
     """
 
-    def __init__(self, *, epochs=30, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0, momentum=0.9,
-                 lr_schedule="cosine", early_stopping=False, patience=5, min_delta=0.0, grad_clip=None,
-                 augment=None, device="auto", seed=None, progress=False, desc="training"):
+    def __init__(
+        self,
+        *,
+        epochs=30,
+        batch_size=64,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        momentum=0.9,
+        lr_schedule="cosine",
+        early_stopping=False,
+        patience=5,
+        min_delta=0.0,
+        grad_clip=None,
+        augment=None,
+        device="auto",
+        seed=None,
+        progress=False,
+        desc="training",
+    ):
         if int(epochs) < 1:
             raise ValueError(f"epochs: expected an integer >= 1, got {epochs!r}")
         if int(batch_size) < 1:
@@ -177,8 +208,9 @@ class Trainer:
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.optimizer == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.momentum > 0,
-                               weight_decay=self.weight_decay)
+        return torch.optim.SGD(
+            params, lr=self.lr, momentum=self.momentum, nesterov=self.momentum > 0, weight_decay=self.weight_decay
+        )
 
     def _scheduler(self, opt, total_steps):
         s = self.lr_schedule
@@ -190,7 +222,8 @@ class Trainer:
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
         if s == "step":
             return torch.optim.lr_scheduler.MultiStepLR(
-                opt, milestones=[max(1, total_steps // 2), max(2, 3 * total_steps // 4)], gamma=0.1)
+                opt, milestones=[max(1, total_steps // 2), max(2, 3 * total_steps // 4)], gamma=0.1
+            )
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=max(total_steps, 1))
 
     def _batches(self, n, shuffle):
@@ -217,8 +250,11 @@ class Trainer:
             for idx in self._batches(len(data["x"]), shuffle=False):
                 idx = idx.to(data["x"].device)
                 batch = {k: v[idx] for k, v in data.items()}
-                value = loss.eval_loss(module(batch["x"]), batch) if hasattr(loss, "eval_loss") \
+                value = (
+                    loss.eval_loss(module(batch["x"]), batch)
+                    if hasattr(loss, "eval_loss")
                     else loss(module(batch["x"]), batch)
+                )
                 total += float(value) * len(idx)
                 count += len(idx)
         return total / max(count, 1)
@@ -283,8 +319,9 @@ class Trainer:
                     value = loss(module(x), batch)
                     v = float(value.detach())  # one device sync per batch
                     if not math.isfinite(v):
-                        raise FloatingPointError(f"training loss became {v} at epoch {epoch + 1}; "
-                                                 "lower the learning rate")
+                        raise FloatingPointError(
+                            f"training loss became {v} at epoch {epoch + 1}; lower the learning rate"
+                        )
                     opt.zero_grad(set_to_none=True)
                     value.backward()
                     if self.grad_clip is not None:
@@ -294,15 +331,22 @@ class Trainer:
                         sched.step()
                     total += v * len(idx)
                     count += len(idx)
-                rec = dict(epoch=epoch + 1, loss=total / count, val_loss=None, lr=opt.param_groups[0]["lr"],
-                           seconds=time.perf_counter() - t0)
+                rec = dict(
+                    epoch=epoch + 1,
+                    loss=total / count,
+                    val_loss=None,
+                    lr=opt.param_groups[0]["lr"],
+                    seconds=time.perf_counter() - t0,
+                )
                 if val_data is not None:
                     rec["val_loss"] = self.evaluate(module, loss, val_data)
                 result.history.append(rec)
                 result.n_epochs = epoch + 1
                 if bar is not None:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}",
-                                    **({} if rec["val_loss"] is None else {"val": f"{rec['val_loss']:.4f}"}))
+                    bar.set_postfix(
+                        loss=f"{rec['loss']:.4f}",
+                        **({} if rec["val_loss"] is None else {"val": f"{rec['val_loss']:.4f}"}),
+                    )
                 if val_data is not None:
                     if rec["val_loss"] < best - self.min_delta:
                         best, bad, result.best_epoch = rec["val_loss"], 0, epoch + 1
