@@ -497,3 +497,146 @@ def test_tiny_tables_get_a_clear_message(tmp_path, capsys, rows):
     assert_one_line_error(rc, err, f"{rows} rows are too few", "--test-fraction 0")
     assert "does not know" not in err
     assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- categorical columns and missing cells
+def write_categorical_csv(path, n=300, seed=0):
+    """A string column (empty and ``?`` cells missing), a numeric column with
+    empty and ``NA`` cells, a plain numeric column; the label depends on the
+    colour and on x."""
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue", "violet"], n)
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    y = np.where(np.isin(color, ["red", "violet"]) ^ (x > 1.0), "yes", "no")
+    with open(path, "w") as fh:
+        fh.write("color,x,z,label\n")
+        for i in range(n):
+            c = "" if i % 17 == 0 else ("?" if i % 23 == 0 else color[i])
+            xv = "" if i % 11 == 0 else ("NA" if i % 13 == 0 else str(float(x[i])))
+            fh.write(f"{c},{xv},{float(z[i])},{y[i]}\n")
+    return path
+
+
+def test_read_table_categorical_columns_and_missing_cells(tmp_path):
+    pytest.importorskip("pandas")
+    csv = write_categorical_csv(tmp_path / "cat.csv")
+    with pytest.raises(cli.CLIError, match="feature column 'color' is not numeric"):
+        cli.read_table(csv, "label")  # the numeric reader, as before
+    t = cli.read_table(csv, "label", categorical=True)
+    assert t.categorical == ["color"] and str(t.X["color"].dtype) == "category"
+    assert list(t.X["color"].cat.categories) == ["blue", "green", "red", "violet"]
+    missing = sum(1 for i in range(300) if i % 17 == 0 or i % 23 == 0)
+    assert t.missing == {"color": missing, "x": sum(1 for i in range(300) if i % 11 == 0 or i % 13 == 0)}
+    assert int(t.X["color"].isna().sum()) == missing and t.X["x"].dtype == np.float64
+
+
+def test_compress_and_evaluate_a_categorical_table(tmp_path, capsys):
+    pytest.importorskip("pandas")
+    csv = write_categorical_csv(tmp_path / "cat.csv")
+    out = tmp_path / "o"
+    argv = ["compress", csv, "--label", "label", "--teacher", "gradient-boosting", "--export", "rules,dot"]
+    rc, stdout, err = run_cli([*argv, "-o", out, *FAST], capsys)
+    assert rc == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["categorical"] == ["color"] and set(report["data"]["missing"]) == {"color", "x"}
+    assert report["scores"]["test"]["student_accuracy"] > 0.8
+    rules = (out / "student.rules.txt").read_text()
+    assert "color in {" in rules and any(c in rules for c in ("red", "green", "blue", "violet"))
+    assert "violet" in (out / "student.dot").read_text() or "green" in (out / "student.dot").read_text()
+    # The saved student carries the categories: it reads the table's strings.
+    rc, stdout, err = run_cli(["evaluate", out / "student.joblib", csv, "--label", "label"], capsys)
+    assert rc == 0, err
+    acc = float(stdout.split("accuracy ")[1].split(",")[0])
+    assert acc > 0.8
+    student = joblib.load(out / "student.joblib")
+    assert list(student.categories_[0]) == ["blue", "green", "red", "violet"]
+    # Formats without category-subset splits: the Python one-line error.
+    rc, _, err = run_cli(["export", out / "student.joblib", "--format", "cpp"], capsys)
+    assert_one_line_error(rc, err, "cannot export as cpp", "category-subset splits")
+    rc, _, err = run_cli(["export", out / "student.joblib", "--format", "native"], capsys)
+    assert_one_line_error(rc, err, "cannot export as native", "category-subset splits")
+
+
+def test_a_categorical_table_is_parquet_round_trip(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    csv = write_categorical_csv(tmp_path / "cat.csv")
+    pq = tmp_path / "cat.parquet"
+    pd.read_csv(csv, na_values=["?"]).to_parquet(pq)
+    from_csv = cli.read_table(csv, "label", categorical=True)
+    from_pq = cli.read_table(pq, "label", categorical=True)
+    pd.testing.assert_frame_equal(from_csv.X, from_pq.X)
+    assert from_pq.missing == from_csv.missing
+    out = tmp_path / "o"
+    rc, _, err = run_cli(
+        ["compress", pq, "--label", "label", "--teacher", "gradient-boosting", "-o", out, *FAST], capsys
+    )
+    assert rc == 0, err
+    for data in (pq, csv):
+        rc, stdout, err = run_cli(["evaluate", out / "student.joblib", data, "--label", "label"], capsys)
+        assert rc == 0 and "accuracy" in stdout, err
+
+
+def test_categorical_columns_need_a_teacher_that_takes_them(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("pandas")
+    csv = write_categorical_csv(tmp_path / "cat.csv")
+    _no_fit(monkeypatch)  # every error comes before fitting
+    for teacher in ("random-forest", "mlp"):
+        rc, _, err = run_cli(
+            ["compress", csv, "--label", "label", "--teacher", teacher, "-o", tmp_path / "o", *FAST], capsys
+        )
+        assert_one_line_error(
+            rc, err, "feature column 'color' is not numeric", f"the {teacher} teacher", "--teacher gradient-boosting"
+        )
+    # A teacher file that takes categorical columns is accepted; one that does not is refused.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    joblib.dump(RandomForestClassifier(n_estimators=5), tmp_path / "rf.joblib")
+    rc, _, err = run_cli(
+        ["compress", csv, "--label", "label", "--teacher", tmp_path / "rf.joblib", "-o", tmp_path / "o", *FAST], capsys
+    )
+    assert_one_line_error(rc, err, "feature column 'color' is not numeric", "RandomForestClassifier")
+    # Missing values with a student that refuses them.
+    rc, _, err = run_cli(
+        [
+            "compress",
+            csv,
+            "--label",
+            "label",
+            "--teacher",
+            "gradient-boosting",
+            "--student",
+            "logistic",
+            "-o",
+            tmp_path / "o",
+            *FAST,
+        ],
+        capsys,
+    )
+    assert_one_line_error(rc, err, "feature column 'color' has", "LogisticRegression")
+    assert not (tmp_path / "o").exists()
+    joblib.dump(HistGradientBoostingClassifier(max_iter=10), tmp_path / "hgb.joblib")
+    assert cli._takes_categories(joblib.load(tmp_path / "hgb.joblib"))
+    # A text column with more distinct values than a categorical column may hold (an id, free text).
+    ids = tmp_path / "ids.csv"
+    write_csv(ids, extra={"name": np.array([f"row{i}" for i in range(300)])})
+    rc, _, err = run_cli(
+        ["compress", ids, "--label", "y", "--teacher", "gradient-boosting", "-o", tmp_path / "o", *FAST], capsys
+    )
+    assert_one_line_error(rc, err, "feature column 'name' is not numeric", "300 distinct values", "--drop")
+
+
+def test_evaluate_refuses_categorical_columns_a_numeric_student_never_saw(table, tmp_path, capsys):
+    pytest.importorskip("pandas")
+    csv, X, y = table
+    rc, _, err = run_cli(["compress", csv, "--label", "y", "--drop", "id", "-o", tmp_path / "o", *FAST], capsys)
+    assert rc == 0, err
+    text_col = tmp_path / "text.csv"
+    write_csv(text_col)
+    lines = text_col.read_text().splitlines()
+    lines[1] = lines[1].replace(lines[1].split(",")[1], "abc", 1)  # one f0 cell that is text
+    text_col.write_text("\n".join(lines) + "\n")
+    rc, _, err = run_cli(
+        ["evaluate", tmp_path / "o" / "student.joblib", text_col, "--label", "y", "--drop", "id"], capsys
+    )
+    assert_one_line_error(rc, err, "feature column 'f0' is not numeric", "'abc'")

@@ -101,11 +101,50 @@ def _demo_reading(gen, stab, n_test):
 
 
 # ---------------------------------------------------------------- tables
-class Table:
-    """Features (float64), labels and column names read from a file."""
+#: Cells read as missing besides pandas' defaults (empty, NA, NaN, ...):
+#: ``?``, as in the UCI files.
+MISSING_CELLS = ("?",)
 
-    def __init__(self, X, y, feature_names, path):
+
+class Table:
+    """Features, labels and column names read from a file.
+
+    ``X`` is a float64 array, or a pandas DataFrame when some feature columns
+    are categorical (``categorical`` names them; their dtype is pandas'
+    categorical). ``missing`` counts the missing cells of each feature column
+    that has any; ``samples`` holds a value of each categorical column.
+    """
+
+    def __init__(self, X, y, feature_names, path, categorical=(), missing=None, samples=None):
         self.X, self.y, self.feature_names, self.path = X, y, feature_names, path
+        self.categorical = list(categorical)
+        self.missing = dict(missing or {})
+        self.samples = dict(samples or {})
+
+    def not_numeric_error(self, name, why="encode it as numbers or leave it out with --drop"):
+        return CLIError(f"{self.path}: feature column {name!r} is not numeric (e.g. {self.samples.get(name)!r}); {why}")
+
+    def missing_error(self, name, why="impute them first"):
+        return CLIError(
+            f"{self.path}: feature column {name!r} has {self.missing[name]} missing or infinite value(s); {why}"
+        )
+
+    def require_numeric(self, why_cat=None, why_nan=None):
+        """Raise the first column's error (in column order) when the table has
+        categorical columns or missing values: the checks of the numeric
+        reader, for models that take neither."""
+        for name in self.feature_names:
+            if name in self.categorical:
+                raise self.not_numeric_error(name, *([why_cat] if why_cat else []))
+            if name in self.missing:
+                raise self.missing_error(name, *([why_nan] if why_nan else []))
+
+
+def _take(X, rows):
+    """Rows of an array or of a DataFrame (positions)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[rows].reset_index(drop=True)
+    return X[rows]
 
 
 def _parse_cells(values):
@@ -133,11 +172,16 @@ def _read_csv_plain(path, sep):
     return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
 
 
-def read_table(path, label, *, drop=(), use_pandas=None):
+def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
     """Read a CSV (or TSV) or Parquet file into a :class:`Table`.
 
-    Every column but ``label`` (and ``drop``) is a feature and must be
-    numeric without missing values; errors are :class:`CLIError`.
+    Every column but ``label`` (and ``drop``) is a feature. By default each
+    must be numeric without missing values. With ``categorical=True`` (what
+    ``crembo compress`` and ``crembo evaluate`` read, pandas needed) a column
+    that is not numeric becomes a pandas categorical column and missing cells
+    (empty, ``NA``, ``?``, ...) become NaN; whether the models accept them is
+    checked afterwards. Infinite values are always refused. Errors are
+    :class:`CLIError`.
     """
     from pathlib import Path
 
@@ -171,8 +215,9 @@ def read_table(path, label, *, drop=(), use_pandas=None):
     elif use_pandas:
         import pandas as pd
 
+        extra = {"na_values": list(MISSING_CELLS)} if categorical else {}
         try:
-            df = pd.read_csv(p, sep=sep, float_precision="round_trip")  # the exact doubles, as the plain reader
+            df = pd.read_csv(p, sep=sep, float_precision="round_trip", **extra)  # the exact doubles
         except pd.errors.EmptyDataError:
             raise CLIError(f"{path}: the file is empty") from None
         except Exception as exc:
@@ -194,6 +239,7 @@ def read_table(path, label, *, drop=(), use_pandas=None):
     if n < 2:
         raise CLIError(f"{path}: expected at least two rows, got {n}")
     X = np.empty((n, len(names)), dtype=np.float64)
+    cats, missing, samples = {}, {}, {}
     for j, name in enumerate(names):
         col = columns[name]
         if use_pandas:
@@ -201,27 +247,34 @@ def read_table(path, label, *, drop=(), use_pandas=None):
 
             if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 sample = next((v for v in col if isinstance(v, str)), col.iloc[0])
-                raise CLIError(
-                    f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); "
-                    "encode it as numbers or leave it out with --drop"
-                )
+                table = Table(None, None, names, str(path), samples={name: sample})
+                if not categorical:
+                    raise table.not_numeric_error(name)
+                samples[name] = sample
+                cats[name] = _categorical_column(col)
+                n_missing = int(cats[name].isna().sum())
+                if n_missing:
+                    missing[name] = n_missing
+                X[:, j] = np.nan
+                continue
             vals = col.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             vals = np.empty(n)
+            nan_cells = ("", "NA", "NaN", "nan") + (MISSING_CELLS if categorical else ())
             for i, v in enumerate(col):
                 v = v.strip()
                 try:
-                    vals[i] = float(v) if v not in ("", "NA", "NaN", "nan") else np.nan
+                    vals[i] = float(v) if v not in nan_cells else np.nan
                 except ValueError:
-                    raise CLIError(
-                        f"{path}: feature column {name!r} is not numeric (e.g. {v!r}); "
-                        "encode it as numbers or leave it out with --drop"
-                    ) from None
-        missing = int(np.sum(~np.isfinite(vals)))
-        if missing:
-            raise CLIError(
-                f"{path}: feature column {name!r} has {missing} missing or infinite value(s); impute them first"
-            )
+                    why = "encode it as numbers or leave it out with --drop"
+                    if categorical:
+                        why = "categorical columns need pandas (pip install pandas), or leave it out with --drop"
+                    raise Table(None, None, names, str(path), samples={name: v}).not_numeric_error(name, why) from None
+        n_missing = int(np.sum(~np.isfinite(vals)))
+        if n_missing:
+            if not categorical or np.isinf(vals).any():
+                raise Table(None, None, names, str(path), missing={name: n_missing}).missing_error(name)
+            missing[name] = n_missing
         X[:, j] = vals
     ycol = columns[label]
     if use_pandas:
@@ -234,7 +287,22 @@ def read_table(path, label, *, drop=(), use_pandas=None):
         if any(v.strip() == "" for v in ycol):
             raise CLIError(f"{path}: label column {label!r} has missing values")
         y = _parse_cells([v.strip() for v in ycol])
-    return Table(X, y, names, str(path))
+    if cats:
+        import pandas as pd
+
+        X = pd.DataFrame({name: cats[name] if name in cats else X[:, j] for j, name in enumerate(names)})
+    return Table(X, y, names, str(path), categorical=list(cats), missing=missing, samples=samples)
+
+
+def _categorical_column(col):
+    """A feature column that is not numeric as a pandas categorical column
+    (its categories: the dtype's, else the sorted values); missing stays NaN."""
+    import pandas as pd
+
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        values = col.astype(object).where(col.notna(), None)
+        col = pd.Series(pd.Categorical(values.map(lambda v: v if v is None else str(v))))
+    return col.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- models
@@ -249,7 +317,8 @@ def make_teacher(kind, seed):
     if kind == "gradient-boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        return HistGradientBoostingClassifier(random_state=seed)
+        # from_dtype: pandas categorical columns are native categorical features
+        return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -297,8 +366,10 @@ def _align_to_model(table, model, what):
                 f"(not used by the {what}: {', '.join(extra[:8])}); leave them out with --drop"
             )
         if names != table.feature_names:
-            order = [table.feature_names.index(s) for s in names]
-            table.X = table.X[:, order]
+            if hasattr(table.X, "iloc"):
+                table.X = table.X[names]
+            else:
+                table.X = table.X[:, [table.feature_names.index(s) for s in names]]
             table.feature_names = names
         return
     d = getattr(model, "n_features_in_", None)
@@ -316,6 +387,117 @@ def load_teacher(path, table):
     if _is_fitted(teacher):
         _align_to_model(table, teacher, "teacher")
     return teacher
+
+
+def _takes_categories(est):
+    """Whether an unfitted model accepts pandas categorical columns as they
+    are: a histogram model with ``categorical_features="from_dtype"``, an
+    encoder or column transformer, or a pipeline that starts with one."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+
+    from .tree import HistTreeClassifier
+
+    if isinstance(est, Pipeline):
+        return bool(est.steps) and _takes_categories(est.steps[0][1])
+    if isinstance(est, (ColumnTransformer, OneHotEncoder, OrdinalEncoder, TargetEncoder)):
+        return True
+    if isinstance(est, (HistGradientBoostingClassifier, HistTreeClassifier)):
+        spec = est.categorical_features
+        return isinstance(spec, str) and spec == "from_dtype"
+    return False
+
+
+def _teacher_takes_categories(teacher, table):
+    """A fitted teacher is asked (on a few rows); an unfitted one is judged by
+    its type (:func:`_takes_categories`)."""
+    import warnings
+
+    if not _is_fitted(teacher):
+        return _takes_categories(teacher)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (teacher.predict_proba if hasattr(teacher, "predict_proba") else teacher)(
+                _take(table.X, np.arange(5)[: len(table.y)])
+            )
+    except Exception:
+        return False
+    return True
+
+
+def check_inputs(table, teacher, teacher_name, student):
+    """Raise a :class:`CLIError` naming the first feature column (in column
+    order) whose categories or missing values the teacher or the student
+    cannot take; nothing for a numeric table without missing values.
+
+    The built-in teachers: gradient-boosting takes both; random-forest and
+    mlp take numeric columns without missing values, as always. A teacher
+    file is asked (fitted) or judged by its type (unfitted); a student by
+    scikit-learn's ``allow_nan`` tag (categorical columns reach it as codes).
+    """
+    if not table.categorical and not table.missing:
+        return
+    from .tables import allows_nan
+    from .tree import MAX_BINS
+
+    builtin = teacher_name in TEACHERS
+    who = f"the {teacher_name} teacher" if builtin else f"the teacher ({type(teacher).__name__})"
+    cat_ok = nan_ok = teacher_name == "gradient-boosting"
+    if not builtin:
+        cat_ok = not table.categorical or _teacher_takes_categories(teacher, table)
+        nan_ok = allows_nan(teacher)
+    n = len(table.y)
+    for name in table.feature_names:
+        if name in table.categorical:
+            if not cat_ok:
+                raise table.not_numeric_error(
+                    name,
+                    f"{who} cannot take categorical columns: use --teacher gradient-boosting (or a teacher file "
+                    "that accepts them), or leave it out with --drop",
+                )
+            k = len(table.X[name].cat.categories)
+            if k > MAX_BINS:
+                raise CLIError(
+                    f"{table.path}: feature column {name!r} is not numeric (e.g. {table.samples.get(name)!r}) and "
+                    f"has {k} distinct values; a categorical column may have at most {MAX_BINS} (an id or free "
+                    "text?): leave it out with --drop"
+                )
+        if name not in table.missing:
+            continue
+        if table.missing[name] >= n:
+            raise table.missing_error(name, "the column has no value at all: leave it out with --drop")
+        if not nan_ok:
+            raise table.missing_error(
+                name, f"{who} does not take missing values: impute them first, or use --teacher gradient-boosting"
+            )
+        if student is not None and not allows_nan(student):
+            raise table.missing_error(
+                name,
+                f"the student ({type(student).__name__}) does not take missing values: impute them first, "
+                "or use --student tree",
+            )
+
+
+def _check_student_input(table, student):
+    """For ``crembo evaluate``: the saved student must know the categories of
+    each categorical column (a tree student saved by ``crembo compress``
+    from such a table does) and accept the missing values."""
+    from .tables import allows_nan
+
+    mask = getattr(student, "is_categorical_", None)
+    cats = getattr(student, "categories_", None)
+    for j, name in enumerate(table.feature_names):
+        if name in table.categorical and (mask is None or cats is None or not mask[j] or cats[j] is None):
+            raise table.not_numeric_error(
+                name, "the student was not fitted with it as a categorical column: use the table it was fitted on"
+            )
+        if name in table.missing and not allows_nan(student):
+            raise table.missing_error(
+                name, f"the student ({type(student).__name__}) does not take missing values: impute them first"
+            )
 
 
 def _load_student_file(spec, is_kind, kind):
@@ -493,7 +675,7 @@ def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, 
             return
     except ImportError as exc:
         raise CLIError(str(exc)) from None
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: category-subset splits in cpp, native, onnx
         raise CLIError(f"cannot export as {fmt}: {exc}") from None
     if path is None:
         sys.stdout.write(text)
@@ -601,8 +783,9 @@ def _compress(args):
     if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
         from .cli_regression import compress_regression, infer_task
 
-        table = read_table(args.data, args.label, drop=_split_list(args.drop))
+        table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         if args.task == "regression" or infer_task(table.y) == "regression":
+            table.require_numeric()  # the regression CLI takes numeric columns without missing values
             return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
     if formats and args.student.partition(":")[0].strip().lower() in (
@@ -660,7 +843,7 @@ def _compress_into(args, formats, staging):
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
     with stage(f"reading {args.data}"):
-        table = read_table(args.data, args.label, drop=_split_list(args.drop))
+        table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         student_template = parse_student(args.student, args.seed)
         if args.teacher in TEACHERS:
             teacher, teacher_source = make_teacher(args.teacher, args.seed), args.teacher
@@ -668,6 +851,7 @@ def _compress_into(args, formats, staging):
             if not Path(args.teacher).exists() and "/" not in args.teacher and "." not in args.teacher:
                 raise CLIError(f"--teacher {args.teacher!r}: expected {', '.join(TEACHERS)} or a joblib/pickle file")
             teacher, teacher_source = load_teacher(args.teacher, table), str(args.teacher)
+        check_inputs(table, teacher, args.teacher, student_template)  # before any fit
     timings["read"] = stage.seconds
     X, y = table.X, table.y
     classes, counts = np.unique(y, return_counts=True)
@@ -687,7 +871,7 @@ def _compress_into(args, formats, staging):
         fit_rows, test_rows = np.sort(fit_rows), np.sort(test_rows)
     else:
         fit_rows, test_rows = rows, rows[:0]
-    X_fit, y_fit = X[fit_rows], y[fit_rows]
+    X_fit, y_fit = _take(X, fit_rows), y[fit_rows]
     absent = np.setdiff1d(classes, y_fit)
     if absent.size:
         # A tiny table: holding rows out for the test left a class with no
@@ -739,6 +923,15 @@ def _compress_into(args, formats, staging):
     timings["crembo"] = stage.seconds
     fit_warnings = _summarize_warnings(caught, args.quiet)
     student = model.student_
+    if table.categorical:
+        # The student saw the categorical columns as codes; the saved copy
+        # carries their categories, so it reads the table's columns itself
+        # (crembo evaluate) and its exports show category names.
+        import copy
+
+        student = copy.copy(student)
+        if getattr(student, "is_categorical_", None) is not None:
+            student.categories_ = list(model.categories_)
     try:
         student.feature_names_in_ = np.asarray(table.feature_names, dtype=object)
     except AttributeError:
@@ -751,7 +944,7 @@ def _compress_into(args, formats, staging):
         joblib.dump(student, staging / student_path.name)
         scores = {"fit": _scores(y_fit, _predict(student, X_fit, table.feature_names), _predict(teacher, X_fit))}
         if len(test_rows):
-            X_te = X[test_rows]
+            X_te = _take(X, test_rows)
             scores["test"] = _scores(
                 y[test_rows], _predict(student, X_te, table.feature_names), _predict(teacher, X_te)
             )
@@ -782,6 +975,8 @@ def _compress_into(args, formats, staging):
             "path": table.path,
             "rows": int(len(y)),
             "features": table.feature_names,
+            "categorical": table.categorical,
+            "missing": table.missing,
             "label": args.label,
             "classes": classes,
             "class_counts": counts,
@@ -910,13 +1105,15 @@ def _evaluate(args):
         from .cli_regression import evaluate_regression
 
         return evaluate_regression(args, student)
-    table = read_table(args.data, args.label, drop=_split_list(args.drop))
+    table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
     _align_to_model(table, student, "student")
+    _check_student_input(table, student)
     teacher = None
     if args.teacher:
         teacher = load_teacher(args.teacher, table)
         if not _is_fitted(teacher):
             raise CLIError(f"teacher file {args.teacher}: the teacher is not fitted")
+        check_inputs(table, teacher, str(args.teacher), None)
     pred = _predict(student, table.X, table.feature_names)
     tpred = None if teacher is None else _predict(teacher, table.X)
     scores = _scores(table.y, pred, tpred)
