@@ -640,3 +640,17 @@ def test_evaluate_refuses_categorical_columns_a_numeric_student_never_saw(table,
         ["evaluate", tmp_path / "o" / "student.joblib", text_col, "--label", "y", "--drop", "id"], capsys
     )
     assert_one_line_error(rc, err, "feature column 'f0' is not numeric", "'abc'")
+
+
+def test_teacher_names_mean_the_same_as_in_the_paper_bench():
+    from crembo.paper import TEACHERS as PAPER_TEACHERS
+
+    for cli_name, paper_name in (("random-forest", "random_forest"), ("mlp", "mlp")):
+        a, b = cli.make_teacher(cli_name, 0), PAPER_TEACHERS[paper_name](0)
+        assert repr(a) == repr(b), (cli_name, a, b)
+    # the student "tree:4" is crembo's histogram tree in the CLI as in Python
+    from crembo.tree import HistTreeClassifier, resolve_student
+
+    assert isinstance(cli.parse_student("tree:4", 0), HistTreeClassifier)
+    assert isinstance(resolve_student("tree:4"), HistTreeClassifier)
+    assert type(cli.parse_student("sklearn-tree:4", 0)).__name__ == "DecisionTreeClassifier"

@@ -319,14 +319,10 @@ def make_teacher(kind, seed):
 
         # from_dtype: pandas categorical columns are native categorical features
         return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    # The same network as the paper bench's "mlp" teacher (one vocabulary).
+    from .paper import mlp_teacher
 
-    return make_pipeline(
-        StandardScaler(),
-        MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=500, early_stopping=True, random_state=seed),
-    )
+    return mlp_teacher(seed)
 
 
 def _load_pickle(path, what):
@@ -842,6 +838,8 @@ def _compress_into(args, formats, staging):
 
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
+    if args.teacher.replace("_", "-") in TEACHERS:  # random_forest, as the paper bench spells it
+        args.teacher = args.teacher.replace("_", "-")
     with stage(f"reading {args.data}"):
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         student_template = parse_student(args.student, args.seed)

@@ -269,7 +269,8 @@ def main(argv=None):
     parser.add_argument("--out", default="bench/results", help="output folder")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
-    teachers = [t for t in args.teachers.split(",") if t]
+    # "random-forest" as the CLI spells it names the same teacher
+    teachers = [t.replace("-", "_") for t in args.teachers.split(",") if t]
     for d in datasets:
         if d not in DATASETS:
             parser.error(f"unknown data set {d!r}; choose from {', '.join(DATASETS)}")
