@@ -22,16 +22,14 @@ from crembo.datasets import load_dataset
 from crembo.metrics import agreement
 
 
-class FixedThresholdCREMBO(CREMBOClassifier):
-    """CREMBO whose selection takes the sweep candidate nearest ``fixed_t``."""
+def nearest_to(fixed_t):
+    """A selection rule for ``CREMBOClassifier(selection=...)``: the scored
+    sweep candidate whose threshold is nearest ``fixed_t``."""
 
-    def __init__(self, teacher=None, student=None, *, fixed_t=0.5, random_state=None):
-        super().__init__(teacher, student, random_state=random_state)
-        self.fixed_t = fixed_t
+    def select(sweep):
+        return min(sweep.scored, key=lambda c: abs(c.threshold - fixed_t))
 
-    def _select(self, selection):
-        c = self._sweep_candidates
-        return min(range(len(c)), key=lambda k: abs(c[k][0] - self.fixed_t))
+    return select
 
 
 def variants():
@@ -40,7 +38,7 @@ def variants():
     yield "5-fold CV (cv=5)", lambda T: CREMBOClassifier(T, cv=5, random_state=0)
     yield "10-fold CV (cv=10)", lambda T: CREMBOClassifier(T, cv=10, random_state=0)
     for t in (0.3, 0.6, 0.9):
-        yield f"fixed near {t}", lambda T, t=t: FixedThresholdCREMBO(T, fixed_t=t, random_state=0)
+        yield f"fixed near {t}", lambda T, t=t: CREMBOClassifier(T, selection=nearest_to(t), random_state=0)
 
 
 def main(argv=None):

@@ -828,12 +828,12 @@ def test_no_consistent_student(iris, mode):
 
 
 def test_busy_seconds_counts_overlapping_fits_once():
-    from crembo.estimators import _busy_seconds
+    from crembo.compress.sweep import busy_seconds
 
-    assert _busy_seconds([]) == 0.0
-    assert _busy_seconds([(0.0, 1.0), (2.0, 3.5)]) == 2.5  # disjoint: the sum
-    assert _busy_seconds([(0.0, 2.0), (1.0, 3.0)]) == 3.0  # overlapping: the union
-    assert _busy_seconds([(1.0, 3.0), (0.0, 4.0), (1.5, 2.0)]) == 4.0  # nested, any order
+    assert busy_seconds([]) == 0.0
+    assert busy_seconds([(0.0, 1.0), (2.0, 3.5)]) == 2.5  # disjoint: the sum
+    assert busy_seconds([(0.0, 2.0), (1.0, 3.0)]) == 3.0  # overlapping: the union
+    assert busy_seconds([(1.0, 3.0), (0.0, 4.0), (1.5, 2.0)]) == 4.0  # nested, any order
 
 
 def test_parallel_sweep_timings_add_up(fitted_teacher):
@@ -887,8 +887,10 @@ def test_cv_sweep_scores_out_of_fold_and_refits_on_all_rows(fitted_teacher, iris
         refit = [r for r in est.trace_ if r["stage"] == "refit"]
         assert len(refit) == 1 and refit[0]["threshold"] == est.threshold_
     assert np.mean(est.predict(X) == y) > 0.9
+    from crembo.evaluation import _with_selection
+
     with pytest.raises(ValueError, match="without cv"):
-        est._with_selection("one_se")
+        _with_selection(est, "one_se")
 
 
 def test_cv_sweep_never_scores_a_row_it_trained_on():

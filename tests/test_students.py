@@ -31,7 +31,7 @@ def test_fit_labels_trains_on_real_labels(blobs):
     np.testing.assert_array_equal(est.predict(X), CLASSES[y])
     np.testing.assert_array_equal(trainer.predict_index(est, X), y)
     assert trainer.predict_index(est, X).dtype == np.int32
-    assert trainer.fit(X, y) is not est  # a fresh clone every fit
+    assert trainer.fit_labels(X, y) is not est  # a fresh clone every fit
 
 
 def test_fit_labels_drops_unallowed_rows(blobs):
@@ -143,7 +143,7 @@ def test_allowed_label_student(blobs):
     np.testing.assert_allclose(proba[y == 0][:, 2], 0.0)
     assert proba_in_classes(est, X, CLASSES) is not None
     np.testing.assert_allclose(proba_in_classes(est, X, CLASSES), proba)
-    assert trainer.fit(X, mask=mask).__class__ is AllowedLabelStudent
+    assert trainer.fit_mask(X, mask).__class__ is AllowedLabelStudent
     with pytest.raises(ValueError, match="no point has an allowed label"):
         trainer.fit_mask(X, np.zeros_like(mask))
 
@@ -210,6 +210,36 @@ def test_iris_multioutput_knn():
     mask = np.zeros((150, 3), dtype=bool)
     mask[np.arange(150), y] = True
     trainer = StudentTrainer(KNeighborsClassifier(n_neighbors=5), np.array([0, 1, 2]), target="multioutput")
-    est = trainer.fit(X, mask=mask)
+    est = trainer.fit_mask(X, mask)
     assert (est.predict(X) == y).mean() > 0.9
     np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_fit_is_deprecated_for_fit_labels_and_fit_mask(blobs):
+    X, y = blobs
+    labels = StudentTrainer(DecisionTreeClassifier(random_state=0), CLASSES)
+    with pytest.warns(DeprecationWarning, match="fit_labels"):
+        est = labels.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), labels.fit_labels(X, y).predict(X))
+    multi = StudentTrainer(DecisionTreeClassifier(random_state=0), CLASSES, target="multioutput")
+    mask = np.eye(3, dtype=bool)[y]
+    with pytest.warns(DeprecationWarning, match="fit_mask"):
+        assert isinstance(multi.fit(X, mask=mask), AllowedLabelStudent)
+
+
+def test_trainer_pickles_without_its_lock_or_bin_cache(blobs):
+    import pickle
+
+    from crembo import HistTreeClassifier
+
+    X, y = blobs
+    trainer = StudentTrainer(HistTreeClassifier(max_depth=3), CLASSES, seed=5)
+    first = trainer.fit_labels(X, y)
+    assert trainer._bins is not None  # X binned once, cached
+    copy = pickle.loads(pickle.dumps(trainer))
+    assert copy._bins is None and copy.seed == 5 and copy.target == "labels"
+    with copy._bins_lock:  # a working lock of its own
+        pass
+    again = copy.fit_labels(X, y)
+    np.testing.assert_array_equal(again.predict(X), first.predict(X))
+    assert trainer._bins is not None  # pickling left the original's cache alone

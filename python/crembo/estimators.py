@@ -8,13 +8,13 @@ import logging
 import numbers
 import time
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
@@ -30,6 +30,15 @@ from ._validation import (
     check_positive_int,
     is_fitted,
     seed_from,
+)
+from .compress.sweep import (
+    SCORERS,
+    SELECTIONS,
+    cv_sweep,
+    fit_at_threshold,
+    holdout_sweep,
+    select_candidate,
+    sweep_thresholds,
 )
 from .memo import ORACLES, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
@@ -67,8 +76,6 @@ DEFAULT_CV = 5
 #: and the transfer set a few hundred; with tens of thousands of rows neither
 #: is scarce, and five folds over four times the rows would cost 20x the fits.
 AUTO_MAX_ROWS = 20_000
-
-SCORERS = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 
 #: Rows per teacher call when beliefs show a progress bar.
 BELIEF_CHUNK = 20_000
@@ -488,6 +495,12 @@ class _NoBar:
     def close(self):
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 #: Estimator lineages (an estimator and its clones) already warned that MEMO
 #: found no consistent student; later fits log it at INFO level instead.
@@ -499,15 +512,78 @@ def _extend_weights(w, n):
     return None if w is None else np.concatenate([w, np.ones(n)])
 
 
-def _busy_seconds(intervals):
-    """Wall time covered by at least one of the (start, end) intervals: the
-    time student fits ran, however many ran at once."""
-    total, reach = 0.0, -np.inf
-    for start, end in sorted(intervals):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
+class _StageClock:
+    """Seconds per stage of a fit, for ``timings_``: the stages time
+    themselves with :meth:`stage`; ``student_fits`` adds up the wall time
+    during which student fits ran."""
+
+    STAGES = ("teacher_fit", "beliefs", "memo", "sweep", "refit")
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.seconds = dict.fromkeys((*self.STAGES, "student_fits"), 0.0)
+
+    @contextmanager
+    def stage(self, name):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
+
+    def add_fits(self, seconds):
+        self.seconds["student_fits"] += seconds
+
+    def deadline(self, max_time):
+        """The ``time.time()`` at which ``max_time`` seconds from the start
+        are spent (None: no limit)."""
+        if max_time is None:
+            return None
+        return time.time() + float(max_time) - (time.perf_counter() - self.start)
+
+    def timings(self):
+        out = dict(self.seconds)
+        out["total"] = time.perf_counter() - self.start
+        out["overhead"] = out["total"] - out["teacher_fit"] - out["student_fits"]
+        return out
+
+
+@dataclass
+class _FitData:
+    """The checked inputs of a fit: the labelled rows, the unlabelled rows
+    and their weights (see ``_DistillerBase._validate_inputs``)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_unl: np.ndarray
+    w_lab: np.ndarray | None
+    w_unl: np.ndarray | None
+    w_teacher: np.ndarray | None
+
+
+@dataclass
+class _TransferSet:
+    """The rows a CREMBO fit learns from, with the teacher's beliefs.
+
+    ``*_all``: every labelled and unlabelled row (beliefs only with
+    ``refit=True``); ``*_tr``: the transfer set (fitting rows, unlabelled
+    rows, synthetic rows); ``*_s``: the rows MEMO and the sweep search on
+    (the transfer set itself, or its subsample ``search``).
+    """
+
+    X_all: np.ndarray
+    P_all: np.ndarray | None
+    w_all: np.ndarray | None
+    X_tr: np.ndarray
+    P_tr: np.ndarray
+    w_tr: np.ndarray | None
+    X_s: np.ndarray
+    P_s: np.ndarray
+    w_s: np.ndarray | None
+    search: np.ndarray
+    fit_rows: np.ndarray
+    val_rows: np.ndarray
+    refit_all: bool
 
 
 class CREMBOClassifier(_DistillerBase):
@@ -741,7 +817,8 @@ class CREMBOClassifier(_DistillerBase):
         check_choice(self.oracle, "oracle", ORACLES)
         check_choice(self.student_target, "student_target", TARGET_MODES)
         check_choice(self.scoring, "scoring", tuple(SCORERS))
-        check_choice(self.selection, "selection", ("best", "one_se"))
+        if not callable(self.selection):
+            check_choice(self.selection, "selection", SELECTIONS)
         check_choice(self.leaf_values, "leaf_values", LEAF_VALUES)
         check_choice(self.belief, "belief", BELIEF_METHODS)
         check_positive_int(self.max_rounds, "max_rounds")
@@ -814,60 +891,127 @@ class CREMBOClassifier(_DistillerBase):
         -------
         self
         """
-        t_start = time.perf_counter()
+        clock = _StageClock()
         target = self._check_params()
+        data = self._validated(X, y, X_unlabeled, sample_weight)
+        rng = check_random_state(self.random_state)
+        seed = seed_from(rng)
+        self._deadline = clock.deadline(self.max_time)
+        self.timed_out_ = False
+
+        with clock.stage("teacher_fit"), self._bar("CREMBO teacher fit", total=1, unit="model") as bar:
+            source, self.classes_ = self._resolve_teacher(data.X, data.y, data.X_unl, rng, data.w_teacher)
+            bar.update(1)
+        y_idx = np.searchsorted(self.classes_, data.y)
+        template = self._student_template()
+        n_folds = self._resolve_cv(template, len(data.X))
+        tr = self._transfer_set(source, data, y_idx, n_folds, rng, clock)
+
+        trainer = StudentTrainer(template, self.classes_, target=target, seed=seed)
+        check_oracle(self.oracle, trainer)
+        with clock.stage("memo"):
+            memo_res = self._run_memo(trainer, tr)
+        clock.add_fits(memo_res.fit_seconds)
+        self._leaf_values = resolve_leaf_values(self.leaf_values, trainer)
+        memo_student, memo_pred = self._memo_candidate(memo_res, trainer, tr)
+
+        self.sweep_ = None
+        if self.mode == "memo":
+            threshold, student, score = memo_res.threshold, memo_student, None
+            if memo_student is None:
+                threshold = float(_core.candidate_thresholds(tr.P_s, 0.0, 1.0)[0])
+        else:
+            with clock.stage("sweep"):
+                self.sweep_ = self._run_sweep(trainer, data, tr, y_idx, n_folds, memo_res, memo_student, memo_pred, rng)
+            clock.add_fits(self.sweep_.fit_seconds)
+            self.timed_out_ = self.sweep_.timed_out
+            threshold, student, score = self._select(self.sweep_, memo_res, memo_student)
+
+        trace = [dict(stage="memo", validation_score=None, **rec) for rec in memo_res.trace]
+        trace += [] if self.sweep_ is None else self.sweep_.trace()
+        refit = None
+        if tr.refit_all or student is None or tr.X_s is not tr.X_tr:
+            with clock.stage("refit"):
+                refit, X_f, P_f = self._refit(trainer, tr, threshold, student, memo_student, memo_pred)
+            clock.add_fits(refit.seconds)
+            student = refit.student
+            trace.append(
+                dict(
+                    stage="refit",
+                    threshold=threshold,
+                    consistent=refit.violations == 0,
+                    violations=refit.violations,
+                    rounds=1,
+                    validation_score=None,
+                    fit_seconds=refit.seconds,
+                )
+            )
+        else:
+            X_f, P_f = tr.X_tr, tr.P_tr
+
+        self.student_ = student
+        self.threshold_ = threshold
+        self.validation_score_ = score
+        self.trace_ = trace
+        n_fits = memo_res.n_fits + (0 if self.sweep_ is None else self.sweep_.n_fits) + (refit is not None)
+        self.n_student_fits_ = int(n_fits)
+        pred_f = refit.pred if refit is not None else trainer.predict_index(student, X_f)
+        self.depth_ = float(_core.empirical_depth(P_f, pred_f, 0.0))
+        self.timings_ = clock.timings()
+        log.info(
+            "CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
+            threshold,
+            self.memo_threshold_,
+            self.depth_,
+            self.n_student_fits_,
+            self.timings_["total"],
+        )
+        return self
+
+    # ---------------------------------------------------------- fit stages
+    def _validated(self, X, y, X_unlabeled, sample_weight):
+        """Stage "validate": the checked inputs (see ``_validate_inputs``)."""
         X, y, X_unl, w_lab, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
         self._check_missing(X, X_unl)
-        rng = check_random_state(self.random_state)
-        seed = seed_from(rng)
-        timings = dict.fromkeys(("teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits"), 0.0)
+        return _FitData(X=X, y=y, X_unl=X_unl, w_lab=w_lab, w_unl=w_unl, w_teacher=w_teacher)
 
-        self._deadline = None if self.max_time is None else t_start + float(self.max_time)
-        self.timed_out_ = False
-        t0 = time.perf_counter()
-        bar = self._bar("CREMBO teacher fit", total=1, unit="model")
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
-        bar.update(1)
-        bar.close()
-        timings["teacher_fit"] = time.perf_counter() - t0
-        y_idx = np.searchsorted(self.classes_, y)
-
-        n, n_unl = len(X), len(X_unl)
-        template = self._student_template()
-        self._cv = self._resolve_cv(template, n)
-        use_cv = self.mode == "crembo" and self._cv is not None
+    def _transfer_set(self, source, data, y_idx, n_folds, rng, clock):
+        """Stage "beliefs": the validation split, the transfer set (fitting
+        rows, unlabelled rows, synthetic rows), the teacher's beliefs on it,
+        and the search subsample."""
+        n, n_unl = len(data.X), len(data.X_unl)
+        use_cv = self.mode == "crembo" and n_folds is not None
         if self.mode == "crembo" and not use_cv:
-            fit_rows, val_rows = self._split(y, rng)
+            fit_rows, val_rows = self._split(data.y, rng)
         else:
             fit_rows, val_rows = np.arange(n), np.arange(0)
         # Transfer set: the fitting part plus the unlabelled rows (which sit
         # after the n labelled rows in a precomputed belief array).
         transfer_rows = np.concatenate([fit_rows, n + np.arange(n_unl)])
-        X_all = np.concatenate([X, X_unl]) if n_unl else X
+        X_all = np.concatenate([data.X, data.X_unl]) if n_unl else data.X
         X_tr = X_all[transfer_rows]
-        w_all = None if w_lab is None else np.concatenate([w_lab, w_unl])
+        w_all = None if data.w_lab is None else np.concatenate([data.w_lab, data.w_unl])
         w_tr = None if w_all is None else w_all[transfer_rows]
         # Synthetic rows near the transfer set (MUNGE), labelled by the teacher.
         X_syn = self._synthetic_rows(source, X_tr, rng)
         # refit=True trains the final student on every row: ask the teacher
-        # about all of them once.
-        refit_all = self.refit and self.mode == "crembo" and not use_cv  # cv already searched on every row
-        t0 = time.perf_counter()
-        if refit_all:
-            P_all = self._beliefs(source, X_all, np.arange(n + n_unl))
-            P_tr = np.ascontiguousarray(P_all[transfer_rows])
-        else:
-            P_tr = self._beliefs(source, X_tr, transfer_rows)
-        if len(X_syn):
-            P_syn = self._beliefs(source, X_syn, None, desc="teacher beliefs (synthetic rows)")
-            X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
-            w_tr = _extend_weights(w_tr, len(X_syn))
+        # about all of them once (cv already searched on every row).
+        refit_all = self.refit and self.mode == "crembo" and not use_cv
+        P_all = None
+        with clock.stage("beliefs"):
             if refit_all:
-                X_all, P_all = np.concatenate([X_all, X_syn]), np.concatenate([P_all, P_syn])
-                w_all = _extend_weights(w_all, len(X_syn))
-        timings["beliefs"] = time.perf_counter() - t0
-
+                P_all = self._beliefs(source, X_all, np.arange(n + n_unl))
+                P_tr = np.ascontiguousarray(P_all[transfer_rows])
+            else:
+                P_tr = self._beliefs(source, X_tr, transfer_rows)
+            if len(X_syn):
+                P_syn = self._beliefs(source, X_syn, None, desc="teacher beliefs (synthetic rows)")
+                X_tr, P_tr = np.concatenate([X_tr, X_syn]), np.concatenate([P_tr, P_syn])
+                w_tr = _extend_weights(w_tr, len(X_syn))
+                if refit_all:
+                    X_all, P_all = np.concatenate([X_all, X_syn]), np.concatenate([P_all, P_syn])
+                    w_all = _extend_weights(w_all, len(X_syn))
         # Search on a subsample when asked, refit once on all rows after.
         search = np.arange(len(X_tr))
         sub = self.search_subsample
@@ -880,35 +1024,45 @@ class CREMBOClassifier(_DistillerBase):
         else:
             X_s, P_s = X_tr[search], np.ascontiguousarray(P_tr[search])
             w_s = None if w_tr is None else w_tr[search]
-
-        trainer = StudentTrainer(template, self.classes_, target=target, seed=seed)
-        check_oracle(self.oracle, trainer)
-
-        t0 = time.perf_counter()
-        bar = self._bar("MEMO probes", unit="fit")
-        memo_res = run_memo(
-            X_s,
-            P_s,
-            trainer,
-            oracle=self.oracle,
-            max_rounds=self.max_rounds,
-            eta=self.eta,
-            delta=self.delta,
-            patience=self.patience,
-            probe_lowest=bool(self.probe_lowest),
-            warm_start=bool(self.warm_start),
-            adaptive_eta=bool(self.adaptive_eta),
-            sample_weight=w_s,
-            on_fit=bar.update,
+        return _TransferSet(
+            X_all=X_all,
+            P_all=P_all,
+            w_all=w_all,
+            X_tr=X_tr,
+            P_tr=P_tr,
+            w_tr=w_tr,
+            X_s=X_s,
+            P_s=P_s,
+            w_s=w_s,
+            search=search,
+            fit_rows=fit_rows,
+            val_rows=val_rows,
+            refit_all=refit_all,
         )
-        bar.close()
-        timings["memo"] = time.perf_counter() - t0
-        timings["student_fits"] += memo_res.fit_seconds
+
+    def _run_memo(self, trainer, tr):
+        """Stage "MEMO": the deepest consistent student on the search rows;
+        sets the ``memo_*`` attributes and warns (once per lineage) when
+        there is none."""
+        with self._bar("MEMO probes", unit="fit") as bar:
+            memo_res = run_memo(
+                tr.X_s,
+                tr.P_s,
+                trainer,
+                oracle=self.oracle,
+                max_rounds=self.max_rounds,
+                eta=self.eta,
+                delta=self.delta,
+                patience=self.patience,
+                probe_lowest=bool(self.probe_lowest),
+                warm_start=bool(self.warm_start),
+                adaptive_eta=bool(self.adaptive_eta),
+                sample_weight=tr.w_s,
+                on_fit=bar.update,
+            )
         self.memo_threshold_ = memo_res.threshold
         self.memo_depth_ = memo_res.depth
         self.memo_student_ = memo_res.student
-        trace = [dict(stage="memo", validation_score=None, **rec) for rec in memo_res.trace]
-        n_fits = memo_res.n_fits
         if memo_res.student is None:
             then = (
                 "the sweep starts from the smallest belief value"
@@ -921,143 +1075,101 @@ class CREMBOClassifier(_DistillerBase):
                 log.info("%s (warned already for this estimator)", message)
             else:
                 _WARNED_NO_MEMO.add(token)
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return memo_res
 
-        self._leaf_values = resolve_leaf_values(self.leaf_values, trainer)
-        if self._leaf_values == "belief" and memo_res.student is not None:
-            # MEMO's student keeps its own leaves (its depth is MEMO's); the
-            # copy that stands for its threshold predicts the mean beliefs.
-            import copy
-
-            memo_res.student = set_leaf_beliefs(copy.deepcopy(memo_res.student), X_s, P_s, self.classes_, w_s)
-            memo_res.pred = trainer.predict_index(memo_res.student, X_s)
-        if self.mode == "memo":
-            if memo_res.student is not None:
-                student, threshold = memo_res.student, memo_res.threshold
-            else:
-                threshold = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
-                student = None
-            score = None
-        else:
-            t0 = time.perf_counter()
-            if use_cv:
-                # The labelled rows of the search set (the first n transfer rows are X's).
-                labelled = np.flatnonzero(search < len(fit_rows))
-                w_lab_s = None if w_lab is None else w_lab[fit_rows[search[labelled]]]
-                student, threshold, score, sweep_trace, sweep_seconds = self._cv_sweep(
-                    trainer, X_s, P_s, memo_res, labelled, y_idx[fit_rows[search[labelled]]], rng, w_s, w_lab_s
-                )
-            else:
-                student, threshold, score, sweep_trace, sweep_seconds = self._sweep(
-                    trainer,
-                    X_s,
-                    P_s,
-                    memo_res,
-                    X[val_rows],
-                    y_idx[val_rows],
-                    w_s,
-                    None if w_lab is None else w_lab[val_rows],
-                )
-            timings["sweep"] = time.perf_counter() - t0
-            timings["student_fits"] += sweep_seconds
-            trace += sweep_trace
-            n_fits += sum(rec["rounds"] for rec in sweep_trace)
-            self.validation_score_ = score
-
-        # Final student: refit at the chosen threshold on every transfer row
-        # when the search used a subsample (or refit=True asks for all data).
-        pred_tr = None
-        if refit_all or student is None or X_s is not X_tr:
-            t0 = time.perf_counter()
-            bar = self._bar("CREMBO refit", total=1, unit="fit")
-            X_f, P_f, w_f = (X_all, P_all, w_all) if refit_all else (X_tr, P_tr, w_tr)
-            guide = student if student is not None else memo_res.student
-            if guide is None:
-                prefer_f = None
-            elif guide is memo_res.student and X_f is X_s:
-                prefer_f = memo_res.pred  # MEMO already predicted these rows
-            else:
-                prefer_f = trainer.predict_index(guide, X_f)
-            student, fit_s, viol, pred_tr = self._fit_at(trainer, X_f, P_f, threshold, prefer_f, w=w_f)
-            bar.update(1)
-            bar.close()
-            timings["refit"] = time.perf_counter() - t0
-            timings["student_fits"] += fit_s
-            n_fits += 1
-            trace.append(
-                dict(
-                    stage="refit",
-                    threshold=threshold,
-                    consistent=viol == 0,
-                    violations=viol,
-                    rounds=1,
-                    validation_score=None,
-                    fit_seconds=fit_s,
-                )
-            )
-            X_tr, P_tr = X_f, P_f
-
-        self.student_ = student
-        self.threshold_ = threshold
-        if self.mode == "memo":
-            self.validation_score_ = None
-        self.trace_ = trace
-        self.n_student_fits_ = int(n_fits)
-        if pred_tr is None:
-            pred_tr = trainer.predict_index(student, X_tr)
-        self.depth_ = float(_core.empirical_depth(P_tr, pred_tr, 0.0))
-        timings["total"] = time.perf_counter() - t_start
-        timings["overhead"] = timings["total"] - timings["teacher_fit"] - timings["student_fits"]
-        self.timings_ = timings
-        log.info(
-            "CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",
-            threshold,
-            self.memo_threshold_,
-            self.depth_,
-            n_fits,
-            timings["total"],
-        )
-        return self
-
-    def _out_of_time(self):
-        deadline = getattr(self, "_deadline", None)
-        return deadline is not None and time.perf_counter() > deadline
-
-    def _select(self, selection):
-        """Index of the chosen sweep candidate under a selection rule."""
-        cands = self._sweep_candidates
-        # Highest score; ties go to the lowest threshold (closest to MEMO's deep student).
-        best = max(range(len(cands)), key=lambda k: (cands[k][1], -cands[k][0]))
-        if selection == "one_se":
-            top = cands[best][1]
-            floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(self._n_validation, 1))
-            best = min((k for k in range(len(cands)) if cands[k][1] >= floor - 1e-12), key=lambda k: cands[k][0])
-        return best
-
-    def _can_reselect(self):
-        """True when every sweep candidate is a fitted student that could be
-        the final one (see :meth:`_with_selection`)."""
-        check_is_fitted(self, "student_")
-        return self.mode == "crembo" and self._cv is None and not any(r["stage"] == "refit" for r in self.trace_)
-
-    def _with_selection(self, selection):
-        """A copy of this fitted model whose student is chosen by another rule.
-
-        Only for fits whose final student is a sweep candidate (no refit, no
-        search subsample); used by the evaluation protocol to compare
-        selection rules without repeating the search. ``depth_`` of the copy
-        is NaN.
-        """
-        if not self._can_reselect():
-            raise ValueError("selection can only be changed after a CREMBO fit without cv, refit or subsampling")
+    def _memo_candidate(self, memo_res, trainer, tr):
+        """MEMO's student as it stands for its threshold, and its label
+        indices on the search rows. With belief leaves it is a copy whose
+        leaves predict the mean beliefs (``memo_student_`` keeps its own
+        leaves: its depth is MEMO's)."""
+        if self._leaf_values != "belief" or memo_res.student is None:
+            return memo_res.student, memo_res.pred
         import copy
 
-        other = copy.copy(self)
-        other.selection = selection
-        t, score, est = self._sweep_candidates[self._select(selection)]
-        other.student_, other.threshold_, other.validation_score_ = est, t, score
-        other.depth_ = float("nan")  # the transfer set is not kept to recompute it
-        return other
+        student = set_leaf_beliefs(copy.deepcopy(memo_res.student), tr.X_s, tr.P_s, self.classes_, tr.w_s)
+        return student, trainer.predict_index(student, tr.X_s)
+
+    def _run_sweep(self, trainer, data, tr, y_idx, n_folds, memo_res, memo_student, memo_pred, rng):
+        """Stage "sweep": every threshold from MEMO's up, scored on the
+        validation split or by ``cv``-fold cross-validation."""
+        thresholds = sweep_thresholds(tr.P_s, memo_res.threshold, self.n_thresholds)
+        common = dict(
+            prefer=memo_pred,
+            sample_weight=tr.w_s,
+            scoring=self.scoring,
+            leaf_values=self._leaf_values,
+            n_jobs=self.n_jobs,
+            deadline=self._deadline,
+        )
+        w_lab = data.w_lab
+        if n_folds is not None:
+            # The labelled rows of the search set (the first rows of the transfer set are X's).
+            labelled = np.flatnonzero(tr.search < len(tr.fit_rows))
+            rows = tr.fit_rows[tr.search[labelled]]
+            desc = f"CREMBO {n_folds}-fold sweep"
+            with self._bar(desc, total=len(thresholds) * n_folds, unit="fit") as bar:
+                return cv_sweep(
+                    trainer,
+                    tr.X_s,
+                    tr.P_s,
+                    labelled,
+                    y_idx[rows],
+                    thresholds,
+                    n_folds=n_folds,
+                    labelled_weight=None if w_lab is None else w_lab[rows],
+                    random_state=seed_from(rng),
+                    on_fit=bar.update,
+                    **common,
+                )
+        n_new = sum(memo_student is None or t > memo_res.threshold for t in thresholds)
+        with self._bar("CREMBO sweep", total=n_new, unit="threshold") as bar:
+            return holdout_sweep(
+                trainer,
+                tr.X_s,
+                tr.P_s,
+                data.X[tr.val_rows],
+                y_idx[tr.val_rows],
+                thresholds,
+                memo_student=memo_student,
+                memo_threshold=memo_res.threshold,
+                validation_weight=None if w_lab is None else w_lab[tr.val_rows],
+                on_fit=bar.update,
+                **common,
+            )
+
+    def _select(self, sweep, memo_res, memo_student):
+        """Stage "select": (threshold, student or None, score) of the
+        candidate ``selection`` chooses. A cross-validated sweep keeps no
+        students: MEMO's stands for its own threshold, any other is refit."""
+        chosen = select_candidate(sweep, self.selection)
+        if chosen is None:  # the time budget ran out before a threshold was scored in every fold
+            threshold, student, score = sweep.thresholds[0], None, None
+        else:
+            threshold, student, score = chosen.threshold, chosen.student, chosen.score
+        if sweep.method == "cv":
+            is_memo = memo_student is not None and threshold == memo_res.threshold
+            student = memo_student if is_memo else None
+        return threshold, student, score
+
+    def _refit(self, trainer, tr, threshold, student, memo_student, memo_pred):
+        """Stage "refit": one student at the chosen threshold on every
+        transfer row (every row with ``refit=True``), when the search used a
+        subsample or kept no student. Returns the fit and the rows it saw."""
+        X_f, P_f, w_f = (tr.X_all, tr.P_all, tr.w_all) if tr.refit_all else (tr.X_tr, tr.P_tr, tr.w_tr)
+        guide = student if student is not None else memo_student
+        if guide is None:
+            prefer = None
+        elif guide is memo_student and X_f is tr.X_s:
+            prefer = memo_pred  # MEMO already predicted these rows
+        else:
+            prefer = trainer.predict_index(guide, X_f)
+        with self._bar("CREMBO refit", total=1, unit="fit") as bar:
+            fit = fit_at_threshold(
+                trainer, X_f, P_f, threshold, prefer, sample_weight=w_f, leaf_values=self._leaf_values
+            )
+            bar.update(1)
+        return fit, X_f, P_f
 
     def _resolve_cv(self, template, n_labelled):
         """``cv="auto"``: 5 folds for tree students (the study's choice,
@@ -1080,168 +1192,3 @@ class CREMBOClassifier(_DistillerBase):
         stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
         fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed_from(rng), stratify=stratify)
         return np.sort(fit_rows), np.sort(val_rows)
-
-    def _fit_at(self, trainer, X, P, t, prefer, leave_out=None, w=None):
-        """One student trained on the allowed labels at ``t`` (no consistency
-        needed), rows weighted by ``w``, without the rows where ``leave_out``
-        is true: (student, fit seconds, violations on all of ``X``, its
-        predictions on ``X``)."""
-        t0 = time.perf_counter()
-        if trainer.target == "multioutput":
-            mask = _core.allowed_labels(P, t)
-            if leave_out is not None:
-                mask[leave_out] = False
-            est = trainer.fit_mask(X, mask, w)
-        else:
-            targets, _ = _core.allowed_targets(P, t, prefer)
-            if leave_out is not None:
-                targets[leave_out] = -1
-            est = trainer.fit_labels(X, targets, w)
-        if self._leaf_values == "belief":
-            est = set_leaf_beliefs(est, X, P, self.classes_, w)
-        pred = trainer.predict_index(est, X)
-        viol = int(_core.count_violations(P, pred, t))
-        return est, time.perf_counter() - t0, viol, pred
-
-    def _sweep_thresholds(self, P_s, memo_res):
-        """The sweep's candidates: from MEMO's threshold (or the smallest
-        belief value) up, all of them or a quantile-spaced budget."""
-        lo = memo_res.threshold
-        if lo is None:
-            lo = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
-        if self.n_thresholds is None:
-            cands = _core.candidate_thresholds(P_s, lo, 1.0)
-        else:
-            cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
-        return [float(t) for t in cands]
-
-    def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng, w_s=None, w_lab=None):
-        """The threshold chosen by cross-validation over the labelled rows of
-        the search set (positions ``labelled`` in ``X_s``, labels ``y_lab``):
-        at each candidate, ``cv`` students each fit without one fold score
-        that fold; the out-of-fold predictions give the threshold's score."""
-        if len(labelled) < self._cv:
-            raise ValueError(f"cv={self._cv}: only {len(labelled)} labelled rows to split into folds")
-        _, counts = np.unique(y_lab, return_counts=True)
-        splitter = (StratifiedKFold if counts.min() >= self._cv else KFold)(
-            self._cv, shuffle=True, random_state=seed_from(rng)
-        )
-        folds = [labelled[val] for _, val in splitter.split(labelled, y_lab)]
-        truth = np.empty(len(X_s), dtype=np.int64)
-        truth[labelled] = y_lab
-        truth = np.concatenate([truth[f] for f in folds])
-        score_weight = None
-        if w_lab is not None:
-            w_rows = np.zeros(len(X_s))
-            w_rows[labelled] = w_lab
-            score_weight = np.concatenate([w_rows[f] for f in folds])
-        cands = self._sweep_thresholds(P_s, memo_res)
-        row_max = P_s.max(axis=1)
-        busy = []
-
-        bar = self._bar(f"CREMBO {self._cv}-fold sweep", total=len(cands) * self._cv, unit="fit")
-
-        def one(i, t, k):
-            if i > 0 and self._out_of_time():
-                bar.update(1)
-                return None  # the time budget is spent: this threshold is not tried
-            leave_out = np.zeros(len(X_s), dtype=bool)
-            leave_out[folds[k]] = True
-            if not np.any(row_max[~leave_out] >= t):
-                bar.update(1)
-                return None, 0.0, 0  # the teacher is this sure only on the left-out fold: no student
-            t0 = time.perf_counter()
-            _, secs, viol, pred = self._fit_at(trainer, X_s, P_s, t, memo_res.pred, leave_out, w_s)
-            busy.append((t0, t0 + secs))
-            bar.update(1)
-            return pred[folds[k]], secs, viol
-
-        tasks = [(i, t, k) for i, t in enumerate(cands) for k in range(self._cv)]
-        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t, k) for i, t, k in tasks)
-        bar.close()
-        score_fn = SCORERS[self.scoring]
-        results, trace = [], []
-        for i, t in enumerate(cands):
-            part = outs[i * self._cv : (i + 1) * self._cv]
-            if any(p is None for p in part):
-                self.timed_out_ = True
-                continue
-            fitted = sum(p[0] is not None for p in part)
-            secs, viol = float(sum(p[1] for p in part)), int(sum(p[2] for p in part))
-            score = None
-            if fitted == self._cv:  # else some fold had no row to learn from: not a candidate
-                score = float(score_fn(truth, np.concatenate([p[0] for p in part]), sample_weight=score_weight))
-                results.append((t, score))
-            trace.append(
-                dict(
-                    stage="cv",
-                    threshold=t,
-                    consistent=viol == 0 and score is not None,
-                    violations=viol,
-                    rounds=fitted,
-                    validation_score=score,
-                    fit_seconds=secs,
-                )
-            )
-        self._sweep_candidates = [(t, score, None) for t, score in results]
-        self._n_validation = len(labelled)
-        if not results:  # the time budget ran out before a threshold was scored in every fold
-            t = cands[0]
-            student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
-            return student, t, None, trace, _busy_seconds(busy)
-        t, score = results[self._select(self.selection)]
-        # MEMO's student stands for its own threshold; any other is refit on all rows.
-        student = memo_res.student if memo_res.student is not None and t == memo_res.threshold else None
-        return student, t, score, trace, _busy_seconds(busy)
-
-    def _sweep(self, trainer, X_s, P_s, memo_res, X_val, y_val, w_s=None, w_val=None):
-        score_fn = SCORERS[self.scoring]
-        cands = self._sweep_thresholds(P_s, memo_res)
-        prefer = memo_res.pred
-
-        def evaluate(est):
-            return float(score_fn(y_val, trainer.predict_index(est, X_val), sample_weight=w_val))
-
-        results = []
-        if memo_res.student is not None:
-            # MEMO's own student stands for its threshold: no refit needed.
-            results.append((memo_res.student, memo_res.threshold, evaluate(memo_res.student), 0.0, 0, 0))
-            cands = [t for t in cands if t > memo_res.threshold]
-
-        busy = []  # (start, end) of every fit: they may overlap (n_jobs)
-
-        bar = self._bar("CREMBO sweep", total=len(cands), unit="threshold")
-
-        def one(i, t):
-            if (results or i > 0) and self._out_of_time():
-                bar.update(1)
-                return None  # the time budget is spent: this threshold is not tried
-            t0 = time.perf_counter()
-            est, secs, viol, _ = self._fit_at(trainer, X_s, P_s, t, prefer, w=w_s)
-            busy.append((t0, t0 + secs))
-            bar.update(1)
-            return est, t, evaluate(est), secs, viol, 1
-
-        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(i, t) for i, t in enumerate(cands))
-        bar.close()
-        if any(o is None for o in outs):
-            self.timed_out_ = True
-        results += [o for o in outs if o is not None]
-        # rounds=0 marks MEMO's student, scored without a new fit.
-        trace = [
-            dict(
-                stage="sweep",
-                threshold=t,
-                consistent=viol == 0,
-                violations=viol,
-                rounds=r,
-                validation_score=s,
-                fit_seconds=secs,
-            )
-            for (_, t, s, secs, viol, r) in results
-        ]
-        # The candidates, for choosing again under another rule (evaluation).
-        self._sweep_candidates = [(t, sc, est) for (est, t, sc, *_rest) in results]
-        self._n_validation = len(y_val)
-        est, t, s = results[self._select(self.selection)][:3]
-        return est, t, s, trace, _busy_seconds(busy)

@@ -16,6 +16,7 @@ shared, prefit, by VT, MEMO and CREMBO.
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, train_test_split
 
 from ._validation import seeded_clone
+from .compress.sweep import select_candidate
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .memo import default_student
 from .tree import resolve_student
@@ -69,6 +71,29 @@ def _build(method, teacher, students, X, y, seed, crembo_params, variants=None):
     return CREMBOClassifier(teacher=teacher, student=crembo_student, random_state=seed, **params).fit(X, y)
 
 
+def _can_reselect(est: CREMBOClassifier) -> bool:
+    """True when every sweep candidate of the fitted ``est`` is a student that
+    could be its final one: a CREMBO fit on one validation split, without a
+    refit (``refit=True``, a search subsample) after the sweep."""
+    sweep = est.sweep_
+    return sweep is not None and sweep.method == "holdout" and not any(r["stage"] == "refit" for r in est.trace_)
+
+
+def _with_selection(est: CREMBOClassifier, selection) -> CREMBOClassifier:
+    """A copy of the fitted ``est`` whose student is the candidate of its
+    sweep (``est.sweep_``) that ``selection`` chooses, to compare selection
+    rules without repeating the search. ``depth_`` of the copy is NaN (the
+    transfer set is not kept to recompute it)."""
+    if not _can_reselect(est):
+        raise ValueError("selection can only be changed after a CREMBO fit without cv, refit or subsampling")
+    chosen = select_candidate(est.sweep_, selection)
+    other = copy.copy(est)
+    other.selection = selection
+    other.student_, other.threshold_, other.validation_score_ = chosen.student, chosen.threshold, chosen.score
+    other.depth_ = float("nan")
+    return other
+
+
 def _fold(
     train, test, X, y, methods, teacher, students, seed, crembo_params, label_noise=0.0, feature_noise=(), variants=None
 ):
@@ -99,9 +124,9 @@ def _fold(
         for m in methods:
             t0 = time.perf_counter()
             shared = fitted.get("CREMBO")
-            if m == "CREMBO-1SE" and shared is not None and shared._can_reselect():
+            if m == "CREMBO-1SE" and shared is not None and _can_reselect(shared):
                 # Same search as CREMBO's, another selection rule: no refit needed.
-                est = shared._with_selection("one_se")
+                est = _with_selection(shared, "one_se")
                 secs = out["CREMBO"]["seconds"]
             else:
                 est = _build(m, teacher_, students, X[train], y_train, seed, crembo_params, variants)

@@ -22,6 +22,7 @@ from ``classes``; the trainer then calls it instead of the multi-output fit.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 from sklearn.base import is_classifier
@@ -216,10 +217,33 @@ class StudentTrainer:
         return idx.astype(np.int32)
 
     def fit(self, X, targets=None, sample_weight=None, mask=None):
-        """Fit in this trainer's mode: label targets or the allowed-label mask."""
+        """Fit in this trainer's mode: label targets or the allowed-label mask.
+
+        .. deprecated:: 0.2.0
+            Call :meth:`fit_labels` or :meth:`fit_mask`; ``fit`` will be removed.
+        """
+        method = "fit_mask" if self.target == "multioutput" else "fit_labels"
+        warnings.warn(
+            f"StudentTrainer.fit is deprecated and will be removed; call StudentTrainer.{method}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if self.target == "multioutput":
             return self.fit_mask(X, mask, sample_weight)
         return self.fit_labels(X, targets, sample_weight)
+
+    def __getstate__(self):
+        # The lock cannot be pickled, and the binned-X cache is keyed by the
+        # identity of an array that the copy will not share: drop both (a
+        # copy in a worker process bins X again on its first fit).
+        state = self.__dict__.copy()
+        state.pop("_bins_lock", None)
+        state["_bins"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bins_lock = threading.Lock()
 
 
 def proba_in_classes(est, X, classes):

@@ -1,0 +1,198 @@
+"""The CREMBO sweep module: SweepResult, selection and the sweeps' backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier
+
+from crembo import CREMBOClassifier, HistTreeClassifier, teacher_beliefs
+from crembo.compress import SweepCandidate, SweepResult, cv_sweep, holdout_sweep, select_candidate
+from crembo.compress.sweep import sweep_thresholds
+from crembo.students import StudentTrainer
+
+
+def result(scores, n_validation=100):
+    cands = [SweepCandidate(0.1 * (k + 1), s, f"student{k}", 0, 0.0, 1) for k, s in enumerate(scores)]
+    return SweepResult("holdout", [c.threshold for c in cands], cands, n_validation=n_validation)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def teacher(iris):
+    X, y = iris
+    return RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0).fit(X, y)
+
+
+# ---------------------------------------------------------------- selection
+def test_best_takes_the_highest_score_and_ties_go_to_the_lowest_threshold():
+    r = result([0.80, 0.90, 0.85, 0.90])
+    assert select_candidate(r, "best") is r.candidates[1]
+    assert select_candidate(r) is r.candidates[1]
+
+
+def test_one_se_takes_the_lowest_threshold_within_one_standard_error():
+    # best 0.9 on 100 rows: se = 0.03, so 0.88 is within reach and 0.86 is not
+    r = result([0.86, 0.88, 0.90], n_validation=100)
+    assert select_candidate(r, "one_se") is r.candidates[1]
+    # on 10 000 rows the standard error is 0.003: only the best is within reach
+    assert select_candidate(result([0.86, 0.88, 0.90], n_validation=10_000), "one_se").score == 0.90
+
+
+def test_unscored_candidates_are_never_chosen_and_none_scored_gives_none():
+    r = result([None, 0.5, None])
+    assert r.scored == [r.candidates[1]]
+    assert select_candidate(r, "best") is r.candidates[1]
+    assert select_candidate(result([None, None]), "best") is None
+
+
+def test_callable_selection_returns_a_candidate_or_its_index():
+    r = result([0.8, 0.9, 0.7])
+    assert select_candidate(r, lambda res: res.candidates[2]) is r.candidates[2]
+    assert select_candidate(r, lambda res: 0) is r.candidates[0]
+    assert select_candidate(r, lambda res: -1) is r.candidates[2]
+
+
+@pytest.mark.parametrize(
+    "rule, match",
+    [
+        (lambda res: 7, "index 7"),
+        (lambda res: SweepCandidate(0.5, 0.9, None, 0, 0.0, 1), "one of the scored candidates"),
+        (lambda res: None, "one of the scored candidates"),
+        ("worst", "selection"),
+    ],
+)
+def test_bad_selection_is_a_clear_error(rule, match):
+    with pytest.raises(ValueError, match=match):
+        select_candidate(result([0.8, 0.9]), rule)
+
+
+def test_a_callable_may_not_pick_an_unscored_candidate():
+    r = result([None, 0.9])
+    with pytest.raises(ValueError, match="scored"):
+        select_candidate(r, lambda res: 0)
+
+
+def test_trace_records_follow_the_candidates():
+    r = result([0.8, None])
+    r.candidates[0].violations = 3
+    trace = r.trace()
+    assert [rec["stage"] for rec in trace] == ["sweep", "sweep"]
+    assert trace[0] == dict(
+        stage="sweep", threshold=0.1, consistent=False, violations=3, rounds=1, validation_score=0.8, fit_seconds=0.0
+    )
+    assert trace[1]["consistent"] is False  # no score: not a consistent candidate
+    assert r.n_fits == 2
+
+
+# -------------------------------------------------------- the estimator
+def nearest_to(t):
+    def rule(sweep):
+        return min(sweep.scored, key=lambda c: abs(c.threshold - t))
+
+    return rule
+
+
+@pytest.mark.parametrize("cv", [None, 3])
+def test_sweep_attribute_and_callable_selection(iris, teacher, cv):
+    X, y = iris
+    est = CREMBOClassifier(teacher, cv=cv, random_state=0).fit(X, y)
+    sweep = est.sweep_
+    assert isinstance(sweep, SweepResult)
+    assert sweep.method == ("cv" if cv else "holdout") and sweep.n_folds == cv
+    assert [r for r in est.trace_ if r["stage"] in ("sweep", "cv")] == sweep.trace()
+    assert sweep.n_validation == (150 if cv else int(np.ceil(0.15 * 150)))
+    best = select_candidate(sweep, "best")
+    assert est.threshold_ == best.threshold and est.validation_score_ == best.score
+    # a callable rule: the candidate nearest the top threshold
+    top = max(c.threshold for c in sweep.scored)
+    other = CREMBOClassifier(teacher, cv=cv, selection=nearest_to(top), random_state=0).fit(X, y)
+    assert other.threshold_ == top != est.threshold_
+    # the same search, another choice
+    same = [(c.threshold, c.score, c.violations) for c in sweep.candidates]
+    assert [(c.threshold, c.score, c.violations) for c in other.sweep_.candidates] == same
+
+
+def test_holdout_candidates_are_the_students_and_memo_mode_has_no_sweep(iris, teacher):
+    X, y = iris
+    est = CREMBOClassifier(teacher, cv=None, random_state=0).fit(X, y)
+    chosen = select_candidate(est.sweep_, "best")
+    assert est.student_ is chosen.student
+    first = est.sweep_.candidates[0]
+    assert first.threshold == est.memo_threshold_ and first.n_fits == 0  # MEMO's student, no new fit
+    assert all(c.student is not None for c in est.sweep_.candidates)
+    memo = CREMBOClassifier(teacher, mode="memo", random_state=0).fit(X, y)
+    assert memo.sweep_ is None
+
+
+def test_a_fit_reselected_by_evaluation_matches_a_fit_with_that_rule(iris, teacher):
+    from crembo.evaluation import _with_selection
+
+    X, y = iris
+    kw = dict(cv=None, augment=0, random_state=0)
+    best = CREMBOClassifier(teacher, **kw).fit(X, y)
+    direct = CREMBOClassifier(teacher, selection="one_se", **kw).fit(X, y)
+    again = _with_selection(best, "one_se")
+    assert again.threshold_ == direct.threshold_ and again.validation_score_ == direct.validation_score_
+    np.testing.assert_array_equal(again.predict(X), direct.predict(X))
+    assert best.selection == "best"  # the original is left alone
+
+
+@pytest.mark.parametrize("bad", ["median", 3])
+def test_bad_selection_parameter(iris, teacher, bad):
+    X, y = iris
+    with pytest.raises((ValueError, TypeError), match="selection"):
+        CREMBOClassifier(teacher, selection=bad).fit(X, y)
+
+
+# ------------------------------------------------------------ backends
+@pytest.mark.parametrize("cv", [None, 3])
+@pytest.mark.parametrize("student", ["tree:3", DecisionTreeClassifier(max_depth=3, random_state=0)])
+def test_loky_backend_gives_the_default_result(iris, teacher, cv, student):
+    X, y = iris
+    kw = dict(cv=cv, n_jobs=2, n_thresholds=6, random_state=0)
+    default = CREMBOClassifier(teacher, student, **kw).fit(X, y)
+    with parallel_config(backend="loky"):
+        loky = CREMBOClassifier(teacher, student, **kw).fit(X, y)
+    assert loky.threshold_ == default.threshold_
+    assert loky.validation_score_ == default.validation_score_
+    strip = [{k: v for k, v in r.items() if k != "fit_seconds"} for r in default.trace_]
+    assert [{k: v for k, v in r.items() if k != "fit_seconds"} for r in loky.trace_] == strip
+    np.testing.assert_array_equal(loky.predict(X), default.predict(X))
+    np.testing.assert_array_equal(loky.predict_proba(X), default.predict_proba(X))
+
+
+def test_sweep_functions_run_on_their_own(iris, teacher):
+    X, y = iris
+    P = teacher_beliefs(teacher, X)
+    trainer = StudentTrainer(HistTreeClassifier(max_depth=2), np.arange(3), seed=0)
+    ts = sweep_thresholds(P, None, 5)
+    assert ts == sorted(ts) and len(ts) <= 5
+    fit_rows, val_rows = np.arange(0, 150, 2), np.arange(1, 150, 2)
+    hold = holdout_sweep(trainer, X[fit_rows], P[fit_rows], X[val_rows], y[val_rows], ts)
+    assert [c.threshold for c in hold.candidates] == ts and not hold.timed_out
+    assert all(c.n_fits == 1 and 0 <= c.score <= 1 for c in hold.candidates)
+    calls = []
+    cv = cv_sweep(trainer, X, P, np.arange(150), y, ts, n_folds=3, random_state=0, on_fit=lambda: calls.append(1))
+    assert len(calls) == 3 * len(ts) and cv.n_folds == 3 and cv.n_validation == 150
+    assert all(c.student is None for c in cv.candidates)
+    with pytest.raises(ValueError, match="only 2 labelled rows"):
+        cv_sweep(trainer, X, P, np.arange(2), y[:2], ts, n_folds=3)
+
+
+def test_a_passed_deadline_still_tries_the_first_threshold(iris, teacher):
+    X, y = iris
+    P = teacher_beliefs(teacher, X)
+    trainer = StudentTrainer(HistTreeClassifier(max_depth=2), np.arange(3), seed=0)
+    ts = sweep_thresholds(P, None, 5)
+    hold = holdout_sweep(trainer, X, P, X, y, ts, deadline=0.0)
+    assert hold.timed_out and [c.threshold for c in hold.candidates] == ts[:1]
+    cv = cv_sweep(trainer, X, P, np.arange(150), y, ts, n_folds=3, deadline=0.0)
+    assert cv.timed_out and [c.threshold for c in cv.candidates] == ts[:1]
