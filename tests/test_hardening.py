@@ -293,7 +293,7 @@ def test_tree_arrays_are_converted_exactly(key, value, exc, match):
         (lambda: crembo.depth_profile(P, [0, 1, 0], thresholds=["a"]), "thresholds: expected real numbers"),
         (lambda: crembo.candidate_thresholds(P, lo="0"), "lo: expected a real number"),
         (lambda: crembo.budgeted_thresholds(P, 2, hi=[1.0]), "hi: expected a real number"),
-        (lambda: crembo.memo(*_memo_data(), eta="1"), "eta: expected a real number"),
+        (lambda: crembo.memo(*_memo_data(), eta="1"), "eta: expected a positive number"),
         (lambda: crembo.CREMBOClassifier(eta="1").fit(*_memo_data()[:1], [0, 1] * 20), "eta: expected"),
     ],
 )

@@ -1,12 +1,43 @@
 """Argument checks shared by the public functions and estimators.
 
-Every check raises ``ValueError``/``TypeError`` naming the argument and what
-was expected, before any native code runs (the native core checks again).
+One style of parameter validation
+---------------------------------
+Estimators declare their parameters once, in a class attribute
+``_parameter_constraints`` (as scikit-learn does): a dict from each
+parameter name to a list of the constraints it may satisfy, any of
+
+* ``None``: the value None;
+* ``"boolean"``: True or False (Python or NumPy);
+* ``"callable"``: any callable;
+* a type: instances of it (``str``, an estimator base class, ...);
+* :class:`Interval`: integers or real numbers in a range (bools are never
+  numbers here; NaN is in no range);
+* :class:`Options`: one of a few values (``"auto"``, ...);
+* ``"no_validation"`` instead of a list: anything (checked where it is used,
+  such as a teacher or a student).
+
+:meth:`ParamsValidationMixin._validate_params` checks them all with one
+function, :func:`validate_params`, before any data is touched; public
+functions use the same constraints through :func:`check_param` and the
+shorthands below (:func:`check_int`, :func:`check_fraction`,
+:func:`check_real`, :func:`check_choice`).
+
+The error convention is scikit-learn's: every invalid parameter raises
+:class:`InvalidParameterError`, which is both a ``ValueError`` and a
+``TypeError``, whether the fault is the type (a string where a number is
+expected) or the value (a number out of range, an unknown option). The
+message names the parameter, says what was expected (only the ranges of the
+kind of number given, when it is one: ``"max_rounds: expected an integer >=
+1, got 0"``) and repeats the value. Faults in data (arrays of the wrong
+shape or dtype) keep their own ``ValueError``/``TypeError``; the native core
+checks everything again.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -139,15 +170,171 @@ def as_label_indices(pred, n, n_classes, *, name="pred"):
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-def check_fraction(value, name, *, low=0.0, high=1.0, low_inclusive=True, high_inclusive=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
-    ok_low = value >= low if low_inclusive else value > low
-    ok_high = value <= high if high_inclusive else value < high
-    if not (ok_low and ok_high):
-        lb = "[" if low_inclusive else "("
-        hb = "]" if high_inclusive else ")"
-        raise ValueError(f"{name}: expected a value in {lb}{low}, {high}{hb}, got {value!r}")
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter of a wrong type or value (both a ``ValueError`` and a
+    ``TypeError``, as in scikit-learn)."""
+
+
+class Interval:
+    """Numbers of one kind in a range.
+
+    Parameters
+    ----------
+    kind : {"integer", "real", "real_not_int"}
+        Integers (Python or NumPy, not bool), real numbers (integers
+        included), or real numbers that are not integers.
+    left, right : float or None
+        The bounds; None: unbounded on that side.
+    closed : {"both", "left", "right", "neither"}, default="both"
+        Which bounds belong to the range.
+    desc : str or None, default=None
+        What the message says is expected (default: made from the bounds).
+    """
+
+    KINDS = ("integer", "real", "real_not_int")
+
+    def __init__(self, kind: str, left=None, right=None, *, closed: str = "both", desc: str | None = None):
+        if kind not in self.KINDS or closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"Interval: bad kind {kind!r} or closed {closed!r}")
+        self.kind, self.left, self.right, self.closed, self._desc = kind, left, right, closed, desc
+
+    def has_kind(self, value) -> bool:
+        """True when ``value`` is a number of this interval's kind."""
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if self.kind == "integer":
+            return isinstance(value, numbers.Integral)
+        if self.kind == "real_not_int":
+            return isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+        return isinstance(value, numbers.Real)
+
+    def __contains__(self, value) -> bool:
+        if not self.has_kind(value) or np.isnan(float(value)):
+            return False
+        lo_in = self.closed in ("both", "left")
+        hi_in = self.closed in ("both", "right")
+        if self.left is not None and not (value >= self.left if lo_in else value > self.left):
+            return False
+        return self.right is None or (value <= self.right if hi_in else value < self.right)
+
+    def describe(self, value=None) -> str:
+        if self._desc is not None:
+            return self._desc
+        if self.kind == "integer":
+            # The upper bound (often the native core's limit) is named only
+            # to a value above it.
+            above = self.right is not None and self.has_kind(value) and value > self.right
+            if self.left is None or above:
+                return (
+                    f"an integer in [{self.left}, {self.right}]"
+                    if self.left is not None
+                    else f"an integer <= {self.right}"
+                )
+            return f"an integer >= {self.left}"
+        lb = "[" if self.closed in ("both", "left") else "("
+        hb = "]" if self.closed in ("both", "right") else ")"
+        if self.right is None:
+            return f"a number {'>=' if lb == '[' else '>'} {self.left}"
+        if self.left is None:
+            return f"a number {'<=' if hb == ']' else '<'} {self.right}"
+        return f"a value in {lb}{self.left}, {self.right}{hb}"
+
+
+class Options:
+    """One of a few values (compared with ``==``; strings, mostly)."""
+
+    def __init__(self, *values):
+        self.values = tuple(values)
+
+    def __contains__(self, value) -> bool:
+        return any(isinstance(value, type(v)) and value == v for v in self.values)
+
+    def describe(self, value=None) -> str:
+        return f"one of {', '.join(repr(v) for v in self.values)}"
+
+
+def _satisfies(value, constraint) -> bool:
+    if constraint is None:
+        return value is None
+    if isinstance(constraint, (Interval, Options)):
+        return value in constraint
+    if constraint == "boolean":
+        return isinstance(value, (bool, np.bool_))
+    if constraint == "callable":
+        return callable(value)
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    raise ValueError(f"unknown parameter constraint {constraint!r}")
+
+
+def _describe(constraint, value=None) -> str:
+    if constraint is None:
+        return "None"
+    if isinstance(constraint, (Interval, Options)):
+        return constraint.describe(value)
+    if constraint == "boolean":
+        return "a bool"
+    if constraint == "callable":
+        return "a callable"
+    return f"an instance of {constraint.__name__}"
+
+
+def check_param(value, name: str, constraints: Iterable) -> Any:
+    """``value`` when it satisfies one of ``constraints``; else an
+    :class:`InvalidParameterError` naming ``name``.
+
+    When the value is a number of the kind of some interval but outside it,
+    the message names only those intervals; otherwise every constraint.
+    """
+    constraints = list(constraints)
+    if any(_satisfies(value, c) for c in constraints):
+        return value
+    near = [c for c in constraints if isinstance(c, Interval) and c.has_kind(value)]
+    listed = near or constraints
+    parts = [_describe(c, value) for c in listed]
+    expected = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+    raise InvalidParameterError(f"{name}: expected {expected}, got {value!r}")
+
+
+def validate_params(params: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
+    """Check every parameter of ``params`` against its declared constraints
+    (see the module's docstring); a parameter without a declaration is an
+    error of the declaration, reported as such."""
+    for name, value in params.items():
+        if name not in constraints:
+            raise RuntimeError(f"parameter {name!r} has no declared constraints")
+        spec = constraints[name]
+        if isinstance(spec, str) and spec == "no_validation":
+            continue
+        check_param(value, name, spec)
+
+
+class ParamsValidationMixin:
+    """``_validate_params()`` for estimators that declare
+    ``_parameter_constraints`` (replaces scikit-learn's method of that name,
+    which expects scikit-learn's own constraint objects)."""
+
+    _parameter_constraints: dict = {}
+
+    def _validate_params(self) -> None:
+        validate_params(self.get_params(deep=False), self._parameter_constraints)
+
+
+#: Constraints shared by many estimators.
+N_JOBS = [None, Interval("integer", None, None, desc="an integer (joblib's n_jobs)")]
+DEVICE = [Options(*DEVICES)]
+BOOLEAN = ["boolean", Interval("integer", 0, 1)]  # True/False, or 0/1
+VERBOSE = ["boolean", Interval("integer", 0, None)]
+POSITIVE = Interval("real", 0.0, np.inf, closed="neither", desc="a positive number")
+
+
+def check_fraction(
+    value, name: str, *, low: float = 0.0, high: float = 1.0, low_inclusive: bool = True, high_inclusive: bool = False
+) -> float:
+    """``value`` as a float in the range from ``low`` to ``high`` (``[0, 1)``
+    by default)."""
+    closed = {(True, True): "both", (True, False): "left", (False, True): "right", (False, False): "neither"}
+    check_param(value, name, [Interval("real", low, high, closed=closed[low_inclusive, high_inclusive])])
     return float(value)
 
 
@@ -160,37 +347,45 @@ MAX_INDEX = 2**63 - 1
 MAX_CLASSES = 2**24
 
 
-def check_positive_int(value, name, *, minimum=1, allow_none=False, maximum=MAX_INT):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    if value > maximum:
-        raise ValueError(f"{name}: expected an integer in [{minimum}, {maximum}], got {value!r}")
-    return int(value)
+def check_int(value, name: str, *, minimum: int, maximum: int = MAX_INT, allow_none: bool = False) -> int | None:
+    """``value`` as an int in ``[minimum, maximum]`` (None passes with
+    ``allow_none``)."""
+    constraints = [Interval("integer", minimum, maximum)]
+    check_param(value, name, [None, *constraints] if allow_none else constraints)
+    return None if value is None else int(value)
 
 
-def check_real(value, name, *, finite=True):
+def check_positive_int(
+    value, name: str, *, minimum: int = 1, allow_none: bool = False, maximum: int = MAX_INT
+) -> int | None:
+    """``value`` as an int of at least ``minimum`` (>= 1); for counts that
+    may be 0, use :func:`check_int` with ``minimum=0``."""
+    if minimum < 1:
+        raise ValueError(f"check_positive_int: minimum={minimum} is not positive; use check_int(minimum={minimum})")
+    return check_int(value, name, minimum=minimum, maximum=maximum, allow_none=allow_none)
+
+
+def check_real(value, name: str, *, finite: bool = True) -> float:
     """``value`` as a float: a real number (Python or NumPy; not a bool, a
     string or a complex number), finite unless ``finite=False`` (NaN is
     refused either way)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {value!r}")
+        raise InvalidParameterError(f"{name}: expected a real number, got {value!r}")
     v = float(value)
     if np.isnan(v) or (finite and not np.isfinite(v)):
-        raise ValueError(f"{name}: expected a {'finite ' if finite else ''}number, got {value!r}")
+        raise InvalidParameterError(f"{name}: expected a {'finite ' if finite else ''}number, got {value!r}")
     return v
 
 
-def check_choice(value, name, choices):
+def check_choice(value, name: str, choices: Iterable) -> Any:
+    """``value`` when it is one of ``choices``."""
+    choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        raise InvalidParameterError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
 
 
-def check_device(device):
+def check_device(device: str) -> str:
     """Validate ``device`` and make sure the CUDA path exists when asked for."""
     check_choice(device, "device", DEVICES)
     if device == "cuda":

@@ -20,14 +20,21 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
 from . import _core
-from .augment import _check_size, munge
+from .augment import munge
 from ._validation import (
+    BOOLEAN,
+    DEVICE,
+    MAX_INDEX,
+    MAX_INT,
+    N_JOBS,
+    POSITIVE,
+    VERBOSE,
     Beliefs,
+    Interval,
+    Options,
+    ParamsValidationMixin,
     as_beliefs,
-    check_choice,
     check_device,
-    check_fraction,
-    check_positive_int,
     is_fitted,
     seed_from,
 )
@@ -40,7 +47,7 @@ from .compress.sweep import (
     select_candidate,
     sweep_thresholds,
 )
-from .memo import ORACLES, check_oracle, default_student, run_memo
+from .memo import MEMO_PARAMETERS, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
 from .tree import (
     MAX_BINS,
@@ -53,7 +60,6 @@ from .tree import (
 )
 from .students import (
     LEAF_VALUES,
-    TARGET_MODES,
     StudentTrainer,
     is_tree_student,
     proba_in_classes,
@@ -76,6 +82,8 @@ DEFAULT_CV = 5
 #: and the transfer set a few hundred; with tens of thousands of rows neither
 #: is scarce, and five folds over four times the rows would cost 20x the fits.
 AUTO_MAX_ROWS = 20_000
+#: Synthetic rows per real row: ``augment`` as a number.
+AUGMENT_SIZE = Interval("real", 0.0, 1000.0, desc="a non-negative number of synthetic rows per real row (at most 1000)")
 
 #: Rows per teacher call when beliefs show a progress bar.
 BELIEF_CHUNK = 20_000
@@ -86,8 +94,22 @@ def default_teacher(random_state=None):
     return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced", random_state=random_state)
 
 
-class _DistillerBase(ClassifierMixin, BaseEstimator):
+class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     """Teacher resolution, validation and prediction shared by the estimators."""
+
+    #: The parameters both estimators share (see :mod:`crembo._validation`);
+    #: the teacher and the student are checked where they are resolved.
+    _parameter_constraints: dict = {
+        "teacher": "no_validation",
+        "student": "no_validation",
+        "augment": [Options("auto"), AUGMENT_SIZE],
+        "augment_swap": [Interval("real", 0.0, 1.0)],
+        "augment_spread": [POSITIVE],
+        "belief": [Options(*BELIEF_METHODS)],
+        "n_jobs": N_JOBS,
+        "device": DEVICE,
+        "random_state": "no_validation",
+    }
 
     def _validate_inputs(self, X, y, X_unlabeled, sample_weight=None):
         """Checked ``X`` and ``y`` of the labelled rows, the unlabelled rows
@@ -344,12 +366,6 @@ class _DistillerBase(ClassifierMixin, BaseEstimator):
             categorical=getattr(self, "_cat_mask", None),
         ).astype(X_tr.dtype, copy=False)
 
-    def _check_augment(self):
-        if not (isinstance(self.augment, str) and self.augment == "auto"):
-            _check_size(self.augment)
-        munge_params = dict(swap=self.augment_swap, spread=self.augment_spread)
-        munge(np.zeros((2, 1)), 0.0, **munge_params)  # checks swap and spread only
-
     def _check_single_class(self, y):
         if np.unique(y).size < 2:
             raise ValueError(
@@ -461,9 +477,8 @@ class LabelDistiller(_DistillerBase):
             crembo fits it) and the student; rows of ``X_unlabeled`` and
             synthetic rows weigh the mean weight.
         """
-        check_choice(self.belief, "belief", BELIEF_METHODS)
+        self._validate_params()
         check_device(self.device)
-        self._check_augment()
         X, y, X_unl, w, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
         self._check_single_class(y)
         self._check_missing(X, X_unl)
@@ -658,12 +673,14 @@ class CREMBOClassifier(_DistillerBase):
         MEMO's threshold); None walks every distinct belief value.
     scoring : {"accuracy", "balanced_accuracy"}, default "accuracy"
         Validation score used to choose the threshold.
-    selection : {"best", "one_se"}, default "best"
+    selection : {"best", "one_se"} or callable, default="best"
         ``"best"``: the threshold of highest validation score (ties to the
         lowest threshold). ``"one_se"``: the lowest threshold whose score is
         within one standard error (``sqrt(s(1-s)/n_val)``) of the best, which
         prefers students closer to MEMO's deep one when the validation split
-        cannot tell them apart.
+        cannot tell them apart. A callable is given the sweep's
+        :class:`~crembo.compress.SweepResult` and returns one of its scored
+        candidates (see :func:`crembo.compress.select_candidate`).
     refit : bool, default False
         Refit the chosen threshold's student on all of ``X`` (fit and
         validation parts) and ``X_unlabeled``.
@@ -731,6 +748,11 @@ class CREMBOClassifier(_DistillerBase):
     depth_ : float
         Empirical depth of ``student_`` on the transfer set.
     validation_score_ : float or None
+    sweep_ : SweepResult or None
+        The sweep (:class:`crembo.compress.SweepResult`): every threshold
+        tried with its score, violations, seconds and (without ``cv``) its
+        student; ``select_candidate(sweep_, rule)`` tells what another
+        selection rule would have chosen. None in ``mode="memo"``.
     trace_ : list of dict
         Every threshold tried: stage ("memo", "sweep", "cv" or "refit"),
         threshold, consistent, violations, rounds, validation_score and
@@ -747,6 +769,26 @@ class CREMBOClassifier(_DistillerBase):
         ``overhead = total - teacher_fit - student_fits`` (beliefs, thresholds,
         predictions, scoring; never negative).
     """
+
+    _parameter_constraints: dict = {
+        **_DistillerBase._parameter_constraints,
+        **MEMO_PARAMETERS,
+        "mode": [Options("crembo", "memo")],
+        "validation_fraction": [Interval("real", 0.0, 1.0, closed="neither")],
+        "cv": [None, Options("auto"), Interval("integer", 2, MAX_INT)],
+        "n_thresholds": [None, Interval("integer", 1, MAX_INDEX)],  # a 64-bit budget
+        "scoring": [Options(*SCORERS)],
+        "selection": [Options(*SELECTIONS), "callable"],
+        "refit": BOOLEAN,
+        "search_subsample": [
+            None,
+            Interval("integer", 2, MAX_INDEX),
+            Interval("real_not_int", 0.0, 1.0, closed="right"),
+        ],
+        "leaf_values": [Options(*LEAF_VALUES)],
+        "verbose": VERBOSE,
+        "max_time": [None, Interval("real", 0.0, np.inf, closed="neither", desc="a positive number of seconds")],
+    }
 
     def __init__(
         self,
@@ -813,39 +855,10 @@ class CREMBOClassifier(_DistillerBase):
 
     # ---------------------------------------------------------------- checks
     def _check_params(self):
-        check_choice(self.mode, "mode", ("crembo", "memo"))
-        check_choice(self.oracle, "oracle", ORACLES)
-        check_choice(self.student_target, "student_target", TARGET_MODES)
-        check_choice(self.scoring, "scoring", tuple(SCORERS))
-        if not callable(self.selection):
-            check_choice(self.selection, "selection", SELECTIONS)
-        check_choice(self.leaf_values, "leaf_values", LEAF_VALUES)
-        check_choice(self.belief, "belief", BELIEF_METHODS)
-        check_positive_int(self.max_rounds, "max_rounds")
-        check_positive_int(self.patience, "patience", minimum=0)
-        if isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real):
-            raise TypeError(f"eta: expected a positive number, got {self.eta!r}")
-        if not np.isfinite(self.eta) or self.eta <= 0:
-            raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
-        check_fraction(self.delta, "delta")
-        check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
-        if not (isinstance(self.cv, str) and self.cv == "auto"):
-            check_positive_int(self.cv, "cv", minimum=2, allow_none=True)
-        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True, maximum=2**63 - 1)  # a 64-bit budget
-        mt = self.max_time
-        if mt is not None:
-            if isinstance(mt, bool) or not isinstance(mt, numbers.Real):
-                raise TypeError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
-            if not np.isfinite(mt) or mt <= 0:
-                raise ValueError(f"max_time: expected None or a positive number of seconds, got {mt!r}")
+        """The parameters checked against ``_parameter_constraints``, the
+        device's availability, and the student target the oracle needs."""
+        self._validate_params()
         check_device(self.device)
-        self._check_augment()
-        s = self.search_subsample
-        if s is not None:
-            if isinstance(s, float):
-                check_fraction(s, "search_subsample", low_inclusive=False, high_inclusive=True)
-            else:
-                check_positive_int(s, "search_subsample", minimum=2)
         target = self.student_target
         if target == "auto":
             target = "multioutput" if self.oracle == "single" else "labels"
@@ -1016,7 +1029,7 @@ class CREMBOClassifier(_DistillerBase):
         search = np.arange(len(X_tr))
         sub = self.search_subsample
         if sub is not None:
-            size = int(round(sub * len(X_tr))) if isinstance(sub, float) else int(sub)
+            size = int(sub) if isinstance(sub, numbers.Integral) else int(round(sub * len(X_tr)))
             if size < len(X_tr):
                 search = np.sort(rng.choice(len(X_tr), size=max(size, 2), replace=False))
         if len(search) == len(X_tr):

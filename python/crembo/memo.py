@@ -17,14 +17,28 @@ import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
 from . import _core
-from ._validation import as_beliefs, check_choice, check_fraction, check_positive_int, check_real, seed_from
-from .students import StudentTrainer
+from ._validation import BOOLEAN, MAX_INT, POSITIVE, Interval, Options, as_beliefs, seed_from, validate_params
+from .students import TARGET_MODES, StudentTrainer
 
 __all__ = ["memo", "MemoResult", "default_student", "ORACLES"]
 
 log = logging.getLogger("crembo")
 
 ORACLES = ("reweight", "single")
+
+#: MEMO's parameters, declared once for :func:`memo` and the estimators that
+#: run it (see :mod:`crembo._validation`).
+MEMO_PARAMETERS = {
+    "oracle": [Options(*ORACLES)],
+    "student_target": [Options(*TARGET_MODES)],
+    "max_rounds": [Interval("integer", 1, MAX_INT)],
+    "eta": [POSITIVE],
+    "delta": [Interval("real", 0.0, 1.0, closed="left")],
+    "patience": [Interval("integer", 0, MAX_INT)],
+    "probe_lowest": BOOLEAN,
+    "warm_start": BOOLEAN,
+    "adaptive_eta": BOOLEAN,
+}
 
 
 def default_student(random_state=None):
@@ -260,14 +274,21 @@ def memo(
     -------
     MemoResult
     """
-    check_choice(oracle, "oracle", ORACLES)
-    check_choice(student_target, "student_target", ("auto", "labels", "multioutput"))
-    max_rounds = check_positive_int(max_rounds, "max_rounds")
-    patience = check_positive_int(patience, "patience", minimum=0)
-    delta = check_fraction(delta, "delta")
-    eta = check_real(eta, "eta")
-    if not eta > 0:
-        raise ValueError(f"eta: expected a positive number, got {eta!r}")
+    validate_params(
+        dict(
+            oracle=oracle,
+            student_target=student_target,
+            max_rounds=max_rounds,
+            eta=eta,
+            delta=delta,
+            patience=patience,
+            probe_lowest=probe_lowest,
+            warm_start=warm_start,
+            adaptive_eta=adaptive_eta,
+        ),
+        MEMO_PARAMETERS,
+    )
+    max_rounds, patience, delta, eta = int(max_rounds), int(patience), float(delta), float(eta)
     P = as_beliefs(beliefs, normalize=normalize)
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()

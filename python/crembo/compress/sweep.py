@@ -203,7 +203,9 @@ def select_candidate(result: SweepResult, selection: Selection = "best") -> Swee
     if selection == "one_se":
         top = scored[best].score
         floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(result.n_validation, 1))
-        best = min((k for k in range(len(scored)) if scored[k].score >= floor - 1e-12), key=lambda k: scored[k].threshold)
+        best = min(
+            (k for k in range(len(scored)) if scored[k].score >= floor - 1e-12), key=lambda k: scored[k].threshold
+        )
     return scored[best]
 
 
@@ -513,7 +515,9 @@ def cv_sweep(
     thresholds = [float(t) for t in thresholds]
     row_max = P.max(axis=1)
     job = _Job(trainer, X, P, prefer, sample_weight, leaf_values, deadline)
-    tasks = (delayed(_cv_task)(job, t, folds[k], row_max, i == 0) for i, t in enumerate(thresholds) for k in range(n_folds))
+    tasks = (
+        delayed(_cv_task)(job, t, folds[k], row_max, i == 0) for i, t in enumerate(thresholds) for k in range(n_folds)
+    )
     outs = _run(tasks, n_jobs, on_fit)
     result = SweepResult("cv", thresholds, n_validation=len(labelled), n_folds=n_folds)
     for i, t in enumerate(thresholds):
@@ -528,6 +532,8 @@ def cv_sweep(
             score = _score(scoring, truth, pred, score_weight)
         secs, viol = float(sum(p.seconds for p in part)), int(sum(p.violations for p in part))
         result.candidates.append(SweepCandidate(t, score, None, viol, secs, fitted))
-    result.fit_seconds = busy_seconds([(p.start, p.start + p.seconds) for p in outs if p is not None and p.start is not None])
+    result.fit_seconds = busy_seconds(
+        [(p.start, p.start + p.seconds) for p in outs if p is not None and p.start is not None]
+    )
     result.seconds = time.perf_counter() - start
     return result
