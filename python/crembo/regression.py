@@ -38,15 +38,22 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validat
 
 from . import _core
 from ._validation import (
+    BOOLEAN,
+    MAX_INT,
+    N_JOBS,
+    Interval,
+    Options,
+    ParamsValidationMixin,
     _DistillerDataMixin,
-    check_choice,
     check_device,
     check_fraction,
-    check_positive_int,
+    check_param,
     is_fitted,
     seed_from,
     seeded_clone,
+    validate_params,
 )
+from .memo import MEMO_PARAMETERS
 
 __all__ = [
     "CREMBORegressor",
@@ -155,10 +162,12 @@ def _check_level(t, name="t"):
     return float(t)
 
 
+#: Relative tolerance of interval comparisons.
+TOL = [Interval("real", 0.0, np.inf, closed="left", desc="a finite, non-negative tolerance")]
+
+
 def _check_tol(tol):
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol: expected a finite, non-negative tolerance, got {tol!r}")
-    return float(tol)
+    return float(check_param(tol, "tol", TOL))
 
 
 def hypothesis_levels(m, lo=0.0, hi=0.5):
@@ -361,15 +370,12 @@ def _run_memo(
     return out
 
 
-def _check_memo_params(max_rounds, eta, delta, patience, tol):
-    check_positive_int(max_rounds, "max_rounds")
-    check_positive_int(patience, "patience", minimum=0)
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
-        raise TypeError(f"eta: expected a positive number, got {eta!r}")
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"eta: expected a positive number, got {eta!r}")
-    check_fraction(delta, "delta")
-    _check_tol(tol)
+#: Regression MEMO's parameters: classification MEMO's reweighting
+#: parameters and the tolerance of interval comparisons.
+REGRESSION_MEMO_PARAMETERS = {
+    **{k: MEMO_PARAMETERS[k] for k in ("max_rounds", "eta", "delta", "patience", "probe_lowest")},
+    "tol": TOL,
+}
 
 
 def regression_memo(
@@ -409,7 +415,10 @@ def regression_memo(
     -------
     RegressionMemoResult
     """
-    _check_memo_params(max_rounds, eta, delta, patience, tol)
+    validate_params(
+        dict(max_rounds=max_rounds, eta=eta, delta=delta, patience=patience, probe_lowest=probe_lowest, tol=tol),
+        REGRESSION_MEMO_PARAMETERS,
+    )
     H = _as_hypotheses(hypotheses)
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
@@ -447,8 +456,18 @@ def regression_memo(
 
 
 # ------------------------------------------------------------------ estimators
-class _RegressionDistillerBase(_DistillerDataMixin, RegressorMixin, BaseEstimator):
+class _RegressionDistillerBase(ParamsValidationMixin, _DistillerDataMixin, RegressorMixin, BaseEstimator):
     """Validation, teacher resolution and prediction shared by the regressors."""
+
+    #: The parameters both regressors share (see :mod:`crembo._validation`).
+    _parameter_constraints: dict = {
+        "teacher": "no_validation",
+        "student": "no_validation",
+        "hypotheses": [Options(*HYPOTHESES)],
+        "n_bootstrap": [Interval("integer", 2, MAX_INT)],
+        "n_jobs": N_JOBS,
+        "random_state": "no_validation",
+    }
 
     def _validate_inputs(self, X, y, X_unlabeled):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, ensure_min_samples=2)
@@ -456,10 +475,6 @@ class _RegressionDistillerBase(_DistillerDataMixin, RegressorMixin, BaseEstimato
         if np.ptp(y) == 0:
             raise ValueError(f"y: all {len(y)} targets equal {y[0]!r}; there is nothing to compress")
         return X, y, self._validate_unlabeled(X_unlabeled, X)
-
-    def _check_common(self):
-        check_choice(self.hypotheses, "hypotheses", HYPOTHESES)
-        check_positive_int(self.n_bootstrap, "n_bootstrap", minimum=2)
 
     def _resolve_teacher(self, X, y, n_unl, seed):
         """Fit the teacher if needed; return a function rows -> (n, m) hypotheses
@@ -541,7 +556,7 @@ class LabelDistillerRegressor(_RegressionDistillerBase):
 
     def fit(self, X, y, X_unlabeled=None):
         """Fit the student on the teacher's mean prediction on ``X`` and ``X_unlabeled``."""
-        self._check_common()
+        self._validate_params()
         X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
         seed = seed_from(check_random_state(self.random_state))
         source = self._resolve_teacher(X, y, len(X_unl), seed)
@@ -633,6 +648,16 @@ class CREMBORegressor(_RegressionDistillerBase):
     n_hypotheses_ : int
     """
 
+    _parameter_constraints: dict = {
+        **_RegressionDistillerBase._parameter_constraints,
+        **{k: v for k, v in REGRESSION_MEMO_PARAMETERS.items() if k != "probe_lowest"},
+        "mode": [Options("crembo", "memo")],
+        "validation_fraction": [Interval("real", 0.0, 1.0, closed="neither")],
+        "n_thresholds": [None, Interval("integer", 1, MAX_INT)],
+        "scoring": [Options(*SCORING)],
+        "refit": BOOLEAN,
+    }
+
     def __init__(
         self,
         teacher=None,
@@ -670,14 +695,6 @@ class CREMBORegressor(_RegressionDistillerBase):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _check_params(self):
-        self._check_common()
-        check_choice(self.mode, "mode", ("crembo", "memo"))
-        check_choice(self.scoring, "scoring", SCORING)
-        _check_memo_params(self.max_rounds, self.eta, self.delta, self.patience, self.tol)
-        check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
-        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
-
     def fit(self, X, y, X_unlabeled=None):
         """Compress the teacher into the student.
 
@@ -693,7 +710,7 @@ class CREMBORegressor(_RegressionDistillerBase):
         -------
         self
         """
-        self._check_params()
+        self._validate_params()
         X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
         rng = check_random_state(self.random_state)
         seed = seed_from(rng)

@@ -15,19 +15,19 @@ scikit-learn).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import _core
-from .tree import MAX_BINS, BinnedData, HistTree, _int_param
+from ._validation import MAX_INT, Interval, ParamsValidationMixin
+from .tree import MAX_BINS, BinnedData, HistTree
 
 __all__ = ["HistTreeRegressor"]
 
 
-class HistTreeRegressor(RegressorMixin, BaseEstimator):
+class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
     """Histogram regression tree for point or interval targets.
 
     Parameters
@@ -75,23 +75,26 @@ class HistTreeRegressor(RegressorMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
+    #: The parameters, declared once (see :mod:`crembo._validation`).
+    _parameter_constraints: dict = {
+        "max_depth": [None, Interval("integer", 1, MAX_INT)],
+        "min_samples_split": [Interval("integer", 2, MAX_INT)],
+        "min_samples_leaf": [Interval("integer", 1, MAX_INT)],
+        "min_weight_fraction_leaf": [Interval("real", 0.0, 0.5)],
+        "max_bins": [Interval("integer", 2, MAX_BINS)],
+        "rounds": [Interval("integer", 1, MAX_INT)],
+        "random_state": "no_validation",  # ignored: the fit is deterministic
+    }
+
     def _options(self):
-        depth = -1 if self.max_depth is None else _int_param(self.max_depth, "max_depth", 1)
-        mss = _int_param(self.min_samples_split, "min_samples_split", 2)
-        msl = _int_param(self.min_samples_leaf, "min_samples_leaf", 1)
-        mwf = self.min_weight_fraction_leaf
-        if isinstance(mwf, bool) or not isinstance(mwf, numbers.Real) or not 0.0 <= mwf <= 0.5:
-            raise ValueError(f"min_weight_fraction_leaf: expected a number in [0, 0.5], got {mwf!r}")
-        rounds = _int_param(self.rounds, "rounds", 1)
-        max_bins = _int_param(self.max_bins, "max_bins", 2)
-        if max_bins > MAX_BINS:
-            raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
+        """The native tree's options, once the parameters are checked."""
+        self._validate_params()
         return dict(
-            max_depth=depth,
-            min_samples_split=mss,
-            min_samples_leaf=msl,
-            min_weight_fraction_leaf=float(mwf),
-            rounds=rounds,
+            max_depth=-1 if self.max_depth is None else int(self.max_depth),
+            min_samples_split=int(self.min_samples_split),
+            min_samples_leaf=int(self.min_samples_leaf),
+            min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
+            rounds=int(self.rounds),
         )
 
     def bin_data(self, X):

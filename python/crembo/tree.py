@@ -45,6 +45,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
 from . import _core
+from ._validation import MAX_INT, Interval, Options, ParamsValidationMixin, check_int
 
 __all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
 
@@ -227,15 +228,10 @@ def _encode_labels(y):
     return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32)
 
 
-def _int_param(value, name, minimum, allow_none=False, maximum=2**31 - 1):
-    if value is None and allow_none:
-        return None
+def _int_param(value, name, minimum, allow_none=False, maximum=MAX_INT):
     # The native tree takes these as C ints: a larger value is refused here,
     # not by pybind11's "incompatible function arguments".
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
-        what = f"an integer in [{minimum}, {maximum}]"
-        raise ValueError(f"{name}: expected {'None or ' if allow_none else ''}{what}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=minimum, maximum=maximum, allow_none=allow_none)
 
 
 class BinnedData:
@@ -425,7 +421,7 @@ class HistTree:
         return state
 
 
-class HistTreeClassifier(ClassifierMixin, BaseEstimator):
+class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     """Histogram decision tree for labels and for sets of allowed labels.
 
     Features are binned once (see ``BinnedData``; pass one to ``fit`` to
@@ -544,35 +540,38 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         )
         return _threads(self.n_threads)
 
+    #: The parameters, declared once (see :mod:`crembo._validation`); the
+    #: native tree takes the counts as C ints, so larger values are refused
+    #: here, not by pybind11.
+    _parameter_constraints: dict = {
+        "criterion": [Options(*CRITERIA)],
+        "max_depth": [None, Interval("integer", 1, MAX_INT)],
+        "min_samples_split": [Interval("integer", 2, MAX_INT)],
+        "min_samples_leaf": [Interval("integer", 1, MAX_INT)],
+        "min_weight_fraction_leaf": [Interval("real", 0.0, 0.5)],
+        "max_leaf_nodes": [None, Interval("integer", 2, MAX_INT)],
+        "class_weight": [None, Options("balanced"), dict],
+        "max_bins": [Interval("integer", 2, MAX_BINS)],
+        "n_jobs": "no_validation",  # checked with the deprecated n_threads by _n_threads()
+        "n_threads": "no_validation",
+        "categorical_features": "no_validation",  # checked against X by categorical_mask()
+    }
+
     def _check_params(self, allowed=False):
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion: expected one of {CRITERIA}, got {self.criterion!r}")
+        """The native tree's options, once the parameters are checked."""
+        self._validate_params()
         criterion = self.criterion
         if criterion == "auto":
             criterion = "coverage" if allowed else "gini"
-        max_depth = _int_param(self.max_depth, "max_depth", 1, allow_none=True)
-        opts = dict(
+        return dict(
             criterion=criterion,
-            max_depth=-1 if max_depth is None else max_depth,
-            min_samples_split=_int_param(self.min_samples_split, "min_samples_split", 2),
-            min_samples_leaf=_int_param(self.min_samples_leaf, "min_samples_leaf", 1),
-            min_weight_fraction_leaf=self._fraction(),
-            max_leaf_nodes=-1 if self.max_leaf_nodes is None else _int_param(self.max_leaf_nodes, "max_leaf_nodes", 2),
+            max_depth=-1 if self.max_depth is None else int(self.max_depth),
+            min_samples_split=int(self.min_samples_split),
+            min_samples_leaf=int(self.min_samples_leaf),
+            min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
+            max_leaf_nodes=-1 if self.max_leaf_nodes is None else int(self.max_leaf_nodes),
             n_threads=self._n_threads(),
         )
-        max_bins = _int_param(self.max_bins, "max_bins", 2)
-        if max_bins > MAX_BINS:
-            raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
-        cw = self.class_weight
-        if not (cw is None or (isinstance(cw, str) and cw == "balanced") or isinstance(cw, dict)):
-            raise ValueError(f"class_weight: expected None, 'balanced' or a dict, got {cw!r}")
-        return opts
-
-    def _fraction(self):
-        f = self.min_weight_fraction_leaf
-        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not (0.0 <= f <= 0.5):
-            raise ValueError(f"min_weight_fraction_leaf: expected a number in [0, 0.5], got {f!r}")
-        return float(f)
 
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
