@@ -22,17 +22,27 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .._validation import is_fitted, seed_from, seeded_clone
+from .._validation import (
+    BOOLEAN,
+    POSITIVE,
+    VERBOSE,
+    Interval,
+    Options,
+    ParamsValidationMixin,
+    is_fitted,
+    seed_from,
+    seeded_clone,
+)
 from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss, logits_from_proba
 from .models import MLP
-from .train import Trainer, eval_mode, predict_logits, resolve_device
+from .train import LR_SCHEDULES, OPTIMIZERS, Trainer, eval_mode, predict_logits, resolve_device
 
 __all__ = ["NetClassifier", "TorchClassifier", "KDClassifier", "teacher_logits", "KD_METHODS"]
 
 KD_METHODS = ("kd", "noisy", "noisy_kd", "logits")
 
 
-class NetClassifier(ClassifierMixin, BaseEstimator):
+class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     """A PyTorch network as a scikit-learn classifier.
 
     Parameters
@@ -112,6 +122,27 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    #: The parameters, declared once (see :mod:`crembo._validation`); the
+    #: module, augmentation and device are checked where they are resolved.
+    _parameter_constraints: dict = {
+        "module": "no_validation",
+        "module_kwargs": [None, dict],
+        "epochs": [Interval("integer", 1, None)],
+        "batch_size": [Interval("integer", 1, None)],
+        "optimizer": [Options(*OPTIMIZERS), "callable"],
+        "lr": [POSITIVE],
+        "weight_decay": [Interval("real", 0.0, np.inf, closed="left")],
+        "lr_schedule": [Options(*(s for s in LR_SCHEDULES if s is not None)), None, "callable"],
+        "early_stopping": BOOLEAN,
+        "validation_fraction": [Interval("real_not_int", 0.0, 1.0, closed="neither")],
+        "patience": [Interval("integer", 0, None)],
+        "prior_init": BOOLEAN,
+        "augment": "no_validation",
+        "device": "no_validation",
+        "random_state": "no_validation",
+        "verbose": VERBOSE,
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
@@ -170,8 +201,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, loss, classes, targets, bias_prior=None):
         """Build and train a fresh network; sets every fitted attribute."""
-        if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
-            raise ValueError(f"validation_fraction: expected a float in (0, 1), got {self.validation_fraction!r}")
+        self._validate_params()
         self.classes_ = np.asarray(classes)
         n, d = X.shape
         seed = seed_from(self.random_state)
@@ -327,7 +357,7 @@ def teacher_logits(teacher, X):
     return logits_from_proba(torch.as_tensor(np.asarray(P, dtype=np.float64))).numpy()
 
 
-class KDClassifier(ClassifierMixin, BaseEstimator):
+class KDClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     """Distil a teacher into a network student: Hinton KD or a noisy teacher.
 
     Parameters
@@ -381,13 +411,20 @@ class KDClassifier(ClassifierMixin, BaseEstimator):
         self.noise_fraction = noise_fraction
         self.random_state = random_state
 
+    #: The parameters, declared once (see :mod:`crembo._validation`).
+    _parameter_constraints: dict = {
+        "teacher": "no_validation",
+        "student": "no_validation",
+        "method": [Options(*KD_METHODS)],
+        "temperature": [POSITIVE],
+        "alpha": [Interval("real", 0.0, 1.0)],
+        "sigma": [Interval("real", 0.0, np.inf, closed="left")],
+        "noise_fraction": [Interval("real", 0.0, 1.0)],
+        "random_state": "no_validation",
+    }
+
     def _loss(self):
-        if self.method not in KD_METHODS:
-            raise ValueError(f"method: expected one of {KD_METHODS}, got {self.method!r}")
-        if not (self.temperature > 0):
-            raise ValueError(f"temperature: expected a positive number, got {self.temperature!r}")
-        if not (0 <= self.alpha <= 1):
-            raise ValueError(f"alpha: expected a value in [0, 1], got {self.alpha!r}")
+        self._validate_params()
         if self.method == "kd":
             return KDLoss(self.temperature, self.alpha)
         if self.method == "logits":
