@@ -51,7 +51,7 @@ ROW_SUM_TOL_F32 = 1e-4
 DEVICES = ("cpu", "cuda")
 
 
-def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
+def as_beliefs(beliefs: Any, *, name: str = "beliefs", normalize: bool = False, tol: float | None = None) -> np.ndarray:
     """Return ``beliefs`` as a C-contiguous float32/float64 ``(n, C)`` array.
 
     float32 input stays float32; every other numeric dtype becomes float64.
@@ -107,7 +107,7 @@ class Beliefs:
     Parameters
     ----------
     beliefs : array-like of shape (n_samples, n_classes)
-    normalize : bool, default False
+    normalize : bool, default=False
         Rescale rows that do not sum to one instead of rejecting them.
 
     Attributes
@@ -126,15 +126,15 @@ class Beliefs:
         self._array = arr
 
     @property
-    def array(self):
+    def array(self) -> np.ndarray:
         return self._array
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self._array.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self._array.dtype
 
     def __len__(self):
@@ -150,7 +150,7 @@ class Beliefs:
         return f"Beliefs({n} x {C}, {self._array.dtype})"
 
 
-def as_label_indices(pred, n, n_classes, *, name="pred"):
+def as_label_indices(pred: Any, n: int, n_classes: int, *, name: str = "pred") -> np.ndarray:
     """Return integer labels in ``[0, n_classes)`` as a contiguous int32 array."""
     if hasattr(pred, "to_numpy"):
         pred = pred.to_numpy()
@@ -408,7 +408,7 @@ def check_device(device: str) -> str:
     return device
 
 
-def seeded_clone(estimator, seed):
+def seeded_clone(estimator: Any, seed: int | None) -> Any:
     """``clone(estimator)``, its ``random_state`` set to ``seed`` when it has
     one and it is None (so repeated fits are reproducible)."""
     from sklearn.base import clone
@@ -420,7 +420,7 @@ def seeded_clone(estimator, seed):
     return est
 
 
-def seed_from(random_state):
+def seed_from(random_state: Any) -> int | None:
     """An int seed drawn from ``random_state`` (None stays None)."""
     if random_state is None:
         return None
@@ -431,7 +431,7 @@ def seed_from(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-def is_fitted(estimator):
+def is_fitted(estimator: Any) -> bool:
     """True when ``estimator`` is fitted (objects that are not scikit-learn
     estimators, such as plain callables, count as ready to use)."""
     from sklearn.exceptions import NotFittedError

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
@@ -89,7 +90,7 @@ AUGMENT_SIZE = Interval("real", 0.0, 1000.0, desc="a non-negative number of synt
 BELIEF_CHUNK = 20_000
 
 
-def default_teacher(random_state=None):
+def default_teacher(random_state: int | None = None) -> RandomForestClassifier:
     """The reference teacher: 100 trees of depth at most 12, balanced classes."""
     return RandomForestClassifier(n_estimators=100, max_depth=12, class_weight="balanced", random_state=random_state)
 
@@ -372,7 +373,7 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
                 f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); there is nothing to compress"
             )
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict class labels with the compressed student.
 
         Parameters
@@ -386,7 +387,7 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         X = self._validate_predict(X)
         return np.asarray(self.student_.predict(X))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities of the student, columns ordered as ``classes_``."""
         X = self._validate_predict(X)
         return proba_in_classes(self.student_, X, self.classes_)
@@ -416,11 +417,11 @@ class LabelDistiller(_DistillerBase):
         added to the transfer set and labelled by the teacher; 0 adds none.
     augment_swap, augment_spread : float, default=0.5 and 1.0
         MUNGE's swap probability and spread.
-    belief : {"auto", "votes", "proba"}, default "auto"
+    belief : {"auto", "votes", "proba"}, default="auto"
         How beliefs are read from the teacher (see ``teacher_beliefs``).
     n_jobs : int or None
         Threads for querying ensemble members.
-    device : {"cpu", "cuda"}, default "cpu"
+    device : {"cpu", "cuda"}, default="cpu"
     random_state : int, RandomState or None
 
     Attributes
@@ -458,7 +459,9 @@ class LabelDistiller(_DistillerBase):
     def _default_student(self):
         return default_student()
 
-    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, X_unlabeled: ArrayLike | None = None, sample_weight: ArrayLike | None = None
+    ) -> LabelDistiller:
         """Fit the student on the teacher's labels of ``X`` and ``X_unlabeled``.
 
         Parameters
@@ -624,25 +627,25 @@ class CREMBOClassifier(_DistillerBase):
         histogram tree (``HistTreeClassifier``) of depth 4 (D), balanced
         classes, the student that measured best (``docs/defaults_study.md``).
         Any scikit-learn classifier works.
-    mode : {"crembo", "memo"}, default "crembo"
+    mode : {"crembo", "memo"}, default="crembo"
         ``"memo"`` returns MEMO's deepest student, without a validation split.
-    oracle : {"reweight", "single"}, default "reweight"
+    oracle : {"reweight", "single"}, default="reweight"
         MEMO's consistency oracle: rounds of weighted fits, or the paper's
         single multi-output fit.
-    student_target : {"auto", "labels", "multioutput"}, default "auto"
+    student_target : {"auto", "labels", "multioutput"}, default="auto"
         How students learn allowed-label sets: one allowed label per point
         (works with any classifier), or the paper's multi-output fit on the
         allowed-label matrix. "auto": "multioutput" with ``oracle="single"``,
         else "labels".
-    max_rounds : int, default 8
+    max_rounds : int, default=8
         Reweighting rounds per MEMO threshold.
-    eta : float, default 1.0
+    eta : float, default=1.0
         Weight growth ``1 + eta`` of a violating point per round.
-    patience : int, default 0
+    patience : int, default=0
         MEMO gives a threshold up after this many rounds without fewer
         violations than its best round (0: always ``max_rounds`` rounds); a
         speed option that can stop short of the deepest threshold.
-    probe_lowest : bool, default True
+    probe_lowest : bool, default=True
         MEMO probes the smallest threshold first and stops when it fails
         (nothing above it can pass); ``False``: the paper's plain binary
         search. The same answer whenever the oracle is exact.
@@ -652,9 +655,9 @@ class CREMBOClassifier(_DistillerBase):
     adaptive_eta : bool, default=True
         The growth of violating points compounds while a round brings no
         fewer violations (see :func:`crembo.memo`).
-    delta : float in [0, 1), default 0.0
+    delta : float in [0, 1), default=0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
-    validation_fraction : float in (0, 1), default 0.15
+    validation_fraction : float in (0, 1), default=0.15
         Share of ``(X, y)`` held out to choose the threshold (stratified when
         every class has two members). Not used with ``cv``.
     cv : int, None or "auto", default="auto"
@@ -668,10 +671,10 @@ class CREMBOClassifier(_DistillerBase):
         for tree students (the study's choice) when there are 10 to 20,000
         labelled rows, None otherwise (students whose fits are costly, such
         as networks, keep the paper's single split).
-    n_thresholds : int or None, default 32
+    n_thresholds : int or None, default=32
         Budget of the threshold sweep (quantile-spaced candidates at or above
         MEMO's threshold); None walks every distinct belief value.
-    scoring : {"accuracy", "balanced_accuracy"}, default "accuracy"
+    scoring : {"accuracy", "balanced_accuracy"}, default="accuracy"
         Validation score used to choose the threshold.
     selection : {"best", "one_se"} or callable, default="best"
         ``"best"``: the threshold of highest validation score (ties to the
@@ -681,10 +684,10 @@ class CREMBOClassifier(_DistillerBase):
         cannot tell them apart. A callable is given the sweep's
         :class:`~crembo.compress.SweepResult` and returns one of its scored
         candidates (see :func:`crembo.compress.select_candidate`).
-    refit : bool, default False
+    refit : bool, default=False
         Refit the chosen threshold's student on all of ``X`` (fit and
         validation parts) and ``X_unlabeled``.
-    search_subsample : int, float or None, default None
+    search_subsample : int, float or None, default=None
         Search (MEMO and sweep) on a random subsample of the transfer set of
         this many rows (or this fraction), then refit once on all of it at the
         chosen threshold: for large data sets.
@@ -709,20 +712,20 @@ class CREMBOClassifier(_DistillerBase):
         before it is scored. Needs a single-output tree student.
         ``"student"``: the leaves keep what the student learned. ``"auto"``:
         ``"belief"`` for single-output tree students, else ``"student"``.
-    belief : {"auto", "votes", "proba"}, default "auto"
+    belief : {"auto", "votes", "proba"}, default="auto"
         How beliefs are read from the teacher.
     n_jobs : int or None
         Threads for the sweep's fits and for querying ensemble members.
-    device : {"cpu", "cuda"}, default "cpu"
+    device : {"cpu", "cuda"}, default="cpu"
         Where beliefs and depth kernels run.
     random_state : int, RandomState or None
         Seeds the split, the default teacher and the students.
-    verbose : int, default 0
+    verbose : int, default=0
         When >= 1, every stage of the fit shows a tqdm progress bar on a
         line of its own: teacher fit, teacher beliefs (on the transfer rows
         and on the synthetic rows), MEMO's student fits, the sweep and the
         refit.
-    max_time : float or None, default None
+    max_time : float or None, default=None
         Seconds the fit may take, counted from its start: once they are
         spent the sweep starts no new threshold (the first is always
         tried), and the best student among the thresholds already scored is
@@ -867,7 +870,9 @@ class CREMBOClassifier(_DistillerBase):
         return target
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, X_unlabeled: ArrayLike | None = None, sample_weight: ArrayLike | None = None
+    ) -> CREMBOClassifier:
         """Compress the teacher into the student.
 
         Parameters

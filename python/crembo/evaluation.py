@@ -19,16 +19,19 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, train_test_split
 
 from ._validation import seeded_clone
-from .compress.sweep import select_candidate
+from .compress.sweep import Selection, select_candidate
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
 from .memo import default_student
 from .tree import resolve_student
@@ -79,7 +82,7 @@ def _can_reselect(est: CREMBOClassifier) -> bool:
     return sweep is not None and sweep.method == "holdout" and not any(r["stage"] == "refit" for r in est.trace_)
 
 
-def _with_selection(est: CREMBOClassifier, selection) -> CREMBOClassifier:
+def _with_selection(est: CREMBOClassifier, selection: Selection) -> CREMBOClassifier:
     """A copy of the fitted ``est`` whose student is the candidate of its
     sweep (``est.sweep_``) that ``selection`` chooses, to compare selection
     rules without repeating the search. ``depth_`` of the copy is NaN (the
@@ -194,22 +197,22 @@ def _noisy_summary(folds, m):
 
 
 def generalization(
-    X,
-    y,
+    X: ArrayLike,
+    y: ArrayLike,
     *,
-    methods=None,
-    teacher=None,
-    student=None,
-    n_splits=10,
-    n_repeats=1,
-    random_state=0,
-    crembo_params=None,
-    label_noise=0.0,
-    feature_noise=(),
-    n_jobs=None,
-    variants=None,
-    progress=False,
-):
+    methods: Sequence[str] | None = None,
+    teacher: Any = None,
+    student: Any = None,
+    n_splits: int = 10,
+    n_repeats: int = 1,
+    random_state: int | None = 0,
+    crembo_params: dict | None = None,
+    label_noise: float = 0.0,
+    feature_noise: Sequence[float] = (),
+    n_jobs: int | None = None,
+    variants: dict | None = None,
+    progress: bool = False,
+) -> ProtocolResult:
     """Cross-validated test accuracy of each method.
 
     Parameters
@@ -223,13 +226,13 @@ def generalization(
         method's; by default BM and VT use the paper's student (a depth-4
         scikit-learn tree with balanced classes) and MEMO and CREMBO
         ``CREMBOClassifier``'s own default student.
-    n_splits : int, default 10
-    n_repeats : int, default 1
+    n_splits : int, default=10
+    n_repeats : int, default=1
         The first repeat uses the rows in their given order (unshuffled
         folds); later ones permute the rows first.
     crembo_params : dict, optional
         Extra parameters for the MEMO and CREMBO estimators.
-    label_noise : float, default 0
+    label_noise : float, default=0
         Share of training labels flipped in every fold (test labels clean).
     variants : dict, optional
         Further methods by name: ``{name: params}``, a ``CREMBOClassifier``
@@ -237,7 +240,7 @@ def generalization(
         student; ``"estimator": "vt"`` makes it a ``LabelDistiller`` and
         ``"estimator": "bm"`` the student alone on the true labels).
         Their names may then appear in ``methods``.
-    feature_noise : sequence of float, default ()
+    feature_noise : sequence of float, default=()
         Test-time Gaussian noise levels (times each feature's training std)
         at which accuracy is also measured.
     n_jobs : int, optional
@@ -298,22 +301,22 @@ def generalization(
 
 
 def stability(
-    X,
-    y,
+    X: ArrayLike,
+    y: ArrayLike,
     *,
-    methods=None,
-    teacher=None,
-    student=None,
-    n_splits=10,
-    n_repeats=1,
-    test_size=0.15,
-    random_state=0,
-    crembo_params=None,
-    label_noise=0.0,
-    n_jobs=None,
-    variants=None,
-    progress=False,
-):
+    methods: Sequence[str] | None = None,
+    teacher: Any = None,
+    student: Any = None,
+    n_splits: int = 10,
+    n_repeats: int = 1,
+    test_size: float = 0.15,
+    random_state: int | None = 0,
+    crembo_params: dict | None = None,
+    label_noise: float = 0.0,
+    n_jobs: int | None = None,
+    variants: dict | None = None,
+    progress: bool = False,
+) -> ProtocolResult:
     """Agreement of the students built on the folds of a fixed training split.
 
     A ``test_size`` share of the rows is held out (stratified). Each of the
@@ -370,7 +373,9 @@ def stability(
     return ProtocolResult("stability", summary, scores, time.perf_counter() - start)
 
 
-def format_table(generalization_result=None, stability_result=None):
+def format_table(
+    generalization_result: ProtocolResult | None = None, stability_result: ProtocolResult | None = None
+) -> str:
     """A markdown table of one data set's results (either part may be None)."""
     methods = list((generalization_result or stability_result).summary)
     head = ["method"]

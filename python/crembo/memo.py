@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.tree import DecisionTreeClassifier
 
 from . import _core
@@ -41,7 +44,7 @@ MEMO_PARAMETERS = {
 }
 
 
-def default_student(random_state=None):
+def default_student(random_state: int | None = None) -> DecisionTreeClassifier:
     """The reference student: a depth-4 decision tree with balanced class weights."""
     return DecisionTreeClassifier(max_depth=4, class_weight="balanced", random_state=random_state)
 
@@ -88,7 +91,7 @@ def _memo_ceiling(P, delta):
     return float(np.partition(row_max, k)[k])
 
 
-def check_oracle(oracle, trainer):
+def check_oracle(oracle: str, trainer: StudentTrainer) -> None:
     """Raise unless the trainer's student can serve ``oracle``: the single
     fit needs the multi-output target, reweighting needs ``sample_weight``."""
     if oracle == "single" and trainer.target != "multioutput":
@@ -102,22 +105,22 @@ def check_oracle(oracle, trainer):
 
 
 def run_memo(
-    X,
-    P,
-    trainer,
+    X: np.ndarray,
+    P: np.ndarray,
+    trainer: StudentTrainer,
     *,
-    oracle="reweight",
-    max_rounds=8,
-    eta=1.0,
-    delta=0.0,
-    patience=0,
-    candidates=None,
-    sample_weight=None,
-    probe_lowest=True,
-    warm_start=True,
-    adaptive_eta=True,
-    on_fit=None,
-):
+    oracle: str = "reweight",
+    max_rounds: int = 8,
+    eta: float = 1.0,
+    delta: float = 0.0,
+    patience: int = 0,
+    candidates: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    probe_lowest: bool = True,
+    warm_start: bool = True,
+    adaptive_eta: bool = True,
+    on_fit: Callable[[], None] | None = None,
+) -> MemoResult:
     """MEMO with an existing ``StudentTrainer`` (used by the estimators);
     ``on_fit()`` is called after every student fit (progress bars)."""
     start = time.perf_counter()
@@ -192,25 +195,25 @@ def run_memo(
 
 
 def memo(
-    X,
-    beliefs,
-    student=None,
+    X: ArrayLike,
+    beliefs: ArrayLike,
+    student: Any = None,
     *,
-    classes=None,
-    oracle="reweight",
-    student_target="auto",
-    max_rounds=8,
-    eta=1.0,
-    delta=0.0,
-    patience=0,
-    candidates=None,
-    sample_weight=None,
-    normalize=False,
-    random_state=None,
-    probe_lowest=True,
-    warm_start=True,
-    adaptive_eta=True,
-):
+    classes: ArrayLike | None = None,
+    oracle: str = "reweight",
+    student_target: str = "auto",
+    max_rounds: int = 8,
+    eta: float = 1.0,
+    delta: float = 0.0,
+    patience: int = 0,
+    candidates: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    normalize: bool = False,
+    random_state: Any = None,
+    probe_lowest: bool = True,
+    warm_start: bool = True,
+    adaptive_eta: bool = True,
+) -> MemoResult:
     """Find a deep student: MEMO (Multiclass Empirical Median Optimization).
 
     Parameters
@@ -224,20 +227,20 @@ def memo(
     classes : array-like of shape (C,), optional
         Labels of the belief columns; default ``0..C-1``. The fitted student
         predicts these labels.
-    oracle : {"reweight", "single"}, default "reweight"
+    oracle : {"reweight", "single"}, default="reweight"
         ``"reweight"``: rounds of weighted fits that up-weight violating points
         (needs ``sample_weight`` support); ``"single"``: the paper's single
         multi-output fit on the allowed-label matrix.
     student_target : {"auto", "labels", "multioutput"}
         How the student learns allowed labels; "auto" picks "multioutput" for
         the single-fit oracle and "labels" otherwise.
-    max_rounds : int, default 8
+    max_rounds : int, default=8
         Reweighting rounds per threshold.
-    eta : float, default 1.0
+    eta : float, default=1.0
         Violating points' weights grow by ``1 + eta`` per round.
-    delta : float in [0, 1), default 0
+    delta : float in [0, 1), default=0
         Tolerated fraction of violations (delta-insensitive consistency).
-    patience : int, default 0
+    patience : int, default=0
         Give a threshold up after this many rounds without fewer violations
         than its best round so far (0: always run ``max_rounds`` rounds). A
         speed option: on the paper's data sets 2 reached the same threshold as
@@ -250,7 +253,7 @@ def memo(
         Starting weights of the reweighting oracle.
     random_state : int or None
         Seed given to students whose ``random_state`` is None.
-    probe_lowest : bool, default True
+    probe_lowest : bool, default=True
         Probe the smallest candidate first and stop at once when it fails
         (consistency is monotone in the threshold, so nothing above it can
         pass): one probe instead of ``log2(len(candidates))`` when no

@@ -19,8 +19,10 @@ import logging
 import numbers
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import (
@@ -81,12 +83,12 @@ SCORING = ("rmse", "r2")
 HYPOTHESES = ("auto", "members", "bootstrap")
 
 
-def default_regression_student(random_state=None):
+def default_regression_student(random_state: int | None = None) -> DecisionTreeRegressor:
     """The reference student: a depth-4 regression tree."""
     return DecisionTreeRegressor(max_depth=4, random_state=random_state)
 
 
-def default_regression_teacher(random_state=None):
+def default_regression_teacher(random_state: int | None = None) -> RandomForestRegressor:
     """The reference teacher: 100 regression trees with at least 5 rows per leaf."""
     return RandomForestRegressor(n_estimators=100, min_samples_leaf=5, random_state=random_state)
 
@@ -105,7 +107,7 @@ def _no_hypotheses_error(teacher):
     )
 
 
-def hypothesis_predictions(teacher, X, *, n_jobs=None):
+def hypothesis_predictions(teacher: Any, X: ArrayLike, *, n_jobs: int | None = None) -> np.ndarray:
     """Predictions of a fitted ensemble's members: an ``(n, m)`` float64 array.
 
     Parameters
@@ -170,7 +172,7 @@ def _check_tol(tol):
     return float(check_param(tol, "tol", TOL))
 
 
-def hypothesis_levels(m, lo=0.0, hi=0.5):
+def hypothesis_levels(m: int, lo: float = 0.0, hi: float = 0.5) -> np.ndarray:
     """The distinct levels of ``m`` hypotheses, ``min(c/m, 1/2)`` for
     ``c = 1..ceil(m/2)``, that lie in ``[lo, hi]`` (every other level gives
     the same interval as the next one of these)."""
@@ -179,7 +181,7 @@ def hypothesis_levels(m, lo=0.0, hi=0.5):
     return levels[(levels >= lo) & (levels <= hi)]
 
 
-def hypothesis_intervals(hypotheses, t):
+def hypothesis_intervals(hypotheses: ArrayLike, t: float) -> np.ndarray:
     """``(lo, hi)``: the allowed intervals at level ``t`` of an ``(n, m)`` hypothesis matrix."""
     S = _core.sort_hypotheses(_as_hypotheses(hypotheses))
     return _core.hypothesis_intervals(S, _check_level(t))
@@ -191,7 +193,9 @@ def _kernel(name, device):
     return getattr(_core, ("cuda_" if device == "cuda" else "") + name)
 
 
-def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
+def regression_point_depth(
+    hypotheses: ArrayLike, pred: ArrayLike, *, tol: float = DEFAULT_TOL, device: str = "cpu"
+) -> np.ndarray:
     """Tukey depth of ``pred[i]`` among the members' predictions at each point
     (``device="cuda"``: the CUDA twin, same values)."""
     H = _as_hypotheses(hypotheses)
@@ -199,7 +203,9 @@ def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
     return _kernel("hypothesis_point_depth", device)(H, pred, _check_tol(tol))
 
 
-def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="cpu"):
+def regression_depth(
+    hypotheses: ArrayLike, pred: ArrayLike, *, delta: float = 0.0, tol: float = DEFAULT_TOL, device: str = "cpu"
+) -> float:
     """Empirical depth of a student: the ``floor(delta n)+1``-th smallest point depth."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
@@ -207,7 +213,9 @@ def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="cp
     return float(fn(H, pred, _check_tol(tol), check_fraction(delta, "delta")))
 
 
-def regression_violations(hypotheses, pred, t, *, tol=DEFAULT_TOL, device="cpu"):
+def regression_violations(
+    hypotheses: ArrayLike, pred: ArrayLike, t: float, *, tol: float = DEFAULT_TOL, device: str = "cpu"
+) -> int:
     """Number of points whose prediction lies outside the allowed interval at level ``t``."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
@@ -224,7 +232,7 @@ def _as_pred(pred, n, name="pred"):
     return pred
 
 
-def regression_agreement(predictions, y_reference):
+def regression_agreement(predictions: ArrayLike, y_reference: ArrayLike) -> tuple[float, float]:
     """Agreement of students trained on different folds, on one test split.
 
     ``predictions``: (k, n) predictions of k students on the same n points.
@@ -379,20 +387,20 @@ REGRESSION_MEMO_PARAMETERS = {
 
 
 def regression_memo(
-    X,
-    hypotheses,
-    student=None,
+    X: ArrayLike,
+    hypotheses: ArrayLike,
+    student: Any = None,
     *,
-    max_rounds=8,
-    eta=1.0,
-    delta=0.0,
-    patience=0,
-    tol=DEFAULT_TOL,
-    candidates=None,
-    sample_weight=None,
-    random_state=None,
-    probe_lowest=True,
-):
+    max_rounds: int = 8,
+    eta: float = 1.0,
+    delta: float = 0.0,
+    patience: int = 0,
+    tol: float = DEFAULT_TOL,
+    candidates: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    random_state: Any = None,
+    probe_lowest: bool = True,
+) -> RegressionMemoResult:
     """MEMO for regression: the deepest student a reweighting oracle finds.
 
     Parameters
@@ -406,7 +414,7 @@ def regression_memo(
         As in :func:`crembo.memo` (reweighting rounds per level, weight growth
         ``1 + eta`` of violators, tolerated fraction of violations, early stop
         of a level, probe the lowest level first).
-    tol : float, default 1e-9
+    tol : float, default=1e-9
         Relative tolerance of the interval comparisons (docs/regression.md).
     candidates : array-like, optional
         Increasing levels in (0, 1/2] to search; default :func:`hypothesis_levels`.
@@ -512,7 +520,7 @@ class _RegressionDistillerBase(ParamsValidationMixin, _DistillerDataMixin, Regre
         self.teacher_ = teacher_
         return lambda X_rows, rows: hypothesis_predictions(teacher_, self._teacher_view(X_rows), n_jobs=self.n_jobs)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict with the compressed student.
 
         Parameters
@@ -538,8 +546,8 @@ class LabelDistillerRegressor(_RegressionDistillerBase):
         As for :class:`CREMBORegressor`.
     student : regressor or None
         Default: a depth-4 regression tree.
-    hypotheses : {"auto", "members", "bootstrap"}, default "auto"
-    n_bootstrap : int, default 16
+    hypotheses : {"auto", "members", "bootstrap"}, default="auto"
+    n_bootstrap : int, default=16
     n_jobs : int or None
     random_state : int, RandomState or None
     """
@@ -554,7 +562,7 @@ class LabelDistillerRegressor(_RegressionDistillerBase):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, X_unlabeled: ArrayLike | None = None) -> LabelDistillerRegressor:
         """Fit the student on the teacher's mean prediction on ``X`` and ``X_unlabeled``."""
         self._validate_params()
         X, y, X_unl = self._validate_inputs(X, y, X_unlabeled)
@@ -594,33 +602,33 @@ class CREMBORegressor(_RegressionDistillerBase):
     student : regressor or None
         Cloned, never modified; MEMO's oracle needs ``sample_weight`` in
         ``fit``. Default: a depth-4 regression tree.
-    mode : {"crembo", "memo"}, default "crembo"
-    max_rounds : int, default 8
+    mode : {"crembo", "memo"}, default="crembo"
+    max_rounds : int, default=8
         Reweighting rounds per MEMO level.
-    eta : float, default 1.0
+    eta : float, default=1.0
         Weight growth ``1 + eta`` of a violating point per round.
-    patience : int, default 0
+    patience : int, default=0
         Give a level up after this many rounds without fewer violations.
-    delta : float in [0, 1), default 0.1
+    delta : float in [0, 1), default=0.1
         Tolerated fraction of points outside their interval (and the depth
         ``depth_`` reports is the ``floor(delta n)+1``-th smallest point
         depth). Not 0 by default: a small regressor is almost never inside
         every interval (docs/regression.md, "Why delta > 0").
-    tol : float, default 1e-9
+    tol : float, default=1e-9
         Relative tolerance of interval comparisons (roundoff in a student's
         fitted values).
-    validation_fraction : float in (0, 1), default 0.2
+    validation_fraction : float in (0, 1), default=0.2
         Share of ``(X, y)`` held out to choose the level (mode "crembo").
-    n_thresholds : int or None, default 16
+    n_thresholds : int or None, default=16
         Levels tried by the sweep (evenly spaced over the distinct levels
         from MEMO's to 1/2); None tries every distinct level.
-    scoring : {"rmse", "r2"}, default "rmse"
-    refit : bool, default False
+    scoring : {"rmse", "r2"}, default="rmse"
+    refit : bool, default=False
         Refit the chosen level's student on all labelled and unlabelled rows.
-    hypotheses : {"auto", "members", "bootstrap"}, default "auto"
+    hypotheses : {"auto", "members", "bootstrap"}, default="auto"
         Where hypotheses come from: members of a forest/bagging ensemble, or a
         bootstrap ensemble of the teacher ("auto": bootstrap for boosting).
-    n_bootstrap : int, default 16
+    n_bootstrap : int, default=16
         Size of the bootstrap ensemble.
     n_jobs : int or None
         Threads for members' predictions and the sweep's fits.
@@ -695,7 +703,7 @@ class CREMBORegressor(_RegressionDistillerBase):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, X_unlabeled: ArrayLike | None = None) -> CREMBORegressor:
         """Compress the teacher into the student.
 
         Parameters

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.validation import _num_samples, has_fit_parameter
@@ -37,7 +39,7 @@ __all__ = ["StudentTrainer", "AllowedLabelStudent", "supports_multioutput"]
 TARGET_MODES = ("auto", "labels", "multioutput")
 
 
-def supports_multioutput(estimator):
+def supports_multioutput(estimator: Any) -> bool:
     """True when the estimator can learn the allowed-label matrix: it has a
     ``fit_allowed`` method, or scikit-learn's tags say it fits multi-output
     targets."""
@@ -62,7 +64,7 @@ class AllowedLabelStudent:
         self.estimator = estimator
         self.classes_ = np.asarray(classes)
 
-    def allowed_scores(self, X):
+    def allowed_scores(self, X: ArrayLike) -> np.ndarray:
         proba = self.estimator.predict_proba(X)
         if not isinstance(proba, list):  # a single output comes back as one array
             proba = [proba]
@@ -74,13 +76,13 @@ class AllowedLabelStudent:
                 scores[:, y] = p[:, hit[0]]
         return scores
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         s = self.allowed_scores(X)
         total = s.sum(axis=1, keepdims=True)
         uniform = np.full_like(s, 1.0 / s.shape[1])
         return np.where(total > 0, s / np.where(total > 0, total, 1.0), uniform)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         return self.classes_[np.argmax(self.allowed_scores(X), axis=1)]
 
 
@@ -132,7 +134,7 @@ class StudentTrainer:
     def _clone(self):
         return seeded_clone(self.template, self.seed)
 
-    def fit_labels(self, X, targets, sample_weight=None):
+    def fit_labels(self, X: Any, targets: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
         """Fit on label indices ``targets`` (``-1`` rows are left out)."""
         targets = np.asarray(targets)
         keep = targets >= 0
@@ -169,7 +171,7 @@ class StudentTrainer:
             est = DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
         return est
 
-    def fit_mask(self, X, mask, sample_weight=None):
+    def fit_mask(self, X: Any, mask: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
         """Fit the paper's multi-output student on the allowed-label matrix
         (rows weighted by ``sample_weight`` when given)."""
         mask = np.asarray(mask, dtype=bool)
@@ -195,7 +197,7 @@ class StudentTrainer:
         est.fit(X[keep], mask[keep].astype(np.int8), **kw)
         return AllowedLabelStudent(est, self.classes)
 
-    def predict_index(self, est, X):
+    def predict_index(self, est: Any, X: Any) -> np.ndarray:
         """Predicted label indices ``0..C-1`` of a fitted student."""
         raw = est.predict(X)
         if raw is None:
@@ -216,7 +218,13 @@ class StudentTrainer:
             raise ValueError("student: predicted a label outside the teacher's classes")
         return idx.astype(np.int32)
 
-    def fit(self, X, targets=None, sample_weight=None, mask=None):
+    def fit(
+        self,
+        X: Any,
+        targets: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+    ) -> Any:
         """Fit in this trainer's mode: label targets or the allowed-label mask.
 
         .. deprecated:: 0.2.0
@@ -246,7 +254,7 @@ class StudentTrainer:
         self._bins_lock = threading.Lock()
 
 
-def proba_in_classes(est, X, classes):
+def proba_in_classes(est: Any, X: ArrayLike, classes: ArrayLike) -> np.ndarray:
     """``predict_proba`` of a fitted student laid out over ``classes``."""
     classes = np.asarray(classes)
     if isinstance(est, AllowedLabelStudent):
@@ -266,7 +274,7 @@ def proba_in_classes(est, X, classes):
 LEAF_VALUES = ("auto", "student", "belief")
 
 
-def is_tree_student(student):
+def is_tree_student(student: Any) -> bool:
     """True for decision-tree students: scikit-learn's trees and crembo's
     histogram tree (the students the configuration study measured)."""
     from sklearn.tree import BaseDecisionTree
@@ -276,7 +284,7 @@ def is_tree_student(student):
     return isinstance(student, (BaseDecisionTree, HistTreeClassifier))
 
 
-def resolve_leaf_values(leaf_values, trainer):
+def resolve_leaf_values(leaf_values: str, trainer: StudentTrainer) -> str:
     """``"auto"``: ``"belief"`` when the trainer fits single-output tree
     students (scikit-learn's decision trees on labels, crembo's histogram
     tree on labels or allowed sets), ``"student"`` otherwise."""
@@ -288,7 +296,9 @@ def resolve_leaf_values(leaf_values, trainer):
     return "belief" if is_tree_student(trainer.template) and single_output else "student"
 
 
-def set_leaf_beliefs(est, X, P, classes, sample_weight=None):
+def set_leaf_beliefs(
+    est: Any, X: ArrayLike, P: ArrayLike, classes: ArrayLike, sample_weight: ArrayLike | None = None
+) -> Any:
     """Make every leaf of a fitted tree student predict the teacher's mean
     belief over the rows of ``X`` that reach it (``P`` holds their beliefs,
     columns following ``classes``); its label becomes that mean's most likely
