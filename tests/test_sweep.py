@@ -196,3 +196,29 @@ def test_a_passed_deadline_still_tries_the_first_threshold(iris, teacher):
     assert hold.timed_out and [c.threshold for c in hold.candidates] == ts[:1]
     cv = cv_sweep(trainer, X, P, np.arange(150), y, ts, n_folds=3, deadline=0.0)
     assert cv.timed_out and [c.threshold for c in cv.candidates] == ts[:1]
+
+
+@pytest.mark.parametrize("scoring", ["rmse", "r2"])
+def test_regressor_sweep_result_and_error_scores(scoring):
+    from crembo.regression import CREMBORegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(scale=0.2, size=300)
+    est = CREMBORegressor(scoring=scoring, n_thresholds=6, random_state=0).fit(X, y)
+    sweep = est.sweep_
+    assert sweep.greater_is_better == (scoring == "r2")
+    scores = [c.score for c in sweep.scored]
+    assert est.validation_score_ == (max(scores) if scoring == "r2" else min(scores))
+    assert est.level_ == select_candidate(sweep).threshold
+    assert [r for r in est.trace_ if r["stage"] == "sweep"] == sweep.trace()
+    errors = SweepResult("holdout", [], sweep.candidates, greater_is_better=False)
+    with pytest.raises(ValueError, match="one_se"):  # a standard error of an accuracy only
+        select_candidate(errors, "one_se")
+    assert CREMBORegressor(mode="memo", random_state=0).fit(X, y).sweep_ is None
+
+
+def test_error_scores_select_the_lowest():
+    r = result([0.3, 0.1, 0.1, 0.2])
+    r.greater_is_better = False
+    assert select_candidate(r) is r.candidates[1]  # the lowest error, ties to the lowest threshold

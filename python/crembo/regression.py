@@ -55,6 +55,7 @@ from ._validation import (
     seeded_clone,
     validate_params,
 )
+from .compress.sweep import SweepCandidate, SweepResult, busy_seconds, select_candidate
 from .memo import MEMO_PARAMETERS
 
 __all__ = [
@@ -650,6 +651,9 @@ class CREMBORegressor(_RegressionDistillerBase):
         set (the ``floor(delta n)+1``-th smallest point depth).
     validation_score_ : float or None
         RMSE (or R^2) of the chosen student on the validation split.
+    sweep_ : SweepResult or None
+        The sweep (:class:`crembo.compress.SweepResult`, its thresholds the
+        levels, ``greater_is_better`` False for RMSE); None in mode "memo".
     trace_ : list of dict
         Every level tried (stage "memo", "sweep" or "refit").
     n_student_fits_ : int
@@ -761,6 +765,7 @@ class CREMBORegressor(_RegressionDistillerBase):
         trace = [dict(stage="memo", validation_score=None, **r) for r in memo_res.trace]
         n_fits = memo_res.n_fits
 
+        self.sweep_ = None
         if self.mode == "memo":
             if memo_res.student is not None:
                 student, level, pred_tr = memo_res.student, memo_res.level, memo_res.pred
@@ -770,11 +775,12 @@ class CREMBORegressor(_RegressionDistillerBase):
                 n_fits += 1
             score = None
         else:
-            student, level, score, sweep_trace, pred_tr = self._sweep(
-                trainer, X_tr, S_tr, memo_res, X[val_rows], y[val_rows]
-            )
-            trace += sweep_trace
-            n_fits += sum(r["rounds"] for r in sweep_trace)
+            self.sweep_ = self._sweep(trainer, X_tr, S_tr, memo_res, X[val_rows], y[val_rows])
+            chosen = select_candidate(self.sweep_, "best")
+            student, level, score = chosen.student, chosen.threshold, chosen.score
+            pred_tr = memo_res.pred if chosen.n_fits == 0 else trainer.predict(student, X_tr)
+            trace += self.sweep_.trace()
+            n_fits += self.sweep_.n_fits
 
         if self.refit and self.mode == "crembo":
             rows_f = np.arange(n + n_unl)
@@ -819,38 +825,33 @@ class CREMBORegressor(_RegressionDistillerBase):
         return float(r2_score(y_true, y_pred))
 
     def _sweep(self, trainer, X_tr, S_tr, memo_res, X_val, y_val):
+        """Stage "sweep": one student per level from MEMO's up to the median,
+        scored on the validation rows."""
+        start_time = time.perf_counter()
         m = S_tr.shape[1]
         start = memo_res.level if memo_res.level is not None else float(hypothesis_levels(m)[0])
         levels = hypothesis_levels(m, lo=start)
         if self.n_thresholds is not None and len(levels) > self.n_thresholds:
             pick = np.unique(np.round(np.linspace(0, len(levels) - 1, self.n_thresholds)).astype(int))
             levels = levels[pick]
+        result = SweepResult(
+            "holdout", [float(t) for t in levels], n_validation=len(y_val), greater_is_better=self.scoring == "r2"
+        )
         prefer = memo_res.pred if memo_res.pred is not None else memo_res.fallback_pred
-        results = []  # (level, score, student, predictions on X_tr, rounds, violations)
         if memo_res.student is not None:
-            results.append(
-                (
-                    memo_res.level,
-                    self._score(y_val, trainer.predict(memo_res.student, X_val)),
-                    memo_res.student,
-                    memo_res.pred,
-                    0,
-                    0,
-                )
-            )
+            score = self._score(y_val, trainer.predict(memo_res.student, X_val))
+            result.candidates.append(SweepCandidate(memo_res.level, score, memo_res.student, 0, 0.0, 0))
             levels = levels[levels > memo_res.level]
 
         def one(t):
-            est, pred = self._fit_at(trainer, X_tr, S_tr, float(t), prefer)
-            viol = int(_core.hypothesis_violations(S_tr, pred, float(t), self.tol))
-            return float(t), self._score(y_val, trainer.predict(est, X_val)), est, pred, 1, viol
+            t0 = time.perf_counter()
+            est, pred = self._fit_at(trainer, X_tr, S_tr, t, prefer)
+            viol = int(_core.hypothesis_violations(S_tr, pred, t, self.tol))
+            secs = time.perf_counter() - t0
+            return SweepCandidate(t, self._score(y_val, trainer.predict(est, X_val)), est, viol, secs, 1), t0
 
-        results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in levels)
-        sign = 1.0 if self.scoring == "rmse" else -1.0  # lower is better after the sign
-        best = min(range(len(results)), key=lambda k: (sign * results[k][1], results[k][0]))
-        trace = [
-            dict(stage="sweep", threshold=t, consistent=v == 0, violations=v, rounds=r, validation_score=s)
-            for (t, s, _, _, r, v) in results
-        ]
-        t, s, est, pred, _, _ = results[best]
-        return est, t, s, trace, pred
+        outs = Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(float(t)) for t in levels)
+        result.candidates += [cand for cand, _ in outs]
+        result.fit_seconds = busy_seconds([(t0, t0 + cand.seconds) for cand, t0 in outs])
+        result.seconds = time.perf_counter() - start_time
+        return result

@@ -116,6 +116,8 @@ class SweepResult:
         once count once).
     seconds : float
         Wall time of the whole sweep.
+    greater_is_better : bool
+        False for scores that are errors (the regressors' RMSE).
     """
 
     method: str
@@ -126,6 +128,7 @@ class SweepResult:
     timed_out: bool = False
     fit_seconds: float = 0.0
     seconds: float = 0.0
+    greater_is_better: bool = True
 
     @property
     def scored(self) -> list:
@@ -168,8 +171,9 @@ def select_candidate(result: SweepResult, selection: Selection = "best") -> Swee
     ----------
     result : SweepResult
     selection : {"best", "one_se"} or callable, default="best"
-        ``"best"``: the highest score, ties to the lowest threshold (closest
-        to MEMO's deep student). ``"one_se"``: the lowest threshold whose
+        ``"best"``: the highest score (the lowest when
+        ``result.greater_is_better`` is False), ties to the lowest threshold
+        (closest to MEMO's deep student). ``"one_se"``: the lowest threshold whose
         score is within one standard error ``sqrt(s (1 - s) / n)`` of the
         best score ``s``, ``n`` being ``result.n_validation``. A callable is
         given ``result`` and returns one of ``result.scored`` (or its index
@@ -199,8 +203,11 @@ def select_candidate(result: SweepResult, selection: Selection = "best") -> Swee
         return chosen
     if selection not in SELECTIONS:
         raise ValueError(f"selection: expected one of {SELECTIONS} or a callable, got {selection!r}")
-    best = max(range(len(scored)), key=lambda k: (scored[k].score, -scored[k].threshold))
+    sign = 1.0 if result.greater_is_better else -1.0
+    best = max(range(len(scored)), key=lambda k: (sign * scored[k].score, -scored[k].threshold))
     if selection == "one_se":
+        if not result.greater_is_better:
+            raise ValueError("selection='one_se' needs a score in [0, 1] where greater is better (an accuracy)")
         top = scored[best].score
         floor = top - np.sqrt(max(top * (1.0 - top), 0.0) / max(result.n_validation, 1))
         best = min(
