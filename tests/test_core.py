@@ -980,3 +980,37 @@ def test_first_bad_vote_is_reported_whatever_the_thread_count(restore_threads):
         _core.set_num_threads(threads)
         with pytest.raises(ValueError, match=r"votes\[0, 5\] = 9"):
             crembo.beliefs_from_votes(votes, 3)
+
+
+# ------------------------------------------------------------ native gateway
+def test_only_the_gateway_imports_the_native_core():
+    # Issue 14, item 7: crembo._native is the one module that imports _core;
+    # every other module calls native code through it.
+    import ast
+    from pathlib import Path
+
+    importers = []
+    for path in sorted(Path(crembo.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = {a.name for a in node.names}
+                if node.module in ("_core", "crembo._core") or "_core" in names and node.module in (None, "crembo"):
+                    importers.append(path.name)
+            elif isinstance(node, ast.Import) and any(a.name == "crembo._core" for a in node.names):
+                importers.append(path.name)
+    assert sorted(set(importers)) == ["_native.py"]
+
+
+def test_gateway_exposes_every_binding_and_picks_kernels():
+    from crembo import _native
+
+    public = [n for n in dir(_core) if not n.startswith("_")]
+    assert all(getattr(_native, n) is getattr(_core, n) for n in public if n != "cuda_built")
+    assert _native.cuda_built is bool(_core.cuda_built)
+    assert _native.version == crembo.__version__ == _core.__version__
+    assert _native.kernel("point_depth") is _core.point_depth
+    if _core.cuda_built:
+        assert _native.kernel("point_depth", "cuda") is _core.cuda_point_depth
+    assert _native.resolve_device("auto") == _native.resolve_device(None) == "cpu"
+    assert _native.resolve_device("cuda") == "cuda"
+    assert crembo.cuda_available() == (bool(_core.cuda_built) and bool(_core.cuda_available()))

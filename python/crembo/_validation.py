@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _native
 
 #: Default tolerance on ``|sum_y p(y|x) - 1|`` for float64 beliefs.
 ROW_SUM_TOL = 1e-6
@@ -48,12 +48,12 @@ def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
         if np.any(arr < 0):
             bad = int(np.argwhere(arr < 0)[0, 0])
             raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
-        return _named(name, _core.normalize_beliefs, arr)
+        return _named(name, _native.normalize_beliefs, arr)
     if tol is None:
         tol = ROW_SUM_TOL_F32 if dtype == np.float32 else ROW_SUM_TOL
     # One native pass checks finiteness, signs and row sums (multi-threaded);
     # its message names the first bad row.
-    _named(name, _core.check_beliefs, arr, float(tol))
+    _named(name, _native.check_beliefs, arr, float(tol))
     return arr
 
 
@@ -194,11 +194,11 @@ def check_device(device):
     """Validate ``device`` and make sure the CUDA path exists when asked for."""
     check_choice(device, "device", DEVICES)
     if device == "cuda":
-        if not _core.cuda_built:
+        if not _native.cuda_built:
             raise ValueError(
                 "device='cuda': this build of crembo has no CUDA kernels (rebuild with a CUDA compiler, CREMBO_CUDA=ON)"
             )
-        if not _core.cuda_available():
+        if not _native.cuda_available():
             raise ValueError("device='cuda': no CUDA device is available on this machine")
     return device
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _native
 from ._validation import (
     MAX_CLASSES,
     MAX_INDEX,
@@ -39,10 +39,7 @@ __all__ = [
 
 
 def _backend(device, name):
-    check_device(device)
-    if device == "cuda":
-        return getattr(_core, "cuda_" + name)
-    return getattr(_core, name)
+    return _native.kernel(name, check_device(device))
 
 
 def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu"):
@@ -151,7 +148,7 @@ def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
             raise ValueError(f"thresholds: expected a 1-d array, got shape {thr.shape}")
         if not np.all(np.isfinite(thr)):
             raise ValueError("thresholds: expected finite values")
-    return thr, _core.depth_profile(d, np.ascontiguousarray(thr))
+    return thr, _native.depth_profile(d, np.ascontiguousarray(thr))
 
 
 def max_achievable_depth(beliefs, *, device="cpu"):
@@ -168,7 +165,7 @@ def candidate_thresholds(beliefs, *, lo=0.0, hi=1.0):
     """
     lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.candidate_thresholds(P, lo, hi)
+    return _native.candidate_thresholds(P, lo, hi)
 
 
 def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
@@ -181,7 +178,7 @@ def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
     n_thresholds = check_positive_int(n_thresholds, "n_thresholds", maximum=MAX_INDEX)
     lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.budgeted_thresholds(P, n_thresholds, lo, hi)
+    return _native.budgeted_thresholds(P, n_thresholds, lo, hi)
 
 
 def allowed_labels(beliefs, threshold, *, device="cpu"):

@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
-from . import _core
+from . import _native
 from .augment import _check_size, munge
 from ._validation import (
     Beliefs,
@@ -469,7 +469,7 @@ class LabelDistiller(_DistillerBase):
         if len(X_syn):
             X_t, P = np.concatenate([X_t, X_syn]), np.concatenate([P, self._beliefs(source, X_syn, None)])
             w_t = None if w_t is None else np.concatenate([w_t, np.ones(len(X_syn))])
-        labels, _ = _core.row_argmax(P)
+        labels, _ = _native.row_argmax(P)
         trainer = StudentTrainer(self._student_template(), self.classes_, target="labels", seed=seed_from(rng))
         if w_t is not None and not trainer.accepts_weights:
             raise TypeError(
@@ -935,7 +935,7 @@ class CREMBOClassifier(_DistillerBase):
             if memo_res.student is not None:
                 student, threshold = memo_res.student, memo_res.threshold
             else:
-                threshold = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
+                threshold = float(_native.candidate_thresholds(P_s, 0.0, 1.0)[0])
                 student = None
             score = None
         else:
@@ -1005,7 +1005,7 @@ class CREMBOClassifier(_DistillerBase):
         self.n_student_fits_ = int(n_fits)
         if pred_tr is None:
             pred_tr = trainer.predict_index(student, X_tr)
-        self.depth_ = float(_core.empirical_depth(P_tr, pred_tr, 0.0))
+        self.depth_ = float(_native.empirical_depth(P_tr, pred_tr, 0.0))
         timings["total"] = time.perf_counter() - t_start
         timings["overhead"] = timings["total"] - timings["teacher_fit"] - timings["student_fits"]
         self.timings_ = timings
@@ -1088,19 +1088,19 @@ class CREMBOClassifier(_DistillerBase):
         predictions on ``X``)."""
         t0 = time.perf_counter()
         if trainer.target == "multioutput":
-            mask = _core.allowed_labels(P, t)
+            mask = _native.allowed_labels(P, t)
             if leave_out is not None:
                 mask[leave_out] = False
             est = trainer.fit_mask(X, mask, w)
         else:
-            targets, _ = _core.allowed_targets(P, t, prefer)
+            targets, _ = _native.allowed_targets(P, t, prefer)
             if leave_out is not None:
                 targets[leave_out] = -1
             est = trainer.fit_labels(X, targets, w)
         if self._leaf_values == "belief":
             est = set_leaf_beliefs(est, X, P, self.classes_, w)
         pred = trainer.predict_index(est, X)
-        viol = int(_core.count_violations(P, pred, t))
+        viol = int(_native.count_violations(P, pred, t))
         return est, time.perf_counter() - t0, viol, pred
 
     def _sweep_thresholds(self, P_s, memo_res):
@@ -1108,11 +1108,11 @@ class CREMBOClassifier(_DistillerBase):
         belief value) up, all of them or a quantile-spaced budget."""
         lo = memo_res.threshold
         if lo is None:
-            lo = float(_core.candidate_thresholds(P_s, 0.0, 1.0)[0])
+            lo = float(_native.candidate_thresholds(P_s, 0.0, 1.0)[0])
         if self.n_thresholds is None:
-            cands = _core.candidate_thresholds(P_s, lo, 1.0)
+            cands = _native.candidate_thresholds(P_s, lo, 1.0)
         else:
-            cands = _core.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
+            cands = _native.budgeted_thresholds(P_s, self.n_thresholds, lo, 1.0)
         return [float(t) for t in cands]
 
     def _cv_sweep(self, trainer, X_s, P_s, memo_res, labelled, y_lab, rng, w_s=None, w_lab=None):

@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, Sequence
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _core
+from . import _native
 
 __all__ = [
     "add_feature_noise",
@@ -244,10 +244,10 @@ def depth_statistics(
             raise ValueError("thresholds: contains NaN or infinite values")
     grid = np.ascontiguousarray(grid, dtype=np.float64)
 
-    depth = np.asarray(_core.point_depth(P, y))
-    delta_depths = {d: float(_core.empirical_depth(P, y, d)) for d in dl}
-    min_depth = delta_depths[0.0] if 0.0 in delta_depths else float(_core.empirical_depth(P, y, 0.0))
-    profile = np.asarray(_core.depth_profile(depth.astype(np.float64), grid))
+    depth = np.asarray(_native.point_depth(P, y))
+    delta_depths = {d: float(_native.empirical_depth(P, y, d)) for d in dl}
+    min_depth = delta_depths[0.0] if 0.0 in delta_depths else float(_native.empirical_depth(P, y, 0.0))
+    profile = np.asarray(_native.depth_profile(depth.astype(np.float64), grid))
     return {
         "min_depth": min_depth,
         "mean_depth": float(depth.astype(np.float64).mean()),

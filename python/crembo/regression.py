@@ -36,7 +36,7 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from . import _core
+from . import _native
 from ._validation import (
     _DistillerDataMixin,
     check_choice,
@@ -172,14 +172,14 @@ def hypothesis_levels(m, lo=0.0, hi=0.5):
 
 def hypothesis_intervals(hypotheses, t):
     """``(lo, hi)``: the allowed intervals at level ``t`` of an ``(n, m)`` hypothesis matrix."""
-    S = _core.sort_hypotheses(_as_hypotheses(hypotheses))
-    return _core.hypothesis_intervals(S, _check_level(t))
+    S = _native.sort_hypotheses(_as_hypotheses(hypotheses))
+    return _native.hypothesis_intervals(S, _check_level(t))
 
 
 def _kernel(name, device):
     """The CPU kernel ``name`` or, for device="cuda", its CUDA twin."""
     check_device(device)
-    return getattr(_core, ("cuda_" if device == "cuda" else "") + name)
+    return _native.kernel(name, device)
 
 
 def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
@@ -202,7 +202,7 @@ def regression_violations(hypotheses, pred, t, *, tol=DEFAULT_TOL, device="cpu")
     """Number of points whose prediction lies outside the allowed interval at level ``t``."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
-    S = _core.sort_hypotheses(H)
+    S = _native.sort_hypotheses(H)
     return int(_kernel("hypothesis_violations", device)(S, pred, _check_level(t), _check_tol(tol)))
 
 
@@ -321,7 +321,7 @@ def _run_memo(
     def accept():
         state["best"] = state["last"]
 
-    res = _core.regression_memo_search(
+    res = _native.regression_memo_search(
         S,
         candidates,
         fit,
@@ -339,7 +339,7 @@ def _run_memo(
     out = RegressionMemoResult(
         student=state["best"] if found else None,
         level=res["best_level"],
-        depth=float(_core.hypothesis_empirical_depth(H, pred, tol, delta)) if found else None,
+        depth=float(_native.hypothesis_empirical_depth(H, pred, tol, delta)) if found else None,
         pred=pred,
         candidates=candidates,
         trace=[dict(r) for r in res["trace"]],
@@ -429,7 +429,7 @@ def regression_memo(
         if sample_weight.shape != (H.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
             raise ValueError(f"sample_weight: expected {H.shape[0]} finite, non-negative weights")
     trainer = _RegressionTrainer(default_regression_student() if student is None else student, seed_from(random_state))
-    S = _core.sort_hypotheses(H)
+    S = _native.sort_hypotheses(H)
     return _run_memo(
         X,
         S,
@@ -716,7 +716,7 @@ class CREMBORegressor(_RegressionDistillerBase):
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[rows_tr]
         H_tr = source(X_tr, rows_tr)
-        S_tr = _core.sort_hypotheses(H_tr)
+        S_tr = _native.sort_hypotheses(H_tr)
         self.n_hypotheses_ = int(H_tr.shape[1])
 
         memo_res = _run_memo(
@@ -754,10 +754,10 @@ class CREMBORegressor(_RegressionDistillerBase):
         if self.refit and self.mode == "crembo":
             rows_f = np.arange(n + n_unl)
             H_f = source(X_all, rows_f)
-            S_f = _core.sort_hypotheses(H_f)
+            S_f = _native.sort_hypotheses(H_f)
             guide = trainer.predict(student, X_all)
             student, pred_tr = self._fit_at(trainer, X_all, S_f, level, guide)
-            viol = int(_core.hypothesis_violations(S_f, pred_tr, level, self.tol))
+            viol = int(_native.hypothesis_violations(S_f, pred_tr, level, self.tol))
             trace.append(
                 dict(
                     stage="refit",
@@ -775,17 +775,17 @@ class CREMBORegressor(_RegressionDistillerBase):
         self.validation_score_ = score
         self.trace_ = trace
         self.n_student_fits_ = int(n_fits)
-        self.depth_ = float(_core.hypothesis_empirical_depth(H_tr, pred_tr, self.tol, self.delta))
+        self.depth_ = float(_native.hypothesis_empirical_depth(H_tr, pred_tr, self.tol, self.delta))
         return self
 
     def _fit_at(self, trainer, X, S, level, prefer):
         """A student on the targets ``prefer`` (or the medians) clipped into
         the intervals at ``level``; the native tree learns the intervals."""
         if trainer.native:
-            lo, hi = _core.hypothesis_intervals(S, level)
+            lo, hi = _native.hypothesis_intervals(S, level)
             est = trainer.fit_intervals(X, lo, hi)
         else:
-            est = trainer.fit(X, _core.clip_to_intervals(S, level, prefer))
+            est = trainer.fit(X, _native.clip_to_intervals(S, level, prefer))
         return est, trainer.predict(est, X)
 
     def _score(self, y_true, y_pred):
@@ -817,7 +817,7 @@ class CREMBORegressor(_RegressionDistillerBase):
 
         def one(t):
             est, pred = self._fit_at(trainer, X_tr, S_tr, float(t), prefer)
-            viol = int(_core.hypothesis_violations(S_tr, pred, float(t), self.tol))
+            viol = int(_native.hypothesis_violations(S_tr, pred, float(t), self.tol))
             return float(t), self._score(y_val, trainer.predict(est, X_val)), est, pred, 1, viol
 
         results += Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(one)(t) for t in levels)

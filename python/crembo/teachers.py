@@ -22,7 +22,7 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_array
 from sklearn.utils.validation import _num_samples, validate_data
 
-from . import _core
+from . import _native
 
 from .core import beliefs_from_votes
 from ._validation import as_beliefs, check_choice, check_device
@@ -119,7 +119,7 @@ def _build_forest(teacher, members, features):
         isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1 for m in members
     ):
         return None
-    forest = _core.VoteForest(int(d), C)
+    forest = _native.VoteForest(int(d), C)
     for k, m in enumerate(members):
         left, right, feature, threshold, value, nan_left, _ = _tree_arrays(m.tree_, type(m).__name__)
         value = value[:, 0, :] if value.ndim == 3 else value

@@ -44,7 +44,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import _core
+from . import _native
 
 __all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
 
@@ -284,7 +284,9 @@ class BinnedData:
         X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", order=None, input_name="X")
         self.max_bins = max_bins
         self.n_features = X.shape[1]
-        self._codes, self.n_bins, self._lo, self._hi = _core.hist_bin(X, max_bins, subsample, seed, _threads(n_threads))
+        self._codes, self.n_bins, self._lo, self._hi = _native.hist_bin(
+            X, max_bins, subsample, seed, _threads(n_threads)
+        )
         self._rows = None
         self.n_samples = X.shape[0]
 
@@ -377,7 +379,7 @@ class HistTree:
             return self._apply_categorical(X)
         fast = self.__dict__.get("_fast")
         if fast is None:
-            fast = self._fast = _core.FastTree(
+            fast = self._fast = _native.FastTree(
                 children_left=self.children_left,
                 children_right=self.children_right,
                 feature=self.feature,
@@ -705,7 +707,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         C = len(self.classes_)
         w = self._weights(sample_weight, len(y_idx))
         cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64), len(y_idx))
-        arrays = _core.hist_fit(
+        arrays = _native.hist_fit(
             binned._codes,
             binned.n_bins,
             binned._lo,
@@ -772,7 +774,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
             w = None if w is None else w[keep]
         allowed = np.ascontiguousarray(allowed)
         cw = self._class_weight_vector(classes, allowed.sum(axis=0).astype(np.float64), allowed.shape[0])
-        arrays = _core.hist_fit(
+        arrays = _native.hist_fit(
             binned._codes,
             binned.n_bins,
             binned._lo,
