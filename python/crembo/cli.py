@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from . import specs
+
 __all__ = ["main"]
 
 
@@ -306,23 +308,25 @@ def _categorical_column(col):
 
 
 # ---------------------------------------------------------------- models
-TEACHERS = ("random-forest", "gradient-boosting", "mlp")
+#: The built-in classification teachers (crembo.specs), by canonical name.
+TEACHERS = specs.names("teacher", "classification")
 
 
-def make_teacher(kind, seed):
-    if kind == "random-forest":
-        from .estimators import default_teacher
+def teacher_name(text: str, task: str = "classification") -> str | None:
+    """The canonical name of a built-in teacher (``random_forest`` ->
+    ``random-forest``), or None when ``text`` names none."""
+    try:
+        return specs.lookup(text, "teacher", task)[0].name
+    except specs.SpecError:
+        return None
 
-        return default_teacher(seed)
-    if kind == "gradient-boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
 
-        # from_dtype: pandas categorical columns are native categorical features
-        return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
-    # The same network as the paper bench's "mlp" teacher (one vocabulary).
-    from .paper import mlp_teacher
-
-    return mlp_teacher(seed)
+def make_teacher(kind: str, seed: int | None) -> object:
+    """A new built-in teacher (:mod:`crembo.specs`) seeded with ``seed``."""
+    try:
+        return specs.make(kind, "teacher", "classification", seed=seed)
+    except specs.SpecError as exc:
+        raise CLIError(f"--teacher {kind!r}: {exc}") from None
 
 
 def _load_pickle(path, what):
@@ -505,50 +509,42 @@ def _load_student_file(spec, is_kind, kind):
     return est
 
 
-def parse_student(spec, seed):
-    """A student template from a spec: tree[:DEPTH] (crembo's histogram
-    tree, as ``student="tree:4"`` in Python), sklearn-tree[:DEPTH]
-    (scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib
-    file holding an unfitted classifier."""
+def names_tree_student(spec: str, task: str = "classification") -> bool | None:
+    """Whether a student specification names a tree (the students the exports
+    take); None when it names no registered student (a file)."""
+    try:
+        return specs.lookup(spec, "student", task)[0].tree
+    except specs.SpecError:
+        return None
+
+
+def parse_student(spec: str, seed: int | None, task: str = "classification") -> object:
+    """A student template from a specification of :mod:`crembo.specs`
+    (tree[:DEPTH] is crembo's histogram tree, as ``student="tree:4"`` in
+    Python; sklearn-tree[:DEPTH], logistic[:C], naive-bayes, ...), or a
+    joblib file holding an unfitted classifier (regressor for
+    ``task="regression"``)."""
     import os
 
-    from sklearn.base import is_classifier
+    from sklearn.base import is_classifier, is_regressor
 
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
     try:
-        if kind in ("tree", "sklearn-tree"):
-            depth = int(arg) if arg else 4
-            if depth < 1:
-                raise ValueError
-            if kind == "tree":  # the same student as "tree:D" in Python: crembo's histogram tree
-                from .tree import tree_student
-
-                return tree_student(depth)
-            from sklearn.tree import DecisionTreeClassifier
-
-            return DecisionTreeClassifier(max_depth=depth, class_weight="balanced", random_state=seed)
-        if kind in ("logistic", "logistic-regression"):
-            from sklearn.linear_model import LogisticRegression
-
-            C = float(arg) if arg else 1.0
-            if not C > 0:
-                raise ValueError
-            return LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-        if kind in ("naive-bayes", "gaussian-nb") and not arg:
-            from sklearn.naive_bayes import GaussianNB
-
-            return GaussianNB()
-    except ValueError:
-        raise CLIError(
-            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
-            "DEPTH >= 1, logistic:C with C > 0)"
-        ) from None
+        found, arg = specs.lookup(spec, "student", task)
+    except specs.SpecError:
+        found = None
+    if found is not None:
+        try:
+            return found.make(arg, seed)
+        except specs.SpecError as exc:
+            raise CLIError(f"--student {spec!r}: {exc}") from None
     if os.path.exists(spec):
+        if task == "regression":
+            return _load_student_file(spec, is_regressor, "regressor")
         return _load_student_file(spec, is_classifier, "classifier")
+    what = "regressor" if task == "regression" else "classifier"
     raise CLIError(
-        f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
-        "or a joblib file of an unfitted classifier"
+        f"--student {spec!r}: {'for regression ' if task == 'regression' else ''}expected "
+        f"{specs.usage('student', task)} or a joblib file of an unfitted {what}"
     )
 
 
@@ -784,12 +780,7 @@ def _compress(args):
             table.require_numeric()  # the regression CLI takes numeric columns without missing values
             return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
-    if formats and args.student.partition(":")[0].strip().lower() in (
-        "logistic",
-        "logistic-regression",
-        "naive-bayes",
-        "gaussian-nb",
-    ):
+    if formats and names_tree_student(args.student) is False:
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if "onnx" in formats:
         try:
@@ -838,8 +829,7 @@ def _compress_into(args, formats, staging):
 
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
-    if args.teacher.replace("_", "-") in TEACHERS:  # random_forest, as the paper bench spells it
-        args.teacher = args.teacher.replace("_", "-")
+    args.teacher = teacher_name(args.teacher) or args.teacher  # random_forest -> random-forest
     with stage(f"reading {args.data}"):
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         student_template = parse_student(args.student, args.seed)
@@ -1166,26 +1156,57 @@ def _paper(args):
     return main_fn(list(args.paper_args))
 
 
-def _add_new_commands(sub):
+def _specs_epilog() -> str:
+    """The registry of specifications (crembo.specs) for ``compress --help``."""
+    parts = []
+    for role in specs.ROLES:
+        for task in specs.TASKS:
+            parts.append(f"{role}s for {task} (--{role}):\n{specs.describe(role, task)}")
+    return (
+        "\n\n".join(parts) + "\n\nNames are case-insensitive; '_' and '-' are the same "
+        "(random_forest is random-forest). The students for classification are also the estimators' "
+        'student= specifications (student="tree:4").'
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="compress a random forest on a built-in data set and compare methods")
+    demo.add_argument(
+        "--dataset",
+        default="breast_cancer",
+        help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
+    )
+    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
+    demo.add_argument("--folds", type=int, default=10)
+    demo.add_argument("--repeats", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--jobs", type=int, default=None, help="parallel folds (default: 1)")
+    demo.set_defaults(func=_demo)
     c = sub.add_parser(
         "compress",
         help="compress a teacher into a small student on a table (CSV or Parquet)",
         description="Compress a teacher into a small student with CREMBO; write the student "
         "(joblib), a JSON report, and optionally plots and exports.",
+        epilog=_specs_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("data", help="table: .csv, .tsv or .parquet, one row per example")
     c.add_argument("--label", required=True, help="name of the label column")
     c.add_argument(
         "--teacher",
         default="random-forest",
-        help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) classifier",
+        help=f"{', '.join(TEACHERS)} (default random-forest; for regression "
+        f"{', '.join(specs.names('teacher', 'regression'))}), or a joblib/pickle file of a (fitted) model; "
+        "see the list below",
     )
     c.add_argument(
         "--student",
         default="tree:4",
-        help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
-        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
-        "unfitted classifier",
+        help=f"{specs.usage('student')} (default tree:4: crembo's histogram tree, as in Python), or a joblib "
+        "file of an unfitted classifier (regressor); see the list below",
     )
     c.add_argument(
         "--task",
@@ -1248,25 +1269,6 @@ def _add_new_commands(sub):
 
     p = sub.add_parser("paper", help="run the paper reproduction benchmark (crembo paper --help)", add_help=False)
     p.set_defaults(func=_paper, paper_args=[])
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="compress a random forest on a built-in data set and compare methods")
-    demo.add_argument(
-        "--dataset",
-        default="breast_cancer",
-        help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
-    )
-    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
-    demo.add_argument("--folds", type=int, default=10)
-    demo.add_argument("--repeats", type=int, default=1)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--jobs", type=int, default=None, help="parallel folds (default: 1)")
-    demo.set_defaults(func=_demo)
-    _add_new_commands(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import specs
 from .cli import (
     CLIError,
     EXPORT_FORMATS,
@@ -23,21 +24,24 @@ from .cli import (
     _is_fitted,
     _jsonable,
     _load_pickle,
-    _load_student_file,
     _predict,
     _split_list,
     _Stage,
     _student_summary,
     _summarize_warnings,
     _version,
+    names_tree_student,
+    parse_student,
     read_table,
+    teacher_name,
 )
 
 __all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression", "REGRESSION_EXPORT_FORMATS"]
 
 #: Float labels with at most this many distinct values stay class labels under --task auto.
 MAX_CLASS_LIKE_VALUES = 20
-REGRESSION_TEACHERS = ("random-forest", "extra-trees", "gradient-boosting")
+#: The built-in regression teachers (crembo.specs), by canonical name.
+REGRESSION_TEACHERS = specs.names("teacher", "regression")
 REGRESSION_EXPORT_FORMATS = ("rules", "dot", "cpp", "native")
 
 
@@ -50,62 +54,22 @@ def infer_task(y):
     return "classification"
 
 
-def make_regression_teacher(kind, seed):
-    if kind == "random-forest":
-        from .regression import default_regression_teacher
-
-        return default_regression_teacher(seed)
-    if kind == "extra-trees":
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        return ExtraTreesRegressor(n_estimators=100, min_samples_leaf=5, random_state=seed)
-    if kind == "gradient-boosting":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(random_state=seed)
-    raise CLIError(
-        f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
-        "file of a forest or bagging regressor"
-    )
-
-
-def parse_regression_student(spec, seed):
-    """tree[:DEPTH], linear, ridge[:ALPHA], or a joblib file of an unfitted regressor."""
-    import os
-
-    from sklearn.base import is_regressor
-
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
+def make_regression_teacher(kind: str, seed: int | None) -> object:
+    """A new built-in regression teacher (:mod:`crembo.specs`)."""
     try:
-        if kind == "tree":
-            from sklearn.tree import DecisionTreeRegressor
-
-            depth = int(arg) if arg else 4
-            if depth < 1:
-                raise ValueError
-            return DecisionTreeRegressor(max_depth=depth, random_state=seed)
-        if kind in ("linear", "linear-regression") and not arg:
-            from sklearn.linear_model import LinearRegression
-
-            return LinearRegression()
-        if kind == "ridge":
-            from sklearn.linear_model import Ridge
-
-            alpha = float(arg) if arg else 1.0
-            if not alpha > 0:
-                raise ValueError
-            return Ridge(alpha=alpha)
-    except ValueError:
+        return specs.make(kind, "teacher", "regression", seed=seed)
+    except specs.SpecError:
         raise CLIError(
-            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, ridge:ALPHA with ALPHA > 0)"
+            f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
+            "file of a forest or bagging regressor"
         ) from None
-    if os.path.exists(spec):
-        return _load_student_file(spec, is_regressor, "regressor")
-    raise CLIError(
-        f"--student {spec!r}: for regression expected tree[:DEPTH], linear, ridge[:ALPHA] or a joblib "
-        "file of an unfitted regressor"
-    )
+
+
+def parse_regression_student(spec: str, seed: int | None) -> object:
+    """A regression student from a specification of :mod:`crembo.specs`
+    (tree[:DEPTH], linear, ridge[:ALPHA]), or a joblib file of an unfitted
+    regressor."""
+    return parse_student(spec, seed, task="regression")
 
 
 def regression_scores(y, pred, teacher_pred=None):
@@ -171,7 +135,7 @@ def compress_regression(args, table=None):
             f"--export {','.join(bad)}: not available for regression students (available: "
             f"{', '.join(REGRESSION_EXPORT_FORMATS)})"
         )
-    if formats and args.student.partition(":")[0].strip().lower() != "tree":
+    if formats and not names_tree_student(args.student, "regression"):
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if args.plots:
         raise CLIError("--plots: the plots are drawn for classification only")
@@ -191,7 +155,9 @@ def compress_regression(args, table=None):
         if table is None:
             table = read_table(args.data, args.label, drop=_split_list(args.drop))
         student_template = parse_regression_student(args.student, args.seed)
-        if args.teacher in REGRESSION_TEACHERS or args.teacher == "mlp":
+        builtin = teacher_name(args.teacher, "regression")
+        if builtin is not None or teacher_name(args.teacher) is not None:  # mlp: a classification teacher
+            args.teacher = builtin or args.teacher
             teacher, teacher_source = make_regression_teacher(args.teacher, args.seed), args.teacher
         else:
             if not Path(args.teacher).exists():

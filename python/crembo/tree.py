@@ -859,15 +859,16 @@ def tree_student(max_depth=4, *, class_weight="balanced", **params):
 
 
 def resolve_student(student):
-    """``"tree:D"`` (or ``"tree"``, depth 4) -> ``tree_student(D)``; anything
-    else is returned unchanged."""
+    """A student specification (``"tree:4"``, ``"sklearn-tree:3"``, ...; see
+    :mod:`crembo.specs`) as a new estimator; anything else is returned
+    unchanged."""
     if isinstance(student, str):
-        spec = student.strip().lower()
-        if spec == "tree":
-            return tree_student()
-        if spec.startswith("tree:"):
-            depth = spec[5:]
-            if depth.isdigit() and int(depth) >= 1:
-                return tree_student(int(depth))
-        raise ValueError(f"student: expected an estimator or 'tree:<depth>' (e.g. 'tree:4'), got {student!r}")
+        from .specs import make
+
+        try:
+            return make(student, "student", "classification")
+        except ValueError as exc:
+            raise ValueError(
+                f"student: expected an estimator or a specification such as 'tree:<depth>' (e.g. 'tree:4'): {exc}"
+            ) from None
     return student
