@@ -1011,6 +1011,41 @@ def test_gateway_exposes_every_binding_and_picks_kernels():
     assert _native.kernel("point_depth") is _core.point_depth
     if _core.cuda_built:
         assert _native.kernel("point_depth", "cuda") is _core.cuda_point_depth
-    assert _native.resolve_device("auto") == _native.resolve_device(None) == "cpu"
+    assert _native.resolve_device("auto") == "cpu"
     assert _native.resolve_device("cuda") == "cuda"
     assert crembo.cuda_available() == (bool(_core.cuda_built) and bool(_core.cuda_available()))
+
+
+# ------------------------------------------------------ one device default
+@pytest.mark.parametrize("name", list(DEVICE_CALLS))
+def test_auto_device_is_the_cpu_for_numpy_inputs(name):
+    def same(a, b):
+        if isinstance(a, tuple):
+            return all(same(x, y) for x, y in zip(a, b))
+        return np.array_equal(np.asarray(a), np.asarray(b))
+
+    assert same(DEVICE_CALLS[name]("auto"), DEVICE_CALLS[name]("cpu"))
+
+
+def test_device_has_one_default_across_crembo():
+    # Issue 14, item 6: "auto" everywhere; it runs where the inputs live
+    # (NumPy arrays: the CPU; a given torch module: its own device) and a
+    # network an estimator builds trains on CUDA when PyTorch sees one.
+    import inspect
+
+    import crembo.regression as cr
+    from crembo.teachers import teacher_beliefs
+
+    funcs = [getattr(cc, n) for n in DEVICE_CALLS] + [teacher_beliefs]
+    funcs += [cr.regression_point_depth, cr.regression_depth, cr.regression_violations]
+    funcs += [crembo.CREMBOClassifier, crembo.LabelDistiller]
+    try:
+        from crembo.nn import NetClassifier, TorchTeacher
+        from crembo.nn.teachers import torch_beliefs
+
+        funcs += [NetClassifier, TorchTeacher, torch_beliefs]
+    except ImportError:  # torch is optional
+        pass
+    defaults = {f.__name__: inspect.signature(f).parameters["device"].default for f in funcs}
+    assert set(defaults.values()) == {"auto"}, defaults
+    assert crembo.CREMBOClassifier().get_params()["device"] == "auto"

@@ -31,16 +31,16 @@ def cuda_ready() -> bool:
     return cuda_built and bool(_core.cuda_available())
 
 
-def resolve_device(device: str | None) -> str:
+def resolve_device(device: str) -> str:
     """The device a native kernel runs on: ``"cpu"`` or ``"cuda"``.
 
-    ``"auto"`` (and ``None``) means where the inputs already live: NumPy
-    arrays are in host memory, so native kernels run on the CPU unless
-    ``device="cuda"`` is asked for (copying to the GPU costs more than these
-    kernels save on all but very large inputs). Any other value is returned
-    unchanged, to be validated by the caller.
+    ``"auto"``, crembo's default everywhere, means where the inputs already
+    live: NumPy arrays are in host memory, so native kernels run on the CPU
+    unless ``device="cuda"`` is asked for (copying to the GPU costs more than
+    these kernels save on all but very large inputs). Any other value is
+    returned unchanged, validated by the caller.
     """
-    return "cpu" if device is None or (isinstance(device, str) and device == "auto") else device
+    return "cpu" if isinstance(device, str) and device == "auto" else device
 
 
 def kernel(name: str, device: str = "cpu") -> Callable[..., Any]:

@@ -17,7 +17,8 @@ ROW_SUM_TOL = 1e-6
 #: Tolerance used for float32 beliefs (their sums are only that precise).
 ROW_SUM_TOL_F32 = 1e-4
 
-DEVICES = ("cpu", "cuda")
+#: Devices of the native kernels; "auto" is the CPU for NumPy inputs (crembo._native.resolve_device).
+DEVICES = ("cpu", "cuda", "auto")
 
 
 def as_beliefs(beliefs, *, name="beliefs", normalize=False, tol=None):
@@ -191,8 +192,10 @@ def check_choice(value, name, choices):
 
 
 def check_device(device):
-    """Validate ``device`` and make sure the CUDA path exists when asked for."""
+    """Validate ``device``, make sure the CUDA path exists when asked for, and
+    return the device the kernels run on (``"auto"``: the CPU)."""
     check_choice(device, "device", DEVICES)
+    device = _native.resolve_device(device)
     if device == "cuda":
         if not _native.cuda_built:
             raise ValueError(

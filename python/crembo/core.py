@@ -4,8 +4,10 @@ A *belief* is an ``(n, C)`` row-stochastic array ``p(y|x_i)``. The depth of a
 student with predictions ``h`` at point ``i`` is ``p(h_i | x_i)``; its
 empirical depth is the minimum over points (see ``ALGORITHMS.md``).
 
-Every function takes ``device="cpu" | "cuda"`` where a CUDA kernel exists;
-both give the same results and the CPU path is always there.
+Every function takes ``device="auto" | "cpu" | "cuda"`` where a CUDA kernel
+exists; both kernels give the same results and the CPU path is always there.
+``"auto"`` (the default, as across crembo) runs where the inputs live: the
+CPU for NumPy arrays (see ``crembo._native.resolve_device``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _backend(device, name):
     return _native.kernel(name, check_device(device))
 
 
-def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu"):
+def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="auto"):
     """Beliefs from the votes of sampled hypotheses.
 
     Parameters
@@ -53,7 +55,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
     n_classes : int, optional
         Number of classes ``C`` (at most ``2**24``); default ``votes.max() + 1``.
     dtype : {numpy.float64, numpy.float32}, default float64
-    device : {"cpu", "cuda"}, default "cpu"
+    device : {"auto", "cpu", "cuda"}, default="auto"
 
     Returns
     -------
@@ -75,7 +77,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
     # The CPU core rejects out-of-range votes itself; wider integers are
     # checked here, before the int32 conversion could wrap them into range.
     fits_int32 = v.dtype.itemsize < 4 or (v.dtype.itemsize == 4 and v.dtype.kind == "i")
-    if (device != "cpu" or not fits_int32) and (v.min() < 0 or v.max() >= n_classes):
+    if (_native.resolve_device(device) != "cpu" or not fits_int32) and (v.min() < 0 or v.max() >= n_classes):
         j, i = np.argwhere((v < 0) | (v >= n_classes))[0]
         raise ValueError(f"votes[{j}, {i}] = {v[j, i]} is outside the label range [0, {n_classes})")
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -90,7 +92,7 @@ def _beliefs_and_pred(beliefs, pred, normalize=False):
     return P, h
 
 
-def point_depth(beliefs, pred, *, device="cpu"):
+def point_depth(beliefs, pred, *, device="auto"):
     """Depth of a student at each point: ``beliefs[i, pred[i]]``.
 
     Parameters
@@ -107,7 +109,7 @@ def point_depth(beliefs, pred, *, device="cpu"):
     return _backend(device, "point_depth")(P, h)
 
 
-def depth(beliefs, pred, *, delta=0.0, device="cpu"):
+def depth(beliefs, pred, *, delta=0.0, device="auto"):
     """Empirical (``delta = 0``) or delta-insensitive depth of a student.
 
     The ``(floor(delta*n) + 1)``-th smallest point depth: ``delta = 0`` is
@@ -123,7 +125,7 @@ def depth(beliefs, pred, *, delta=0.0, device="cpu"):
     return float(_backend(device, "empirical_depth")(P, h, delta))
 
 
-def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
+def depth_profile(beliefs, pred, thresholds=None, *, device="auto"):
     """Fraction of points whose depth is at least each threshold.
 
     Parameters
@@ -151,7 +153,7 @@ def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
     return thr, _native.depth_profile(d, np.ascontiguousarray(thr))
 
 
-def max_achievable_depth(beliefs, *, device="cpu"):
+def max_achievable_depth(beliefs, *, device="auto"):
     """``min_i max_y beliefs[i, y]``: no student can be deeper on these points."""
     P = as_beliefs(beliefs)
     return float(_backend(device, "max_achievable_depth")(P))
@@ -181,21 +183,21 @@ def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
     return _native.budgeted_thresholds(P, n_thresholds, lo, hi)
 
 
-def allowed_labels(beliefs, threshold, *, device="cpu"):
+def allowed_labels(beliefs, threshold, *, device="auto"):
     """Boolean ``(n, C)`` mask of the allowed labels ``beliefs >= threshold``."""
     t = check_real(threshold, "threshold")
     P = as_beliefs(beliefs)
     return _backend(device, "allowed_labels")(P, t)
 
 
-def count_violations(beliefs, pred, threshold, *, device="cpu"):
+def count_violations(beliefs, pred, threshold, *, device="auto"):
     """Number of points where ``pred`` is not an allowed label at ``threshold``."""
     t = check_real(threshold, "threshold")
     P, h = _beliefs_and_pred(beliefs, pred)
     return int(_backend(device, "count_violations")(P, h, t))
 
 
-def is_consistent(beliefs, pred, threshold, *, delta=0.0, device="cpu"):
+def is_consistent(beliefs, pred, threshold, *, delta=0.0, device="auto"):
     """True when at most ``floor(delta*n)`` predictions are not allowed at ``threshold``."""
     delta = check_fraction(delta, "delta")
     n = np.shape(beliefs)[0] if np.ndim(beliefs) == 2 else 0

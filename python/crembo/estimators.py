@@ -397,7 +397,7 @@ class LabelDistiller(_DistillerBase):
         How beliefs are read from the teacher (see ``teacher_beliefs``).
     n_jobs : int or None
         Threads for querying ensemble members.
-    device : {"cpu", "cuda"}, default "cpu"
+    device : {"auto", "cpu", "cuda"}, default "auto"
     random_state : int, RandomState or None
 
     Attributes
@@ -419,7 +419,7 @@ class LabelDistiller(_DistillerBase):
         augment_spread=1.0,
         belief="auto",
         n_jobs=None,
-        device="cpu",
+        device="auto",
         random_state=None,
     ):
         self.teacher = teacher
@@ -620,7 +620,7 @@ class CREMBOClassifier(_DistillerBase):
         How beliefs are read from the teacher.
     n_jobs : int or None
         Threads for the sweep's fits and for querying ensemble members.
-    device : {"cpu", "cuda"}, default "cpu"
+    device : {"auto", "cpu", "cuda"}, default "auto"
         Where beliefs and depth kernels run.
     random_state : int, RandomState or None
         Seeds the split, the default teacher and the students.
@@ -700,7 +700,7 @@ class CREMBOClassifier(_DistillerBase):
         leaf_values="auto",
         belief="auto",
         n_jobs=None,
-        device="cpu",
+        device="auto",
         random_state=None,
         verbose=0,
         max_time=None,

@@ -178,11 +178,10 @@ def hypothesis_intervals(hypotheses, t):
 
 def _kernel(name, device):
     """The CPU kernel ``name`` or, for device="cuda", its CUDA twin."""
-    check_device(device)
-    return _native.kernel(name, device)
+    return _native.kernel(name, check_device(device))
 
 
-def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
+def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="auto"):
     """Tukey depth of ``pred[i]`` among the members' predictions at each point
     (``device="cuda"``: the CUDA twin, same values)."""
     H = _as_hypotheses(hypotheses)
@@ -190,7 +189,7 @@ def regression_point_depth(hypotheses, pred, *, tol=DEFAULT_TOL, device="cpu"):
     return _kernel("hypothesis_point_depth", device)(H, pred, _check_tol(tol))
 
 
-def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="cpu"):
+def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="auto"):
     """Empirical depth of a student: the ``floor(delta n)+1``-th smallest point depth."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
@@ -198,7 +197,7 @@ def regression_depth(hypotheses, pred, *, delta=0.0, tol=DEFAULT_TOL, device="cp
     return float(fn(H, pred, _check_tol(tol), check_fraction(delta, "delta")))
 
 
-def regression_violations(hypotheses, pred, t, *, tol=DEFAULT_TOL, device="cpu"):
+def regression_violations(hypotheses, pred, t, *, tol=DEFAULT_TOL, device="auto"):
     """Number of points whose prediction lies outside the allowed interval at level ``t``."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])

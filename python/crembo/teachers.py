@@ -194,7 +194,7 @@ def _all_trees(members):
     return all(isinstance(m, BaseDecisionTree) for m in members)
 
 
-def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, device="cpu", normalize=False):
+def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, device="auto", normalize=False):
     """Belief ``p(y|x)`` of a teacher on the rows of ``X``.
 
     Parameters
@@ -211,8 +211,8 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
         Expected number of columns; checked when given.
     n_jobs : int, optional
         Threads for querying ensemble members.
-    device : {"cpu", "cuda"}
-        Where the votes are counted when the members are asked one by one.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the votes are counted (``"auto"``: the CPU, where NumPy inputs live) when the members are asked one by one.
         Ensembles of scikit-learn trees are always counted by crembo's native
         forest on the CPU, which is faster than asking the members and gives
         the same numbers.

@@ -40,11 +40,13 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
 from . import _native
+from ._deprecation import warn_renamed
 
 __all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
 
@@ -258,8 +260,11 @@ class BinnedData:
         every row is binned either way.
     random_state : int, default 0
         Seeds that sample.
-    n_threads : int or None
+    n_jobs : int or None, default=None
         Threads (over features); None uses ``crembo``'s default.
+    n_threads : int or None
+        Deprecated alias of ``n_jobs`` (a :class:`CremboDeprecationWarning`
+        when given).
 
     Attributes
     ----------
@@ -275,7 +280,19 @@ class BinnedData:
     bins; fitting on it is fitting on those rows of ``X``.
     """
 
-    def __init__(self, X, *, max_bins=MAX_BINS, subsample=200_000, random_state=0, n_threads=None):
+    def __init__(
+        self,
+        X: ArrayLike,
+        *,
+        max_bins: int = MAX_BINS,
+        subsample: int = 200_000,
+        random_state: int = 0,
+        n_jobs: int | None = None,
+        n_threads: int | None | str = _DEPRECATED,
+    ) -> None:
+        if not (isinstance(n_threads, str) and n_threads == _DEPRECATED):
+            warn_renamed("BinnedData", "n_threads", "n_jobs")
+            n_jobs = n_threads
         max_bins = _int_param(max_bins, "max_bins", 2)
         if max_bins > MAX_BINS:
             raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
@@ -285,7 +302,7 @@ class BinnedData:
         self.max_bins = max_bins
         self.n_features = X.shape[1]
         self._codes, self.n_bins, self._lo, self._hi = _native.hist_bin(
-            X, max_bins, subsample, seed, _threads(n_threads)
+            X, max_bins, subsample, seed, _threads(n_jobs, "n_jobs")
         )
         self._rows = None
         self.n_samples = X.shape[0]
@@ -371,10 +388,16 @@ class HistTree:
     def n_leaves(self):
         return int(np.sum(self.children_left == -1))
 
-    def apply(self, X, n_threads=0):
+    def apply(
+        self, X: np.ndarray, n_jobs: int | None = None, *, n_threads: int | None | str = _DEPRECATED
+    ) -> np.ndarray:
         """Leaf index reached by each row of ``X`` (a validated 2-d array),
         walked by the native FastTree (the same float32 comparison, NaN to the
-        stored side), built on first use."""
+        stored side), built on first use. ``n_jobs``: threads over rows (None
+        or 0: crembo's default); ``n_threads`` is its deprecated alias."""
+        if not (isinstance(n_threads, str) and n_threads == _DEPRECATED):
+            warn_renamed("HistTree.apply", "n_threads", "n_jobs")
+            n_jobs = n_threads
         if self.__dict__.get("is_categorical") is not None and self.is_categorical.any():
             return self._apply_categorical(X)
         fast = self.__dict__.get("_fast")
@@ -390,7 +413,7 @@ class HistTree:
                 classes=np.arange(self.max_n_classes),
                 missing_go_to_left=self.missing_go_to_left,
             )
-        return fast.apply(X, n_threads)
+        return fast.apply(X, 0 if n_jobs is None else n_jobs)
 
     def goes_left(self, node, values):
         """Whether ``values`` (of the node's feature) go left at split nodes
@@ -467,7 +490,8 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         Threads over features (large nodes only) and rows (prediction); None:
         ``crembo``'s default. The GIL is released throughout.
     n_threads : int or None
-        Deprecated alias of ``n_jobs`` (a FutureWarning when given); it wins
+        Deprecated alias of ``n_jobs`` (a :class:`CremboDeprecationWarning`,
+        both a DeprecationWarning and a FutureWarning, when given); it wins
         over ``n_jobs`` when both are set.
     categorical_features : None, "from_dtype", bool mask, indices or names, default "from_dtype"
         Features split by category subsets (a set of categories goes left)
@@ -539,11 +563,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         from the deprecated ``n_threads`` when given."""
         if isinstance(self.n_threads, str) and self.n_threads == _DEPRECATED:
             return _threads(self.n_jobs, "n_jobs")
-        import warnings
-
-        warnings.warn(
-            "HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs", FutureWarning, stacklevel=3
-        )
+        warn_renamed("HistTreeClassifier", "n_threads", "n_jobs", stacklevel=3)
         return _threads(self.n_threads)
 
     def _check_params(self, allowed=False):
@@ -579,7 +599,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
         ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
-        return BinnedData(X, max_bins=self.max_bins, n_threads=self._n_threads() or None)
+        return BinnedData(X, max_bins=self.max_bins, n_jobs=self._n_threads() or None)
 
     def _binned_input(self, X, y=None):
         """``fit``'s ``X`` as BinnedData (and ``y`` validated with it when
