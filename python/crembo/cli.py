@@ -19,10 +19,13 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import specs
+from .datasets import Dataset, PathLike, read_csv_rows
 
 __all__ = ["main"]
 
@@ -108,38 +111,35 @@ def _demo_reading(gen, stab, n_test):
 MISSING_CELLS = ("?",)
 
 
-class Table:
-    """Features, labels and column names read from a file.
+#: What a feature column that is not numeric can do, by default.
+NOT_NUMERIC_WHY = "encode it as numbers or leave it out with --drop"
 
-    ``X`` is a float64 array, or a pandas DataFrame when some feature columns
-    are categorical (``categorical`` names them; their dtype is pandas'
-    categorical). ``missing`` counts the missing cells of each feature column
-    that has any; ``samples`` holds a value of each categorical column.
-    """
 
-    def __init__(self, X, y, feature_names, path, categorical=(), missing=None, samples=None):
-        self.X, self.y, self.feature_names, self.path = X, y, feature_names, path
-        self.categorical = list(categorical)
-        self.missing = dict(missing or {})
-        self.samples = dict(samples or {})
+def _not_numeric_error(table: Dataset, name: str, why: str = NOT_NUMERIC_WHY) -> CLIError:
+    return _not_numeric(table.path, name, table.samples.get(name), why)
 
-    def not_numeric_error(self, name, why="encode it as numbers or leave it out with --drop"):
-        return CLIError(f"{self.path}: feature column {name!r} is not numeric (e.g. {self.samples.get(name)!r}); {why}")
 
-    def missing_error(self, name, why="impute them first"):
-        return CLIError(
-            f"{self.path}: feature column {name!r} has {self.missing[name]} missing or infinite value(s); {why}"
-        )
+def _not_numeric(path, name: str, sample: object, why: str = NOT_NUMERIC_WHY) -> CLIError:
+    return CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); {why}")
 
-    def require_numeric(self, why_cat=None, why_nan=None):
-        """Raise the first column's error (in column order) when the table has
-        categorical columns or missing values: the checks of the numeric
-        reader, for models that take neither."""
-        for name in self.feature_names:
-            if name in self.categorical:
-                raise self.not_numeric_error(name, *([why_cat] if why_cat else []))
-            if name in self.missing:
-                raise self.missing_error(name, *([why_nan] if why_nan else []))
+
+def _missing_error(table: Dataset, name: str, why: str = "impute them first") -> CLIError:
+    return _missing(table.path, name, table.missing[name], why)
+
+
+def _missing(path, name: str, count: int, why: str = "impute them first") -> CLIError:
+    return CLIError(f"{path}: feature column {name!r} has {count} missing or infinite value(s); {why}")
+
+
+def require_numeric(table: Dataset) -> None:
+    """Raise the first column's error (in column order) when the table has
+    categorical columns or missing values: the checks of the numeric
+    reader, for models that take neither."""
+    for name in table.feature_names:
+        if name in table.categorical:
+            raise _not_numeric_error(table, name)
+        if name in table.missing:
+            raise _missing_error(table, name)
 
 
 def _take(X, rows):
@@ -160,22 +160,24 @@ def _parse_cells(values):
 
 
 def _read_csv_plain(path, sep):
-    import csv
-
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh, delimiter=sep))
-    rows = [r for r in rows if r]
-    if not rows:
-        raise CLIError(f"{path}: the file is empty")
-    header, body = rows[0], rows[1:]
-    for k, r in enumerate(body):
-        if len(r) != len(header):
-            raise CLIError(f"{path}: line {k + 2} has {len(r)} fields, the header has {len(header)}")
+    """Header and text columns of a CSV file (no pandas): crembo's one CSV
+    reader, :func:`crembo.datasets.read_csv_rows`."""
+    try:
+        header, body, _ = read_csv_rows(path, sep=sep)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
 
 
-def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
-    """Read a CSV (or TSV) or Parquet file into a :class:`Table`.
+def read_table(
+    path: PathLike,
+    label: str,
+    *,
+    drop: Sequence[str] = (),
+    use_pandas: bool | None = None,
+    categorical: bool = False,
+) -> Dataset:
+    """Read a CSV (or TSV) or Parquet file into a :class:`crembo.datasets.Dataset`.
 
     Every column but ``label`` (and ``drop``) is a feature. By default each
     must be numeric without missing values. With ``categorical=True`` (what
@@ -249,9 +251,8 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
 
             if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 sample = next((v for v in col if isinstance(v, str)), col.iloc[0])
-                table = Table(None, None, names, str(path), samples={name: sample})
                 if not categorical:
-                    raise table.not_numeric_error(name)
+                    raise _not_numeric(path, name, sample)
                 samples[name] = sample
                 cats[name] = _categorical_column(col)
                 n_missing = int(cats[name].isna().sum())
@@ -268,14 +269,14 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
                 try:
                     vals[i] = float(v) if v not in nan_cells else np.nan
                 except ValueError:
-                    why = "encode it as numbers or leave it out with --drop"
+                    why = NOT_NUMERIC_WHY
                     if categorical:
                         why = "categorical columns need pandas (pip install pandas), or leave it out with --drop"
-                    raise Table(None, None, names, str(path), samples={name: v}).not_numeric_error(name, why) from None
+                    raise _not_numeric(path, name, v, why) from None
         n_missing = int(np.sum(~np.isfinite(vals)))
         if n_missing:
             if not categorical or np.isinf(vals).any():
-                raise Table(None, None, names, str(path), missing={name: n_missing}).missing_error(name)
+                raise _missing(path, name, n_missing)
             missing[name] = n_missing
         X[:, j] = vals
     ycol = columns[label]
@@ -293,7 +294,17 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
         import pandas as pd
 
         X = pd.DataFrame({name: cats[name] if name in cats else X[:, j] for j, name in enumerate(names)})
-    return Table(X, y, names, str(path), categorical=list(cats), missing=missing, samples=samples)
+    return Dataset(
+        X,
+        y,
+        name=p.stem,
+        description=f"read from {path}",
+        feature_names=names,
+        path=str(path),
+        categorical=list(cats),
+        missing=missing,
+        samples=samples,
+    )
 
 
 def _categorical_column(col):
@@ -321,7 +332,7 @@ def teacher_name(text: str, task: str = "classification") -> str | None:
         return None
 
 
-def make_teacher(kind: str, seed: int | None) -> object:
+def make_teacher(kind: str, seed: int | None) -> Any:
     """A new built-in teacher (:mod:`crembo.specs`) seeded with ``seed``."""
     try:
         return specs.make(kind, "teacher", "classification", seed=seed)
@@ -380,7 +391,7 @@ def _align_to_model(table, model, what):
         )
 
 
-def load_teacher(path, table):
+def load_teacher(path: PathLike, table: Dataset) -> Any:
     teacher = _load_pickle(path, "teacher")
     if not (hasattr(teacher, "predict_proba") or hasattr(teacher, "estimators_") or callable(teacher)):
         raise CLIError(f"teacher file {path}: holds a {type(teacher).__name__}, which has no predict_proba")
@@ -428,7 +439,7 @@ def _teacher_takes_categories(teacher, table):
     return True
 
 
-def check_inputs(table, teacher, teacher_name, student):
+def check_inputs(table: Dataset, teacher: Any, teacher_name: str, student: Any) -> None:
     """Raise a :class:`CLIError` naming the first feature column (in column
     order) whose categories or missing values the teacher or the student
     cannot take; nothing for a numeric table without missing values.
@@ -453,7 +464,8 @@ def check_inputs(table, teacher, teacher_name, student):
     for name in table.feature_names:
         if name in table.categorical:
             if not cat_ok:
-                raise table.not_numeric_error(
+                raise _not_numeric_error(
+                    table,
                     name,
                     f"{who} cannot take categorical columns: use --teacher gradient-boosting (or a teacher file "
                     "that accepts them), or leave it out with --drop",
@@ -468,13 +480,16 @@ def check_inputs(table, teacher, teacher_name, student):
         if name not in table.missing:
             continue
         if table.missing[name] >= n:
-            raise table.missing_error(name, "the column has no value at all: leave it out with --drop")
+            raise _missing_error(table, name, "the column has no value at all: leave it out with --drop")
         if not nan_ok:
-            raise table.missing_error(
-                name, f"{who} does not take missing values: impute them first, or use --teacher gradient-boosting"
+            raise _missing_error(
+                table,
+                name,
+                f"{who} does not take missing values: impute them first, or use --teacher gradient-boosting",
             )
         if student is not None and not allows_nan(student):
-            raise table.missing_error(
+            raise _missing_error(
+                table,
                 name,
                 f"the student ({type(student).__name__}) does not take missing values: impute them first, "
                 "or use --student tree",
@@ -491,12 +506,14 @@ def _check_student_input(table, student):
     cats = getattr(student, "categories_", None)
     for j, name in enumerate(table.feature_names):
         if name in table.categorical and (mask is None or cats is None or not mask[j] or cats[j] is None):
-            raise table.not_numeric_error(
-                name, "the student was not fitted with it as a categorical column: use the table it was fitted on"
+            raise _not_numeric_error(
+                table,
+                name,
+                "the student was not fitted with it as a categorical column: use the table it was fitted on",
             )
         if name in table.missing and not allows_nan(student):
-            raise table.missing_error(
-                name, f"the student ({type(student).__name__}) does not take missing values: impute them first"
+            raise _missing_error(
+                table, name, f"the student ({type(student).__name__}) does not take missing values: impute them first"
             )
 
 
@@ -518,7 +535,7 @@ def names_tree_student(spec: str, task: str = "classification") -> bool | None:
         return None
 
 
-def parse_student(spec: str, seed: int | None, task: str = "classification") -> object:
+def parse_student(spec: str, seed: int | None, task: str = "classification") -> Any:
     """A student template from a specification of :mod:`crembo.specs`
     (tree[:DEPTH] is crembo's histogram tree, as ``student="tree:4"`` in
     Python; sklearn-tree[:DEPTH], logistic[:C], naive-bayes, ...), or a
@@ -645,7 +662,15 @@ def _parse_formats(text):
     return formats
 
 
-def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, class_names=None):
+def write_export(
+    student: Any,
+    fmt: str,
+    path: PathLike | None,
+    *,
+    name: str = "crembo_tree",
+    feature_names: Sequence[str] | None = None,
+    class_names: Sequence[Any] | None = None,
+) -> None:
     """Write one export of a tree student; CLIError when it is not a tree."""
     from pathlib import Path
 
@@ -683,7 +708,7 @@ OUTPUT_NAMES = frozenset(
 )
 
 
-def prepare_output(path):
+def prepare_output(path: PathLike) -> tuple[Path, Path]:
     """Check the output folder before any work and create the staging folder
     beside it that the run writes into; returns (target, staging folder).
 
@@ -722,7 +747,7 @@ def prepare_output(path):
     return target, staging
 
 
-def commit_output(staging, target):
+def commit_output(staging: Path, target: Path) -> None:
     """Rename the finished staging folder to ``target``. An existing folder
     there is moved aside first and removed only after the new one is in
     place; Ctrl-C is held back meanwhile, so an interrupt leaves either the
@@ -772,12 +797,12 @@ class _interrupts_held:
 def _compress(args):
     import shutil
 
-    if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
+    if args.task != "classification":  # regression: crembo/cli_regression.py
         from .cli_regression import compress_regression, infer_task
 
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         if args.task == "regression" or infer_task(table.y) == "regression":
-            table.require_numeric()  # the regression CLI takes numeric columns without missing values
+            require_numeric(table)  # the regression CLI takes numeric columns without missing values
             return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
     if formats and names_tree_student(args.student) is False:
@@ -791,7 +816,7 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
-    if args.cv is not None and args.cv == 1 or args.cv is not None and args.cv < 0:
+    if args.cv is not None and (args.cv == 1 or args.cv < 0):
         raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
     if args.augment is not None and not (0 <= args.augment <= 1000):
         raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
@@ -1148,12 +1173,9 @@ def _export(args):
 def _paper(args):
     try:
         from . import paper
-    except ImportError as exc:
+    except ImportError as exc:  # an installation without it (packagers may leave the bench out)
         raise CLIError(f"the paper reproduction is not available in this installation ({exc})") from None
-    main_fn = getattr(paper, "main", None)
-    if main_fn is None:
-        raise CLIError("the paper reproduction is not available in this installation (crembo.paper has no main)")
-    return main_fn(list(args.paper_args))
+    return paper.main(list(args.paper_args))
 
 
 def _specs_epilog() -> str:
@@ -1169,7 +1191,7 @@ def _specs_epilog() -> str:
     )
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1272,7 +1294,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     # `crembo paper ARGS` hands ARGS, untouched and in order, to crembo.paper.

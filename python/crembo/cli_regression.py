@@ -9,12 +9,15 @@ distinct values is a regression target; anything else stays a class label
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import specs
 from .cli import (
@@ -35,6 +38,7 @@ from .cli import (
     read_table,
     teacher_name,
 )
+from .datasets import Dataset, PathLike
 
 __all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression", "REGRESSION_EXPORT_FORMATS"]
 
@@ -45,7 +49,7 @@ REGRESSION_TEACHERS = specs.names("teacher", "regression")
 REGRESSION_EXPORT_FORMATS = ("rules", "dot", "cpp", "native")
 
 
-def infer_task(y):
+def infer_task(y: ArrayLike) -> str:
     """ "regression" for a float label with more than ``MAX_CLASS_LIKE_VALUES``
     distinct values; "classification" otherwise."""
     y = np.asarray(y)
@@ -54,7 +58,7 @@ def infer_task(y):
     return "classification"
 
 
-def make_regression_teacher(kind: str, seed: int | None) -> object:
+def make_regression_teacher(kind: str, seed: int | None) -> Any:
     """A new built-in regression teacher (:mod:`crembo.specs`)."""
     try:
         return specs.make(kind, "teacher", "regression", seed=seed)
@@ -65,14 +69,14 @@ def make_regression_teacher(kind: str, seed: int | None) -> object:
         ) from None
 
 
-def parse_regression_student(spec: str, seed: int | None) -> object:
+def parse_regression_student(spec: str, seed: int | None) -> Any:
     """A regression student from a specification of :mod:`crembo.specs`
     (tree[:DEPTH], linear, ridge[:ALPHA]), or a joblib file of an unfitted
     regressor."""
     return parse_student(spec, seed, task="regression")
 
 
-def regression_scores(y, pred, teacher_pred=None):
+def regression_scores(y: ArrayLike, pred: ArrayLike, teacher_pred: ArrayLike | None = None) -> dict[str, float | None]:
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y = np.asarray(y, dtype=np.float64)
@@ -109,7 +113,14 @@ def _regression_export_text(student, fmt, *, name, feature_names):
     )
 
 
-def write_regression_export(student, fmt, path, *, name="crembo_tree", feature_names=None):
+def write_regression_export(
+    student: Any,
+    fmt: str,
+    path: PathLike | None,
+    *,
+    name: str = "crembo_tree",
+    feature_names: Sequence[str] | None = None,
+) -> None:
     try:
         text = _regression_export_text(student, fmt, name=name, feature_names=feature_names)
     except (TypeError, ValueError) as exc:
@@ -120,7 +131,7 @@ def write_regression_export(student, fmt, path, *, name="crembo_tree", feature_n
         Path(path).write_text(text)
 
 
-def compress_regression(args, table=None):
+def compress_regression(args: argparse.Namespace, table: Dataset | None = None) -> int:
     """``crembo compress`` for a real-valued label."""
     import joblib
     from sklearn.base import clone
@@ -295,7 +306,7 @@ def compress_regression(args, table=None):
     return 0
 
 
-def evaluate_regression(args, student):
+def evaluate_regression(args: argparse.Namespace, student: Any) -> int:
     """``crembo evaluate`` of a saved regression student."""
     table = read_table(args.data, args.label, drop=_split_list(args.drop))
     _align_to_model(table, student, "student")
@@ -335,7 +346,7 @@ def evaluate_regression(args, student):
     return 0
 
 
-def export_regression(args, student):
+def export_regression(args: argparse.Namespace, student: Any) -> int:
     """``crembo export`` of a saved regression student."""
     names = getattr(student, "feature_names_in_", None)
     names = None if names is None else [str(s) for s in names]

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import specs
 from .datasets import DATASETS, load_dataset
@@ -89,29 +89,32 @@ def _protocol(X, y, teacher, repeats, label_noise, feature_noise, seed, n_jobs):
 
 
 def run(
-    datasets=DATASETS,
-    teachers=tuple(TEACHERS),
-    repeats=20,
-    label_noise=LABEL_NOISE,
-    feature_noise=FEATURE_NOISE,
-    noise_repeats=None,
-    seed=0,
-    n_jobs=-1,
-    data_dir=None,
-    progress=print,
-):
+    datasets: Sequence[str] = DATASETS,
+    teachers: Sequence[str] = tuple(TEACHERS),
+    repeats: int = 20,
+    label_noise: Sequence[float] = LABEL_NOISE,
+    feature_noise: Sequence[float] = FEATURE_NOISE,
+    noise_repeats: int | None = None,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+    data_dir: str | os.PathLike | None = None,
+    progress: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
     """Run the whole reproduction and return its results as a dict.
 
     Parameters
     ----------
-    datasets, teachers : sequences of names
-    repeats : int, default 20
+    datasets : sequence of str, default=DATASETS
+    teachers : sequence of str, default=tuple(TEACHERS)
+        Teacher names of :mod:`crembo.specs` (any spelling); the results
+        label them as :func:`teacher_label` does.
+    repeats : int, default=20
         Repeats of the clean generalization and robustness protocols.
-    label_noise : sequence of float
+    label_noise : sequence of float, default=LABEL_NOISE
         Label-noise levels, each run with ``noise_repeats`` repeats.
-    noise_repeats : int, optional
+    noise_repeats : int or None, default=None
         Default ``max(1, repeats // 4)``.
-    n_jobs : int, default -1
+    n_jobs : int, default=-1
         Parallel folds (processes).
     """
     noise_repeats = max(1, repeats // 4) if noise_repeats is None else noise_repeats
@@ -155,7 +158,7 @@ def _fmt(v, std=None):
     return f"{v:.3f}" if std is None else f"{v:.3f} ± {std:.3f}"
 
 
-def markdown(results):
+def markdown(results: dict[str, Any]) -> str:
     """The report: one table per (label noise) setting, and the feature-noise table."""
     st = results["settings"]
     lines = [
@@ -230,7 +233,7 @@ def markdown(results):
     return "\n".join(lines)
 
 
-def figure(results, path):
+def figure(results: dict[str, Any], path: str | os.PathLike) -> None:
     """Accuracy against agreement, one panel per data set (clean labels)."""
     import matplotlib
 
@@ -264,7 +267,7 @@ def figure(results, path):
     plt.close(fig)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crembo paper", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 repeat, feature noise only (a few minutes)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats (default 20, quick 1)")

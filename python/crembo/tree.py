@@ -486,7 +486,7 @@ class HistTreeClassifier(ClassifierMixin, BaseEstimator):
         ``c`` (with allowed sets: the rows allowing ``c``).
     max_bins : int in [2, 255], default 255
         Value bins per feature when ``fit`` bins ``X`` itself.
-    n_jobs : int or None, default None
+    n_jobs : int or None, default=None
         Threads over features (large nodes only) and rows (prediction); None:
         ``crembo``'s default. The GIL is released throughout.
     n_threads : int or None

@@ -34,7 +34,7 @@ TEACHER_METHODS = ("auto", "softmax", "mc_dropout", "ensemble")
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-def enable_mc_dropout(module):
+def enable_mc_dropout(module: nn.Module) -> int:
     """Evaluation mode everywhere except the dropout layers; returns how many dropout layers were switched on."""
     module.eval()
     k = 0
@@ -93,11 +93,11 @@ def torch_beliefs(
     ----------
     modules : nn.Module or sequence of nn.Module
     X : array-like or tensor of shape (n, ...)
-    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default "auto"
+    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default="auto"
         "auto": "ensemble" for a sequence of modules, else "softmax".
-    n_passes : int, default 20
+    n_passes : int, default=20
         Stochastic passes of MC dropout (one module only).
-    vote : {"mean", "votes"}, default "mean"
+    vote : {"mean", "votes"}, default="mean"
         How ensemble members (or MC dropout passes) combine: mean
         probabilities, or the share of members voting each class (the
         members as sampled hypotheses; few distinct belief values, so the
@@ -169,10 +169,10 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
     ----------
     module : nn.Module, fitted NetClassifier, or a sequence of them
         Used as given (never trained here).
-    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default "auto"
-    n_passes : int, default 20
+    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default="auto"
+    n_passes : int, default=20
         MC dropout passes.
-    vote : {"mean", "votes"}, default "mean"
+    vote : {"mean", "votes"}, default="mean"
         How an ensemble's members, or the MC dropout passes, combine.
     classes : array-like of shape (C,) or None
         Labels of the output columns; default those of a wrapped
@@ -239,7 +239,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
             raise AttributeError("classes_: unknown until the first prediction (pass classes=)")
         return c
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Belief ``(n, C)`` on ``X``."""
         P = torch_beliefs(
             self._modules(),
@@ -260,7 +260,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
 
     __call__ = predict_proba
 
-    def predict_logits(self, X):
+    def predict_logits(self, X: ArrayLike) -> np.ndarray:
         """Logits of a single module (``method="softmax"``), else row-centered ``log`` of the belief."""
         mods = self._modules()
         method = self.method
@@ -271,6 +271,6 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
             return z.double().numpy()
         return logits_from_proba(torch.as_tensor(self.predict_proba(X), dtype=torch.float64)).numpy()
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         P = self.predict_proba(X)
         return self.classes_[np.argmax(P, axis=1)]
