@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import _core
-from ._core import *  # noqa: F403  (every binding: functions, FastTree, VoteForest, enums)
 
 #: The version of the compiled core (the package's version).
 version: str = getattr(_core, "__version__", "0.0.0")
@@ -41,6 +40,20 @@ def resolve_device(device: str) -> str:
     returned unchanged, validated by the caller.
     """
     return "cpu" if isinstance(device, str) and device == "auto" else device
+
+
+def __getattr__(name: str) -> Any:
+    """Every binding of ``_core`` (functions, ``FastTree``, ``VoteForest``,
+    ...), looked up in ``_core`` on each use, so that a binding replaced
+    there (a test's monkeypatch) is the one called."""
+    try:
+        return getattr(_core, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {n for n in dir(_core) if not n.startswith("_")})
 
 
 def kernel(name: str, device: str = "cpu") -> Callable[..., Any]:
