@@ -194,7 +194,11 @@ def check_choice(value, name, choices):
 def check_device(device):
     """Validate ``device``, make sure the CUDA path exists when asked for, and
     return the device the kernels run on (``"auto"``: the CPU)."""
-    check_choice(device, "device", DEVICES)
+    if not (isinstance(device, str) and device in DEVICES):
+        raise ValueError(
+            f"device: expected one of 'cpu', 'cuda', got {device!r} (or 'auto', the default: where the inputs "
+            "live, the CPU for NumPy arrays)"
+        )
     device = _native.resolve_device(device)
     if device == "cuda":
         if not _native.cuda_built:
