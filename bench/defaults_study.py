@@ -42,7 +42,8 @@ from sklearn.datasets import make_classification
 from crembo.datasets import load_dataset
 from crembo.evaluation import generalization, stability
 from crembo.memo import default_student
-from crembo.paper import TEACHERS
+from crembo import specs
+from crembo.paper import teacher_label
 from crembo.tree import HistTreeClassifier
 
 PAPER_SETS = ("iris", "breast_cancer", "heart", "dermatology", "arrhythmia")
@@ -138,7 +139,7 @@ def run_case(ds, tname, noise, configs, repeats, seed, jobs, data_dir):
     else:
         d = load_dataset(ds, data_dir=data_dir)
         X, y = d.X, d.y
-    teacher = TEACHERS[tname](seed)
+    teacher = specs.make(tname, "teacher", seed=seed)
     variants = {c: CONFIGS[c] for c in configs}
     methods = ("BM", "VT", *configs)
     common = dict(
@@ -250,6 +251,10 @@ def main(argv=None):
         ap.error(f"unknown configurations {unknown}; known: {list(CONFIGS)}")
     datasets = args.datasets.split(",") if args.datasets else [*PAPER_SETS, "synthetic"]
     teachers = args.teachers.split(",") if args.teachers else (["random_forest"] if tune else ["random_forest", "mlp"])
+    try:
+        teachers = [teacher_label(t) for t in teachers]  # any name of crembo.specs, labelled as in the paper
+    except specs.SpecError as exc:
+        ap.error(str(exc))
     repeats = args.repeats or (2 if tune else 5)
     seed = (0 if tune else 1) if args.seed is None else args.seed
     out_path = Path(args.out or Path(__file__).parent / "results" / f"study_{args.phase}.json")

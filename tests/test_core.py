@@ -980,3 +980,72 @@ def test_first_bad_vote_is_reported_whatever_the_thread_count(restore_threads):
         _core.set_num_threads(threads)
         with pytest.raises(ValueError, match=r"votes\[0, 5\] = 9"):
             crembo.beliefs_from_votes(votes, 3)
+
+
+# ------------------------------------------------------------ native gateway
+def test_only_the_gateway_imports_the_native_core():
+    # Issue 14, item 7: crembo._native is the one module that imports _core;
+    # every other module calls native code through it.
+    import ast
+    from pathlib import Path
+
+    importers = []
+    for path in sorted(Path(crembo.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = {a.name for a in node.names}
+                if node.module in ("_core", "crembo._core") or "_core" in names and node.module in (None, "crembo"):
+                    importers.append(path.name)
+            elif isinstance(node, ast.Import) and any(a.name == "crembo._core" for a in node.names):
+                importers.append(path.name)
+    assert sorted(set(importers)) == ["_native.py"]
+
+
+def test_gateway_exposes_every_binding_and_picks_kernels():
+    from crembo import _native
+
+    public = [n for n in dir(_core) if not n.startswith("_")]
+    assert all(getattr(_native, n) is getattr(_core, n) for n in public if n != "cuda_built")
+    assert _native.cuda_built is bool(_core.cuda_built)
+    assert _native.version == crembo.__version__ == _core.__version__
+    assert _native.kernel("point_depth") is _core.point_depth
+    if _core.cuda_built:
+        assert _native.kernel("point_depth", "cuda") is _core.cuda_point_depth
+    assert _native.resolve_device("auto") == "cpu"
+    assert _native.resolve_device("cuda") == "cuda"
+    assert crembo.cuda_available() == (bool(_core.cuda_built) and bool(_core.cuda_available()))
+
+
+# ------------------------------------------------------ one device default
+@pytest.mark.parametrize("name", list(DEVICE_CALLS))
+def test_auto_device_is_the_cpu_for_numpy_inputs(name):
+    def same(a, b):
+        if isinstance(a, tuple):
+            return all(same(x, y) for x, y in zip(a, b))
+        return np.array_equal(np.asarray(a), np.asarray(b))
+
+    assert same(DEVICE_CALLS[name]("auto"), DEVICE_CALLS[name]("cpu"))
+
+
+def test_device_has_one_default_across_crembo():
+    # Issue 14, item 6: "auto" everywhere; it runs where the inputs live
+    # (NumPy arrays: the CPU; a given torch module: its own device) and a
+    # network an estimator builds trains on CUDA when PyTorch sees one.
+    import inspect
+
+    import crembo.regression as cr
+    from crembo.teachers import teacher_beliefs
+
+    funcs = [getattr(cc, n) for n in DEVICE_CALLS] + [teacher_beliefs]
+    funcs += [cr.regression_point_depth, cr.regression_depth, cr.regression_violations]
+    funcs += [crembo.CREMBOClassifier, crembo.LabelDistiller]
+    try:
+        from crembo.nn import NetClassifier, TorchTeacher
+        from crembo.nn.teachers import torch_beliefs
+
+        funcs += [NetClassifier, TorchTeacher, torch_beliefs]
+    except ImportError:  # torch is optional
+        pass
+    defaults = {f.__name__: inspect.signature(f).parameters["device"].default for f in funcs}
+    assert set(defaults.values()) == {"auto"}, defaults
+    assert crembo.CREMBOClassifier().get_params()["device"] == "auto"

@@ -200,3 +200,48 @@ def test_default_location_from_cwd(monkeypatch, tmp_path, data_dir):
     # Running from elsewhere still finds the data (walks up from __file__).
     monkeypatch.chdir(tmp_path)
     assert load_heart().X.shape == (303, 13)
+
+
+# ------------------------------------------ one CSV reader, one table holder
+def test_read_csv_rows(tmp_path):
+    from crembo.datasets import read_csv_rows
+
+    p = tmp_path / "t.csv"
+    p.write_text("a, b\n1,2\n\n3,4\n , \n")
+    names, rows, lines = read_csv_rows(p)
+    assert names == ["a", " b"] and rows == [["1", "2"], ["3", "4"], [" ", " "]] and lines == [2, 4, 5]
+    assert read_csv_rows(p, skip_blank=True)[1:] == ([["1", "2"], ["3", "4"]], [2, 4])
+    assert read_csv_rows(p, header=False)[0] is None
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("a\tb\n1\t2\n")
+    assert read_csv_rows(tsv, sep="\t")[:2] == (["a", "b"], [["1", "2"]])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"bad.csv: line 4 has 3 fields, the header has 2"):
+        read_csv_rows(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    for header in (True, False):
+        with pytest.raises(ValueError, match="empty.csv: the file is empty"):
+            read_csv_rows(empty, header=header)
+
+
+def test_the_command_line_reads_tables_into_datasets(tmp_path):
+    from crembo import cli
+    from crembo.datasets import Dataset
+
+    p = tmp_path / "pets.csv"
+    p.write_text("x,z,label\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    for use_pandas in (False, True):
+        if use_pandas:
+            pytest.importorskip("pandas")
+        t = cli.read_table(p, "label", use_pandas=use_pandas)
+        assert isinstance(t, Dataset) and t.name == "pets" and t.path == str(p)
+        assert t.feature_names == ["x", "z"] and t.n_samples == 3 and t.n_features == 2
+        assert t.n_classes == 2 and list(t.y) == ["cat", "dog", "cat"]
+        X, y = t
+        np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,label\n1,a\n2\n")
+    with pytest.raises(cli.CLIError, match="bad.csv: line 3 has 1 fields, the header has 2"):
+        cli.read_table(bad, "label", use_pandas=False)

@@ -540,3 +540,31 @@ def test_export_reads_the_tree():
         fast = export.FastTree.from_sklearn(ht)
         np.testing.assert_array_equal(fast.predict(X), ht.predict(X))
         np.testing.assert_allclose(fast.predict_proba(X), ht.predict_proba(X))
+
+
+# ------------------------------------------ n_jobs is the thread-count name
+def test_n_threads_is_a_deprecated_alias_of_n_jobs_everywhere():
+    # Issue 14, item 6: n_jobs everywhere; each old n_threads keyword still
+    # works, with a DeprecationWarning (also a FutureWarning), and gives the
+    # same answer.
+    import warnings
+
+    from crembo._deprecation import CremboDeprecationWarning
+
+    X, y = few_valued(0, n=600)
+    assert issubclass(CremboDeprecationWarning, DeprecationWarning)
+    assert issubclass(CremboDeprecationWarning, FutureWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names warn of nothing
+        new = HistTreeClassifier(max_depth=3, n_jobs=2).fit(BinnedData(X, n_jobs=2), y)
+        leaves = new.tree_.apply(X.astype(np.float32), n_jobs=2)
+        assert np.array_equal(new.tree_.apply(X.astype(np.float32), 1), leaves)
+    with pytest.warns(DeprecationWarning, match=r"BinnedData: n_threads is deprecated.*use n_jobs"):
+        binned = BinnedData(X, n_threads=2)
+    with pytest.warns(DeprecationWarning, match=r"HistTreeClassifier: n_threads is deprecated.*use n_jobs"):
+        old = HistTreeClassifier(max_depth=3, n_threads=2).fit(binned, y)
+    with pytest.warns(DeprecationWarning, match=r"HistTree.apply: n_threads is deprecated.*use n_jobs"):
+        assert np.array_equal(old.tree_.apply(X.astype(np.float32), n_threads=2), leaves)
+    assert np.array_equal(old.predict(X), new.predict(X))
+    with pytest.raises(ValueError, match="n_jobs: expected None or an integer >= 1"):
+        BinnedData(X, n_jobs=0)

@@ -181,3 +181,20 @@ def test_crembo_with_network_student_end_to_end(digits, cnn_teacher):
         cr.fit(Xtr[:400], ytr[:400])
     assert cr.student_.loss_.__class__.__name__ == "CrossEntropyLoss"
     assert accuracy_score(yte, cr.predict(Xte)) > 0.6
+
+
+def test_teacher_device_auto_is_the_modules_own_device():
+    # "auto" (the default) keeps a given module where it is; None, the former
+    # default, and the module's device named explicitly give the same belief.
+    from crembo.nn.teachers import torch_beliefs
+
+    torch.manual_seed(0)
+    module = MLP(5, 3, hidden=(8,))
+    X = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    P = torch_beliefs(module, X)
+    for device in ("auto", None, "cpu", torch.device("cpu")):
+        np.testing.assert_array_equal(torch_beliefs(module, X, device=device), P)
+        teacher = TorchTeacher(module, device=device)
+        np.testing.assert_array_equal(teacher.predict_proba(X), P)
+        assert teacher.predict_logits(X).shape == (20, 3)
+    assert TorchTeacher(module).device == "auto"

@@ -7,7 +7,7 @@ student that is *deep*, central with respect to the teacher's belief
 ``p(y|x)``, and choose its depth level on validation data.
 """
 
-from . import _core
+from . import _native
 from ._validation import Beliefs
 from .core import (
     allowed_labels,
@@ -29,12 +29,12 @@ from .regression_tree import HistTreeRegressor
 from .teachers import teacher_beliefs
 from .tree import BinnedData, HistTreeClassifier, tree_student
 
-__version__ = getattr(_core, "__version__", "0.0.0")
+__version__ = _native.version
 
 
 def cuda_available():
     """True when crembo was built with CUDA kernels and a CUDA device is present."""
-    return bool(_core.cuda_built) and bool(_core.cuda_available())
+    return _native.cuda_ready()
 
 
 __all__ = [

@@ -41,14 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _native
 
 #: Default tolerance on ``|sum_y p(y|x) - 1|`` for float64 beliefs.
 ROW_SUM_TOL = 1e-6
 #: Tolerance used for float32 beliefs (their sums are only that precise).
 ROW_SUM_TOL_F32 = 1e-4
 
-DEVICES = ("cpu", "cuda")
+#: Devices of the native kernels; "auto" is the CPU for NumPy inputs (crembo._native.resolve_device).
+DEVICES = ("cpu", "cuda", "auto")
 
 
 def as_beliefs(beliefs: Any, *, name: str = "beliefs", normalize: bool = False, tol: float | None = None) -> np.ndarray:
@@ -79,12 +80,12 @@ def as_beliefs(beliefs: Any, *, name: str = "beliefs", normalize: bool = False, 
         if np.any(arr < 0):
             bad = int(np.argwhere(arr < 0)[0, 0])
             raise ValueError(f"{name}: row {bad} has a negative value; beliefs are probabilities")
-        return _named(name, _core.normalize_beliefs, arr)
+        return _named(name, _native.normalize_beliefs, arr)
     if tol is None:
         tol = ROW_SUM_TOL_F32 if dtype == np.float32 else ROW_SUM_TOL
     # One native pass checks finiteness, signs and row sums (multi-threaded);
     # its message names the first bad row.
-    _named(name, _core.check_beliefs, arr, float(tol))
+    _named(name, _native.check_beliefs, arr, float(tol))
     return arr
 
 
@@ -396,14 +397,20 @@ def check_choice(value, name: str, choices: Iterable) -> Any:
 
 
 def check_device(device: str) -> str:
-    """Validate ``device`` and make sure the CUDA path exists when asked for."""
-    check_choice(device, "device", DEVICES)
+    """Validate ``device``, make sure the CUDA path exists when asked for, and
+    return the device the kernels run on (``"auto"``: the CPU)."""
+    if not (isinstance(device, str) and device in DEVICES):
+        raise ValueError(
+            f"device: expected one of 'cpu', 'cuda', got {device!r} (or 'auto', the default: where the inputs "
+            "live, the CPU for NumPy arrays)"
+        )
+    device = _native.resolve_device(device)
     if device == "cuda":
-        if not _core.cuda_built:
+        if not _native.cuda_built:
             raise ValueError(
                 "device='cuda': this build of crembo has no CUDA kernels (rebuild with a CUDA compiler, CREMBO_CUDA=ON)"
             )
-        if not _core.cuda_available():
+        if not _native.cuda_available():
             raise ValueError("device='cuda': no CUDA device is available on this machine")
     return device
 

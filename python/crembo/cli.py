@@ -19,8 +19,13 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+
+from . import specs
+from .datasets import Dataset, PathLike, read_csv_rows
 
 __all__ = ["main"]
 
@@ -106,38 +111,35 @@ def _demo_reading(gen, stab, n_test):
 MISSING_CELLS = ("?",)
 
 
-class Table:
-    """Features, labels and column names read from a file.
+#: What a feature column that is not numeric can do, by default.
+NOT_NUMERIC_WHY = "encode it as numbers or leave it out with --drop"
 
-    ``X`` is a float64 array, or a pandas DataFrame when some feature columns
-    are categorical (``categorical`` names them; their dtype is pandas'
-    categorical). ``missing`` counts the missing cells of each feature column
-    that has any; ``samples`` holds a value of each categorical column.
-    """
 
-    def __init__(self, X, y, feature_names, path, categorical=(), missing=None, samples=None):
-        self.X, self.y, self.feature_names, self.path = X, y, feature_names, path
-        self.categorical = list(categorical)
-        self.missing = dict(missing or {})
-        self.samples = dict(samples or {})
+def _not_numeric_error(table: Dataset, name: str, why: str = NOT_NUMERIC_WHY) -> CLIError:
+    return _not_numeric(table.path, name, table.samples.get(name), why)
 
-    def not_numeric_error(self, name, why="encode it as numbers or leave it out with --drop"):
-        return CLIError(f"{self.path}: feature column {name!r} is not numeric (e.g. {self.samples.get(name)!r}); {why}")
 
-    def missing_error(self, name, why="impute them first"):
-        return CLIError(
-            f"{self.path}: feature column {name!r} has {self.missing[name]} missing or infinite value(s); {why}"
-        )
+def _not_numeric(path, name: str, sample: object, why: str = NOT_NUMERIC_WHY) -> CLIError:
+    return CLIError(f"{path}: feature column {name!r} is not numeric (e.g. {sample!r}); {why}")
 
-    def require_numeric(self, why_cat=None, why_nan=None):
-        """Raise the first column's error (in column order) when the table has
-        categorical columns or missing values: the checks of the numeric
-        reader, for models that take neither."""
-        for name in self.feature_names:
-            if name in self.categorical:
-                raise self.not_numeric_error(name, *([why_cat] if why_cat else []))
-            if name in self.missing:
-                raise self.missing_error(name, *([why_nan] if why_nan else []))
+
+def _missing_error(table: Dataset, name: str, why: str = "impute them first") -> CLIError:
+    return _missing(table.path, name, table.missing[name], why)
+
+
+def _missing(path, name: str, count: int, why: str = "impute them first") -> CLIError:
+    return CLIError(f"{path}: feature column {name!r} has {count} missing or infinite value(s); {why}")
+
+
+def require_numeric(table: Dataset) -> None:
+    """Raise the first column's error (in column order) when the table has
+    categorical columns or missing values: the checks of the numeric
+    reader, for models that take neither."""
+    for name in table.feature_names:
+        if name in table.categorical:
+            raise _not_numeric_error(table, name)
+        if name in table.missing:
+            raise _missing_error(table, name)
 
 
 def _take(X, rows):
@@ -158,22 +160,24 @@ def _parse_cells(values):
 
 
 def _read_csv_plain(path, sep):
-    import csv
-
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh, delimiter=sep))
-    rows = [r for r in rows if r]
-    if not rows:
-        raise CLIError(f"{path}: the file is empty")
-    header, body = rows[0], rows[1:]
-    for k, r in enumerate(body):
-        if len(r) != len(header):
-            raise CLIError(f"{path}: line {k + 2} has {len(r)} fields, the header has {len(header)}")
+    """Header and text columns of a CSV file (no pandas): crembo's one CSV
+    reader, :func:`crembo.datasets.read_csv_rows`."""
+    try:
+        header, body, _ = read_csv_rows(path, sep=sep)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return header, {name: [r[j] for r in body] for j, name in enumerate(header)}
 
 
-def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
-    """Read a CSV (or TSV) or Parquet file into a :class:`Table`.
+def read_table(
+    path: PathLike,
+    label: str,
+    *,
+    drop: Sequence[str] = (),
+    use_pandas: bool | None = None,
+    categorical: bool = False,
+) -> Dataset:
+    """Read a CSV (or TSV) or Parquet file into a :class:`crembo.datasets.Dataset`.
 
     Every column but ``label`` (and ``drop``) is a feature. By default each
     must be numeric without missing values. With ``categorical=True`` (what
@@ -247,9 +251,8 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
 
             if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
                 sample = next((v for v in col if isinstance(v, str)), col.iloc[0])
-                table = Table(None, None, names, str(path), samples={name: sample})
                 if not categorical:
-                    raise table.not_numeric_error(name)
+                    raise _not_numeric(path, name, sample)
                 samples[name] = sample
                 cats[name] = _categorical_column(col)
                 n_missing = int(cats[name].isna().sum())
@@ -266,14 +269,14 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
                 try:
                     vals[i] = float(v) if v not in nan_cells else np.nan
                 except ValueError:
-                    why = "encode it as numbers or leave it out with --drop"
+                    why = NOT_NUMERIC_WHY
                     if categorical:
                         why = "categorical columns need pandas (pip install pandas), or leave it out with --drop"
-                    raise Table(None, None, names, str(path), samples={name: v}).not_numeric_error(name, why) from None
+                    raise _not_numeric(path, name, v, why) from None
         n_missing = int(np.sum(~np.isfinite(vals)))
         if n_missing:
             if not categorical or np.isinf(vals).any():
-                raise Table(None, None, names, str(path), missing={name: n_missing}).missing_error(name)
+                raise _missing(path, name, n_missing)
             missing[name] = n_missing
         X[:, j] = vals
     ycol = columns[label]
@@ -291,7 +294,17 @@ def read_table(path, label, *, drop=(), use_pandas=None, categorical=False):
         import pandas as pd
 
         X = pd.DataFrame({name: cats[name] if name in cats else X[:, j] for j, name in enumerate(names)})
-    return Table(X, y, names, str(path), categorical=list(cats), missing=missing, samples=samples)
+    return Dataset(
+        X,
+        y,
+        name=p.stem,
+        description=f"read from {path}",
+        feature_names=names,
+        path=str(path),
+        categorical=list(cats),
+        missing=missing,
+        samples=samples,
+    )
 
 
 def _categorical_column(col):
@@ -306,23 +319,25 @@ def _categorical_column(col):
 
 
 # ---------------------------------------------------------------- models
-TEACHERS = ("random-forest", "gradient-boosting", "mlp")
+#: The built-in classification teachers (crembo.specs), by canonical name.
+TEACHERS = specs.names("teacher", "classification")
 
 
-def make_teacher(kind, seed):
-    if kind == "random-forest":
-        from .estimators import default_teacher
+def teacher_name(text: str, task: str = "classification") -> str | None:
+    """The canonical name of a built-in teacher (``random_forest`` ->
+    ``random-forest``), or None when ``text`` names none."""
+    try:
+        return specs.lookup(text, "teacher", task)[0].name
+    except specs.SpecError:
+        return None
 
-        return default_teacher(seed)
-    if kind == "gradient-boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
 
-        # from_dtype: pandas categorical columns are native categorical features
-        return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
-    # The same network as the paper bench's "mlp" teacher (one vocabulary).
-    from .paper import mlp_teacher
-
-    return mlp_teacher(seed)
+def make_teacher(kind: str, seed: int | None) -> Any:
+    """A new built-in teacher (:mod:`crembo.specs`) seeded with ``seed``."""
+    try:
+        return specs.make(kind, "teacher", "classification", seed=seed)
+    except specs.SpecError as exc:
+        raise CLIError(f"--teacher {kind!r}: {exc}") from None
 
 
 def _load_pickle(path, what):
@@ -376,7 +391,7 @@ def _align_to_model(table, model, what):
         )
 
 
-def load_teacher(path, table):
+def load_teacher(path: PathLike, table: Dataset) -> Any:
     teacher = _load_pickle(path, "teacher")
     if not (hasattr(teacher, "predict_proba") or hasattr(teacher, "estimators_") or callable(teacher)):
         raise CLIError(f"teacher file {path}: holds a {type(teacher).__name__}, which has no predict_proba")
@@ -424,7 +439,7 @@ def _teacher_takes_categories(teacher, table):
     return True
 
 
-def check_inputs(table, teacher, teacher_name, student):
+def check_inputs(table: Dataset, teacher: Any, teacher_name: str, student: Any) -> None:
     """Raise a :class:`CLIError` naming the first feature column (in column
     order) whose categories or missing values the teacher or the student
     cannot take; nothing for a numeric table without missing values.
@@ -449,7 +464,8 @@ def check_inputs(table, teacher, teacher_name, student):
     for name in table.feature_names:
         if name in table.categorical:
             if not cat_ok:
-                raise table.not_numeric_error(
+                raise _not_numeric_error(
+                    table,
                     name,
                     f"{who} cannot take categorical columns: use --teacher gradient-boosting (or a teacher file "
                     "that accepts them), or leave it out with --drop",
@@ -464,13 +480,16 @@ def check_inputs(table, teacher, teacher_name, student):
         if name not in table.missing:
             continue
         if table.missing[name] >= n:
-            raise table.missing_error(name, "the column has no value at all: leave it out with --drop")
+            raise _missing_error(table, name, "the column has no value at all: leave it out with --drop")
         if not nan_ok:
-            raise table.missing_error(
-                name, f"{who} does not take missing values: impute them first, or use --teacher gradient-boosting"
+            raise _missing_error(
+                table,
+                name,
+                f"{who} does not take missing values: impute them first, or use --teacher gradient-boosting",
             )
         if student is not None and not allows_nan(student):
-            raise table.missing_error(
+            raise _missing_error(
+                table,
                 name,
                 f"the student ({type(student).__name__}) does not take missing values: impute them first, "
                 "or use --student tree",
@@ -487,12 +506,14 @@ def _check_student_input(table, student):
     cats = getattr(student, "categories_", None)
     for j, name in enumerate(table.feature_names):
         if name in table.categorical and (mask is None or cats is None or not mask[j] or cats[j] is None):
-            raise table.not_numeric_error(
-                name, "the student was not fitted with it as a categorical column: use the table it was fitted on"
+            raise _not_numeric_error(
+                table,
+                name,
+                "the student was not fitted with it as a categorical column: use the table it was fitted on",
             )
         if name in table.missing and not allows_nan(student):
-            raise table.missing_error(
-                name, f"the student ({type(student).__name__}) does not take missing values: impute them first"
+            raise _missing_error(
+                table, name, f"the student ({type(student).__name__}) does not take missing values: impute them first"
             )
 
 
@@ -505,50 +526,42 @@ def _load_student_file(spec, is_kind, kind):
     return est
 
 
-def parse_student(spec, seed):
-    """A student template from a spec: tree[:DEPTH] (crembo's histogram
-    tree, as ``student="tree:4"`` in Python), sklearn-tree[:DEPTH]
-    (scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib
-    file holding an unfitted classifier."""
+def names_tree_student(spec: str, task: str = "classification") -> bool | None:
+    """Whether a student specification names a tree (the students the exports
+    take); None when it names no registered student (a file)."""
+    try:
+        return specs.lookup(spec, "student", task)[0].tree
+    except specs.SpecError:
+        return None
+
+
+def parse_student(spec: str, seed: int | None, task: str = "classification") -> Any:
+    """A student template from a specification of :mod:`crembo.specs`
+    (tree[:DEPTH] is crembo's histogram tree, as ``student="tree:4"`` in
+    Python; sklearn-tree[:DEPTH], logistic[:C], naive-bayes, ...), or a
+    joblib file holding an unfitted classifier (regressor for
+    ``task="regression"``)."""
     import os
 
-    from sklearn.base import is_classifier
+    from sklearn.base import is_classifier, is_regressor
 
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
     try:
-        if kind in ("tree", "sklearn-tree"):
-            depth = int(arg) if arg else 4
-            if depth < 1:
-                raise ValueError
-            if kind == "tree":  # the same student as "tree:D" in Python: crembo's histogram tree
-                from .tree import tree_student
-
-                return tree_student(depth)
-            from sklearn.tree import DecisionTreeClassifier
-
-            return DecisionTreeClassifier(max_depth=depth, class_weight="balanced", random_state=seed)
-        if kind in ("logistic", "logistic-regression"):
-            from sklearn.linear_model import LogisticRegression
-
-            C = float(arg) if arg else 1.0
-            if not C > 0:
-                raise ValueError
-            return LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-        if kind in ("naive-bayes", "gaussian-nb") and not arg:
-            from sklearn.naive_bayes import GaussianNB
-
-            return GaussianNB()
-    except ValueError:
-        raise CLIError(
-            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH or sklearn-tree:DEPTH with "
-            "DEPTH >= 1, logistic:C with C > 0)"
-        ) from None
+        found, arg = specs.lookup(spec, "student", task)
+    except specs.SpecError:
+        found = None
+    if found is not None:
+        try:
+            return found.make(arg, seed)
+        except specs.SpecError as exc:
+            raise CLIError(f"--student {spec!r}: {exc}") from None
     if os.path.exists(spec):
+        if task == "regression":
+            return _load_student_file(spec, is_regressor, "regressor")
         return _load_student_file(spec, is_classifier, "classifier")
+    what = "regressor" if task == "regression" else "classifier"
     raise CLIError(
-        f"--student {spec!r}: expected tree[:DEPTH], sklearn-tree[:DEPTH], logistic[:C], naive-bayes "
-        "or a joblib file of an unfitted classifier"
+        f"--student {spec!r}: {'for regression ' if task == 'regression' else ''}expected "
+        f"{specs.usage('student', task)} or a joblib file of an unfitted {what}"
     )
 
 
@@ -649,7 +662,15 @@ def _parse_formats(text):
     return formats
 
 
-def write_export(student, fmt, path, *, name="crembo_tree", feature_names=None, class_names=None):
+def write_export(
+    student: Any,
+    fmt: str,
+    path: PathLike | None,
+    *,
+    name: str = "crembo_tree",
+    feature_names: Sequence[str] | None = None,
+    class_names: Sequence[Any] | None = None,
+) -> None:
     """Write one export of a tree student; CLIError when it is not a tree."""
     from pathlib import Path
 
@@ -687,7 +708,7 @@ OUTPUT_NAMES = frozenset(
 )
 
 
-def prepare_output(path):
+def prepare_output(path: PathLike) -> tuple[Path, Path]:
     """Check the output folder before any work and create the staging folder
     beside it that the run writes into; returns (target, staging folder).
 
@@ -726,7 +747,7 @@ def prepare_output(path):
     return target, staging
 
 
-def commit_output(staging, target):
+def commit_output(staging: Path, target: Path) -> None:
     """Rename the finished staging folder to ``target``. An existing folder
     there is moved aside first and removed only after the new one is in
     place; Ctrl-C is held back meanwhile, so an interrupt leaves either the
@@ -776,20 +797,15 @@ class _interrupts_held:
 def _compress(args):
     import shutil
 
-    if getattr(args, "task", "classification") != "classification":  # regression: crembo/cli_regression.py
+    if args.task != "classification":  # regression: crembo/cli_regression.py
         from .cli_regression import compress_regression, infer_task
 
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         if args.task == "regression" or infer_task(table.y) == "regression":
-            table.require_numeric()  # the regression CLI takes numeric columns without missing values
+            require_numeric(table)  # the regression CLI takes numeric columns without missing values
             return compress_regression(args, table)
     formats = _parse_formats(args.export) if args.export else []
-    if formats and args.student.partition(":")[0].strip().lower() in (
-        "logistic",
-        "logistic-regression",
-        "naive-bayes",
-        "gaussian-nb",
-    ):
+    if formats and names_tree_student(args.student) is False:
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if "onnx" in formats:
         try:
@@ -800,7 +816,7 @@ def _compress(args):
         raise CLIError(f"--test-fraction: expected a number in [0, 1), got {args.test_fraction}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise CLIError(f"--validation-fraction: expected a number in (0, 1), got {args.validation_fraction}")
-    if args.cv is not None and args.cv == 1 or args.cv is not None and args.cv < 0:
+    if args.cv is not None and (args.cv == 1 or args.cv < 0):
         raise CLIError(f"--cv: expected 0 (one validation split) or at least 2 folds, got {args.cv}")
     if args.augment is not None and not (0 <= args.augment <= 1000):
         raise CLIError(f"--augment: expected a number of synthetic rows per row in [0, 1000], got {args.augment}")
@@ -838,8 +854,7 @@ def _compress_into(args, formats, staging):
 
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
-    if args.teacher.replace("_", "-") in TEACHERS:  # random_forest, as the paper bench spells it
-        args.teacher = args.teacher.replace("_", "-")
+    args.teacher = teacher_name(args.teacher) or args.teacher  # random_forest -> random-forest
     with stage(f"reading {args.data}"):
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         student_template = parse_student(args.student, args.seed)
@@ -1158,34 +1173,62 @@ def _export(args):
 def _paper(args):
     try:
         from . import paper
-    except ImportError as exc:
+    except ImportError as exc:  # an installation without it (packagers may leave the bench out)
         raise CLIError(f"the paper reproduction is not available in this installation ({exc})") from None
-    main_fn = getattr(paper, "main", None)
-    if main_fn is None:
-        raise CLIError("the paper reproduction is not available in this installation (crembo.paper has no main)")
-    return main_fn(list(args.paper_args))
+    return paper.main(list(args.paper_args))
 
 
-def _add_new_commands(sub):
+def _specs_epilog() -> str:
+    """The registry of specifications (crembo.specs) for ``compress --help``."""
+    parts = []
+    for role in specs.ROLES:
+        for task in specs.TASKS:
+            parts.append(f"{role}s for {task} (--{role}):\n{specs.describe(role, task)}")
+    return (
+        "\n\n".join(parts) + "\n\nNames are case-insensitive; '_' and '-' are the same "
+        "(random_forest is random-forest). The students for classification are also the estimators' "
+        'student= specifications (student="tree:4").'
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="compress a random forest on a built-in data set and compare methods")
+    demo.add_argument(
+        "--dataset",
+        default="breast_cancer",
+        help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
+    )
+    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
+    demo.add_argument("--folds", type=int, default=10)
+    demo.add_argument("--repeats", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--jobs", type=int, default=None, help="parallel folds (default: 1)")
+    demo.set_defaults(func=_demo)
     c = sub.add_parser(
         "compress",
         help="compress a teacher into a small student on a table (CSV or Parquet)",
         description="Compress a teacher into a small student with CREMBO; write the student "
         "(joblib), a JSON report, and optionally plots and exports.",
+        epilog=_specs_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("data", help="table: .csv, .tsv or .parquet, one row per example")
     c.add_argument("--label", required=True, help="name of the label column")
     c.add_argument(
         "--teacher",
         default="random-forest",
-        help="random-forest (default), gradient-boosting, mlp, or a joblib/pickle file of a (fitted) classifier",
+        help=f"{', '.join(TEACHERS)} (default random-forest; for regression "
+        f"{', '.join(specs.names('teacher', 'regression'))}), or a joblib/pickle file of a (fitted) model; "
+        "see the list below",
     )
     c.add_argument(
         "--student",
         default="tree:4",
-        help="tree[:DEPTH] (default tree:4: crembo's histogram tree, as in Python), sklearn-tree[:DEPTH] "
-        "(scikit-learn's decision tree), logistic[:C], naive-bayes, or a joblib file of an "
-        "unfitted classifier",
+        help=f"{specs.usage('student')} (default tree:4: crembo's histogram tree, as in Python), or a joblib "
+        "file of an unfitted classifier (regressor); see the list below",
     )
     c.add_argument(
         "--task",
@@ -1248,29 +1291,10 @@ def _add_new_commands(sub):
 
     p = sub.add_parser("paper", help="run the paper reproduction benchmark (crembo paper --help)", add_help=False)
     p.set_defaults(func=_paper, paper_args=[])
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="crembo", description="Robust model compression with deep hypotheses.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="compress a random forest on a built-in data set and compare methods")
-    demo.add_argument(
-        "--dataset",
-        default="breast_cancer",
-        help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
-    )
-    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
-    demo.add_argument("--folds", type=int, default=10)
-    demo.add_argument("--repeats", type=int, default=1)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--jobs", type=int, default=None, help="parallel folds (default: 1)")
-    demo.set_defaults(func=_demo)
-    _add_new_commands(sub)
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     # `crembo paper ARGS` hands ARGS, untouched and in order, to crembo.paper.

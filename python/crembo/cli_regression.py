@@ -9,13 +9,17 @@ distinct values is a regression target; anything else stays a class label
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from . import specs
 from .cli import (
     CLIError,
     EXPORT_FORMATS,
@@ -23,25 +27,29 @@ from .cli import (
     _is_fitted,
     _jsonable,
     _load_pickle,
-    _load_student_file,
     _predict,
     _split_list,
     _Stage,
     _student_summary,
     _summarize_warnings,
     _version,
+    names_tree_student,
+    parse_student,
     read_table,
+    teacher_name,
 )
+from .datasets import Dataset, PathLike
 
 __all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression", "REGRESSION_EXPORT_FORMATS"]
 
 #: Float labels with at most this many distinct values stay class labels under --task auto.
 MAX_CLASS_LIKE_VALUES = 20
-REGRESSION_TEACHERS = ("random-forest", "extra-trees", "gradient-boosting")
+#: The built-in regression teachers (crembo.specs), by canonical name.
+REGRESSION_TEACHERS = specs.names("teacher", "regression")
 REGRESSION_EXPORT_FORMATS = ("rules", "dot", "cpp", "native")
 
 
-def infer_task(y):
+def infer_task(y: ArrayLike) -> str:
     """ "regression" for a float label with more than ``MAX_CLASS_LIKE_VALUES``
     distinct values; "classification" otherwise."""
     y = np.asarray(y)
@@ -50,65 +58,25 @@ def infer_task(y):
     return "classification"
 
 
-def make_regression_teacher(kind, seed):
-    if kind == "random-forest":
-        from .regression import default_regression_teacher
-
-        return default_regression_teacher(seed)
-    if kind == "extra-trees":
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        return ExtraTreesRegressor(n_estimators=100, min_samples_leaf=5, random_state=seed)
-    if kind == "gradient-boosting":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        return HistGradientBoostingRegressor(random_state=seed)
-    raise CLIError(
-        f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
-        "file of a forest or bagging regressor"
-    )
-
-
-def parse_regression_student(spec, seed):
-    """tree[:DEPTH], linear, ridge[:ALPHA], or a joblib file of an unfitted regressor."""
-    import os
-
-    from sklearn.base import is_regressor
-
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
+def make_regression_teacher(kind: str, seed: int | None) -> Any:
+    """A new built-in regression teacher (:mod:`crembo.specs`)."""
     try:
-        if kind == "tree":
-            from sklearn.tree import DecisionTreeRegressor
-
-            depth = int(arg) if arg else 4
-            if depth < 1:
-                raise ValueError
-            return DecisionTreeRegressor(max_depth=depth, random_state=seed)
-        if kind in ("linear", "linear-regression") and not arg:
-            from sklearn.linear_model import LinearRegression
-
-            return LinearRegression()
-        if kind == "ridge":
-            from sklearn.linear_model import Ridge
-
-            alpha = float(arg) if arg else 1.0
-            if not alpha > 0:
-                raise ValueError
-            return Ridge(alpha=alpha)
-    except ValueError:
+        return specs.make(kind, "teacher", "regression", seed=seed)
+    except specs.SpecError:
         raise CLIError(
-            f"--student {spec!r}: bad parameter {arg!r} (tree:DEPTH with DEPTH >= 1, ridge:ALPHA with ALPHA > 0)"
+            f"--teacher {kind!r}: for regression expected {', '.join(REGRESSION_TEACHERS)} or a joblib/pickle "
+            "file of a forest or bagging regressor"
         ) from None
-    if os.path.exists(spec):
-        return _load_student_file(spec, is_regressor, "regressor")
-    raise CLIError(
-        f"--student {spec!r}: for regression expected tree[:DEPTH], linear, ridge[:ALPHA] or a joblib "
-        "file of an unfitted regressor"
-    )
 
 
-def regression_scores(y, pred, teacher_pred=None):
+def parse_regression_student(spec: str, seed: int | None) -> Any:
+    """A regression student from a specification of :mod:`crembo.specs`
+    (tree[:DEPTH], linear, ridge[:ALPHA]), or a joblib file of an unfitted
+    regressor."""
+    return parse_student(spec, seed, task="regression")
+
+
+def regression_scores(y: ArrayLike, pred: ArrayLike, teacher_pred: ArrayLike | None = None) -> dict[str, float | None]:
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y = np.asarray(y, dtype=np.float64)
@@ -145,7 +113,14 @@ def _regression_export_text(student, fmt, *, name, feature_names):
     )
 
 
-def write_regression_export(student, fmt, path, *, name="crembo_tree", feature_names=None):
+def write_regression_export(
+    student: Any,
+    fmt: str,
+    path: PathLike | None,
+    *,
+    name: str = "crembo_tree",
+    feature_names: Sequence[str] | None = None,
+) -> None:
     try:
         text = _regression_export_text(student, fmt, name=name, feature_names=feature_names)
     except (TypeError, ValueError) as exc:
@@ -156,7 +131,7 @@ def write_regression_export(student, fmt, path, *, name="crembo_tree", feature_n
         Path(path).write_text(text)
 
 
-def compress_regression(args, table=None):
+def compress_regression(args: argparse.Namespace, table: Dataset | None = None) -> int:
     """``crembo compress`` for a real-valued label."""
     import joblib
     from sklearn.base import clone
@@ -171,7 +146,7 @@ def compress_regression(args, table=None):
             f"--export {','.join(bad)}: not available for regression students (available: "
             f"{', '.join(REGRESSION_EXPORT_FORMATS)})"
         )
-    if formats and args.student.partition(":")[0].strip().lower() != "tree":
+    if formats and not names_tree_student(args.student, "regression"):
         raise CLIError(f"--export {args.export}: exports are for tree students, not --student {args.student}")
     if args.plots:
         raise CLIError("--plots: the plots are drawn for classification only")
@@ -191,7 +166,9 @@ def compress_regression(args, table=None):
         if table is None:
             table = read_table(args.data, args.label, drop=_split_list(args.drop))
         student_template = parse_regression_student(args.student, args.seed)
-        if args.teacher in REGRESSION_TEACHERS or args.teacher == "mlp":
+        builtin = teacher_name(args.teacher, "regression")
+        if builtin is not None or teacher_name(args.teacher) is not None:  # mlp: a classification teacher
+            args.teacher = builtin or args.teacher
             teacher, teacher_source = make_regression_teacher(args.teacher, args.seed), args.teacher
         else:
             if not Path(args.teacher).exists():
@@ -329,7 +306,7 @@ def compress_regression(args, table=None):
     return 0
 
 
-def evaluate_regression(args, student):
+def evaluate_regression(args: argparse.Namespace, student: Any) -> int:
     """``crembo evaluate`` of a saved regression student."""
     table = read_table(args.data, args.label, drop=_split_list(args.drop))
     _align_to_model(table, student, "student")
@@ -369,7 +346,7 @@ def evaluate_regression(args, student):
     return 0
 
 
-def export_regression(args, student):
+def export_regression(args: argparse.Namespace, student: Any) -> int:
     """``crembo export`` of a saved regression student."""
     names = getattr(student, "feature_names_in_", None)
     names = None if names is None else [str(s) for s in names]

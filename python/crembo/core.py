@@ -4,15 +4,18 @@ A *belief* is an ``(n, C)`` row-stochastic array ``p(y|x_i)``. The depth of a
 student with predictions ``h`` at point ``i`` is ``p(h_i | x_i)``; its
 empirical depth is the minimum over points (see ``ALGORITHMS.md``).
 
-Every function takes ``device="cpu" | "cuda"`` where a CUDA kernel exists;
-both give the same results and the CPU path is always there.
+Every function takes ``device="auto" | "cpu" | "cuda"`` where a CUDA kernel
+exists; both kernels give the same results and the CPU path is always there.
+``"auto"`` (the default, as across crembo) runs where the inputs live: the
+CPU for NumPy arrays (see ``crembo._native.resolve_device``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from . import _core
+from . import _native
 from ._validation import (
     MAX_CLASSES,
     MAX_INDEX,
@@ -39,13 +42,12 @@ __all__ = [
 
 
 def _backend(device, name):
-    check_device(device)
-    if device == "cuda":
-        return getattr(_core, "cuda_" + name)
-    return getattr(_core, name)
+    return _native.kernel(name, check_device(device))
 
 
-def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu"):
+def beliefs_from_votes(
+    votes: ArrayLike, n_classes: int | None = None, *, dtype: DTypeLike = np.float64, device: str = "auto"
+) -> np.ndarray:
     """Beliefs from the votes of sampled hypotheses.
 
     Parameters
@@ -53,10 +55,10 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
     votes : array-like of int, shape (m, n)
         Label index predicted by each of ``m`` hypotheses at each of ``n``
         points, in ``[0, n_classes)``.
-    n_classes : int, optional
-        Number of classes ``C`` (at most ``2**24``); default ``votes.max() + 1``.
-    dtype : {numpy.float64, numpy.float32}, default float64
-    device : {"cpu", "cuda"}, default "cpu"
+    n_classes : int or None, default=None
+        Number of classes ``C`` (at most ``2**24``); None: ``votes.max() + 1``.
+    dtype : {numpy.float64, numpy.float32}, default=float64
+    device : {"auto", "cpu", "cuda"}, default="auto"
 
     Returns
     -------
@@ -78,7 +80,7 @@ def beliefs_from_votes(votes, n_classes=None, *, dtype=np.float64, device="cpu")
     # The CPU core rejects out-of-range votes itself; wider integers are
     # checked here, before the int32 conversion could wrap them into range.
     fits_int32 = v.dtype.itemsize < 4 or (v.dtype.itemsize == 4 and v.dtype.kind == "i")
-    if (device != "cpu" or not fits_int32) and (v.min() < 0 or v.max() >= n_classes):
+    if (_native.resolve_device(device) != "cpu" or not fits_int32) and (v.min() < 0 or v.max() >= n_classes):
         j, i = np.argwhere((v < 0) | (v >= n_classes))[0]
         raise ValueError(f"votes[{j}, {i}] = {v[j, i]} is outside the label range [0, {n_classes})")
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -93,7 +95,7 @@ def _beliefs_and_pred(beliefs, pred, normalize=False):
     return P, h
 
 
-def point_depth(beliefs, pred, *, device="cpu"):
+def point_depth(beliefs: ArrayLike, pred: ArrayLike, *, device: str = "auto") -> np.ndarray:
     """Depth of a student at each point: ``beliefs[i, pred[i]]``.
 
     Parameters
@@ -110,7 +112,7 @@ def point_depth(beliefs, pred, *, device="cpu"):
     return _backend(device, "point_depth")(P, h)
 
 
-def depth(beliefs, pred, *, delta=0.0, device="cpu"):
+def depth(beliefs: ArrayLike, pred: ArrayLike, *, delta: float = 0.0, device: str = "auto") -> float:
     """Empirical (``delta = 0``) or delta-insensitive depth of a student.
 
     The ``(floor(delta*n) + 1)``-th smallest point depth: ``delta = 0`` is
@@ -126,13 +128,15 @@ def depth(beliefs, pred, *, delta=0.0, device="cpu"):
     return float(_backend(device, "empirical_depth")(P, h, delta))
 
 
-def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
+def depth_profile(
+    beliefs: ArrayLike, pred: ArrayLike, thresholds: ArrayLike | None = None, *, device: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """Fraction of points whose depth is at least each threshold.
 
     Parameters
     ----------
-    thresholds : array-like, optional
-        Default: the sorted distinct point depths.
+    thresholds : array-like or None, default=None
+        None: the sorted distinct point depths.
 
     Returns
     -------
@@ -151,16 +155,16 @@ def depth_profile(beliefs, pred, thresholds=None, *, device="cpu"):
             raise ValueError(f"thresholds: expected a 1-d array, got shape {thr.shape}")
         if not np.all(np.isfinite(thr)):
             raise ValueError("thresholds: expected finite values")
-    return thr, _core.depth_profile(d, np.ascontiguousarray(thr))
+    return thr, _native.depth_profile(d, np.ascontiguousarray(thr))
 
 
-def max_achievable_depth(beliefs, *, device="cpu"):
+def max_achievable_depth(beliefs: ArrayLike, *, device: str = "auto") -> float:
     """``min_i max_y beliefs[i, y]``: no student can be deeper on these points."""
     P = as_beliefs(beliefs)
     return float(_backend(device, "max_achievable_depth")(P))
 
 
-def candidate_thresholds(beliefs, *, lo=0.0, hi=1.0):
+def candidate_thresholds(beliefs: ArrayLike, *, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
     """Sorted distinct positive entries of ``beliefs`` in ``[lo, hi]``.
 
     The depth of every student is one of these values, so they are the only
@@ -168,10 +172,10 @@ def candidate_thresholds(beliefs, *, lo=0.0, hi=1.0):
     """
     lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.candidate_thresholds(P, lo, hi)
+    return _native.candidate_thresholds(P, lo, hi)
 
 
-def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
+def budgeted_thresholds(beliefs: ArrayLike, n_thresholds: int, *, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
     """At most ``n_thresholds`` candidate thresholds in ``[lo, hi]``.
 
     Placed at evenly spaced quantiles of the belief entries in that range (so
@@ -181,25 +185,27 @@ def budgeted_thresholds(beliefs, n_thresholds, *, lo=0.0, hi=1.0):
     n_thresholds = check_positive_int(n_thresholds, "n_thresholds", maximum=MAX_INDEX)
     lo, hi = check_real(lo, "lo", finite=False), check_real(hi, "hi", finite=False)
     P = as_beliefs(beliefs)
-    return _core.budgeted_thresholds(P, n_thresholds, lo, hi)
+    return _native.budgeted_thresholds(P, n_thresholds, lo, hi)
 
 
-def allowed_labels(beliefs, threshold, *, device="cpu"):
+def allowed_labels(beliefs: ArrayLike, threshold: float, *, device: str = "auto") -> np.ndarray:
     """Boolean ``(n, C)`` mask of the allowed labels ``beliefs >= threshold``."""
     t = check_real(threshold, "threshold")
     P = as_beliefs(beliefs)
     return _backend(device, "allowed_labels")(P, t)
 
 
-def count_violations(beliefs, pred, threshold, *, device="cpu"):
+def count_violations(beliefs: ArrayLike, pred: ArrayLike, threshold: float, *, device: str = "auto") -> int:
     """Number of points where ``pred`` is not an allowed label at ``threshold``."""
     t = check_real(threshold, "threshold")
     P, h = _beliefs_and_pred(beliefs, pred)
     return int(_backend(device, "count_violations")(P, h, t))
 
 
-def is_consistent(beliefs, pred, threshold, *, delta=0.0, device="cpu"):
+def is_consistent(
+    beliefs: ArrayLike, pred: ArrayLike, threshold: float, *, delta: float = 0.0, device: str = "auto"
+) -> bool:
     """True when at most ``floor(delta*n)`` predictions are not allowed at ``threshold``."""
     delta = check_fraction(delta, "delta")
-    n = np.shape(beliefs)[0] if np.ndim(beliefs) == 2 else 0
-    return count_violations(beliefs, pred, threshold, device=device) <= int(np.floor(delta * n))
+    violations = count_violations(beliefs, pred, threshold, device=device)  # checks beliefs: (n, C)
+    return violations <= int(np.floor(delta * np.shape(beliefs)[0]))

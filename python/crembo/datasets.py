@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "load_heart",
     "heart_table",
     "load_iris",
+    "read_csv_rows",
 ]
 
 #: Name of the environment variable that points at the folder of CSV files.
@@ -104,22 +105,33 @@ _ARRHYTHMIA_CLASSES = {
 
 @dataclass
 class Dataset:
-    """A labelled tabular data set.
+    """A labelled table: a bundled data set, or a file read by the command line.
 
     Attributes
     ----------
-    X : ndarray of shape (n_samples, n_features), dtype float64
-        Features, without missing values.
-    y : ndarray of shape (n_samples,), dtype int64
-        Labels in ``0 .. n_classes - 1``.
+    X : ndarray of shape (n_samples, n_features) or pandas DataFrame
+        Features. The bundled data sets: float64, without missing values. A
+        table read from a file: float64 (NaN marks a missing cell), or a
+        DataFrame when some columns are categorical.
+    y : ndarray of shape (n_samples,)
+        Labels. The bundled data sets: int64 in ``0 .. n_classes - 1``; a
+        table read from a file: its label column's values.
     name : str
-        Short name (one of :data:`DATASETS`).
+        Short name (one of :data:`DATASETS`, or the file's stem).
     description : str
         One-paragraph description: origin and preprocessing.
     feature_names : list of str or None, default=None
         Column names, when the source has them.
     class_names : list of str or None, default=None
         ``class_names[k]`` describes label ``k``.
+    path : str or None, default=None
+        The file the table was read from.
+    categorical : list of str, default=[]
+        The feature columns that are categorical (pandas categorical dtype).
+    missing : dict of str to int, default={}
+        The count of missing cells of each feature column that has any.
+    samples : dict of str to object, default={}
+        A value of each categorical column (for messages).
 
     Notes
     -----
@@ -127,12 +139,16 @@ class Dataset:
     ``X, y = load_heart()`` works.
     """
 
-    X: np.ndarray
+    X: Any
     y: np.ndarray
     name: str
     description: str
     feature_names: Optional[List[str]] = None
     class_names: Optional[List[str]] = None
+    path: Optional[str] = None
+    categorical: List[str] = field(default_factory=list)
+    missing: Dict[str, int] = field(default_factory=dict)
+    samples: Dict[str, Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         yield self.X
@@ -150,10 +166,15 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes (``len(class_names)`` when given, else ``max(y) + 1``)."""
+        """Number of classes: ``len(class_names)`` when given, else ``max(y) +
+        1`` for integer labels, else the number of distinct labels."""
         if self.class_names is not None:
             return len(self.class_names)
-        return int(self.y.max()) + 1 if self.y.size else 0
+        if not self.y.size:
+            return 0
+        if self.y.dtype.kind in "iu":
+            return int(self.y.max()) + 1
+        return int(np.unique(self.y).size)
 
     def __repr__(self) -> str:
         return (
@@ -257,32 +278,79 @@ def _parse_value(text: str) -> float:
     return float(text)
 
 
-def _read_csv(path: Path, header: bool):
-    """Rows of a numeric CSV file as a float64 matrix (``?`` -> NaN)."""
+def read_csv_rows(
+    path: PathLike, *, sep: str = ",", header: bool = True, skip_blank: bool = False
+) -> Tuple[Optional[List[str]], List[List[str]], List[int]]:
+    """The cells of a CSV (or, with ``sep="\\t"``, TSV) file as text.
+
+    The one CSV reader of crembo without pandas: the bundled data sets and
+    the command line's plain reader both use it.
+
+    Parameters
+    ----------
+    path : str or path-like
+    sep : str, default=","
+        The field delimiter.
+    header : bool, default=True
+        The first row holds the column names.
+    skip_blank : bool, default=False
+        Also skip the rows whose cells are all blank (else they are rows of
+        empty cells).
+
+    Returns
+    -------
+    names : list of str or None
+        The header's names as written (None when ``header=False``).
+    rows : list of list of str
+        The data rows; empty lines are skipped (and blank rows, with
+        ``skip_blank``).
+    lines : list of int
+        The file line of each row (for messages).
+
+    Raises
+    ------
+    ValueError
+        An empty file, or a row whose field count differs from the header's
+        (or, without header, the first row's).
+    """
     with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter=sep)
         names = None
         if header:
             try:
-                names = [s.strip() for s in next(reader)]
+                names = next(reader)
             except StopIteration:
-                raise ValueError(f"{str(path)!r} is empty") from None
-        rows = []
+                raise ValueError(f"{path}: the file is empty") from None
+        rows, lines = [], []
         width = len(names) if names is not None else None
         for lineno, row in enumerate(reader, start=2 if header else 1):
-            if not row or all(not s.strip() for s in row):
+            if not row or (skip_blank and all(not s.strip() for s in row)):
                 continue
             if width is None:
                 width = len(row)
             if len(row) != width:
-                raise ValueError(f"{str(path)!r}, line {lineno}: expected {width} fields, got {len(row)}")
-            try:
-                rows.append([_parse_value(s) for s in row])
-            except ValueError as exc:
-                raise ValueError(f"{str(path)!r}, line {lineno}: {exc}") from None
-    if not rows:
-        raise ValueError(f"{str(path)!r} has no data rows")
-    return np.asarray(rows, dtype=np.float64), names
+                what = "the header has" if header else "the first row has"
+                raise ValueError(f"{path}: line {lineno} has {len(row)} fields, {what} {width}")
+            rows.append(row)
+            lines.append(lineno)
+    if names is None and not rows:
+        raise ValueError(f"{path}: the file is empty")
+    return names, rows, lines
+
+
+def _read_csv(path: Path, header: bool):
+    """Rows of a numeric CSV file as a float64 matrix (``?`` -> NaN)."""
+    names, rows, lines = read_csv_rows(path, header=header, skip_blank=True)
+    names = None if names is None else [s.strip() for s in names]
+    values = []
+    for row, lineno in zip(rows, lines):
+        try:
+            values.append([_parse_value(s) for s in row])
+        except ValueError as exc:
+            raise ValueError(f"{path}, line {lineno}: {exc}") from None
+    if not values:
+        raise ValueError(f"{path}: no data rows")
+    return np.asarray(values, dtype=np.float64), names
 
 
 def _impute_column_means(X: np.ndarray) -> np.ndarray:

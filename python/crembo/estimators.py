@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
-from . import _core
+from . import _native
 from .augment import munge
 from ._validation import (
     BOOLEAN,
@@ -421,7 +421,7 @@ class LabelDistiller(_DistillerBase):
         How beliefs are read from the teacher (see ``teacher_beliefs``).
     n_jobs : int or None
         Threads for querying ensemble members.
-    device : {"cpu", "cuda"}, default="cpu"
+    device : {"auto", "cpu", "cuda"}, default="auto"
     random_state : int, RandomState or None
 
     Attributes
@@ -443,7 +443,7 @@ class LabelDistiller(_DistillerBase):
         augment_spread=1.0,
         belief="auto",
         n_jobs=None,
-        device="cpu",
+        device="auto",
         random_state=None,
     ):
         self.teacher = teacher
@@ -494,7 +494,7 @@ class LabelDistiller(_DistillerBase):
         if len(X_syn):
             X_t, P = np.concatenate([X_t, X_syn]), np.concatenate([P, self._beliefs(source, X_syn, None)])
             w_t = None if w_t is None else np.concatenate([w_t, np.ones(len(X_syn))])
-        labels, _ = _core.row_argmax(P)
+        labels, _ = _native.row_argmax(P)
         trainer = StudentTrainer(self._student_template(), self.classes_, target="labels", seed=seed_from(rng))
         if w_t is not None and not trainer.accepts_weights:
             raise TypeError(
@@ -716,7 +716,7 @@ class CREMBOClassifier(_DistillerBase):
         How beliefs are read from the teacher.
     n_jobs : int or None
         Threads for the sweep's fits and for querying ensemble members.
-    device : {"cpu", "cuda"}, default="cpu"
+    device : {"auto", "cpu", "cuda"}, default="auto"
         Where beliefs and depth kernels run.
     random_state : int, RandomState or None
         Seeds the split, the default teacher and the students.
@@ -821,7 +821,7 @@ class CREMBOClassifier(_DistillerBase):
         leaf_values="auto",
         belief="auto",
         n_jobs=None,
-        device="cpu",
+        device="auto",
         random_state=None,
         verbose=0,
         max_time=None,
@@ -937,7 +937,7 @@ class CREMBOClassifier(_DistillerBase):
         if self.mode == "memo":
             threshold, student, score = memo_res.threshold, memo_student, None
             if memo_student is None:
-                threshold = float(_core.candidate_thresholds(tr.P_s, 0.0, 1.0)[0])
+                threshold = float(_native.candidate_thresholds(tr.P_s, 0.0, 1.0)[0])
         else:
             with clock.stage("sweep"):
                 self.sweep_ = self._run_sweep(trainer, data, tr, y_idx, n_folds, memo_res, memo_student, memo_pred, rng)
@@ -974,7 +974,7 @@ class CREMBOClassifier(_DistillerBase):
         n_fits = memo_res.n_fits + (0 if self.sweep_ is None else self.sweep_.n_fits) + (refit is not None)
         self.n_student_fits_ = int(n_fits)
         pred_f = refit.pred if refit is not None else trainer.predict_index(student, X_f)
-        self.depth_ = float(_core.empirical_depth(P_f, pred_f, 0.0))
+        self.depth_ = float(_native.empirical_depth(P_f, pred_f, 0.0))
         self.timings_ = clock.timings()
         log.info(
             "CREMBO: threshold %.4g (MEMO %s), depth %.4g, %d student fits, %.2fs",

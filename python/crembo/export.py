@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import is_regressor
 
-from . import _core
+from . import _native
 
 __all__ = [
     "FastTree",
@@ -207,7 +207,7 @@ def flatten_tree(model, *, precision="float32"):
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if isinstance(model, FlatTree):
         return model
-    if isinstance(model, _core.FastTree):
+    if isinstance(model, _native.FastTree):
         s = model._state()
         return FlatTree(
             s["children_left"],
@@ -424,7 +424,7 @@ def _core_round_down(t):
 
 
 # --------------------------------------------------------------------------- FastTree
-class FastTree(_core.FastTree):
+class FastTree(_native.FastTree):
     """A tree classifier flattened into arrays and evaluated in C++.
 
     Build one with :meth:`from_sklearn` (or :meth:`load`). ``predict``,
@@ -458,7 +458,7 @@ class FastTree(_core.FastTree):
         """
         flat = flatten_tree(model, precision=precision)
         tree = cls.from_flat(flat)
-        if check and not isinstance(model, (_core.FastTree, FlatTree)) and hasattr(model, "predict"):
+        if check and not isinstance(model, (_native.FastTree, FlatTree)) and hasattr(model, "predict"):
             _check_against(tree, model, flat)
         return tree
 
@@ -478,7 +478,7 @@ class FastTree(_core.FastTree):
     def load(cls, path):
         """Read a file written by :meth:`save`. Class names that all parse as
         integers (or numbers) come back as integers (or floats)."""
-        state = _core.fast_tree_text_state(Path(path).read_text())
+        state = _native.fast_tree_text_state(Path(path).read_text())
         state["classes"] = _parse_class_names(list(state["classes"]))
         tree = cls(**state)
         tree.feature_names_in_ = None

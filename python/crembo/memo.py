@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.tree import DecisionTreeClassifier
 
-from . import _core
+from . import _native
 from ._validation import BOOLEAN, MAX_INT, POSITIVE, Interval, Options, as_beliefs, seed_from, validate_params
 from .students import TARGET_MODES, StudentTrainer
 
@@ -125,7 +125,7 @@ def run_memo(
     ``on_fit()`` is called after every student fit (progress bars)."""
     start = time.perf_counter()
     if candidates is None:
-        candidates = _core.candidate_thresholds(P, 0.0, _memo_ceiling(P, delta))
+        candidates = _native.candidate_thresholds(P, 0.0, _memo_ceiling(P, delta))
     candidates = np.ascontiguousarray(candidates, dtype=P.dtype)
     state = {"last": None, "best": None}
     fit_times = []
@@ -149,7 +149,7 @@ def run_memo(
     def accept():
         state["best"] = state["last"]
 
-    res = _core.memo_search(
+    res = _native.memo_search(
         P,
         candidates,
         fit_labels=fit_labels if oracle == "reweight" else None,
@@ -176,7 +176,7 @@ def run_memo(
     result = MemoResult(
         student=state["best"] if found else None,
         threshold=res["best_threshold"],
-        depth=float(_core.empirical_depth(P, pred, 0.0)) if found else None,
+        depth=float(_native.empirical_depth(P, pred, 0.0)) if found else None,
         pred=pred,
         candidates=candidates,
         trace=trace,

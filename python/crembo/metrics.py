@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, Iterable, Sequence
+from typing import Any, Dict, Iterable, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
-from . import _core
+from . import _native
+
+#: What ``random_state`` takes: None, a seed, or a NumPy random state.
+RandomState = Union[int, np.random.RandomState, np.random.Generator, None]
 
 __all__ = [
     "add_feature_noise",
@@ -68,7 +72,7 @@ def _prediction_rows(predictions) -> list:
     return rows
 
 
-def pairwise_agreement(predictions) -> np.ndarray:
+def pairwise_agreement(predictions: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
     """Agreement of every pair of students.
 
     Parameters
@@ -101,7 +105,7 @@ def pairwise_agreement(predictions) -> np.ndarray:
     return out
 
 
-def agreement(predictions) -> float:
+def agreement(predictions: ArrayLike | Sequence[ArrayLike]) -> float:
     """Mean pairwise agreement of several students on one test set.
 
     Parameters
@@ -126,7 +130,7 @@ def agreement(predictions) -> float:
     return float(m[iu].mean())
 
 
-def agreement_of(estimators: Iterable[Any], X) -> float:
+def agreement_of(estimators: Iterable[Any], X: ArrayLike) -> float:
     """Agreement of fitted estimators on ``X``.
 
     Parameters
@@ -157,10 +161,10 @@ def _check_unit_interval(value, name: str, upper_open: bool) -> float:
 
 
 def depth_statistics(
-    beliefs,
-    pred,
+    beliefs: ArrayLike,
+    pred: ArrayLike,
     deltas: Sequence[float] = (0, 0.01, 0.05, 0.1),
-    thresholds=None,
+    thresholds: ArrayLike | None = None,
 ) -> Dict[str, Any]:
     """Depth of a student's predictions under the teacher's belief.
 
@@ -244,10 +248,10 @@ def depth_statistics(
             raise ValueError("thresholds: contains NaN or infinite values")
     grid = np.ascontiguousarray(grid, dtype=np.float64)
 
-    depth = np.asarray(_core.point_depth(P, y))
-    delta_depths = {d: float(_core.empirical_depth(P, y, d)) for d in dl}
-    min_depth = delta_depths[0.0] if 0.0 in delta_depths else float(_core.empirical_depth(P, y, 0.0))
-    profile = np.asarray(_core.depth_profile(depth.astype(np.float64), grid))
+    depth = np.asarray(_native.point_depth(P, y))
+    delta_depths = {d: float(_native.empirical_depth(P, y, d)) for d in dl}
+    min_depth = delta_depths[0.0] if 0.0 in delta_depths else float(_native.empirical_depth(P, y, 0.0))
+    profile = np.asarray(_native.depth_profile(depth.astype(np.float64), grid))
     return {
         "min_depth": min_depth,
         "mean_depth": float(depth.astype(np.float64).mean()),
@@ -290,7 +294,9 @@ def _as_feature_matrix(X) -> np.ndarray:
     return A
 
 
-def add_feature_noise(X, level: float, random_state=None, scale=None) -> np.ndarray:
+def add_feature_noise(
+    X: ArrayLike, level: float, random_state: RandomState = None, scale: ArrayLike | None = None
+) -> np.ndarray:
     """Add Gaussian noise scaled to each feature's spread.
 
     Parameters
@@ -322,13 +328,13 @@ def add_feature_noise(X, level: float, random_state=None, scale=None) -> np.ndar
 
 
 def noisy_accuracy(
-    estimator,
-    X,
-    y,
+    estimator: Any,
+    X: ArrayLike,
+    y: ArrayLike,
     levels: Sequence[float] = (0, 0.1, 0.25, 0.5),
     n_repeats: int = 5,
-    random_state=None,
-    scale=None,
+    random_state: RandomState = None,
+    scale: ArrayLike | None = None,
 ) -> Dict[float, float]:
     """Accuracy of a fitted estimator on noisy copies of ``X``.
 
@@ -378,7 +384,9 @@ def noisy_accuracy(
 
 
 # ---------------------------------------------------------------- label flips
-def flip_labels(y, fraction: float, n_classes=None, random_state=None) -> np.ndarray:
+def flip_labels(
+    y: ArrayLike, fraction: float, n_classes: int | ArrayLike | None = None, random_state: RandomState = None
+) -> np.ndarray:
     """Flip a fraction of the labels, each to a different class.
 
     Parameters

@@ -30,15 +30,14 @@ import sys
 import time
 from pathlib import Path
 
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from typing import Any, Callable, Sequence
 
+from . import specs
 from .datasets import DATASETS, load_dataset
-from .estimators import default_teacher
 from .evaluation import generalization, stability
+from .specs import mlp_teacher
 
-__all__ = ["run", "main", "TEACHERS", "PAPER_METHODS"]
+__all__ = ["run", "main", "TEACHERS", "PAPER_METHODS", "mlp_teacher"]
 
 PAPER_METHODS = ("teacher", "BM", "VT", "MEMO", "CREMBO", "CREMBO-1SE")
 STUDENT_METHODS = PAPER_METHODS[1:]
@@ -46,14 +45,25 @@ FEATURE_NOISE = (0.1, 0.25, 0.5)
 LABEL_NOISE = (0.1, 0.2)
 
 
-def mlp_teacher(random_state=None):
-    """The network teacher: a one-hidden-layer MLP on standardised features."""
-    return make_pipeline(
-        StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=300, random_state=random_state)
-    )
+def teacher_label(name: str) -> str:
+    """The label a teacher carries in the reports: its name in
+    :mod:`crembo.specs` with underscores (``random-forest`` ->
+    ``random_forest``). Raises :class:`crembo.specs.SpecError` for a name
+    the registry does not know."""
+    return specs.lookup(name, "teacher", "classification")[0].name.replace("-", "_")
 
 
-TEACHERS = {"random_forest": default_teacher, "mlp": mlp_teacher}
+def _teacher_factory(name: str) -> Callable[[Any], Any]:
+    def factory(random_state: int | None = None) -> Any:
+        return specs.make(name, "teacher", "classification", seed=random_state)
+
+    factory.__name__ = factory.__qualname__ = f"make_{teacher_label(name)}"
+    return factory
+
+
+#: The paper's two teachers (the registry's random-forest and mlp), under the
+#: labels of the reports; ``run`` takes any teacher name of the registry.
+TEACHERS = {teacher_label(n): _teacher_factory(n) for n in ("random-forest", "mlp")}
 
 
 def _protocol(X, y, teacher, repeats, label_noise, feature_noise, seed, n_jobs):
@@ -79,36 +89,39 @@ def _protocol(X, y, teacher, repeats, label_noise, feature_noise, seed, n_jobs):
 
 
 def run(
-    datasets=DATASETS,
-    teachers=tuple(TEACHERS),
-    repeats=20,
-    label_noise=LABEL_NOISE,
-    feature_noise=FEATURE_NOISE,
-    noise_repeats=None,
-    seed=0,
-    n_jobs=-1,
-    data_dir=None,
-    progress=print,
-):
+    datasets: Sequence[str] = DATASETS,
+    teachers: Sequence[str] = tuple(TEACHERS),
+    repeats: int = 20,
+    label_noise: Sequence[float] = LABEL_NOISE,
+    feature_noise: Sequence[float] = FEATURE_NOISE,
+    noise_repeats: int | None = None,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+    data_dir: str | os.PathLike | None = None,
+    progress: Callable[[str], Any] | None = print,
+) -> dict[str, Any]:
     """Run the whole reproduction and return its results as a dict.
 
     Parameters
     ----------
-    datasets, teachers : sequences of names
-    repeats : int, default 20
+    datasets : sequence of str, default=DATASETS
+    teachers : sequence of str, default=tuple(TEACHERS)
+        Teacher names of :mod:`crembo.specs` (any spelling); the results
+        label them as :func:`teacher_label` does.
+    repeats : int, default=20
         Repeats of the clean generalization and robustness protocols.
-    label_noise : sequence of float
+    label_noise : sequence of float, default=LABEL_NOISE
         Label-noise levels, each run with ``noise_repeats`` repeats.
-    noise_repeats : int, optional
+    noise_repeats : int or None, default=None
         Default ``max(1, repeats // 4)``.
-    n_jobs : int, default -1
+    n_jobs : int, default=-1
         Parallel folds (processes).
     """
     noise_repeats = max(1, repeats // 4) if noise_repeats is None else noise_repeats
     results = dict(
         settings=dict(
             datasets=list(datasets),
-            teachers=list(teachers),
+            teachers=[teacher_label(t) for t in teachers],
             repeats=repeats,
             label_noise=list(label_noise),
             noise_repeats=noise_repeats,
@@ -122,7 +135,8 @@ def run(
     for ds in datasets:
         data = load_dataset(ds, data_dir=data_dir)
         for tname in teachers:
-            teacher = TEACHERS[tname](seed)
+            teacher = specs.make(tname, "teacher", "classification", seed=seed)
+            tname = teacher_label(tname)
             for noise in (0.0, *label_noise):
                 reps = repeats if noise == 0 else noise_repeats
                 fnoise = feature_noise if noise == 0 else ()
@@ -144,7 +158,7 @@ def _fmt(v, std=None):
     return f"{v:.3f}" if std is None else f"{v:.3f} ± {std:.3f}"
 
 
-def markdown(results):
+def markdown(results: dict[str, Any]) -> str:
     """The report: one table per (label noise) setting, and the feature-noise table."""
     st = results["settings"]
     lines = [
@@ -219,7 +233,7 @@ def markdown(results):
     return "\n".join(lines)
 
 
-def figure(results, path):
+def figure(results: dict[str, Any], path: str | os.PathLike) -> None:
     """Accuracy against agreement, one panel per data set (clean labels)."""
     import matplotlib
 
@@ -253,12 +267,17 @@ def figure(results, path):
     plt.close(fig)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crembo paper", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 repeat, feature noise only (a few minutes)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats (default 20, quick 1)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--teachers", default=",".join(TEACHERS))
+    parser.add_argument(
+        "--teachers",
+        default=",".join(TEACHERS),
+        help=f"comma-separated teachers of crembo.specs: {', '.join(specs.names('teacher'))} "
+        f"(default {','.join(TEACHERS)})",
+    )
     parser.add_argument("--no-label-noise", action="store_true")
     parser.add_argument(
         "--noise-repeats", type=int, default=None, help="repeats of the label-noise runs (default repeats // 4)"
@@ -269,14 +288,15 @@ def main(argv=None):
     parser.add_argument("--out", default="bench/results", help="output folder")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
-    # "random-forest" as the CLI spells it names the same teacher
-    teachers = [t.replace("-", "_") for t in args.teachers.split(",") if t]
+    teachers = [t for t in args.teachers.split(",") if t]  # any name of crembo.specs (random-forest, ...)
     for d in datasets:
         if d not in DATASETS:
             parser.error(f"unknown data set {d!r}; choose from {', '.join(DATASETS)}")
     for t in teachers:
-        if t not in TEACHERS:
-            parser.error(f"unknown teacher {t!r}; choose from {', '.join(TEACHERS)}")
+        try:
+            teacher_label(t)
+        except specs.SpecError:
+            parser.error(f"unknown teacher {t!r}; choose from {', '.join(specs.names('teacher'))}")
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 20)
     label_noise = () if (args.no_label_noise or args.quick) else LABEL_NOISE
     try:

@@ -38,7 +38,7 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from . import _core
+from . import _native
 from ._validation import (
     BOOLEAN,
     MAX_INT,
@@ -184,18 +184,17 @@ def hypothesis_levels(m: int, lo: float = 0.0, hi: float = 0.5) -> np.ndarray:
 
 def hypothesis_intervals(hypotheses: ArrayLike, t: float) -> np.ndarray:
     """``(lo, hi)``: the allowed intervals at level ``t`` of an ``(n, m)`` hypothesis matrix."""
-    S = _core.sort_hypotheses(_as_hypotheses(hypotheses))
-    return _core.hypothesis_intervals(S, _check_level(t))
+    S = _native.sort_hypotheses(_as_hypotheses(hypotheses))
+    return _native.hypothesis_intervals(S, _check_level(t))
 
 
 def _kernel(name, device):
     """The CPU kernel ``name`` or, for device="cuda", its CUDA twin."""
-    check_device(device)
-    return getattr(_core, ("cuda_" if device == "cuda" else "") + name)
+    return _native.kernel(name, check_device(device))
 
 
 def regression_point_depth(
-    hypotheses: ArrayLike, pred: ArrayLike, *, tol: float = DEFAULT_TOL, device: str = "cpu"
+    hypotheses: ArrayLike, pred: ArrayLike, *, tol: float = DEFAULT_TOL, device: str = "auto"
 ) -> np.ndarray:
     """Tukey depth of ``pred[i]`` among the members' predictions at each point
     (``device="cuda"``: the CUDA twin, same values)."""
@@ -205,7 +204,7 @@ def regression_point_depth(
 
 
 def regression_depth(
-    hypotheses: ArrayLike, pred: ArrayLike, *, delta: float = 0.0, tol: float = DEFAULT_TOL, device: str = "cpu"
+    hypotheses: ArrayLike, pred: ArrayLike, *, delta: float = 0.0, tol: float = DEFAULT_TOL, device: str = "auto"
 ) -> float:
     """Empirical depth of a student: the ``floor(delta n)+1``-th smallest point depth."""
     H = _as_hypotheses(hypotheses)
@@ -215,12 +214,12 @@ def regression_depth(
 
 
 def regression_violations(
-    hypotheses: ArrayLike, pred: ArrayLike, t: float, *, tol: float = DEFAULT_TOL, device: str = "cpu"
+    hypotheses: ArrayLike, pred: ArrayLike, t: float, *, tol: float = DEFAULT_TOL, device: str = "auto"
 ) -> int:
     """Number of points whose prediction lies outside the allowed interval at level ``t``."""
     H = _as_hypotheses(hypotheses)
     pred = _as_pred(pred, H.shape[0])
-    S = _core.sort_hypotheses(H)
+    S = _native.sort_hypotheses(H)
     return int(_kernel("hypothesis_violations", device)(S, pred, _check_level(t), _check_tol(tol)))
 
 
@@ -339,7 +338,7 @@ def _run_memo(
     def accept():
         state["best"] = state["last"]
 
-    res = _core.regression_memo_search(
+    res = _native.regression_memo_search(
         S,
         candidates,
         fit,
@@ -357,7 +356,7 @@ def _run_memo(
     out = RegressionMemoResult(
         student=state["best"] if found else None,
         level=res["best_level"],
-        depth=float(_core.hypothesis_empirical_depth(H, pred, tol, delta)) if found else None,
+        depth=float(_native.hypothesis_empirical_depth(H, pred, tol, delta)) if found else None,
         pred=pred,
         candidates=candidates,
         trace=[dict(r) for r in res["trace"]],
@@ -447,7 +446,7 @@ def regression_memo(
         if sample_weight.shape != (H.shape[0],) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
             raise ValueError(f"sample_weight: expected {H.shape[0]} finite, non-negative weights")
     trainer = _RegressionTrainer(default_regression_student() if student is None else student, seed_from(random_state))
-    S = _core.sort_hypotheses(H)
+    S = _native.sort_hypotheses(H)
     return _run_memo(
         X,
         S,
@@ -745,7 +744,7 @@ class CREMBORegressor(_RegressionDistillerBase):
         X_all = np.concatenate([X, X_unl]) if n_unl else X
         X_tr = X_all[rows_tr]
         H_tr = source(X_tr, rows_tr)
-        S_tr = _core.sort_hypotheses(H_tr)
+        S_tr = _native.sort_hypotheses(H_tr)
         self.n_hypotheses_ = int(H_tr.shape[1])
 
         memo_res = _run_memo(
@@ -785,10 +784,10 @@ class CREMBORegressor(_RegressionDistillerBase):
         if self.refit and self.mode == "crembo":
             rows_f = np.arange(n + n_unl)
             H_f = source(X_all, rows_f)
-            S_f = _core.sort_hypotheses(H_f)
+            S_f = _native.sort_hypotheses(H_f)
             guide = trainer.predict(student, X_all)
             student, pred_tr = self._fit_at(trainer, X_all, S_f, level, guide)
-            viol = int(_core.hypothesis_violations(S_f, pred_tr, level, self.tol))
+            viol = int(_native.hypothesis_violations(S_f, pred_tr, level, self.tol))
             trace.append(
                 dict(
                     stage="refit",
@@ -806,17 +805,17 @@ class CREMBORegressor(_RegressionDistillerBase):
         self.validation_score_ = score
         self.trace_ = trace
         self.n_student_fits_ = int(n_fits)
-        self.depth_ = float(_core.hypothesis_empirical_depth(H_tr, pred_tr, self.tol, self.delta))
+        self.depth_ = float(_native.hypothesis_empirical_depth(H_tr, pred_tr, self.tol, self.delta))
         return self
 
     def _fit_at(self, trainer, X, S, level, prefer):
         """A student on the targets ``prefer`` (or the medians) clipped into
         the intervals at ``level``; the native tree learns the intervals."""
         if trainer.native:
-            lo, hi = _core.hypothesis_intervals(S, level)
+            lo, hi = _native.hypothesis_intervals(S, level)
             est = trainer.fit_intervals(X, lo, hi)
         else:
-            est = trainer.fit(X, _core.clip_to_intervals(S, level, prefer))
+            est = trainer.fit(X, _native.clip_to_intervals(S, level, prefer))
         return est, trainer.predict(est, X)
 
     def _score(self, y_true, y_pred):
@@ -845,8 +844,8 @@ class CREMBORegressor(_RegressionDistillerBase):
 
         def one(t):
             t0 = time.perf_counter()
-            est, pred = self._fit_at(trainer, X_tr, S_tr, t, prefer)
-            viol = int(_core.hypothesis_violations(S_tr, pred, t, self.tol))
+            est, pred = self._fit_at(trainer, X_tr, S_tr, float(t), prefer)
+            viol = int(_native.hypothesis_violations(S_tr, pred, float(t), self.tol))
             secs = time.perf_counter() - t0
             return SweepCandidate(t, self._score(y_val, trainer.predict(est, X_val)), est, viol, secs, 1), t0
 

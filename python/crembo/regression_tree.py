@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import _core
+from . import _native
 from ._validation import MAX_INT, Interval, ParamsValidationMixin
 from .tree import MAX_BINS, BinnedData, HistTree
 
@@ -147,7 +147,7 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
             w = np.ascontiguousarray(
                 _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64, ensure_non_negative=True)
             )
-        arrays = _core.hist_fit_intervals(
+        arrays = _native.hist_fit_intervals(
             binned._codes,
             binned.n_bins,
             binned._lo,
@@ -179,7 +179,7 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
         if fast is None:
             n = t.node_count
             # Only the walk (apply) is used: one dummy class.
-            fast = t._fast = _core.FastTree(
+            fast = t._fast = _native.FastTree(
                 children_left=t.children_left,
                 children_right=t.children_right,
                 feature=t.feature,

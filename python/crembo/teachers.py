@@ -14,15 +14,17 @@ Supported teachers, in the order they are tried:
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.utils import check_array
 from sklearn.utils.validation import _num_samples, validate_data
 
-from . import _core
+from . import _native
 
 from .core import beliefs_from_votes
 from ._validation import as_beliefs, check_choice, check_device
@@ -43,7 +45,7 @@ def _members(teacher):
     return members
 
 
-def unwrap_teacher(teacher):
+def unwrap_teacher(teacher: Any) -> Any:
     """The estimator inside a ``sklearn.frozen.FrozenEstimator`` (which keeps
     a prefit teacher fitted through ``clone``), else ``teacher`` itself."""
     from sklearn.frozen import FrozenEstimator
@@ -51,7 +53,7 @@ def unwrap_teacher(teacher):
     return teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
 
 
-def is_voting_ensemble(teacher):
+def is_voting_ensemble(teacher: Any) -> bool:
     """True for a fitted ensemble whose members are classifiers that predict
     indices into the ensemble's ``classes_`` and vote one each: forests,
     bagging, hard voting (with or without weights)."""
@@ -67,7 +69,7 @@ def is_voting_ensemble(teacher):
     return isinstance(teacher, (ForestClassifier, BaggingClassifier))
 
 
-def teacher_classes(teacher):
+def teacher_classes(teacher: Any) -> np.ndarray | None:
     """The teacher's ``classes_`` when it has them, else ``None``."""
     classes = getattr(unwrap_teacher(teacher), "classes_", None)
     if classes is None:
@@ -119,7 +121,7 @@ def _build_forest(teacher, members, features):
         isinstance(m, BaseDecisionTree) and is_classifier(m) and getattr(m, "n_outputs_", 1) == 1 for m in members
     ):
         return None
-    forest = _core.VoteForest(int(d), C)
+    forest = _native.VoteForest(int(d), C)
     for k, m in enumerate(members):
         left, right, feature, threshold, value, nan_left, _ = _tree_arrays(m.tree_, type(m).__name__)
         value = value[:, 0, :] if value.ndim == 3 else value
@@ -194,7 +196,16 @@ def _all_trees(members):
     return all(isinstance(m, BaseDecisionTree) for m in members)
 
 
-def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, device="cpu", normalize=False):
+def teacher_beliefs(
+    teacher: Any,
+    X: ArrayLike,
+    *,
+    method: str = "auto",
+    n_classes: int | None = None,
+    n_jobs: int | None = None,
+    device: str = "auto",
+    normalize: bool = False,
+) -> np.ndarray:
     """Belief ``p(y|x)`` of a teacher on the rows of ``X``.
 
     Parameters
@@ -203,20 +214,20 @@ def teacher_beliefs(teacher, X, *, method="auto", n_classes=None, n_jobs=None, d
         A voting ensemble, an estimator with ``predict_proba``, or a callable
         returning an ``(n, C)`` array of probabilities.
     X : array-like of shape (n, d)
-    method : {"auto", "votes", "proba"}, default "auto"
+    method : {"auto", "votes", "proba"}, default="auto"
         ``"votes"`` uses the members of an ensemble as sampled hypotheses
         (the paper's belief for forests); ``"proba"`` uses ``predict_proba``;
         ``"auto"`` prefers votes when the teacher is a voting ensemble.
-    n_classes : int, optional
+    n_classes : int or None, default=None
         Expected number of columns; checked when given.
-    n_jobs : int, optional
+    n_jobs : int or None, default=None
         Threads for querying ensemble members.
-    device : {"cpu", "cuda"}
-        Where the votes are counted when the members are asked one by one.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the votes are counted (``"auto"``: the CPU, where NumPy inputs live) when the members are asked one by one.
         Ensembles of scikit-learn trees are always counted by crembo's native
         forest on the CPU, which is faster than asking the members and gives
         the same numbers.
-    normalize : bool, default False
+    normalize : bool, default=False
         Rescale rows that do not sum to one instead of rejecting them.
 
     Returns

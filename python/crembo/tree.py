@@ -40,11 +40,13 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import _core
+from . import _native
+from ._deprecation import warn_renamed
 from ._validation import MAX_INT, Interval, Options, ParamsValidationMixin, check_int
 
 __all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
@@ -254,8 +256,11 @@ class BinnedData:
         every row is binned either way.
     random_state : int, default 0
         Seeds that sample.
-    n_threads : int or None
+    n_jobs : int or None, default=None
         Threads (over features); None uses ``crembo``'s default.
+    n_threads : int or None
+        Deprecated alias of ``n_jobs`` (a :class:`CremboDeprecationWarning`
+        when given).
 
     Attributes
     ----------
@@ -271,7 +276,19 @@ class BinnedData:
     bins; fitting on it is fitting on those rows of ``X``.
     """
 
-    def __init__(self, X, *, max_bins=MAX_BINS, subsample=200_000, random_state=0, n_threads=None):
+    def __init__(
+        self,
+        X: ArrayLike,
+        *,
+        max_bins: int = MAX_BINS,
+        subsample: int = 200_000,
+        random_state: int = 0,
+        n_jobs: int | None = None,
+        n_threads: int | None | str = _DEPRECATED,
+    ) -> None:
+        if not (isinstance(n_threads, str) and n_threads == _DEPRECATED):
+            warn_renamed("BinnedData", "n_threads", "n_jobs")
+            n_jobs = n_threads
         max_bins = _int_param(max_bins, "max_bins", 2)
         if max_bins > MAX_BINS:
             raise ValueError(f"max_bins: expected an integer in [2, {MAX_BINS}], got {max_bins}")
@@ -280,7 +297,9 @@ class BinnedData:
         X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan", order=None, input_name="X")
         self.max_bins = max_bins
         self.n_features = X.shape[1]
-        self._codes, self.n_bins, self._lo, self._hi = _core.hist_bin(X, max_bins, subsample, seed, _threads(n_threads))
+        self._codes, self.n_bins, self._lo, self._hi = _native.hist_bin(
+            X, max_bins, subsample, seed, _threads(n_jobs, "n_jobs")
+        )
         self._rows = None
         self.n_samples = X.shape[0]
 
@@ -365,15 +384,21 @@ class HistTree:
     def n_leaves(self):
         return int(np.sum(self.children_left == -1))
 
-    def apply(self, X, n_threads=0):
+    def apply(
+        self, X: np.ndarray, n_jobs: int | None = None, *, n_threads: int | None | str = _DEPRECATED
+    ) -> np.ndarray:
         """Leaf index reached by each row of ``X`` (a validated 2-d array),
         walked by the native FastTree (the same float32 comparison, NaN to the
-        stored side), built on first use."""
+        stored side), built on first use. ``n_jobs``: threads over rows (None
+        or 0: crembo's default); ``n_threads`` is its deprecated alias."""
+        if not (isinstance(n_threads, str) and n_threads == _DEPRECATED):
+            warn_renamed("HistTree.apply", "n_threads", "n_jobs")
+            n_jobs = n_threads
         if self.__dict__.get("is_categorical") is not None and self.is_categorical.any():
             return self._apply_categorical(X)
         fast = self.__dict__.get("_fast")
         if fast is None:
-            fast = self._fast = _core.FastTree(
+            fast = self._fast = _native.FastTree(
                 children_left=self.children_left,
                 children_right=self.children_right,
                 feature=self.feature,
@@ -384,7 +409,7 @@ class HistTree:
                 classes=np.arange(self.max_n_classes),
                 missing_go_to_left=self.missing_go_to_left,
             )
-        return fast.apply(X, n_threads)
+        return fast.apply(X, 0 if n_jobs is None else n_jobs)
 
     def goes_left(self, node, values):
         """Whether ``values`` (of the node's feature) go left at split nodes
@@ -457,11 +482,12 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         ``c`` (with allowed sets: the rows allowing ``c``).
     max_bins : int in [2, 255], default 255
         Value bins per feature when ``fit`` bins ``X`` itself.
-    n_jobs : int or None, default None
+    n_jobs : int or None, default=None
         Threads over features (large nodes only) and rows (prediction); None:
         ``crembo``'s default. The GIL is released throughout.
     n_threads : int or None
-        Deprecated alias of ``n_jobs`` (a FutureWarning when given); it wins
+        Deprecated alias of ``n_jobs`` (a :class:`CremboDeprecationWarning`,
+        both a DeprecationWarning and a FutureWarning, when given); it wins
         over ``n_jobs`` when both are set.
     categorical_features : None, "from_dtype", bool mask, indices or names, default "from_dtype"
         Features split by category subsets (a set of categories goes left)
@@ -533,11 +559,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         from the deprecated ``n_threads`` when given."""
         if isinstance(self.n_threads, str) and self.n_threads == _DEPRECATED:
             return _threads(self.n_jobs, "n_jobs")
-        import warnings
-
-        warnings.warn(
-            "HistTreeClassifier: n_threads is deprecated and will be removed; use n_jobs", FutureWarning, stacklevel=3
-        )
+        warn_renamed("HistTreeClassifier", "n_threads", "n_jobs", stacklevel=3)
         return _threads(self.n_threads)
 
     #: The parameters, declared once (see :mod:`crembo._validation`); the
@@ -576,7 +598,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     def bin_data(self, X):
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
         ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
-        return BinnedData(X, max_bins=self.max_bins, n_threads=self._n_threads() or None)
+        return BinnedData(X, max_bins=self.max_bins, n_jobs=self._n_threads() or None)
 
     def _binned_input(self, X, y=None):
         """``fit``'s ``X`` as BinnedData (and ``y`` validated with it when
@@ -704,7 +726,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         C = len(self.classes_)
         w = self._weights(sample_weight, len(y_idx))
         cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64), len(y_idx))
-        arrays = _core.hist_fit(
+        arrays = _native.hist_fit(
             binned._codes,
             binned.n_bins,
             binned._lo,
@@ -771,7 +793,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             w = None if w is None else w[keep]
         allowed = np.ascontiguousarray(allowed)
         cw = self._class_weight_vector(classes, allowed.sum(axis=0).astype(np.float64), allowed.shape[0])
-        arrays = _core.hist_fit(
+        arrays = _native.hist_fit(
             binned._codes,
             binned.n_bins,
             binned._lo,
@@ -856,15 +878,16 @@ def tree_student(max_depth=4, *, class_weight="balanced", **params):
 
 
 def resolve_student(student):
-    """``"tree:D"`` (or ``"tree"``, depth 4) -> ``tree_student(D)``; anything
-    else is returned unchanged."""
+    """A student specification (``"tree:4"``, ``"sklearn-tree:3"``, ...; see
+    :mod:`crembo.specs`) as a new estimator; anything else is returned
+    unchanged."""
     if isinstance(student, str):
-        spec = student.strip().lower()
-        if spec == "tree":
-            return tree_student()
-        if spec.startswith("tree:"):
-            depth = spec[5:]
-            if depth.isdigit() and int(depth) >= 1:
-                return tree_student(int(depth))
-        raise ValueError(f"student: expected an estimator or 'tree:<depth>' (e.g. 'tree:4'), got {student!r}")
+        from .specs import make
+
+        try:
+            return make(student, "student", "classification")
+        except ValueError as exc:
+            raise ValueError(
+                f"student: expected an estimator or a specification such as 'tree:<depth>' (e.g. 'tree:4'): {exc}"
+            ) from None
     return student

@@ -28,7 +28,7 @@ from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from .. import _core
+from .. import _native
 from ..students import StudentTrainer, set_leaf_beliefs
 
 __all__ = [
@@ -222,11 +222,11 @@ def sweep_thresholds(P: np.ndarray, start: float | None, n_thresholds: int | Non
     quantile-spaced budget of ``n_thresholds``."""
     lo = start
     if lo is None:
-        lo = float(_core.candidate_thresholds(P, 0.0, 1.0)[0])
+        lo = float(_native.candidate_thresholds(P, 0.0, 1.0)[0])
     if n_thresholds is None:
-        cands = _core.candidate_thresholds(P, lo, 1.0)
+        cands = _native.candidate_thresholds(P, lo, 1.0)
     else:
-        cands = _core.budgeted_thresholds(P, n_thresholds, lo, 1.0)
+        cands = _native.budgeted_thresholds(P, n_thresholds, lo, 1.0)
     return [float(t) for t in cands]
 
 
@@ -262,19 +262,19 @@ def fit_at_threshold(
     """
     t0 = time.perf_counter()
     if trainer.target == "multioutput":
-        mask = _core.allowed_labels(P, threshold)
+        mask = _native.allowed_labels(P, threshold)
         if leave_out is not None:
             mask[leave_out] = False
         est = trainer.fit_mask(X, mask, sample_weight)
     else:
-        targets, _ = _core.allowed_targets(P, threshold, prefer)
+        targets, _ = _native.allowed_targets(P, threshold, prefer)
         if leave_out is not None:
             targets[leave_out] = -1
         est = trainer.fit_labels(X, targets, sample_weight)
     if leaf_values == "belief":
         est = set_leaf_beliefs(est, X, P, trainer.classes, sample_weight)
     pred = trainer.predict_index(est, X)
-    viol = int(_core.count_violations(P, pred, threshold))
+    viol = int(_native.count_violations(P, pred, threshold))
     return ThresholdFit(est, time.perf_counter() - t0, viol, pred)
 
 

@@ -68,8 +68,12 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         from there, as in Lin et al.'s focal-loss initialization). Applies to
         networks built from a class or factory whose last ``nn.Linear`` has
         one output per class; a module instance keeps its weights.
-    device : "auto", "cpu", "cuda" or torch.device, default "auto"
-        "auto" trains on CUDA when PyTorch sees a GPU.
+    device : "auto", "cpu", "cuda" or torch.device, default="auto"
+        crembo's one default: ``"auto"`` runs where the work lives best. The
+        network is built here, so it trains on CUDA when PyTorch sees a GPU,
+        else on the CPU (the nn teachers' ``"auto"`` keeps a given module
+        where it is; the native kernels' ``"auto"`` is the CPU, where NumPy
+        inputs live).
     random_state : int, RandomState or None
         Seeds the initial weights, shuffling, dropout and the validation split.
     verbose : int, default 0

@@ -16,8 +16,11 @@ the distillers: it has ``predict_proba``, ``predict``, ``classes_`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
@@ -31,7 +34,7 @@ TEACHER_METHODS = ("auto", "softmax", "mc_dropout", "ensemble")
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-def enable_mc_dropout(module):
+def enable_mc_dropout(module: nn.Module) -> int:
     """Evaluation mode everywhere except the dropout layers; returns how many dropout layers were switched on."""
     module.eval()
     k = 0
@@ -66,26 +69,44 @@ def _softmax_passes(module, X, *, passes, batch_size, device, votes=False):
     return torch.cat(out)
 
 
-def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_size=1024, device=None, seed=None):
+def _device_of(module: nn.Module, device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (and the older None): the module's own device; else ``device``."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return module_device(module)
+    return torch.device(device)
+
+
+def torch_beliefs(
+    modules: nn.Module | Sequence[nn.Module],
+    X: ArrayLike | torch.Tensor,
+    *,
+    method: str = "auto",
+    n_passes: int = 20,
+    vote: str = "mean",
+    batch_size: int = 1024,
+    device: str | torch.device | None = "auto",
+    seed: int | None = None,
+) -> np.ndarray:
     """Belief of one module or an ensemble of modules on ``X``.
 
     Parameters
     ----------
     modules : nn.Module or sequence of nn.Module
     X : array-like or tensor of shape (n, ...)
-    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default "auto"
+    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default="auto"
         "auto": "ensemble" for a sequence of modules, else "softmax".
-    n_passes : int, default 20
+    n_passes : int, default=20
         Stochastic passes of MC dropout (one module only).
-    vote : {"mean", "votes"}, default "mean"
+    vote : {"mean", "votes"}, default="mean"
         How ensemble members (or MC dropout passes) combine: mean
         probabilities, or the share of members voting each class (the
         members as sampled hypotheses; few distinct belief values, so the
         CREMBO threshold sweep can walk them all).
-    batch_size : int, default 1024
-    device : torch.device or None
-        Default: each module's own device.
-    seed : int or None
+    batch_size : int, default=1024
+    device : "auto", "cpu", "cuda" or torch.device, default="auto"
+        ``"auto"``: each module's own device (where it already lives; None,
+        the former default, means the same).
+    seed : int or None, default=None
         Seeds the dropout masks of MC dropout.
 
     Returns
@@ -110,7 +131,7 @@ def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_
         if int(n_passes) < 1:
             raise ValueError(f"n_passes: expected an integer >= 1, got {n_passes!r}")
         m = modules[0]
-        dev = module_device(m) if device is None else torch.device(device)
+        dev = _device_of(m, device)
         n_drop = sum(isinstance(k, _DROPOUT) for k in m.modules())
         if n_drop == 0:
             raise ValueError("method='mc_dropout': the module has no dropout layer, every pass would be the same")
@@ -120,12 +141,12 @@ def torch_beliefs(modules, X, *, method="auto", n_passes=20, vote="mean", batch_
             P = _softmax_passes(m, X, passes=int(n_passes), batch_size=batch_size, device=dev, votes=vote == "votes")
     elif method == "softmax":
         m = modules[0]
-        dev = module_device(m) if device is None else torch.device(device)
+        dev = _device_of(m, device)
         P = _softmax_passes(m, X, passes=0, batch_size=batch_size, device=dev)
     else:
         members = []
         for m in modules:
-            dev = module_device(m) if device is None else torch.device(device)
+            dev = _device_of(m, device)
             members.append(_softmax_passes(m, X, passes=0, batch_size=batch_size, device=dev))
         C = {p.shape[1] for p in members}
         if len(C) > 1:
@@ -148,18 +169,19 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
     ----------
     module : nn.Module, fitted NetClassifier, or a sequence of them
         Used as given (never trained here).
-    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default "auto"
-    n_passes : int, default 20
+    method : {"auto", "softmax", "mc_dropout", "ensemble"}, default="auto"
+    n_passes : int, default=20
         MC dropout passes.
-    vote : {"mean", "votes"}, default "mean"
+    vote : {"mean", "votes"}, default="mean"
         How an ensemble's members, or the MC dropout passes, combine.
     classes : array-like of shape (C,) or None
         Labels of the output columns; default those of a wrapped
         NetClassifier, else ``0..C-1`` (then ``classes_`` is only known
         after the first prediction, and CREMBO takes the classes of ``y``).
-    batch_size : int, default 1024
-    device : str, torch.device or None
-        Default: the module's device.
+    batch_size : int, default=1024
+    device : "auto", "cpu", "cuda" or torch.device, default="auto"
+        ``"auto"``: the module's own device (where it already lives; None,
+        the former default, means the same).
     random_state : int or None
         Seeds the MC dropout masks (the same masks on every call).
 
@@ -178,7 +200,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
         vote="mean",
         classes=None,
         batch_size=1024,
-        device=None,
+        device="auto",
         random_state=None,
     ):
         self.module = module
@@ -217,7 +239,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
             raise AttributeError("classes_: unknown until the first prediction (pass classes=)")
         return c
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Belief ``(n, C)`` on ``X``."""
         P = torch_beliefs(
             self._modules(),
@@ -238,17 +260,17 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
 
     __call__ = predict_proba
 
-    def predict_logits(self, X):
+    def predict_logits(self, X: ArrayLike) -> np.ndarray:
         """Logits of a single module (``method="softmax"``), else row-centered ``log`` of the belief."""
         mods = self._modules()
         method = self.method
         if method == "auto":
             method = "ensemble" if len(mods) > 1 else "softmax"
         if method == "softmax":
-            z = predict_logits(mods[0], X, batch_size=self.batch_size, device=self.device)
+            z = predict_logits(mods[0], X, batch_size=self.batch_size, device=_device_of(mods[0], self.device))
             return z.double().numpy()
         return logits_from_proba(torch.as_tensor(self.predict_proba(X), dtype=torch.float64)).numpy()
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         P = self.predict_proba(X)
         return self.classes_[np.argmax(P, axis=1)]
