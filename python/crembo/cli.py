@@ -1075,7 +1075,7 @@ def _compress_plots(model, teacher, template, X, y, folder, feature_names):
         plt.close(fig)
         written.append(str(folder / f"{name}.png"))
     try:
-        from .export import flatten_tree
+        from .trees.representation import flatten_tree
 
         flatten_tree(model.student_)
     except (TypeError, ValueError):
