@@ -1260,7 +1260,9 @@ def build_parser():
         default="breast_cancer",
         help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
     )
-    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
+    demo.add_argument(
+        "--data-dir", default=None, help="folder of the UCI CSV files (default: $CREMBO_DATA_DIR, else ~/crembo_data)"
+    )
     demo.add_argument("--folds", type=int, default=10)
     demo.add_argument("--repeats", type=int, default=1)
     demo.add_argument("--seed", type=int, default=0)
