@@ -37,9 +37,12 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = [
     "DATASETS",
@@ -326,7 +329,7 @@ HEART_CATEGORIES = {
 }
 
 
-def heart_table(data_dir: Optional[PathLike] = None):
+def heart_table(data_dir: Optional[PathLike] = None) -> Tuple["pandas.DataFrame", np.ndarray]:
     """Heart (Cleveland) as published: a pandas DataFrame with missing
     values left missing (``?`` becomes NaN, nothing imputed) and chest pain
     type (``cp``), ``slope`` and ``thal`` as categorical columns whose

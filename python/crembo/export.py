@@ -31,8 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 from .trees.codegen import check_identifier, cpp_source
 from .trees.representation import (
@@ -95,7 +99,7 @@ class Condition:
     upper: float | None = None
     missing: bool = False
 
-    def text(self, names, fmt):
+    def text(self, names, fmt) -> str:
         name = names[self.feature] if names is not None else f"x[{self.feature}]"
         if self.lower is not None and self.upper is not None:
             s = f"{fmt(self.lower)} < {name} <= {fmt(self.upper)}"
@@ -118,7 +122,7 @@ class CategoryCondition:
     missing: bool = False
     names: object = None
 
-    def text(self, names, fmt):
+    def text(self, names, fmt) -> str:
         name = names[self.feature] if names is not None else f"x[{self.feature}]"
         shown = self.names or (lambda f, codes: "{" + ", ".join(map(str, sorted(codes))) + "}")
         if self.inside is not None:
@@ -127,7 +131,7 @@ class CategoryCondition:
             s = f"{name} not in {shown(self.feature, self.outside)}"
         return f"({s} or {name} is missing)" if self.missing else s
 
-    def holds(self, x):
+    def holds(self, x: np.ndarray) -> np.ndarray:
         """Rows of the code column ``x`` that satisfy it (missing ones excluded)."""
         known = ~np.isnan(x)
         ok = known.copy()
@@ -151,7 +155,14 @@ class Rule:
     samples: int | None = None
     extra: dict = field(default_factory=dict)
 
-    def text(self, feature_names=None, class_names=None, decimals=None, precision="float32", show_missing=True):
+    def text(
+        self,
+        feature_names: list | None = None,
+        class_names: list | None = None,
+        decimals: int | None = None,
+        precision: str = "float32",
+        show_missing: bool = True,
+    ) -> str:
         if decimals is None:
 
             def fmt(v):
@@ -360,7 +371,7 @@ def export_dot(
 
 
 # --------------------------------------------------------------------------- ONNX
-def export_onnx(model, path=None, *, target_opset: int | None = None):
+def export_onnx(model, path=None, *, target_opset: int | None = None) -> onnx.ModelProto:
     """Convert a tree student (scikit-learn's decision trees, crembo's
     ``HistTreeClassifier`` without categorical splits) to ONNX with skl2onnx.
 

@@ -104,7 +104,7 @@ class LayerCompression:
     centered: bool = False
 
     @property
-    def fraction(self):
+    def fraction(self) -> float:
         return self.kept / self.total
 
 
@@ -141,19 +141,19 @@ class CompressionReport:
     tolerance: Optional[float] = None
 
     @property
-    def sizes(self):
+    def sizes(self) -> Dict[str, int]:
         """``{layer name: kept}``; pass it as ``sizes=`` to compress another way to the same sizes."""
         return {layer.name: layer.kept for layer in self.layers}
 
     @property
-    def param_fraction(self):
+    def param_fraction(self) -> float:
         return self.params_after / self.params_before if self.params_before else 1.0
 
     @property
-    def flop_fraction(self):
+    def flop_fraction(self) -> float:
         return self.flops_after / self.flops_before if self.flops_before else 1.0
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for layer in d["layers"]:
             layer.pop("rdiag", None)

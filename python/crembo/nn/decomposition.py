@@ -51,7 +51,7 @@ class InterpolativeDecomposition:
     pivots: np.ndarray
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         return len(self.columns)
 
 
