@@ -53,6 +53,7 @@ from torch import nn
 import crembo
 from crembo.datasets import load_dataset
 from crembo.nn import prune
+from crembo.nn.accounting import count_parameters
 from crembo.nn.models import MLP, SmallCNN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,7 @@ def run_dataset(name, seeds, quick, log):
         calib = X_tr[rng.choice(len(X_tr), size=min(N_CALIBRATION, len(X_tr)), replace=False)]
         log(
             f"[{name} seed {seed}] teacher trained in {t_train:.1f}s, test accuracy {base_acc:.4f}, "
-            f"{prune.count_parameters(teacher)} parameters"
+            f"{count_parameters(teacher, trainable_only=False)} parameters"
         )
         teachers[seed] = (teacher, calib, (X_tr, X_te, y_tr, y_te))
         for tol in _grid(name):

@@ -1,11 +1,23 @@
 """Shared fixtures of the test suite."""
 
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crembo import _core
+from crembo.datasets import DATA_DIR_ENV
+
+# The UCI data sets of the reference protocol: crembo reads them from its data
+# home (data_dir, then CREMBO_DATA_DIR, then ~/crembo_data) and never searches
+# for them. In a checkout they sit next to the repository, in ../shared/data:
+# point the variable there unless it is set already (tests that need the
+# files skip when they are absent).
+_SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not os.environ.get(DATA_DIR_ENV, "").strip() and _SIBLING_DATA.is_dir():
+    os.environ[DATA_DIR_ENV] = str(_SIBLING_DATA)
 
 
 @pytest.fixture

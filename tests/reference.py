@@ -1,6 +1,6 @@
 """Plain NumPy reference implementations of the native core's functions.
 
-Written from ``docs/ALGORITHMS.md`` section 1 and the contracts in
+Written from ``docs/ALGORITHMS.md`` sections 1 and 2 and the contracts in
 ``cpp/include/crembo/core.hpp``, independently of the C++ code. Every
 function works in the belief matrix's own dtype (float32 stays float32),
 casting thresholds to that dtype exactly as the core does, so results can be
@@ -150,7 +150,7 @@ def consistency_oracle(
     sample_weight=None,
     prefer=None,
 ):
-    """One oracle call at threshold ``t`` (ALGORITHMS.md 1, contracts of core.hpp).
+    """One oracle call at threshold ``t`` (docs/ALGORITHMS.md, section 2; core.hpp).
 
     ``"single"``: one fit on the allowed-label mask. ``"reweight"``: targets
     are the allowed labels (``prefer`` when allowed, else the allowed label of

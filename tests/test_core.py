@@ -195,7 +195,7 @@ def test_allowed_targets_match_reference(case, data):
 @PROPS
 @given(case=belief_cases())
 def test_depth_is_the_largest_consistent_threshold(case):
-    """D_S(h) >= t exactly when h is consistent at t (ALGORITHMS.md 1)."""
+    """D_S(h) >= t exactly when h is consistent at t (docs/ALGORITHMS.md, section 1)."""
     P, pred = case
     d = crembo.depth(P, pred)
     assert crembo.count_violations(P, pred, d) == 0

@@ -1,7 +1,5 @@
 """Tests of crembo.datasets: the five data sets of the reference protocol."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -25,8 +23,14 @@ UCI_FILES = {
 }
 
 
+# The data home as the session sees it (tests/conftest.py points
+# CREMBO_DATA_DIR at ../shared/data in a checkout), read before the autouse
+# fixture below clears the variable.
+_SESSION_DATA_DIR = find_data_dir()
+
+
 def _shared_data():
-    d = find_data_dir()
+    d = _SESSION_DATA_DIR
     if not all((d / f).is_file() for f in UCI_FILES.values()):
         pytest.skip(f"UCI CSV files not found in {d}")
     return d
@@ -39,8 +43,13 @@ def _no_env(monkeypatch):
 
 
 @pytest.fixture
-def data_dir():
-    return _shared_data()
+def data_dir(monkeypatch):
+    # Loaders called without data_dir find the files as a checkout points at
+    # them: through the environment variable (the autouse fixture above
+    # cleared it first).
+    d = _shared_data()
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(d))
+    return d
 
 
 def _check_common(ds, n, d, n_classes):
@@ -188,16 +197,39 @@ def test_missing_values_and_header_handling(tmp_path):
     assert not np.isnan(ds.X).any()
 
 
-def test_default_location_is_repo_sibling():
-    # Without the env var the folder is found next to the repository.
-    d = find_data_dir()
-    repo = Path(datasets.__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo.parent / "shared" / "data").is_dir():
-        assert d.resolve() == (repo.parent / "shared" / "data").resolve()
+def test_default_location_is_the_home_data_folder(monkeypatch, tmp_path):
+    # Without the argument and the variable: ~/crembo_data, wherever the
+    # module is installed and whatever the working folder (no searching).
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / "crembo_data"
+    assert datasets.DEFAULT_DATA_DIR == "~/crembo_data"
+    assert find_data_dir() == expected
+    # A shared/data folder next to the working folder is not looked for.
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "pyproject.toml").write_text("")
+    monkeypatch.chdir(tmp_path / "repo")
+    assert find_data_dir() == expected
+    # The argument and the variable expand ~ too.
+    assert find_data_dir("~/elsewhere") == tmp_path / "home" / "elsewhere"
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, "~/from_env")
+    assert find_data_dir() == tmp_path / "home" / "from_env"
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, "   ")  # blank: unset
+    assert find_data_dir() == expected
 
 
-def test_default_location_from_cwd(monkeypatch, tmp_path, data_dir):
-    # Running from elsewhere still finds the data (walks up from __file__).
+def test_default_location_missing_file_names_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as info:
+        load_heart()
+    msg = str(info.value)
+    assert str(tmp_path / "crembo_data" / UCI_FILES["heart"]) in msg
+    assert "~/crembo_data" in msg and "CREMBO_DATA_DIR" in msg and "data_dir" in msg
+
+
+def test_env_var_works_from_any_working_folder(monkeypatch, tmp_path, data_dir):
+    # The variable is how a checkout points at its data: any cwd works.
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(data_dir))
     monkeypatch.chdir(tmp_path)
     assert load_heart().X.shape == (303, 13)
 

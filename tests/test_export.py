@@ -592,3 +592,105 @@ def test_fast_tree_takes_data_frames(tree, data):
     X, _ = data
     df = pd.DataFrame(X[:100], columns=[f"c{j}" for j in range(D)])
     np.testing.assert_array_equal(FastTree.from_sklearn(tree).predict(df), tree.predict(X[:100]))
+
+
+# --------------------------------------------------------------------------- layout (crembo.trees)
+def test_representation_lives_in_crembo_trees_and_export_reexports_it():
+    import crembo
+    import crembo.export as export
+    import crembo.export_regression as export_regression
+    from crembo.trees import representation
+
+    assert export.FastTree is representation.FastTree is crembo.FastTree
+    assert export.FlatTree is representation.FlatTree
+    assert export.flatten_tree is representation.flatten_tree
+    assert export.PRECISIONS == representation.PRECISIONS
+    assert export_regression.flatten_regression_tree is representation.flatten_regression_tree
+    assert export_regression.regression_fast_tree is representation.regression_fast_tree
+    assert export_regression.is_regression_model is representation.is_regression_model
+    for name in export.__all__:
+        assert hasattr(export, name), name
+
+
+def _package_dir():
+    import crembo
+
+    return Path(crembo.__file__).resolve().parent  # the installed package (a wheel's, in the release check)
+
+
+def _crembo_imports(path):
+    """Absolute names of the crembo modules (and names) a file imports."""
+    import ast
+
+    tree = ast.parse(Path(path).read_text())
+    package = "crembo." + ".".join(Path(path).relative_to(_package_dir()).parts[:-1])
+    package = package.rstrip(".")
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")
+            base = base[: len(base) - (node.level - 1)]
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out.update(f"{mod}.{a.name}" if not node.module else mod for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("crembo"):
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("crembo"))
+    return out
+
+
+def test_trees_package_imports_nothing_above_it():
+    # The representation is the bottom layer of the tree code: it may use the
+    # native core and its own siblings, never the exporters, the students or
+    # the estimators that build on it.
+    for path in sorted((_package_dir() / "trees").glob("*.py")):
+        for mod in _crembo_imports(path):
+            assert mod in ("crembo._core", "crembo.__version__") or mod.startswith("crembo.trees"), (path.name, mod)
+    # ... and nothing imports the exporters' private helpers any more.
+    for path in sorted(_package_dir().rglob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"from \.+export import _|export\._[a-z]", text), path
+
+
+def test_old_fast_tree_pickles_still_load(tree, data):
+    # Pickles written when FastTree lived in crembo.export name it there.
+    X, _ = data
+    blob = pickle.dumps(FastTree.from_sklearn(tree), protocol=2)
+    assert b"crembo.trees.representation\n" in blob
+    old = blob.replace(b"crembo.trees.representation\n", b"crembo.export\n")
+    again = pickle.loads(old)
+    assert type(again) is FastTree
+    np.testing.assert_array_equal(again.predict(X), tree.predict(X))
+
+
+def test_fast_tree_to_cpp_is_export_cpp(tree):
+    ft = FastTree.from_sklearn(tree)
+    assert ft.to_cpp("t1") == export_cpp(ft, name="t1") == export_cpp(tree, name="t1")
+    assert ft.to_cpp("t2", feature_names=[f"f{j}" for j in range(D)]) == export_cpp(
+        tree, name="t2", feature_names=[f"f{j}" for j in range(D)]
+    )
+    with pytest.raises(ValueError, match="C\\+\\+ identifier"):
+        ft.to_cpp("not valid")
+
+
+def test_allowed_label_leaves_follow_the_students_own_arithmetic(data):
+    # The flattening reads the leaves through the student's allowed_scores and
+    # predict_proba, so a student with other arithmetic is flattened with it.
+    from crembo.students import AllowedLabelStudent
+
+    class Sharpened(AllowedLabelStudent):
+        def allowed_scores(self, X):
+            return super().allowed_scores(X) ** 3
+
+    X, y = data
+    X, y = X[:1500], y[:1500]
+    classes = np.unique(y)
+    mask = (y[:, None] == classes[None, :]) | (np.roll(y, 1)[:, None] == classes[None, :])
+    est = DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, mask.astype(np.int8))
+    for student in (AllowedLabelStudent(est, classes), Sharpened(est, classes)):
+        flat = flatten_tree(student)
+        ft = FastTree.from_flat(flat)
+        np.testing.assert_array_equal(ft.predict(X), student.predict(X))
+        np.testing.assert_allclose(ft.predict_proba(X), student.predict_proba(X), rtol=0, atol=1e-15)
+    a, b = flatten_tree(AllowedLabelStudent(est, classes)), flatten_tree(Sharpened(est, classes))
+    assert not np.allclose(a.proba, b.proba)

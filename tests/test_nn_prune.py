@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
 from torch import nn  # noqa: E402
 
-from crembo.nn import prune  # noqa: E402
+from crembo.nn import decomposition, prune  # noqa: E402
 
 
 def _seed(s=0):
@@ -125,13 +125,13 @@ def test_id_rank_and_tolerance_are_exclusive_and_checked():
 def test_streamed_factor_gives_the_decomposition_of_all_rows():
     rng = _seed()
     Z = rng.standard_normal((300, 9)) * np.linspace(3, 0.01, 9) + 0.5
-    acc = prune._RowFactor(9)
+    acc = decomposition._RowFactor(9)
     for part in np.array_split(Z, 7):
         acc.update(torch.as_tensor(part))
     for center in (False, True):
         Zc = Z - Z.mean(0) if center else Z
         direct = prune.interpolative_decomposition(Zc, rank=5)
-        streamed = prune._id_from_factor(acc.factor(center), rank=5)
+        streamed = decomposition._id_from_factor(acc.factor(center), rank=5)
         np.testing.assert_array_equal(direct.columns, streamed.columns)
         np.testing.assert_allclose(direct.T, streamed.T, atol=1e-9)
         np.testing.assert_allclose(direct.rdiag, streamed.rdiag, rtol=1e-9)
@@ -473,3 +473,52 @@ def test_bad_arguments():
         prune.compress_network("model", X, tolerance=0.1)
     with pytest.raises(ValueError, match="calibration_data"):
         prune.compress_network(model, torch.empty(0, 10), tolerance=0.1)
+
+
+# --------------------------------------------------------------------------- layout and count_parameters
+def test_prune_keeps_its_public_names_from_the_split_modules():
+    from crembo.nn import accounting, graph
+
+    assert prune.interpolative_decomposition is decomposition.interpolative_decomposition
+    assert prune.InterpolativeDecomposition is decomposition.InterpolativeDecomposition
+    assert prune.fold_interpolation is decomposition.fold_interpolation
+    assert prune.prunable_layers is graph.prunable_layers
+    assert prune.count_flops is accounting.count_flops
+    assert prune.CompressionReport is accounting.CompressionReport
+    assert prune.LayerCompression is accounting.LayerCompression
+    for name in prune.__all__:
+        assert hasattr(prune, name), name
+
+
+def _partly_frozen():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    net[0].weight.requires_grad_(False)  # 35 frozen of 5*7 + 7 + 7*3 + 3 = 66
+    return net
+
+
+def test_one_count_parameters_with_an_explicit_argument():
+    import crembo.nn
+    from crembo.nn import accounting, models
+
+    assert crembo.nn.count_parameters is models.count_parameters is accounting.count_parameters
+    net = _partly_frozen()
+    assert accounting.count_parameters(net) == 31  # trainable only, the default (as crembo.nn's was)
+    assert accounting.count_parameters(net, trainable_only=True) == 31
+    assert accounting.count_parameters(net, trainable_only=False) == 66
+    assert isinstance(accounting.count_parameters(net), int)
+
+
+def test_prune_count_parameters_is_deprecated_and_counts_all():
+    net = _partly_frozen()
+    with pytest.warns(DeprecationWarning, match="trainable_only=False"):
+        assert prune.count_parameters(net) == 66
+
+
+def test_report_counts_all_parameters_frozen_ones_included():
+    net = _partly_frozen()
+    X = torch.randn(64, 5)
+    small, report = prune.compress_network(net, X, sizes={"0": 4})
+    assert report.params_before == 66
+    assert report.params_after == 5 * 4 + 4 + 4 * 3 + 3
+    assert report.params_after == sum(p.numel() for p in small.parameters())

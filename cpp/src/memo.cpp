@@ -1,6 +1,7 @@
 // The MEMO search: binary search over candidate thresholds with a
 // consistency oracle. The student fit itself is a callback; everything else
 // (targets, weights, violation bookkeeping, stopping) lives here.
+// The algorithm: docs/ALGORITHMS.md, section 2.
 #include "crembo/core.hpp"
 #include "crembo/detail/checks.hpp"
 #include "crembo/detail/level_search.hpp"

@@ -22,12 +22,12 @@ from .core import (
     point_depth,
 )
 from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
-from .export import FastTree
 from .memo import MemoResult, default_student, memo
 from .regression import CREMBORegressor, LabelDistillerRegressor
 from .regression_tree import HistTreeRegressor
 from .teachers import teacher_beliefs
 from .tree import BinnedData, HistTreeClassifier, tree_student
+from .trees import FastTree
 
 __version__ = _native.version
 

@@ -18,7 +18,8 @@ attribute with probability ``swap``, moves ``e``'s value towards ``e'``'s:
 the real rows, so that synthetic rows never breed synthetic rows. The
 teacher labels them: more transfer points where the data lives makes the
 student a function of the teacher rather than of the few real rows it saw,
-which is what makes it stable when those rows change.
+which is what makes it stable when those rows change
+(``docs/ALGORITHMS.md``, section 5).
 
 Missing values (NaN) are allowed: neighbours are found on a copy whose
 missing cells hold their column's mean, and a synthetic row keeps a missing

@@ -1090,7 +1090,7 @@ def _compress_plots(model, teacher, template, X, y, folder, feature_names):
         plt.close(fig)
         written.append(str(folder / f"{name}.png"))
     try:
-        from .export import flatten_tree
+        from .trees.representation import flatten_tree
 
         flatten_tree(model.student_)
     except (TypeError, ValueError):
@@ -1201,7 +1201,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="breast_cancer",
         help="breast_cancer, iris (built in), heart, dermatology, arrhythmia (UCI files)",
     )
-    demo.add_argument("--data-dir", default=None, help="folder of the UCI CSV files")
+    demo.add_argument(
+        "--data-dir", default=None, help="folder of the UCI CSV files (default: $CREMBO_DATA_DIR, else ~/crembo_data)"
+    )
     demo.add_argument("--folds", type=int, default=10)
     demo.add_argument("--repeats", type=int, default=1)
     demo.add_argument("--seed", type=int, default=0)

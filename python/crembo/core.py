@@ -2,7 +2,8 @@
 
 A *belief* is an ``(n, C)`` row-stochastic array ``p(y|x_i)``. The depth of a
 student with predictions ``h`` at point ``i`` is ``p(h_i | x_i)``; its
-empirical depth is the minimum over points (see ``ALGORITHMS.md``).
+empirical depth is the minimum over points (see ``docs/ALGORITHMS.md``,
+section 1).
 
 Every function takes ``device="auto" | "cpu" | "cuda"`` where a CUDA kernel
 exists; both kernels give the same results and the CPU path is always there.

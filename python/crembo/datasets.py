@@ -14,12 +14,15 @@ name                      rows   features  classes  source
 ========================  =====  ========  =======  ==========================
 
 The three UCI data sets are read from CSV files that are *not* shipped with
-the package. The folder holding them is, in order of preference:
+the package. The folder holding them (crembo's data home, found as
+scikit-learn finds its own) is, in order of preference:
 
-1. the ``data_dir`` argument of the loader;
+1. the ``data_dir`` argument of the loader (``--data-dir`` in the CLI);
 2. the environment variable ``CREMBO_DATA_DIR``;
-3. ``<repository>/../shared/data`` -- found by walking up from this file and
-   from the current working directory.
+3. the default ``~/crembo_data``.
+
+In a checkout whose data sit next to the repository, set
+``CREMBO_DATA_DIR=../shared/data`` (the test suite and CI do so).
 
 Preprocessing follows the paper: missing values (written ``?``) are replaced
 by the mean of their column, and labels are mapped to ``0 .. C-1`` (for
@@ -34,13 +37,17 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = [
     "DATASETS",
     "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
     "Dataset",
     "find_data_dir",
     "load_arrhythmia",
@@ -184,70 +191,37 @@ class Dataset:
 
 
 # --------------------------------------------------------------- locating data
-def _ancestors(start: Path) -> Iterator[Path]:
-    try:
-        start = start.resolve()
-    except OSError:
-        return
-    yield start
-    yield from start.parents
-
-
-def _default_candidates() -> List[Path]:
-    """Folders ``<ancestor>/shared/data`` above this file and the cwd.
-
-    Repositories (folders holding ``pyproject.toml``) are tried first, as
-    ``<repo>/../shared/data``; then any ancestor's ``shared/data``.
-    """
-    starts = [Path(__file__).parent]
-    try:
-        starts.append(Path.cwd())
-    except OSError:  # the cwd may have been removed
-        pass
-    preferred: List[Path] = []
-    others: List[Path] = []
-    for start in starts:
-        for folder in _ancestors(start):
-            if (folder / "pyproject.toml").is_file():
-                preferred.append(folder.parent / "shared" / "data")
-            others.append(folder / "shared" / "data")
-    seen = set()
-    out = []
-    for c in preferred + others:
-        if c not in seen:
-            seen.add(c)
-            out.append(c)
-    return out
+#: The folder used when neither ``data_dir`` nor the environment variable
+#: names one (``~`` is the user's home folder), as scikit-learn's data home
+#: defaults to ``~/scikit_learn_data``.
+DEFAULT_DATA_DIR = "~/crembo_data"
 
 
 def find_data_dir(data_dir: Optional[PathLike] = None) -> Path:
-    """The folder the UCI CSV files are read from.
+    """The folder the UCI CSV files are read from (crembo's data home).
+
+    Found as scikit-learn finds its data home: the argument, then the
+    environment variable, then a fixed default. Nothing is searched for, and
+    the folder is not checked here.
 
     Parameters
     ----------
     data_dir : str or path-like, default=None
-        Explicit folder; returned as given (it is not checked here).
+        Explicit folder; returned as given (``~`` expanded).
 
     Returns
     -------
     pathlib.Path
-        ``data_dir`` when given; else the value of ``CREMBO_DATA_DIR`` when
-        set and non-empty; else the first existing ``shared/data`` folder
-        found next to the repository (``<repo>/../shared/data``) walking up
-        from this module and from the current working directory; else the
-        expected location ``<repo>/../shared/data`` (which may not exist).
+        ``data_dir`` when given; else the value of ``CREMBO_DATA_DIR``
+        (:data:`DATA_DIR_ENV`) when set and non-empty; else
+        :data:`DEFAULT_DATA_DIR`, ``~/crembo_data``.
     """
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get(DATA_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    candidates = _default_candidates()
-    for c in candidates:
-        if c.is_dir():
-            return c
-    # Nothing exists: report the most natural location.
-    return candidates[0] if candidates else Path("..") / "shared" / "data"
+    return Path(DEFAULT_DATA_DIR).expanduser()
 
 
 def _data_file(filename: str, data_dir: Optional[PathLike]) -> Path:
@@ -257,7 +231,7 @@ def _data_file(filename: str, data_dir: Optional[PathLike]) -> Path:
     elif env:
         source = f"the {DATA_DIR_ENV} environment variable"
     else:
-        source = "the default location <repository>/../shared/data"
+        source = f"the default location {DEFAULT_DATA_DIR}, as neither data_dir nor {DATA_DIR_ENV} was given"
     folder = find_data_dir(data_dir)
     path = folder / filename
     if not path.is_file():
@@ -423,7 +397,7 @@ HEART_CATEGORIES = {
 }
 
 
-def heart_table(data_dir: Optional[PathLike] = None):
+def heart_table(data_dir: Optional[PathLike] = None) -> Tuple["pandas.DataFrame", np.ndarray]:
     """Heart (Cleveland) as published: a pandas DataFrame with missing
     values left missing (``?`` becomes NaN, nothing imputed) and chest pain
     type (``cp``), ``slope`` and ``thal`` as categorical columns whose

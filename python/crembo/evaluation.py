@@ -11,7 +11,8 @@
 Methods (``METHODS``): the teacher itself, BM (the student on the true
 labels), VT (the student on the teacher's argmax labels), MEMO and CREMBO.
 Inside a fold the teacher is fitted once on the fold's training part and
-shared, prefit, by VT, MEMO and CREMBO.
+shared, prefit, by VT, MEMO and CREMBO. The protocol: ``docs/ALGORITHMS.md``,
+section 6.
 """
 
 from __future__ import annotations

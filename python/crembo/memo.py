@@ -4,7 +4,8 @@ Binary search over the candidate thresholds (the distinct belief values up to
 the achievable depth); at each threshold the oracle tries to train a student
 whose every prediction is an allowed label. The search, the reweighting loop
 and its bookkeeping run in the native core; the student fit is a Python
-callback (``StudentTrainer``).
+callback (``StudentTrainer``). The algorithm, its oracles, warm start and
+adaptive eta: ``docs/ALGORITHMS.md``, section 2.
 """
 
 from __future__ import annotations

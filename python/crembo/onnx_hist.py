@@ -17,7 +17,7 @@ __all__ = ["register"]
 _REGISTERED = False
 
 
-def register():
+def register() -> bool:
     """Register ``HistTreeClassifier`` with skl2onnx (once); True when
     skl2onnx is installed."""
     global _REGISTERED

@@ -158,13 +158,13 @@ def plot_threshold_search(model_or_trace, *, ax=None, title=None):
 def plot_tree(
     model, *, feature_names=None, class_names=None, ax=None, max_depth=None, decimals=3, fontsize=7, title=None
 ):
-    """Draw a tree student (any model :func:`crembo.export.flatten_tree` reads).
+    """Draw a tree student (any model :func:`crembo.trees.representation.flatten_tree` reads).
 
     Splits show ``feature <= threshold`` (left: yes); leaves show the
     predicted class and its probability, coloured by class. ``max_depth``
     cuts the drawing (cut subtrees are drawn as "...").
     """
-    from .export import flatten_tree
+    from .trees.representation import flatten_tree
 
     flat = flatten_tree(model)
     names = feature_names if feature_names is not None else flat.feature_names

@@ -113,7 +113,7 @@ def _native_forest(teacher, members):
 def _build_forest(teacher, members, features):
     from sklearn.tree import BaseDecisionTree
 
-    from .export import _tree_arrays
+    from .trees.representation import tree_arrays
 
     C = len(teacher.classes_)
     d = getattr(teacher, "n_features_in_", None)
@@ -123,7 +123,7 @@ def _build_forest(teacher, members, features):
         return None
     forest = _native.VoteForest(int(d), C)
     for k, m in enumerate(members):
-        left, right, feature, threshold, value, nan_left, _ = _tree_arrays(m.tree_, type(m).__name__)
+        left, right, feature, threshold, value, nan_left, _ = tree_arrays(m.tree_, type(m).__name__)
         value = value[:, 0, :] if value.ndim == 3 else value
         # A member votes classes_[argmax(leaf value)], an index of the ensemble's classes.
         member_classes = np.asarray(m.classes_)

@@ -17,7 +17,10 @@
 * Structured compression (:mod:`crembo.nn.prune`): :func:`compress_network`
   keeps the neurons/channels that span a layer's activations (interpolative
   decomposition) and folds the rest into the next layer, no retraining;
-  :func:`magnitude_prune` is the baseline.
+  :func:`magnitude_prune` is the baseline. The driver builds on
+  :mod:`crembo.nn.decomposition` (the maths), :mod:`crembo.nn.graph` (which
+  layers can be pruned) and :mod:`crembo.nn.accounting` (parameters, FLOPs,
+  the report; :func:`count_parameters`).
 
 Importing this subpackage needs PyTorch (``pip install "crembo[torch]"``,
 which pins torch==2.13.0); the rest of crembo does not.
@@ -28,6 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("crembo.nn needs PyTorch: pip install 'crembo[torch]' (torch==2.13.0)") from exc
 
+from .accounting import count_parameters
 from .data import load_cifar10, load_digits_images, random_crop_flip
 from .estimators import KD_METHODS, KDClassifier, NetClassifier, TorchClassifier, teacher_logits
 from .lma import LMA, count_lma, swap_relu_for_lma
@@ -44,7 +48,7 @@ from .losses import (
     perturb_logits,
     soft_cross_entropy,
 )
-from .models import MLP, BasicBlock, LeNet, ResNet18, Reshape, SmallCNN, count_parameters, make_activation
+from .models import MLP, BasicBlock, LeNet, ResNet18, Reshape, SmallCNN, make_activation
 from .prune import CompressionReport, compress_network, magnitude_prune
 from .teachers import TorchTeacher, enable_mc_dropout, torch_beliefs
 from .train import Trainer, TrainResult, predict_logits, resolve_device

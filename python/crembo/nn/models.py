@@ -18,6 +18,7 @@ import math
 
 from torch import nn
 
+from .accounting import count_parameters  # noqa: F401 - crembo.nn.models.count_parameters, as before
 from .lma import LMA
 
 __all__ = ["Reshape", "MLP", "LeNet", "SmallCNN", "BasicBlock", "ResNet18", "make_activation", "count_parameters"]
@@ -68,10 +69,10 @@ class MLP(nn.Sequential):
     ----------
     in_features : int
     n_classes : int
-    hidden : sequence of int, default (64,)
-    activation : "relu", "lma" or callable, default "relu"
-    dropout : float, default 0.0
-    batch_norm : bool, default False
+    hidden : sequence of int, default=(64,)
+    activation : "relu", "lma" or callable, default="relu"
+    dropout : float, default=0.0
+    batch_norm : bool, default=False
     """
 
     def __init__(self, in_features, n_classes, hidden=(64,), activation="relu", dropout=0.0, batch_norm=False):
@@ -100,13 +101,13 @@ class LeNet(nn.Sequential):
     in_features : int or None
         Checked against ``input_shape`` when given.
     n_classes : int
-    input_shape : (channels, height, width), default (1, 8, 8)
-    channels : sequence of int, default (6, 16)
-    hidden : sequence of int, default (120, 84)
-    kernel_size : int, default 3
-    padding : int or None, default None (``kernel_size // 2``, "same")
-    activation : "relu", "lma" or callable, default "relu"
-    dropout : float, default 0.0 (before each hidden Linear)
+    input_shape : (channels, height, width), default=(1, 8, 8)
+    channels : sequence of int, default=(6, 16)
+    hidden : sequence of int, default=(120, 84)
+    kernel_size : int, default=3
+    padding : int or None, default=None (``kernel_size // 2``, "same")
+    activation : "relu", "lma" or callable, default="relu"
+    dropout : float, default=0.0 (before each hidden Linear)
     """
 
     def __init__(
@@ -217,9 +218,9 @@ class ResNet18(nn.Module):
     ----------
     in_features : int or None
         Checked against ``input_shape`` when given.
-    n_classes : int, default 10
-    input_shape : default (3, 32, 32)
-    width : int, default 64
+    n_classes : int, default=10
+    input_shape : tuple, default=(3, 32, 32)
+    width : int, default=64
         Channels of the first stage (64, 128, 256, 512 at the default);
         smaller widths make quick tests possible.
     """
@@ -245,8 +246,3 @@ class ResNet18(nn.Module):
     def forward(self, x):
         x = self.layers(self.stem(self.reshape(x)))
         return self.fc(self.flatten(self.pool(x)))
-
-
-def count_parameters(module):
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -30,6 +30,11 @@ convolutions, a reshape to a hard-coded size, a layer called twice, the
 output layer) leaves the layer as it is, and the report says which layer and
 why.
 
+This module is the driver; it builds on :mod:`crembo.nn.decomposition`
+(the interpolative decomposition and its folding), :mod:`crembo.nn.graph`
+(which layers can be pruned) and :mod:`crembo.nn.accounting` (parameters,
+FLOPs and the report), and re-exports their public names.
+
 The decomposition is the column-pivoted QR ``Z P = Q R``. The rows of all
 calibration batches are never held at once: each batch is folded into a
 small triangular factor ``R0`` with ``Z^T Z = R0^T R0`` (a TSQR), and the
@@ -45,18 +50,27 @@ for the error of earlier ones.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import numbers
-from typing import Dict, List, Optional, Tuple
+import warnings
 
 import numpy as np
-import scipy.linalg
 import torch
-import torch.fx as fx
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from .train import eval_mode
+from . import accounting
+from .accounting import CompressionReport, LayerCompression, _outputs, compare_outputs, count_flops
+from .decomposition import (
+    InterpolativeDecomposition,
+    _can_center,
+    _check_tolerance,
+    _id_from_factor,
+    _new_param,
+    _RowFactor,
+    fold_interpolation,
+    interpolative_decomposition,
+)
+from .graph import _analyse, _channel_count, prunable_layers
 
 __all__ = [
     "InterpolativeDecomposition",
@@ -74,211 +88,28 @@ __all__ = [
 #: Layers up to this width are factorized with single-threaded BLAS.
 _SERIAL_BLAS_WIDTH = 1024
 
-# ---------------------------------------------------------------------------
-# Interpolative decomposition
-# ---------------------------------------------------------------------------
 
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters, all of them (trainable or not).
 
-@dataclasses.dataclass
-class InterpolativeDecomposition:
-    """``Z ~ Z[:, columns] @ T``.
-
-    Attributes
-    ----------
-    columns : ndarray of int, shape (k,)
-        The kept columns, in increasing order.
-    T : ndarray of shape (k, h)
-        The interpolation matrix; ``T[:, columns]`` is the identity.
-    rdiag : ndarray of shape (min(n, h),)
-        ``|R_ii|`` of the column-pivoted QR, non-increasing: the decay that
-        sizes are chosen from.
-    pivots : ndarray of int, shape (h,)
-        Column order of the pivoted QR (most informative first).
+    Deprecated (it warns): use ``crembo.nn.count_parameters(model,
+    trainable_only=False)``, which counts the same. crembo has one
+    ``count_parameters`` (:mod:`crembo.nn.accounting`), whose
+    ``trainable_only`` (default True) says which parameters it counts.
     """
-
-    columns: np.ndarray
-    T: np.ndarray
-    rdiag: np.ndarray
-    pivots: np.ndarray
-
-    @property
-    def rank(self):
-        return len(self.columns)
-
-
-def _choose_rank(rdiag, rank, tolerance):
-    if rank is not None:
-        return int(rank)
-    if rdiag.size == 0 or rdiag[0] <= 0:
-        return 1
-    return max(1, int(np.count_nonzero(rdiag > tolerance * rdiag[0])))
-
-
-def _id_from_factor(R0, rank=None, tolerance=None):
-    """Interpolative decomposition of any ``Z`` with ``Z^T Z = R0^T R0``."""
-    h = R0.shape[1]
-    _, R, piv = scipy.linalg.qr(R0, mode="economic", pivoting=True, check_finite=False)
-    rdiag = np.abs(np.diag(R))
-    k = min(_choose_rank(rdiag, rank, tolerance), h)
-    T = np.zeros((k, h))
-    T[:, piv[:k]] = np.eye(k)
-    if k < h:
-        R1, R2 = R[:, :k], R[:, k:]
-        scale = rdiag[0] if rdiag.size and rdiag[0] > 0 else 1.0
-        if k <= rdiag.size and rdiag[k - 1] > 1e-12 * scale:
-            # Least squares of [R11; 0] X = [R12; R22]: X = R11^{-1} R12.
-            X = scipy.linalg.solve_triangular(R1[:k], R2[:k], check_finite=False)
-        else:
-            # Numerically rank deficient (more columns asked for than the
-            # data has directions): minimum-norm least squares.
-            X = scipy.linalg.lstsq(R1, R2, cond=1e-12, check_finite=False)[0]
-        T[:, piv[k:]] = X
-    order = np.argsort(piv[:k], kind="stable")
-    return InterpolativeDecomposition(columns=piv[:k][order], T=T[order], rdiag=rdiag, pivots=piv)
-
-
-def interpolative_decomposition(Z, rank=None, *, tolerance=None):
-    """Column interpolative decomposition ``Z ~ Z[:, J] @ T`` by column-pivoted QR.
-
-    Parameters
-    ----------
-    Z : array-like or tensor of shape (n, h)
-    rank : int, optional
-        Number ``k`` of columns to keep.
-    tolerance : float, optional
-        Keep the pivots with ``|R_ii| > tolerance * |R_11|`` (at least one).
-        Exactly one of ``rank`` and ``tolerance`` must be given.
-
-    Returns
-    -------
-    InterpolativeDecomposition
-    """
-    if isinstance(Z, torch.Tensor):
-        Z = Z.detach().cpu().double().numpy()
-    Z = np.asarray(Z, dtype=np.float64)
-    if Z.ndim != 2 or Z.shape[0] == 0 or Z.shape[1] == 0:
-        raise ValueError(f"Z: expected a non-empty 2-d array (n, h), got shape {Z.shape}")
-    if not np.all(np.isfinite(Z)):
-        raise ValueError("Z: has non-finite values (NaN or inf)")
-    rank, tolerance = _check_rank_tolerance(rank, tolerance, Z.shape[1])
-    return _id_from_factor(Z, rank, tolerance)
-
-
-def _check_rank_tolerance(rank, tolerance, h):
-    if (rank is None) == (tolerance is None):
-        raise ValueError("give exactly one of rank and tolerance")
-    if rank is not None:
-        if not isinstance(rank, numbers.Integral) or not 1 <= rank <= h:
-            raise ValueError(f"rank: expected an integer in [1, {h}], got {rank!r}")
-        return int(rank), None
-    return None, _check_tolerance(tolerance)
-
-
-def _check_tolerance(tolerance):
-    if not isinstance(tolerance, numbers.Real) or isinstance(tolerance, bool) or not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance: expected a number in [0, 1), got {tolerance!r}")
-    return float(tolerance)
-
-
-class _RowFactor:
-    """Streaming triangular factor of ``[1, Z]`` over batches of rows (TSQR).
-
-    ``factor(center=False)`` has the Gram matrix of ``Z``; ``center=True``
-    that of ``Z`` minus its column means.
-    """
-
-    def __init__(self, h):
-        self.h = h
-        self.R = np.zeros((0, h + 1))
-        self.n = 0
-        self.total = np.zeros(h)
-
-    def update(self, rows):
-        rows = rows.detach().to("cpu", torch.float64).numpy()
-        if not np.all(np.isfinite(rows)):
-            raise ValueError("calibration activations have non-finite values (NaN or inf)")
-        self.n += rows.shape[0]
-        self.total += rows.sum(axis=0)
-        block = np.vstack([self.R, np.hstack([np.ones((rows.shape[0], 1)), rows])])
-        self.R = np.linalg.qr(block, mode="r")
-
-    def factor(self, center=False):
-        return self.R[1:, 1:] if center else self.R[:, 1:]
-
-    @property
-    def mean(self):
-        return self.total / max(self.n, 1)
-
-
-# ---------------------------------------------------------------------------
-# Folding
-# ---------------------------------------------------------------------------
-
-
-def _new_param(old, value):
-    return nn.Parameter(value.to(dtype=old.dtype, device=old.device).contiguous(), requires_grad=old.requires_grad)
-
-
-@torch.no_grad()
-def fold_interpolation(consumer, T, offset=None):
-    """Fold an interpolation matrix into the layer that reads the pruned channels, in place.
-
-    The consumer read ``C`` channels ``Z``; it will read the ``k`` kept
-    channels ``Z_J`` and compute (almost) what it computed on ``Z_J @ T``
-    (per spatial position for convolutions).
-
-    Parameters
-    ----------
-    consumer : nn.Linear or nn.Conv2d (groups=1)
-        A Linear with ``in_features = C * S`` reads ``C`` channels of ``S``
-        features each (a flattened ``(C, H, W)`` map, ``S = H * W``).
-    T : array-like or tensor of shape (k, C)
-    offset : array-like of shape (C,), optional
-        A constant ``d`` with ``Z ~ Z_J @ T + d`` (per channel): folded into
-        the bias (Linear, or Conv2d without padding only).
-
-    Returns
-    -------
-    consumer
-    """
-    T = torch.as_tensor(
-        np.asarray(T, dtype=np.float64) if not isinstance(T, torch.Tensor) else T,
-        dtype=torch.float64,
-        device=consumer.weight.device,
+    warnings.warn(
+        "crembo.nn.prune.count_parameters is deprecated: use crembo.nn.count_parameters(model, "
+        "trainable_only=False), which counts the same (all parameters); crembo.nn.count_parameters "
+        "alone counts the trainable ones",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    k, C = T.shape
-    W = consumer.weight.detach().to(torch.float64)
-    if isinstance(consumer, nn.Linear):
-        out, F = W.shape
-        if F % C:
-            raise ValueError(f"T: {C} channels do not divide the {F} input features of the Linear")
-        S = F // C
-        W3 = W.reshape(out, C, S)
-        new = torch.einsum("ocs,jc->ojs", W3, T).reshape(out, k * S)
-        consumer.in_features = k * S
-    elif isinstance(consumer, nn.Conv2d):
-        if consumer.groups != 1:
-            raise ValueError("consumer: grouped convolutions are not supported")
-        if W.shape[1] != C:
-            raise ValueError(f"T: has {C} columns but the Conv2d reads {W.shape[1]} channels")
-        W3 = W
-        new = torch.einsum("ochw,jc->ojhw", W, T)
-        consumer.in_channels = k
-    else:
-        raise TypeError(f"consumer: expected nn.Linear or nn.Conv2d, got {type(consumer).__name__}")
-    if offset is not None:
-        d = torch.as_tensor(np.asarray(offset, dtype=np.float64), device=W.device)
-        if not _can_center(consumer):
-            raise ValueError("offset: cannot be folded into a padded convolution (the border sees zeros)")
-        shift = torch.einsum("oc...,c->o", W3, d)
-        if consumer.bias is None:
-            consumer.bias = nn.Parameter(
-                torch.zeros(W.shape[0], dtype=consumer.weight.dtype, device=consumer.weight.device),
-                requires_grad=consumer.weight.requires_grad,
-            )
-        consumer.bias = _new_param(consumer.bias, consumer.bias.detach().to(torch.float64) + shift)
-    consumer.weight = _new_param(consumer.weight, new)
-    return consumer
+    return accounting.count_parameters(model, trainable_only=False)
+
+
+# ---------------------------------------------------------------------------
+# Pruning a network's modules in place
+# ---------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -331,14 +162,6 @@ def _keep_channels(model, name, index):
             setattr(module, attr, len(index))
 
 
-def _channel_count(module):
-    for attr in ("num_features", "num_parameters"):
-        value = getattr(module, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def _set_submodule(model, name, module):
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -346,358 +169,7 @@ def _set_submodule(model, name, module):
 
 
 # ---------------------------------------------------------------------------
-# Finding the prunable layers
-# ---------------------------------------------------------------------------
-
-_ELEMENTWISE_MODULES = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Tanhshrink,
-    nn.LogSigmoid,
-    nn.Softshrink,
-    nn.Hardshrink,
-    nn.Threshold,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
-_ELEMENTWISE_NAMES = {
-    "relu",
-    "relu_",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "celu",
-    "gelu",
-    "silu",
-    "mish",
-    "tanh",
-    "sigmoid",
-    "hardtanh",
-    "hardswish",
-    "hardsigmoid",
-    "softplus",
-    "softsign",
-    "logsigmoid",
-    "tanhshrink",
-    "dropout",
-    "dropout1d",
-    "dropout2d",
-    "alpha_dropout",
-    "feature_alpha_dropout",
-    "contiguous",
-    "clone",
-}
-_POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_POOL_NAMES = {
-    "max_pool2d",
-    "_max_pool2d",
-    "avg_pool2d",
-    "adaptive_avg_pool2d",
-    "adaptive_max_pool2d",
-    "_adaptive_max_pool2d",
-    "boolean_dispatch",
-}
-_JOIN_NAMES = {"add", "add_", "iadd", "__add__", "cat", "concat", "concatenate", "stack", "sub", "mul", "matmul"}
-_SHAPE_ONLY = {"size", "dim", "shape", "ndim"}
-
-
-def _is_lma(module):
-    return type(module).__name__ == "LMA"
-
-
-def _is_per_channel(module):
-    """Per-channel modules with per-channel state to prune."""
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return True
-    if isinstance(module, nn.PReLU) and module.num_parameters > 1:
-        return True
-    return _is_lma(module) and getattr(module, "dim", 1) == 1
-
-
-class _Tracer(fx.Tracer):
-    """Custom modules without children (activations such as LMA) stay whole nodes."""
-
-    def is_leaf_module(self, m, qualname):
-        return super().is_leaf_module(m, qualname) or _is_lma(m) or next(m.children(), None) is None
-
-
-@dataclasses.dataclass
-class _Pair:
-    producer: str
-    consumer: str
-    between: Tuple[str, ...]  # per-channel modules to prune too
-    kind: str  # "linear" or "conv"
-    channels: int
-
-
-def _fn_name(target):
-    return getattr(target, "__name__", str(target))
-
-
-def _arg(node, pos, key, default):
-    if len(node.args) > pos:
-        return node.args[pos]
-    return node.kwargs.get(key, default)
-
-
-def _real_users(node):
-    return [
-        u
-        for u in node.users
-        if not (
-            (u.op == "call_method" and u.target in _SHAPE_ONLY)
-            or (
-                u.op == "call_function"
-                and _fn_name(u.target) == "getattr"
-                and len(u.args) > 1
-                and u.args[1] in _SHAPE_ONLY
-            )
-        )
-    ]
-
-
-def _flatten_kind(node, modules):
-    """ "flatten" for an (N, C, ...) -> (N, C*...) flatten, "bad" for a reshape we cannot follow, else None."""
-    if node.op == "call_module":
-        m = modules[node.target]
-        if isinstance(m, nn.Flatten):
-            return "flatten" if m.start_dim == 1 and m.end_dim == -1 else "bad"
-        return None
-    name = _fn_name(node.target) if node.op == "call_function" else node.target
-    if name == "flatten":
-        start = _arg(node, 1, "start_dim", 0)
-        end = _arg(node, 2, "end_dim", -1)
-        return "flatten" if start == 1 and end == -1 else "bad"
-    if name in ("view", "reshape"):
-        shape = list(node.args[1:])
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = list(shape[0])
-        if "shape" in node.kwargs:
-            shape = list(node.kwargs["shape"])
-        if len(shape) == 2 and shape[1] == -1 and (isinstance(shape[0], fx.Node) or isinstance(shape[0], int)):
-            return "flatten"
-        return "bad"
-    return None
-
-
-def _global_pool(node):
-    """Spatial mean/max of a 4-d map: ``x.mean((2, 3))``, ``torch.amax(x, dim=(-2, -1), keepdim=True)``.
-
-    "pool" with keepdim, "global" (to ``(N, C)``) without, "mixes" for
-    other dimensions, None for other operations.
-    """
-    name = _fn_name(node.target) if node.op == "call_function" else node.target
-    if node.op not in ("call_function", "call_method") or name not in ("mean", "amax"):
-        return None
-    dims = _arg(node, 1, "dim", None)
-    keep = _arg(node, 2, "keepdim", False)
-    if not isinstance(dims, (tuple, list)) or sorted(d % 4 if d < 0 else d for d in dims) != [2, 3]:
-        return "mixes"
-    return "pool" if keep else "global"
-
-
-def _classify(node, modules):
-    """Classify a node between a producer and its consumer."""
-    if node.op == "call_module":
-        m = modules[node.target]
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            return "layer", m
-        if isinstance(m, _ELEMENTWISE_MODULES) or (isinstance(m, nn.PReLU) and m.num_parameters == 1):
-            return "elementwise", m
-        if _is_per_channel(m):
-            return "per_channel", m
-        if isinstance(m, _POOL_MODULES):
-            if getattr(m, "return_indices", False):
-                return "unsupported", f"{node.target} ({type(m).__name__} with return_indices)"
-            return "pool", m
-        if isinstance(m, nn.Flatten):
-            return _flatten_kind(node, modules), m
-        return "unsupported", f"{node.target} ({type(m).__name__})"
-    if node.op in ("call_function", "call_method"):
-        name = _fn_name(node.target) if node.op == "call_function" else node.target
-        extra_nodes = [a for a in list(node.args[1:]) + list(node.kwargs.values()) if isinstance(a, fx.Node)]
-        fk = _flatten_kind(node, modules)
-        if fk is not None:
-            return fk, None
-        gp = _global_pool(node)
-        if gp == "mixes":
-            return "unsupported", f"{name} over dimensions other than the spatial ones"
-        if gp is not None:
-            return gp, None
-        if not extra_nodes and name in _ELEMENTWISE_NAMES:
-            return "elementwise", None
-        if not extra_nodes and name in _POOL_NAMES:
-            if _arg(node, 5, "return_indices", False):
-                return "unsupported", f"{name} with return_indices"
-            return "pool", None
-        if name in _JOIN_NAMES:
-            return "unsupported", f"{name} (a residual addition or a concatenation)"
-        return "unsupported", f"{name} ({node.op})"
-    return "unsupported", f"{node.op} {node.target}"
-
-
-def _trace(model):
-    graph = _Tracer().trace(model)
-    return graph, dict(model.named_modules())
-
-
-def _analyse(model):
-    """Prunable (producer, consumer) pairs in forward order, and the layers left alone with the reason."""
-    skipped: Dict[str, str] = {}
-    try:
-        graph, modules = _trace(model)
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means "cannot analyse"
-        reason = f"the model could not be traced by torch.fx ({type(exc).__name__}: {exc})"
-        for name, m in model.named_modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                skipped[name] = reason
-        return [], skipped
-    calls: Dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-    pairs: List[_Pair] = []
-    seen = set()
-    for node in graph.nodes:
-        if node.op != "call_module" or node.target in seen:
-            continue
-        seen.add(node.target)
-        m = modules[node.target]
-        if not isinstance(m, (nn.Linear, nn.Conv2d)):
-            if (
-                any(True for _ in m.parameters(recurse=False))
-                and not _is_per_channel(m)
-                and not isinstance(m, nn.PReLU)
-            ):
-                skipped[node.target] = f"not a Linear or Conv2d layer ({type(m).__name__}); left as it is"
-            continue
-        pair, reason = _follow(node, m, modules, calls)
-        if pair is None:
-            skipped[node.target] = reason
-        else:
-            pairs.append(pair)
-    # Layers never called in forward are not part of the network's function: not listed.
-    return pairs, skipped
-
-
-def _parametrized(m):
-    return bool(getattr(m, "parametrizations", None))
-
-
-def _follow(node, producer, modules, calls):
-    name = node.target
-    kind = "linear" if isinstance(producer, nn.Linear) else "conv"
-    if calls.get(name, 0) > 1:
-        return None, "called more than once in forward (shared weights)"
-    if _parametrized(producer):
-        return None, "has parametrizations (e.g. weight norm)"
-    if kind == "conv" and producer.groups != 1:
-        return None, f"grouped convolution (groups={producer.groups})"
-    spatial = kind == "conv"
-    between: List[str] = []
-    cur = node
-    while True:
-        users = _real_users(cur)
-        if not users:
-            return None, "its outputs reach no further layer"
-        if len(users) > 1:
-            what = ", ".join(str(u.target if u.op == "call_module" else _fn_name(u.target)) for u in users)
-            return None, f"its output branches (used by {what}); residual/concatenated channels are not supported"
-        nxt = users[0]
-        if nxt.op == "output":
-            return None, "output layer (its outputs are the network's outputs)"
-        cls, info = _classify(nxt, modules)
-        if cls == "unsupported":
-            return None, f"followed by an operation that mixes channels or is not known to act per channel: {info}"
-        if nxt.args[:1] != (cur,):
-            return None, f"its output is not the main input of {nxt.target}"
-        if cls == "layer":
-            consumer = info
-            if calls.get(nxt.target, 0) > 1:
-                return None, f"next layer {nxt.target} is called more than once"
-            if _parametrized(consumer):
-                return None, f"next layer {nxt.target} has parametrizations"
-            if isinstance(consumer, nn.Conv2d):
-                if not spatial:
-                    return None, f"next layer {nxt.target} is a Conv2d fed by a Linear"
-                if consumer.groups != 1:
-                    return None, f"next layer {nxt.target} is a grouped convolution"
-                if consumer.in_channels != _out_width(producer):
-                    return None, (
-                        f"next layer {nxt.target} reads {consumer.in_channels} channels, not {_out_width(producer)}"
-                    )
-            else:
-                if spatial:
-                    return None, f"next layer {nxt.target} is a Linear applied to a 4-d map without a flatten"
-                if consumer.in_features % _out_width(producer):
-                    return None, (
-                        f"next layer {nxt.target} has {consumer.in_features} inputs, not a multiple "
-                        f"of {_out_width(producer)}"
-                    )
-            return _Pair(name, nxt.target, tuple(between), kind, _out_width(producer)), ""
-        if cls == "elementwise":
-            pass
-        elif cls == "per_channel":
-            m = info
-            channels = _channel_count(m)
-            if channels != _out_width(producer):
-                return None, f"{nxt.target} ({type(m).__name__}) does not act on this layer's channels"
-            if kind == "conv" and not spatial:
-                return None, f"{nxt.target} ({type(m).__name__}) after the flatten"
-            if isinstance(m, nn.BatchNorm2d) != spatial:
-                return None, f"{nxt.target} ({type(m).__name__}) does not match the layer's output shape"
-            between.append(nxt.target)
-        elif cls == "pool":
-            if not spatial:
-                return None, f"pooling {nxt.target} after a flatten or a Linear"
-        elif cls == "flatten":
-            spatial = False
-        elif cls == "global":
-            if not spatial:
-                return None, f"spatial {nxt.target} after a flatten or a Linear"
-            spatial = False
-        elif cls == "bad":
-            return None, f"{nxt.target}: a reshape or flatten that pruning cannot follow (fixed size or other dims)"
-        cur = nxt
-
-
-def _out_width(m):
-    return m.out_features if isinstance(m, nn.Linear) else m.out_channels
-
-
-def prunable_layers(model):
-    """The layers compress_network can prune, and those it leaves alone.
-
-    Returns
-    -------
-    layers : dict  ``producer name -> next layer's name``, in forward order
-    skipped : dict ``layer name -> reason``
-    """
-    pairs, skipped = _analyse(model)
-    return {p.producer: p.consumer for p in pairs}, skipped
-
-
-# ---------------------------------------------------------------------------
-# Calibration data, counting
+# Calibration data
 # ---------------------------------------------------------------------------
 
 
@@ -730,150 +202,6 @@ def _batches(data, batch_size, device, dtype):
             raise ValueError("calibration_data: the iterable yielded no batches")
     # Float inputs follow the model's dtype; other dtypes (indices) are left alone.
     return [x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device) for x in items]
-
-
-def count_parameters(model):
-    """Number of parameters (all of them, trainable or not)."""
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-@torch.no_grad()
-def count_flops(model, example):
-    """FLOPs of one forward pass on one example, counting Linear and Conv2d layers (2 per multiply-add).
-
-    ``example`` is a batch; the count is divided by its size.
-    """
-    total = [0]
-
-    def hook(m, inputs, output):
-        if isinstance(m, nn.Linear):
-            total[0] += 2 * output.numel() * m.in_features
-        elif isinstance(m, nn.Conv2d):
-            kh, kw = m.kernel_size
-            total[0] += 2 * output.numel() * (m.in_channels // m.groups) * kh * kw
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    try:
-        with eval_mode(model):
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0] // max(int(example.shape[0]), 1)
-
-
-@torch.no_grad()
-def _outputs(model, batches):
-    with eval_mode(model):
-        return torch.cat([model(x).detach().to("cpu", torch.float64).reshape(len(x), -1) for x in batches])
-
-
-# ---------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class LayerCompression:
-    """One pruned layer: ``kept`` of ``total`` neurons/channels of ``name``, folded into ``consumer``.
-
-    ``index`` lists the kept neurons/channels (original numbering),
-    ``between`` the per-channel modules pruned with them (BatchNorm, LMA),
-    ``rdiag`` the pivoted-QR diagonal ``|R_ii|`` of the ID (None for
-    magnitude pruning), ``centered`` whether the means were folded into the
-    next layer's bias.
-    """
-
-    name: str
-    consumer: str
-    kind: str
-    total: int
-    kept: int
-    between: Tuple[str, ...] = ()
-    index: Optional[np.ndarray] = None
-    rdiag: Optional[np.ndarray] = None
-    centered: bool = False
-
-    @property
-    def fraction(self):
-        return self.kept / self.total
-
-
-@dataclasses.dataclass
-class CompressionReport:
-    """What compress_network / magnitude_prune did.
-
-    Attributes
-    ----------
-    method : "id" or "magnitude"
-    layers : list of LayerCompression, forward order
-    skipped : dict ``layer name -> reason`` for the Linear/Conv2d layers left as they are
-        (and modules with parameters that are not Linear/Conv2d)
-    params_before, params_after : int
-    flops_before, flops_after : int, per example (Linear and Conv2d, 2 per multiply-add)
-    agreement : float or None
-        Share of calibration examples whose arg-max output is unchanged (None for one output).
-    relative_error : float
-        ``||f'(X) - f(X)||_F / ||f(X)||_F`` on the calibration set.
-    n_calibration : int
-    tolerance : float or None
-    """
-
-    method: str
-    layers: List[LayerCompression]
-    skipped: Dict[str, str]
-    params_before: int
-    params_after: int
-    flops_before: int
-    flops_after: int
-    agreement: Optional[float]
-    relative_error: float
-    n_calibration: int
-    tolerance: Optional[float] = None
-
-    @property
-    def sizes(self):
-        """``{layer name: kept}``; pass it as ``sizes=`` to compress another way to the same sizes."""
-        return {layer.name: layer.kept for layer in self.layers}
-
-    @property
-    def param_fraction(self):
-        return self.params_after / self.params_before if self.params_before else 1.0
-
-    @property
-    def flop_fraction(self):
-        return self.flops_after / self.flops_before if self.flops_before else 1.0
-
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        for layer in d["layers"]:
-            layer.pop("rdiag", None)
-            layer["index"] = [int(i) for i in layer["index"]]
-        d["param_fraction"] = self.param_fraction
-        d["flop_fraction"] = self.flop_fraction
-        return d
-
-    def __str__(self):
-        lines = [
-            f"compression ({self.method}"
-            + (f", tolerance={self.tolerance:g}" if self.tolerance is not None else "")
-            + ")"
-        ]
-        width = max([len(x.name) for x in self.layers] + [5])
-        for x in self.layers:
-            lines.append(f"  {x.name:<{width}}  {x.kept:>5} / {x.total:<5} -> {x.consumer}")
-        for name, why in self.skipped.items():
-            lines.append(f"  {name:<{width}}  left as it is: {why}")
-        lines.append(
-            f"  parameters {self.params_before} -> {self.params_after} ({self.param_fraction:.1%}), "
-            f"FLOPs/example {self.flops_before} -> {self.flops_after} ({self.flop_fraction:.1%})"
-        )
-        agree = "n/a" if self.agreement is None else f"{self.agreement:.2%}"
-        lines.append(
-            f"  on {self.n_calibration} calibration examples: arg-max agreement {agree}, "
-            f"relative output error {self.relative_error:.3g}"
-        )
-        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -953,13 +281,6 @@ def _collect(model, pair, batches):
     return acc
 
 
-def _can_center(consumer):
-    if isinstance(consumer, nn.Linear):
-        return True
-    padding = consumer.padding
-    return padding == "valid" or (not isinstance(padding, str) and not any(padding))
-
-
 @torch.no_grad()
 def _apply(model, pair, keep, T, offset=None):
     device = model.get_submodule(pair.producer).weight.device
@@ -1013,7 +334,16 @@ def _compress_pairs(compressed, pairs, batches, targets, tolerance, method, cent
     return layers
 
 
-def compress_network(model, calibration_data, tolerance=None, sizes=None, *, method="id", center=False, batch_size=256):
+def compress_network(
+    model: nn.Module,
+    calibration_data,
+    tolerance: float | None = None,
+    sizes=None,
+    *,
+    method: str = "id",
+    center: bool = False,
+    batch_size: int = 256,
+) -> tuple[nn.Module, CompressionReport]:
     """Compress a trained MLP or CNN into a smaller one of the same structure, without retraining.
 
     Parameters
@@ -1024,23 +354,23 @@ def compress_network(model, calibration_data, tolerance=None, sizes=None, *, met
         Inputs (a batch tensor, a NumPy array, or an iterable such as a
         DataLoader yielding tensors or ``(inputs, targets)`` tuples) on which
         activations are decomposed and outputs compared.
-    tolerance : float in [0, 1), optional
+    tolerance : float in [0, 1), default=None
         One tolerance for the whole network: each layer keeps the pivots with
         ``|R_ii| > tolerance * |R_11|`` of its activations' pivoted QR.
-    sizes : int, float, dict or sequence, optional
+    sizes : int, float, dict or sequence, default=None
         Explicit sizes instead: a count or a fraction of every layer, a dict
         ``{layer name: count or fraction}`` (other layers untouched), or one
         size per prunable layer in forward order (``report.sizes`` of another
         run works). Exactly one of ``tolerance`` and ``sizes``.
-    method : {"id", "magnitude"}, default "id"
+    method : {"id", "magnitude"}, default="id"
         ``"magnitude"`` is the baseline: keep the neurons/channels whose
         incoming weights have the largest L1 norm (Li et al. 2017) and drop the
         rest of the next layer's inputs; it needs ``sizes``.
-    center : bool, default False
+    center : bool, default=False
         ID only: decompose the activations minus their means and fold the
         means of the dropped channels into the next layer's bias (a Linear
         or an unpadded Conv2d; others fall back to plain ID).
-    batch_size : int, default 256
+    batch_size : int, default=256
         Batch size when ``calibration_data`` is one tensor/array; it also
         bounds the memory of one decomposition step (a batch's activations
         in float64).
@@ -1084,18 +414,14 @@ def compress_network(model, calibration_data, tolerance=None, sizes=None, *, met
     out = _outputs(compressed, batches)
     if out.shape != ref.shape:  # pragma: no cover - would mean a structure we failed to follow
         raise RuntimeError(f"compressed model returns shape {tuple(out.shape)}, the original {tuple(ref.shape)}")
-    agreement = None
-    if ref.shape[1] > 1:
-        agreement = float((ref.argmax(1) == out.argmax(1)).double().mean())
-    denom = float(torch.linalg.norm(ref))
-    rel = float(torch.linalg.norm(out - ref)) / denom if denom > 0 else float(torch.linalg.norm(out - ref))
+    agreement, rel = compare_outputs(ref, out)
     example = batches[0][:1]
     report = CompressionReport(
         method=method,
         layers=layers,
         skipped=skipped,
-        params_before=count_parameters(model),
-        params_after=count_parameters(compressed),
+        params_before=accounting.count_parameters(model, trainable_only=False),
+        params_after=accounting.count_parameters(compressed, trainable_only=False),
         flops_before=count_flops(model, example),
         flops_after=count_flops(compressed, example),
         agreement=agreement,
@@ -1107,7 +433,9 @@ def compress_network(model, calibration_data, tolerance=None, sizes=None, *, met
     return compressed, report
 
 
-def magnitude_prune(model, calibration_data, sizes, *, batch_size=256):
+def magnitude_prune(
+    model: nn.Module, calibration_data, sizes, *, batch_size: int = 256
+) -> tuple[nn.Module, CompressionReport]:
     """Baseline: magnitude pruning of neurons/channels to ``sizes``; same output as :func:`compress_network`.
 
     Keeps the neurons/channels whose incoming weights have the largest L1
