@@ -730,7 +730,7 @@ BAD_PARAMS = [
     (dict(max_rounds=True), TypeError, "max_rounds"),
     (dict(scoring="f1"), ValueError, "scoring: expected one of 'accuracy', 'balanced_accuracy'"),
     (dict(belief="softmax"), ValueError, "belief: expected one of"),
-    (dict(device="gpu"), ValueError, "device: expected one of 'cpu', 'cuda', got 'gpu'"),
+    (dict(device="gpu"), ValueError, "device: expected one of 'cpu', 'cuda', 'auto', got 'gpu'"),
     (dict(search_subsample=1), ValueError, "search_subsample: expected an integer >= 2"),
     (dict(search_subsample=0.0), ValueError, "search_subsample"),
     (dict(search_subsample=1.5), ValueError, "search_subsample"),
