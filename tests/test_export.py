@@ -645,7 +645,7 @@ def test_trees_package_imports_nothing_above_it():
     # the estimators that build on it.
     for path in sorted((_package_dir() / "trees").glob("*.py")):
         for mod in _crembo_imports(path):
-            assert mod in ("crembo._core", "crembo.__version__") or mod.startswith("crembo.trees"), (path.name, mod)
+            assert mod in ("crembo._native", "crembo.__version__") or mod.startswith("crembo.trees"), (path.name, mod)
     # ... and nothing imports the exporters' private helpers any more.
     for path in sorted(_package_dir().rglob("*.py")):
         text = path.read_text()
