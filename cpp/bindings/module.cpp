@@ -33,6 +33,8 @@ using crembo::index_t;
 
 // Regression kernels (deep hypotheses for regression): cpp/bindings/regression.cpp.
 void bind_regression(py::module_& m);
+// The data-parallel histogram tree's pieces: cpp/bindings/hist_parallel.cpp.
+void bind_hist_parallel(py::module_& m);
 using crembo::label_t;
 
 namespace {
@@ -1069,6 +1071,7 @@ PYBIND11_MODULE(_core, m) {
 
     // ---------------------------------------------------------- regression
     bind_regression(m);
+    bind_hist_parallel(m);
 
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA

@@ -142,4 +142,61 @@ struct Tree {
 // are left out; all rows empty, or all weights zero, is an error.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
+
+// ------------------------------------------------------ data-parallel trees
+// The pieces of fit_hist_tree that a tree grown over partitions of the rows
+// (crembo.dask: histograms summed across partitions, splits chosen once)
+// shares with it, so that on the same bins both grow the same tree. The
+// histogram of a node holds, for each feature j and each of its bins b
+// (n_bins[j] value bins, then the missing-value bin), n_classes + 2 sums:
+// row weight, rows, then the criterion mass of each class; feature j's
+// slots start at slot sum_{j' < j} (n_bins[j'] + 1).
+struct HistLayout {
+    index_t n_features = 0;
+    index_t n_classes = 0;
+    const std::int32_t* n_bins = nullptr;
+    const float* bin_lo = nullptr;  // n_features x kBinSlots, as in BinnedView
+    const float* bin_hi = nullptr;
+};
+
+// Doubles in one node's histogram.
+index_t hist_size(const HistLayout& layout);
+
+// One node's sums over its rows (labels: mass = channel, allow = rows of
+// positive weight of each label).
+struct NodeTotals {
+    double W = 0.0;                   // sum of the rows' (class-weighted) weights
+    index_t cnt = 0;                  // rows
+    index_t cnt_pos = 0;              // rows of positive sample weight
+    const double* channel = nullptr;  // n_classes criterion masses
+    const double* mass = nullptr;     // n_classes vote masses
+    const index_t* allow = nullptr;   // n_classes rows of positive weight allowing each class
+    int depth = 0;
+};
+
+struct NodeSplit {
+    bool splittable = false;  // the node may split (depth, rows, weight, purity)
+    bool found = false;       // a split was found (needs a histogram)
+    index_t feature = -1;
+    int bin = -1;  // codes <= bin go left
+    bool missing_left = false;
+    double threshold = 0.0;
+    double impurity = 0.0;
+};
+
+// Whether the node may split and its impurity (hist null), and its best
+// split from its histogram (hist not null), by fit_hist_tree's own rules.
+// min_weight_leaf is the least weight of a child in absolute terms
+// (min_weight_fraction_leaf times the fit's total weight). Numeric features
+// and label targets only.
+NodeSplit split_node(const HistLayout& layout, const TreeOptions& opt, double min_weight_leaf,
+                     const NodeTotals& totals, const double* hist);
+
+// Histograms of a partition's rows: row i (codes feature-major, d x n) adds
+// weight omega[i] and label labels[i] to the histogram of node slot[i]
+// (skipped when slot[i] < 0 or omega[i] <= 0). out: n_slots x hist_size,
+// overwritten.
+void node_histograms(const HistLayout& layout, const std::uint8_t* codes, index_t n, const std::int32_t* slot,
+                     index_t n_slots, const label_t* labels, const double* omega, double* out);
+
 }  // namespace crembo
