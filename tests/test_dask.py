@@ -39,8 +39,8 @@ def _data(n=1500, d=4, seed=0, decimals=2):
     distributed binning are both exact and agree) and a fitted teacher."""
     rng = np.random.RandomState(seed)
     X = np.round(rng.rand(n, d), decimals)
-    y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.7).astype(int)
-    flip = rng.rand(n) < 0.1
+    y = (X[:, 0] > 0.5).astype(int) + (X[:, 2] > 0.7).astype(int)
+    flip = rng.rand(n) < 0.05
     y[flip] = rng.randint(0, 3, flip.sum())
     teacher = RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0).fit(X, y)
     return X, y, teacher

@@ -47,8 +47,8 @@ crembo::SplitCriterion criterion_of(const std::string& s) {
     fail("criterion: expected 'gini', 'coverage' or 'spread_gini', got '" + s + "'");
 }
 
-crembo::HistLayout layout_of(const carray<std::int32_t>& n_bins, const carray<float>& lo, const carray<float>& hi,
-                             index_t n_classes) {
+crembo::HistLayout layout_of(const carray<std::int32_t>& n_bins, const carray<float>& lo,
+                             const carray<float>& hi, index_t n_classes) {
     crembo::HistLayout L;
     L.n_features = n_bins.shape(0);
     L.n_classes = n_classes;
@@ -101,11 +101,12 @@ void bind_hist_parallel(py::module_& m) {
 
     m.def(
         "hist_split_nodes",
-        [](const py::object& hist_in, const py::array& W_in, const py::array& cnt_in, const py::array& cnt_pos_in,
-           const py::array& channel_in, const py::array& mass_in, const py::array& allow_in,
-           const py::array& depth_in, const py::array& n_bins_in, const py::array& lo_in, const py::array& hi_in,
-           index_t n_classes, const std::string& criterion, int max_depth, index_t min_samples_split,
-           index_t min_samples_leaf, double min_weight_leaf, int n_threads) -> py::dict {
+        [](const py::object& hist_in, const py::array& W_in, const py::array& cnt_in,
+           const py::array& cnt_pos_in, const py::array& channel_in, const py::array& mass_in,
+           const py::array& allow_in, const py::array& depth_in, const py::array& n_bins_in,
+           const py::array& lo_in, const py::array& hi_in, index_t n_classes, const std::string& criterion,
+           int max_depth, index_t min_samples_split, index_t min_samples_leaf, double min_weight_leaf,
+           int n_threads) -> py::dict {
             auto W = arr<double>(W_in, "W", 1);
             const index_t k = W.shape(0);
             auto cnt = arr<index_t>(cnt_in, "cnt", 1, k);
@@ -147,8 +148,8 @@ void bind_hist_parallel(py::module_& m) {
                     t.mass = mass.data() + i * n_classes;
                     t.allow = allow.data() + i * n_classes;
                     t.depth = depth.data()[i];
-                    res[size_t(i)] =
-                        crembo::split_node(L, opt, min_weight_leaf, t, with_hist ? hist.data() + i * H : nullptr);
+                    res[size_t(i)] = crembo::split_node(L, opt, min_weight_leaf, t,
+                                                        with_hist ? hist.data() + i * H : nullptr);
                 }
             }
             py::array_t<std::uint8_t> splittable(k), found(k), missing_left(k);
@@ -175,9 +176,9 @@ void bind_hist_parallel(py::module_& m) {
             out["impurity"] = impurity;
             return out;
         },
-        py::arg("hist"), py::arg("W"), py::arg("cnt"), py::arg("cnt_pos"), py::arg("channel"), py::arg("mass"),
-        py::arg("allow"), py::arg("depth"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"),
-        py::arg("n_classes"), py::arg("criterion") = "gini", py::arg("max_depth") = -1,
+        py::arg("hist"), py::arg("W"), py::arg("cnt"), py::arg("cnt_pos"), py::arg("channel"),
+        py::arg("mass"), py::arg("allow"), py::arg("depth"), py::arg("n_bins"), py::arg("bin_lo"),
+        py::arg("bin_hi"), py::arg("n_classes"), py::arg("criterion") = "gini", py::arg("max_depth") = -1,
         py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1, py::arg("min_weight_leaf") = 0.0,
         py::arg("n_threads") = 0,
         "Per node: splittable, impurity and (hist given) the best split, by the in-memory tree's rules.");

@@ -1186,7 +1186,6 @@ Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions&
     return b.build();
 }
 
-
 // --------------------------------------------------- data-parallel trees
 namespace {
 

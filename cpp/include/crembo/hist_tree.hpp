@@ -142,7 +142,6 @@ struct Tree {
 // are left out; all rows empty, or all weights zero, is an error.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
-
 // ------------------------------------------------------ data-parallel trees
 // The pieces of fit_hist_tree that a tree grown over partitions of the rows
 // (crembo.dask: histograms summed across partitions, splits chosen once)

@@ -94,7 +94,7 @@ def _weighted_bin_ends(w, max_bins):
 def edges_from_sketch(sk, max_bins):
     """Per feature, the largest value of each bin (float32, increasing)."""
     edges = []
-    for v, w, exact in sk:
+    for v, w, _exact in sk:
         if v.size == 0:
             edges.append(np.zeros(0, dtype=np.float32))
         elif v.size <= max_bins:

@@ -30,16 +30,19 @@ LOCAL_OVERHEAD = 8
 
 
 def _is_dask_frame(X):
-    return type(X).__module__.startswith("dask") and hasattr(X, "npartitions") and hasattr(X, "columns")
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # dask without its DataFrame part
+        return False
+    return isinstance(X, dd.DataFrame)
 
 
 def _is_dask_series(y):
-    return (
-        type(y).__module__.startswith("dask")
-        and hasattr(y, "npartitions")
-        and hasattr(y, "to_dask_array")
-        and not hasattr(y, "columns")
-    )
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        return False
+    return isinstance(y, dd.Series)
 
 
 def _is_dask_array(X):

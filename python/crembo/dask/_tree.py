@@ -200,7 +200,7 @@ class TreeFitter:
             allow = np.array([r["tot"]["allow"] for r in level], dtype=np.int64).reshape(k, C)
             dep = np.full(k, depth, dtype=np.int32)
 
-            def split_nodes(hist, rows):
+            def split_nodes(hist, rows, W=W, cnt=cnt, ch=ch, allow=allow, dep=dep):
                 return _core.hist_split_nodes(
                     hist,
                     W[rows],
