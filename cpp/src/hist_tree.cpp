@@ -321,9 +321,6 @@ class Builder {
 public:
     Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
     Tree build();
-    // A builder without rows, for split_node: the bins' layout only.
-    Builder(const HistLayout& layout, const TreeOptions& opt, double min_weight_leaf);
-    NodeSplit split_from(const NodeTotals& t, const double* hist) const;
 
 private:
     // -- data
@@ -1184,78 +1181,6 @@ template void bin_features<double>(const double*, index_t, index_t, index_t, ind
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt) {
     Builder b(X, y, opt);
     return b.build();
-}
-
-// --------------------------------------------------- data-parallel trees
-namespace {
-
-void check_layout(const HistLayout& L) {
-    require(L.n_features >= 1, "n_features: expected at least one feature");
-    require(L.n_classes >= 1, "n_classes: expected at least one class");
-    require(L.n_bins != nullptr && L.bin_lo != nullptr && L.bin_hi != nullptr, "bins: missing");
-    for (index_t j = 0; j < L.n_features; ++j)
-        require(L.n_bins[j] >= 0 && L.n_bins[j] <= kMaxValueBins, "n_bins: expected counts in [0, 255]");
-}
-
-}  // namespace
-
-Builder::Builder(const HistLayout& layout, const TreeOptions& opt, double min_weight_leaf) : opt_(opt) {
-    check_layout(layout);
-    require(opt.min_samples_leaf >= 1, "min_samples_leaf: expected an integer >= 1");
-    require(opt.min_samples_split >= 2, "min_samples_split: expected an integer >= 2");
-    d_ = layout.n_features;
-    C_ = layout.n_classes;
-    S_ = C_ + 2;
-    labels_ = true;
-    threads_ = resolve_threads(opt.n_threads);
-    n_bins_ = layout.n_bins;
-    lo_ = layout.bin_lo;
-    hi_ = layout.bin_hi;
-    offset_.resize(size_t(d_ + 1));
-    offset_[0] = 0;
-    for (index_t j = 0; j < d_; ++j) offset_[size_t(j + 1)] = offset_[size_t(j)] + n_bins_[j] + 1;
-    H_ = offset_[size_t(d_)] * S_;
-    mwl_ = min_weight_leaf;
-}
-
-NodeSplit Builder::split_from(const NodeTotals& nt, const double* hist) const {
-    Pending p;
-    p.depth = nt.depth;
-    p.tot.W = nt.W;
-    p.tot.cnt = nt.cnt;
-    p.tot.cnt_pos = nt.cnt_pos;
-    p.tot.channel.assign(nt.channel, nt.channel + C_);
-    p.tot.mass.assign(nt.mass, nt.mass + C_);
-    p.tot.allow.assign(nt.allow, nt.allow + C_);
-    NodeSplit out;
-    out.impurity = impurity(p.tot);
-    out.splittable = splittable(p);
-    if (!out.splittable || hist == nullptr) return out;
-    const SplitInfo s = find_split(hist, p.tot, 0, 0);
-    out.found = s.found;
-    if (s.found) {
-        out.feature = s.feature;
-        out.bin = s.bin;
-        out.missing_left = s.missing_left;
-        out.threshold = s.threshold;
-    }
-    return out;
-}
-
-index_t hist_size(const HistLayout& layout) {
-    check_layout(layout);
-    index_t slots = 0;
-    for (index_t j = 0; j < layout.n_features; ++j) slots += layout.n_bins[j] + 1;
-    return slots * (layout.n_classes + 2);
-}
-
-NodeSplit split_node(const HistLayout& layout, const TreeOptions& opt, double min_weight_leaf,
-                     const NodeTotals& totals, const double* hist) {
-    require(totals.channel != nullptr && totals.mass != nullptr && totals.allow != nullptr,
-            "totals: missing class sums");
-    require(opt.categorical == nullptr, "categorical features: not supported by split_node");
-    const Builder b(layout, opt, min_weight_leaf);
-    return b.split_from(totals, hist);
 }
 
 }  // namespace crembo
