@@ -1,6 +1,7 @@
-// pybind11 bindings of the data-parallel histogram tree's pieces
-// (crembo/hist_tree.hpp: node_histograms, split_node), used by crembo.dask;
-// bind_hist_parallel is called from module.cpp's PYBIND11_MODULE.
+// Bindings of the data-parallel histogram tree's pieces
+// (crembo/hist_parallel.hpp), used by crembo.dask: per-partition node
+// histograms, and the splits of a level's nodes from their summed
+// histograms (the in-memory tree's split search).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -9,33 +10,26 @@
 #include <vector>
 
 #include "common.hpp"
-#include "crembo/hist_tree.hpp"
+#include "crembo/hist_parallel.hpp"
 
-namespace py = pybind11;
-using crembo::index_t;
-using crembo::label_t;
+namespace crembo_py {
 
 namespace {
 
-using namespace crembo_py;
-
-[[noreturn]] void fail(const std::string& what) { throw py::value_error(what); }
-
 template <class T>
-carray<T> arr(const py::array& a, const char* name, int ndim, py::ssize_t n0 = -1, py::ssize_t n1 = -1) {
+carray<T> shaped(const py::array& a, const char* name, int ndim, py::ssize_t n0 = -1, py::ssize_t n1 = -1) {
     if (a.ndim() != ndim) {
         std::ostringstream msg;
         msg << name << ": expected a " << ndim << "-d array, got " << a.ndim() << " dimension(s)";
-        fail(msg.str());
+        value_error(msg.str());
     }
     if ((n0 >= 0 && a.shape(0) != n0) || (ndim == 2 && n1 >= 0 && a.shape(1) != n1)) {
         std::ostringstream msg;
-        msg << name << ": expected shape (" << n0;
-        if (ndim == 2) msg << ", " << n1;
-        msg << "), got (" << a.shape(0);
-        if (ndim == 2) msg << ", " << a.shape(1);
-        msg << ")";
-        fail(msg.str());
+        msg << name << ": expected " << (ndim == 2 ? "shape (" : "length ") << n0;
+        if (ndim == 2) msg << ", " << n1 << ")";
+        msg << ", got " << a.shape(0);
+        if (ndim == 2) msg << " x " << a.shape(1);
+        value_error(msg.str());
     }
     return carray<T>::ensure(a);
 }
@@ -44,111 +38,83 @@ crembo::SplitCriterion criterion_of(const std::string& s) {
     if (s == "gini") return crembo::SplitCriterion::Gini;
     if (s == "coverage") return crembo::SplitCriterion::Coverage;
     if (s == "spread_gini") return crembo::SplitCriterion::SpreadGini;
-    fail("criterion: expected 'gini', 'coverage' or 'spread_gini', got '" + s + "'");
-}
-
-crembo::HistLayout layout_of(const carray<std::int32_t>& n_bins, const carray<float>& lo,
-                             const carray<float>& hi, index_t n_classes) {
-    crembo::HistLayout L;
-    L.n_features = n_bins.shape(0);
-    L.n_classes = n_classes;
-    L.n_bins = n_bins.data();
-    L.bin_lo = lo.data();
-    L.bin_hi = hi.data();
-    return L;
+    value_error("criterion: expected 'gini', 'coverage' or 'spread_gini', got '" + s + "'");
 }
 
 }  // namespace
 
-void bind_hist_parallel(py::module_& m) {
+void init_hist_parallel(py::module_& m) {
     m.def(
         "hist_node_histograms",
         [](const py::array& codes_in, const py::array& n_bins_in, const py::array& slot_in, index_t n_slots,
            const py::array& labels_in, const py::array& omega_in, index_t n_classes) {
-            auto codes = arr<std::uint8_t>(codes_in, "codes", 2);
+            auto codes = shaped<std::uint8_t>(codes_in, "codes", 2);
             const index_t d = codes.shape(0), n = codes.shape(1);
-            auto n_bins = arr<std::int32_t>(n_bins_in, "n_bins", 1, d);
-            auto slot = arr<std::int32_t>(slot_in, "slot", 1, n);
-            auto labels = arr<label_t>(labels_in, "labels", 1, n);
-            auto omega = arr<double>(omega_in, "omega", 1, n);
-            if (n_slots < 0) fail("n_slots: expected a non-negative count");
-            if (n_classes < 1) fail("n_classes: expected at least one class");
-            // The lo/hi tables are not read here.
-            std::vector<float> zeros(size_t(d) * crembo::kBinSlots, 0.0f);
-            crembo::HistLayout L;
-            L.n_features = d;
-            L.n_classes = n_classes;
-            L.n_bins = n_bins.data();
-            L.bin_lo = zeros.data();
-            L.bin_hi = zeros.data();
-            index_t H = 0;
-            try {
-                H = crembo::hist_size(L);
-            } catch (const std::invalid_argument& e) {
-                fail(e.what());
-            }
+            auto n_bins = shaped<std::int32_t>(n_bins_in, "n_bins", 1, d);
+            auto slot = shaped<std::int32_t>(slot_in, "slot", 1, n);
+            auto labels = shaped<label_t>(labels_in, "labels", 1, n);
+            auto omega = shaped<double>(omega_in, "omega", 1, n);
+            if (n_slots < 0) value_error("n_slots: expected a non-negative count");
+            crembo::ParallelBins bins;
+            bins.n_features = d;
+            bins.n_bins = n_bins.data();
+            const index_t H = crembo::parallel_hist_size(bins, n_classes);
             py::array_t<double> out(std::vector<py::ssize_t>{n_slots, H});
             {
                 py::gil_scoped_release nogil;
-                crembo::node_histograms(L, codes.data(), n, slot.data(), n_slots, labels.data(), omega.data(),
-                                        out.mutable_data());
+                crembo::node_histograms(bins, n_classes, codes.data(), n, slot.data(), n_slots, labels.data(),
+                                        omega.data(), out.mutable_data());
             }
             return out;
         },
         py::arg("codes"), py::arg("n_bins"), py::arg("slot"), py::arg("n_slots"), py::arg("labels"),
         py::arg("omega"), py::arg("n_classes"),
-        "Histograms (n_slots x hist size) of one partition's rows by node slot (-1: skipped).");
+        "Histograms (n_slots x size) of one partition's rows by node slot (slot -1: skipped).");
 
     m.def(
         "hist_split_nodes",
         [](const py::object& hist_in, const py::array& W_in, const py::array& cnt_in,
-           const py::array& cnt_pos_in, const py::array& channel_in, const py::array& mass_in,
-           const py::array& allow_in, const py::array& depth_in, const py::array& n_bins_in,
-           const py::array& lo_in, const py::array& hi_in, index_t n_classes, const std::string& criterion,
-           int max_depth, index_t min_samples_split, index_t min_samples_leaf, double min_weight_leaf,
-           int n_threads) -> py::dict {
-            auto W = arr<double>(W_in, "W", 1);
+           const py::array& channel_in, const py::array& allow_in, const py::array& depth_in,
+           const py::array& n_bins_in, const py::array& lo_in, const py::array& hi_in, index_t n_classes,
+           const std::string& criterion, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
+           double min_weight_fraction_leaf, double total_weight, int n_threads) -> py::dict {
+            auto W = shaped<double>(W_in, "W", 1);
             const index_t k = W.shape(0);
-            auto cnt = arr<index_t>(cnt_in, "cnt", 1, k);
-            auto cnt_pos = arr<index_t>(cnt_pos_in, "cnt_pos", 1, k);
-            auto channel = arr<double>(channel_in, "channel", 2, k, n_classes);
-            auto mass = arr<double>(mass_in, "mass", 2, k, n_classes);
-            auto allow = arr<index_t>(allow_in, "allow", 2, k, n_classes);
-            auto depth = arr<std::int32_t>(depth_in, "depth", 1, k);
-            auto n_bins = arr<std::int32_t>(n_bins_in, "n_bins", 1);
+            auto cnt = shaped<index_t>(cnt_in, "cnt", 1, k);
+            auto channel = shaped<double>(channel_in, "channel", 2, k, n_classes);
+            auto allow = shaped<index_t>(allow_in, "allow", 2, k, n_classes);
+            auto depth = shaped<std::int32_t>(depth_in, "depth", 1, k);
+            auto n_bins = shaped<std::int32_t>(n_bins_in, "n_bins", 1);
             const index_t d = n_bins.shape(0);
-            auto lo = arr<float>(lo_in, "bin_lo", 2, d, crembo::kBinSlots);
-            auto hi = arr<float>(hi_in, "bin_hi", 2, d, crembo::kBinSlots);
-            const crembo::HistLayout L = layout_of(n_bins, lo, hi, n_classes);
-            index_t H = 0;
-            try {
-                H = crembo::hist_size(L);
-            } catch (const std::invalid_argument& e) {
-                fail(e.what());
-            }
+            auto lo = shaped<float>(lo_in, "bin_lo", 2, d, crembo::kBinSlots);
+            auto hi = shaped<float>(hi_in, "bin_hi", 2, d, crembo::kBinSlots);
+            crembo::ParallelBins bins;
+            bins.n_features = d;
+            bins.n_bins = n_bins.data();
+            bins.bin_lo = lo.data();
+            bins.bin_hi = hi.data();
+            const index_t H = crembo::parallel_hist_size(bins, n_classes);
             carray<double> hist;
             const bool with_hist = !hist_in.is_none();
-            if (with_hist) hist = arr<double>(hist_in.cast<py::array>(), "hist", 2, k, H);
+            if (with_hist) hist = shaped<double>(hist_in.cast<py::array>(), "hist", 2, k, H);
             crembo::TreeOptions opt;
             opt.criterion = criterion_of(criterion);
             opt.max_depth = max_depth;
             opt.min_samples_split = min_samples_split;
             opt.min_samples_leaf = min_samples_leaf;
+            opt.min_weight_fraction_leaf = min_weight_fraction_leaf;
             opt.n_threads = n_threads;
-            if (!(min_weight_leaf >= 0)) fail("min_weight_leaf: expected a non-negative weight");
             std::vector<crembo::NodeSplit> res(static_cast<size_t>(k));
             {
                 py::gil_scoped_release nogil;
                 for (index_t i = 0; i < k; ++i) {
-                    crembo::NodeTotals t;
-                    t.W = W.data()[i];
-                    t.cnt = cnt.data()[i];
-                    t.cnt_pos = cnt_pos.data()[i];
-                    t.channel = channel.data() + i * n_classes;
-                    t.mass = mass.data() + i * n_classes;
-                    t.allow = allow.data() + i * n_classes;
-                    t.depth = depth.data()[i];
-                    res[size_t(i)] = crembo::split_node(L, opt, min_weight_leaf, t,
+                    crembo::NodeSums s;
+                    s.W = W.data()[i];
+                    s.cnt = cnt.data()[i];
+                    s.channel = channel.data() + i * n_classes;
+                    s.allow = allow.data() + i * n_classes;
+                    s.depth = depth.data()[i];
+                    res[size_t(i)] = crembo::split_node(bins, n_classes, opt, total_weight, s,
                                                         with_hist ? hist.data() + i * H : nullptr);
                 }
             }
@@ -176,10 +142,13 @@ void bind_hist_parallel(py::module_& m) {
             out["impurity"] = impurity;
             return out;
         },
-        py::arg("hist"), py::arg("W"), py::arg("cnt"), py::arg("cnt_pos"), py::arg("channel"),
-        py::arg("mass"), py::arg("allow"), py::arg("depth"), py::arg("n_bins"), py::arg("bin_lo"),
-        py::arg("bin_hi"), py::arg("n_classes"), py::arg("criterion") = "gini", py::arg("max_depth") = -1,
-        py::arg("min_samples_split") = 2, py::arg("min_samples_leaf") = 1, py::arg("min_weight_leaf") = 0.0,
-        py::arg("n_threads") = 0,
-        "Per node: splittable, impurity and (hist given) the best split, by the in-memory tree's rules.");
+        py::arg("hist"), py::arg("W"), py::arg("cnt"), py::arg("channel"), py::arg("allow"), py::arg("depth"),
+        py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("n_classes"),
+        py::arg("criterion") = "gini", py::arg("max_depth") = -1, py::arg("min_samples_split") = 2,
+        py::arg("min_samples_leaf") = 1, py::arg("min_weight_fraction_leaf") = 0.0,
+        py::arg("total_weight") = 0.0, py::arg("n_threads") = 0,
+        "Per node: may it split, its impurity and (hist given) its best split, by the in-memory tree's "
+        "rules.");
 }
+
+}  // namespace crembo_py

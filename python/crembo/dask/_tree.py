@@ -185,7 +185,6 @@ class TreeFitter:
     def _grow(self, states, tot, C):
         client, opts, bins = self.client, self.opts, self.bins
         total = tot["total"]
-        mwl = opts["min_weight_fraction_leaf"] * total
         nodes = []  # level-order records
         level = [dict(parent=-1, is_left=False, depth=0, tot=_node_tot(tot, 0))]
         while level:
@@ -205,8 +204,6 @@ class TreeFitter:
                     hist,
                     W[rows],
                     cnt[rows],
-                    cnt[rows],
-                    np.ascontiguousarray(ch[rows]),
                     np.ascontiguousarray(ch[rows]),
                     np.ascontiguousarray(allow[rows]),
                     dep[rows],
@@ -214,12 +211,13 @@ class TreeFitter:
                     bins.lo,
                     bins.hi,
                     C,
-                    opts["criterion"],
-                    opts["max_depth"],
-                    opts["min_samples_split"],
-                    opts["min_samples_leaf"],
-                    mwl,
-                    opts["n_threads"],
+                    criterion=opts["criterion"],
+                    max_depth=opts["max_depth"],
+                    min_samples_split=opts["min_samples_split"],
+                    min_samples_leaf=opts["min_samples_leaf"],
+                    min_weight_fraction_leaf=opts["min_weight_fraction_leaf"],
+                    total_weight=total,
+                    n_threads=opts["n_threads"],
                 )
 
             info = split_nodes(None, np.arange(k))
