@@ -54,6 +54,10 @@ def get(d, field):
     return d[field]
 
 
+def as_float32(X):
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
 def n_rows(a):
     return int(a.shape[0])
 
