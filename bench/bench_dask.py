@@ -146,7 +146,13 @@ def main():
     from crembo import CREMBOClassifier as LocalCREMBO
     from crembo.dask import CREMBOClassifier
 
-    dask.config.set({"distributed.worker.memory.target": 0.85, "distributed.worker.memory.spill": 0.9})
+    dask.config.set(
+        {
+            "distributed.worker.memory.target": 0.85,
+            "distributed.worker.memory.spill": 0.9,
+            "distributed.worker.memory.pause": 0.92,
+        }
+    )
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory_limit, dashboard_address=None
     )

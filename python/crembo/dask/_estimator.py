@@ -286,9 +286,8 @@ class CREMBOClassifier(ClassifierMixin, BaseEstimator):
         split_seed = int(rng.randint(np.iinfo(np.int32).max))
         timings = {}
 
-        X_parts = client.compute(list(X.to_delayed().ravel()))
         y_parts = client.compute(list(y.to_delayed().ravel()))
-        infos = client.gather(client.map(K.part_info, X_parts, y_parts, pure=False))
+        infos = client.gather(client.map(K.label_info, y_parts, pure=False))
         labels = np.unique(np.concatenate([i["labels"] for i in infos]))
         unl_value = -1 if (-1 in labels and not np.array_equal(labels, [-1, 1])) else None
         y_classes = labels[labels != unl_value] if unl_value is not None else labels
@@ -315,47 +314,51 @@ class CREMBOClassifier(ClassifierMixin, BaseEstimator):
         t_teacher = client.submit(K.identity, inner, pure=False)
 
         if not isinstance(template, HistTreeClassifier):
+            X_parts = client.compute(list(X.to_delayed().ravel()))
             return self._fit_local(
                 client, template, X_parts, y_parts, t_teacher, names, infos, unl_value, seed, t_start
             )
 
-        # Transfer and validation rows, per partition.
+        # Per partition, in one task as the partition is read: its transfer
+        # and validation rows, and the teacher's beliefs on the transfer
+        # rows (the teacher was sent once). The partition itself is dropped
+        # once its task is done; the student compares values as float32, so
+        # the rows are kept so (half the memory, the same predictions).
         t0 = time.perf_counter()
+        from dask import delayed
+
         frac = self.validation_fraction if self.mode == "crembo" else 0.0
-        splits = [
-            client.submit(
-                K.split_partition,
-                xp,
-                yp,
-                classes=classes,
-                unlabelled_value=unl_value,
-                val_fraction=frac,
-                seed=(split_seed + i) % (2**32),
-                pure=False,
-            )
-            for i, (xp, yp) in enumerate(zip(X_parts, y_parts))
-        ]
-        X_tr = client.map(K.get, splits, field="X_tr", pure=False)
-        X_val = client.map(K.get, splits, field="X_val", pure=False)
-        y_val = client.map(K.get, splits, field="y_val", pure=False)
-        del X_parts, y_parts, splits
+        prep = delayed(K.prepare_partition, pure=False)
+        prepared = client.compute(
+            [
+                prep(
+                    xd,
+                    yp,
+                    t_teacher,
+                    classes=classes,
+                    unlabelled_value=unl_value,
+                    val_fraction=frac,
+                    seed=(split_seed + i) % (2**32),
+                    method=self.belief,
+                    names=names,
+                )
+                for i, (xd, yp) in enumerate(zip(X.to_delayed().ravel(), y_parts))
+            ]
+        )
+        X_tr = client.map(K.get, prepared, field="X_tr", pure=False)
+        X_val = client.map(K.get, prepared, field="X_val", pure=False)
+        y_val = client.map(K.get, prepared, field="y_val", pure=False)
+        P = client.map(K.get, prepared, field="P", pure=False)
+        del y_parts
         sizes = np.array(client.gather(client.map(K.n_rows, X_tr, pure=False)))
         n_val = int(sum(client.gather(client.map(K.n_rows, y_val, pure=False))))
+        del prepared
         n = int(sizes.sum())
         if n < 2:
             raise ValueError(f"X: {n} transfer rows; at least 2 are needed")
         if self.mode == "crembo" and n_val == 0:
             raise ValueError("validation_fraction leaves no validation rows; use more data or mode='memo'")
         self.n_transfer_, self.n_validation_ = n, n_val
-
-        # Beliefs where the rows live (the teacher was sent once).
-        P = client.map(
-            K.beliefs, [t_teacher] * len(X_tr), X_tr, method=self.belief, n_classes=C, names=names, pure=False
-        )
-        client.gather(client.map(K.n_rows, P, pure=False))  # surface teacher errors here
-        # The student compares values as float32: the transfer rows are kept
-        # so (half the memory; the same predictions).
-        X_tr = client.map(K.as_float32, X_tr, pure=False)
         timings["beliefs"] = time.perf_counter() - t0
 
         # Bins: a mergeable sketch, then codes and each bin's value range where the rows live.
@@ -570,13 +573,16 @@ class CREMBOClassifier(ClassifierMixin, BaseEstimator):
             lo = memo["threshold"] if memo["threshold"] is not None else smallest
             vals, cnts = self._entries(lo, 1.0)
             cands = vals if self.n_thresholds is None else K.budgeted_from_counts(vals, cnts, int(self.n_thresholds))
-            results = []  # (student, threshold, score, pred, violations, rounds)
+            # (student, threshold, score, None, violations, rounds): the
+            # candidates' predictions are not kept (the chosen one's are
+            # made again), so the workers hold one set at a time.
+            results = []
             if memo_student is not None:
-                results.append((memo_student, memo["threshold"], self._score(memo_student), memo_pred, 0, 0))
+                results.append((memo_student, memo["threshold"], self._score(memo_student), None, 0, 0))
                 cands = [t for t in cands if t > memo["threshold"]]
             for t in cands:
-                est, viol, pred = self._fit_at(float(t), memo["pred"])
-                results.append((est, float(t), self._score(est), pred, viol, 1))
+                est, viol, _ = self._fit_at(float(t), memo["pred"])
+                results.append((est, float(t), self._score(est), None, viol, 1))
             trace += [
                 dict(
                     stage="sweep",
@@ -590,7 +596,8 @@ class CREMBOClassifier(ClassifierMixin, BaseEstimator):
                 for (_, t, s, _, v, r) in results
             ]
             best = _select([(t, s) for (_, t, s, *_r) in results], self.selection, self._parts["n_val"])
-            student, threshold, score, pred = results[best][0], results[best][1], results[best][2], results[best][3]
+            student, threshold, score = results[best][0], results[best][1], results[best][2]
+            pred = self._predict(student)
         timings["sweep"] = time.perf_counter() - t0
         if student is None:  # mode="memo" without a consistent student
             student, viol, pred = self._fit_at(threshold, None)

@@ -16,13 +16,25 @@ from ..teachers import teacher_beliefs
 # ------------------------------------------------------------------ inputs
 
 
-def part_info(X, y):
-    """Rows, labelled rows and distinct labels of one partition (``-1``
-    marks an unlabelled row unless the labels are exactly {-1, 1})."""
+def label_info(y):
+    """Rows and distinct labels of one partition of ``y``."""
     y = np.asarray(y)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"a partition of X has {X.shape[0]} rows but its partition of y has {y.shape[0]}")
-    return dict(n=int(X.shape[0]), labels=np.unique(y), nan=bool(np.isnan(X).any()) if X.dtype.kind == "f" else False)
+    return dict(n=int(y.shape[0]), labels=np.unique(y))
+
+
+def prepare_partition(X, y, teacher, *, classes, unlabelled_value, val_fraction, seed, method, names):
+    """One partition's transfer rows (float32), validation rows (float32)
+    and label indices, and the teacher's beliefs on the transfer rows."""
+    X = np.asarray(X)
+    if X.shape[0] != np.shape(y)[0]:
+        raise ValueError(f"a partition of X has {X.shape[0]} rows but its partition of y has {np.shape(y)[0]}")
+    out = split_partition(
+        X, y, classes=classes, unlabelled_value=unlabelled_value, val_fraction=val_fraction, seed=seed
+    )
+    out["P"] = beliefs(teacher, out["X_tr"], method=method, n_classes=len(classes), names=names)
+    out["X_tr"] = as_float32(out["X_tr"])
+    out["X_val"] = as_float32(out["X_val"])
+    return out
 
 
 def split_partition(X, y, *, classes, unlabelled_value, val_fraction, seed):
