@@ -84,15 +84,21 @@ def one_tree_crembo(client, X, y, depth):
     from crembo.dask._tree import TreeFitter, _sum_tree
     from crembo.tree import HistTreeClassifier
 
-    parts = client.compute(list(X.to_delayed().ravel()))
+    from dask import delayed
+
+    # Each partition is read (here: generated) as a task needs it and
+    # dropped after: once for the sketch, once for the codes.
+    parts = list(X.to_delayed().ravel())
     ys = client.compute(list(y.astype(np.int32).to_delayed().ravel()))
     t0 = time.perf_counter()
-    sk = _sum_tree(client, client.map(_bins.sketch, parts, sketch_size=2048), _bins.merge_sketches)
+    sketches = client.compute([delayed(_bins.sketch)(p, 2048) for p in parts])
+    sk = _sum_tree(client, sketches, _bins.merge_sketches)
     edges = _bins.edges_from_sketch(sk, 255)
-    coded = client.map(_bins.code_partition, parts, edges=edges)
+    coded = client.compute([delayed(_bins.code_partition)(p, edges) for p in parts])
     lo, hi = _sum_tree(client, client.map(lambda c: (c[1], c[2]), coded), _bins.merge_lohi)
     codes = client.map(lambda c: c[0], coded)
     client.gather(client.map(lambda c: c.shape[1], codes))
+    del coded
     bins = _bins.BinEdges(edges, lo, hi, 255)
     t_bins = time.perf_counter() - t0
     fitter = TreeFitter(client, HistTreeClassifier(max_depth=depth), bins, codes, C)
