@@ -186,8 +186,10 @@ def test_sklearn_student_subsampled_with_a_warning(client):
     est = CREMBOClassifier(
         teacher, DecisionTreeClassifier(max_depth=3), n_thresholds=4, max_local_rows=600, random_state=0, client=client
     )
-    with pytest.warns(UserWarning, match="subsample"):
+    with pytest.warns(UserWarning, match="subsample"), distributed.get_task_stream(client) as stream:
         est.fit(Xd, yd)
+    # The sweep's fits ran on the cluster, through joblib's Dask backend.
+    assert any(str(r["key"]).startswith("batch_of_") for r in stream.data)
     assert isinstance(est.student_, DecisionTreeClassifier)
     assert 400 < est.n_transfer_ < 800
     assert est.predict(X).shape == (1200,)
