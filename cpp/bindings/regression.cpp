@@ -1,5 +1,5 @@
 // pybind11 bindings of the regression kernels (crembo/regression.hpp), kept
-// apart from module.cpp; bind_regression is called from its PYBIND11_MODULE.
+// apart from module.cpp; init_regression is called from its PYBIND11_MODULE.
 //
 // Hypothesis matrices are (n points, m hypotheses), float32 kept as float32
 // and anything else as float64; predictions take the matrix's dtype. The
@@ -173,7 +173,9 @@ void bind_depth_kernels(py::module_& m) {
 
 }  // namespace
 
-void bind_regression(py::module_& m) {
+namespace crembo_py {
+
+void init_regression(py::module_& m) {
     m.def(
         "sort_hypotheses",
         [](const py::array& H_in) -> py::array {
@@ -392,3 +394,5 @@ void bind_regression(py::module_& m) {
         py::arg("min_weight_fraction_leaf") = 0.0, py::arg("rounds") = 3,
         "Fits a histogram regression tree to interval targets [lo, hi] on binned rows; returns its arrays.");
 }
+
+}  // namespace crembo_py

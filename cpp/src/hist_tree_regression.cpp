@@ -2,6 +2,7 @@
 #include "crembo/hist_tree_regression.hpp"
 
 #include "crembo/detail/binned.hpp"
+#include "crembo/detail/split.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -160,17 +161,8 @@ Split IntervalBuilder::best_split(const std::vector<index_t>& idx, double W, dou
     if (best.found && !(best.gain > S * S / W + 1e-12 * std::max(1.0, std::fabs(S * S / W))))
         best.found = false;
     if (best.found) {
-        const index_t j = best.feature;
-        if (best.next < 0) {
-            best.threshold = kInf;
-        } else {
-            // Midway between the values either side of the cut (as the classifier does).
-            const double a = double(X_.bin_hi[j * kBinSlots + best.bin]);
-            const double z = double(X_.bin_lo[j * kBinSlots + best.next]);
-            double thr = a / 2.0 + z / 2.0;
-            if (thr == z || std::isinf(thr)) thr = a;
-            best.threshold = thr;
-        }
+        // Midway between the values either side of the cut (as the classifier does).
+        best.threshold = detail::cut_threshold(X_.bin_lo, X_.bin_hi, best.feature, best.bin, best.next);
     }
     return best;
 }

@@ -123,6 +123,41 @@ def hist_fit(
 ) -> Dict[str, Any]:
     """Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays."""
 
+# The data-parallel histogram tree's pieces (cpp/bindings/hist_parallel.cpp,
+# used by crembo.dask): per-partition node histograms, and each node's split
+# from its summed histogram by the in-memory tree's rules.
+def hist_node_histograms(
+    codes: np.ndarray,
+    n_bins: np.ndarray,
+    slot: np.ndarray,  # int32 node slot of each row, -1: skipped
+    n_slots: int,
+    labels: np.ndarray,
+    omega: np.ndarray,  # float64 row weights (class weights folded in)
+    n_classes: int,
+) -> np.ndarray:
+    """Histograms (n_slots x size) of one partition's rows by node slot (slot -1: skipped)."""
+
+def hist_split_nodes(
+    hist: Optional[np.ndarray],
+    W: np.ndarray,
+    cnt: np.ndarray,
+    channel: np.ndarray,
+    allow: np.ndarray,
+    depth: np.ndarray,
+    n_bins: np.ndarray,
+    bin_lo: np.ndarray,
+    bin_hi: np.ndarray,
+    n_classes: int,
+    criterion: str = "gini",
+    max_depth: int = -1,
+    min_samples_split: int = 2,
+    min_samples_leaf: int = 1,
+    min_weight_fraction_leaf: float = 0.0,
+    total_weight: float = 0.0,
+    n_threads: int = 0,
+) -> Dict[str, np.ndarray]:
+    """Per node: may it split, its impurity and (hist given) its best split, by the in-memory tree's rules."""
+
 # ------------------------------------------------------------- regression
 # Deep hypotheses for regression (cpp/bindings/regression.cpp): an (n, m)
 # matrix of m hypotheses' predictions at n points; "sorted" means each row

@@ -131,6 +131,17 @@ class StudentTrainer:
                 self._bins = (X, self.template.bin_data(X))
             return self._bins[1]
 
+    def __getstate__(self):
+        # The lock and the binned-X cache stay behind: a copy (joblib's
+        # process and cluster backends pickle the sweep's tasks) bins anew.
+        state = dict(self.__dict__)
+        state["_bins"], state["_bins_lock"] = None, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bins_lock = threading.Lock()
+
     def _clone(self):
         return seeded_clone(self.template, self.seed)
 

@@ -1,4 +1,4 @@
-// Pieces shared by the two histogram tree builders (hist_tree.cpp for
+// Pieces shared by the two histogram tree builders (cpp/src/hist/ for
 // classification, hist_tree_regression.cpp for interval targets): the checks
 // of the binned data and the structure arrays of a new node. Internal: not
 // part of the API.
