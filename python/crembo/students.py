@@ -251,19 +251,6 @@ class StudentTrainer:
             return self.fit_mask(X, mask, sample_weight)
         return self.fit_labels(X, targets, sample_weight)
 
-    def __getstate__(self):
-        # The lock cannot be pickled, and the binned-X cache is keyed by the
-        # identity of an array that the copy will not share: drop both (a
-        # copy in a worker process bins X again on its first fit).
-        state = self.__dict__.copy()
-        state.pop("_bins_lock", None)
-        state["_bins"] = None
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._bins_lock = threading.Lock()
-
 
 def proba_in_classes(est: Any, X: ArrayLike, classes: ArrayLike) -> np.ndarray:
     """``predict_proba`` of a fitted student laid out over ``classes``."""

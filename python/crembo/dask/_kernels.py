@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .. import _native
 from ..teachers import teacher_beliefs
 
 # ------------------------------------------------------------------ inputs
@@ -135,7 +135,7 @@ def budgeted_from_counts(values, counts, K):
 
 
 def allowed_targets(P, t, prefer):
-    targets, empty = _core.allowed_targets(P, t, prefer)
+    targets, empty = _native.allowed_targets(P, t, prefer)
     return targets, int(empty)
 
 
@@ -172,7 +172,7 @@ def scale(w, factor):
 
 
 def count_violations(P, pred, t):
-    return int(_core.count_violations(P, pred, t)) if len(P) else 0
+    return int(_native.count_violations(P, pred, t)) if len(P) else 0
 
 
 def depth_min(P, pred):

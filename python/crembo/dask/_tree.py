@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import clone
 
-from .. import _core
+from .. import _native
 from ..tree import HistTree, HistTreeClassifier, _int_param
 
 #: Open nodes whose histograms one task builds at once (bounds the memory
@@ -60,7 +60,7 @@ def histograms(codes, n_bins, state, slot_of_node, n_slots, n_classes):
     are skipped): ``(n_slots, sum_j (n_bins[j] + 1) * (n_classes + 2))``."""
     slot = slot_of_node[np.maximum(state["node"], 0)]
     slot = np.where(state["node"] >= 0, slot, -1).astype(np.int32)
-    return _core.hist_node_histograms(codes, n_bins, slot, n_slots, state["labels"], state["omega"], n_classes)
+    return _native.hist_node_histograms(codes, n_bins, slot, n_slots, state["labels"], state["omega"], n_classes)
 
 
 def route(codes, state, table, n_next, n_classes):
@@ -200,7 +200,7 @@ class TreeFitter:
             dep = np.full(k, depth, dtype=np.int32)
 
             def split_nodes(hist, rows, W=W, cnt=cnt, ch=ch, allow=allow, dep=dep):
-                return _core.hist_split_nodes(
+                return _native.hist_split_nodes(
                     hist,
                     W[rows],
                     cnt[rows],
