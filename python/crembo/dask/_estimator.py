@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import numbers
 import time
 import warnings
 
@@ -13,7 +12,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_choice, check_fraction, check_positive_int, seed_from
+from .._validation import MAX_INT, Interval, Options, ParamsValidationMixin, seed_from
+from ..memo import MEMO_PARAMETERS
 from ..students import LEAF_VALUES
 from ..teachers import BELIEF_METHODS, teacher_classes, unwrap_teacher
 from ..tree import MAX_BINS, HistTreeClassifier, resolve_student
@@ -131,7 +131,7 @@ def _default_client(client):
         ) from None
 
 
-class CREMBOClassifier(ClassifierMixin, BaseEstimator):
+class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     """MEMO and CREMBO on a Dask cluster, the data staying on the workers.
 
     The semantics are those of :class:`crembo.CREMBOClassifier` with one
@@ -239,26 +239,34 @@ class CREMBOClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     # ---------------------------------------------------------------- checks
+    #: The parameters, declared once (see :mod:`crembo._validation`); MEMO's
+    #: are the in-memory estimator's.
+    _parameter_constraints: dict = {
+        "teacher": "no_validation",  # checked at fit (a fitted classifier or a callable)
+        "student": "no_validation",  # resolved at fit
+        "mode": [Options("crembo", "memo")],
+        "max_rounds": MEMO_PARAMETERS["max_rounds"],
+        "eta": MEMO_PARAMETERS["eta"],
+        "patience": MEMO_PARAMETERS["patience"],
+        "probe_lowest": MEMO_PARAMETERS["probe_lowest"],
+        "warm_start": MEMO_PARAMETERS["warm_start"],
+        "adaptive_eta": MEMO_PARAMETERS["adaptive_eta"],
+        "delta": MEMO_PARAMETERS["delta"],
+        "validation_fraction": [Interval("real", 0.0, 1.0, closed="neither")],
+        "n_thresholds": [None, Interval("integer", 1, MAX_INT)],
+        "scoring": [Options("accuracy", "balanced_accuracy")],
+        "selection": [Options("best", "one_se")],
+        "leaf_values": [Options(*LEAF_VALUES)],
+        "belief": [Options(*BELIEF_METHODS)],
+        "sketch_size": [Interval("integer", 2, MAX_INT)],
+        "max_local_rows": [None, Interval("integer", 2, MAX_INT)],
+        "max_bins": [Interval("integer", 2, MAX_BINS)],
+        "random_state": "no_validation",  # check_random_state at fit
+        "client": "no_validation",  # a distributed.Client or None
+    }
+
     def _check_params(self):
-        check_choice(self.mode, "mode", ("crembo", "memo"))
-        check_choice(self.scoring, "scoring", ("accuracy", "balanced_accuracy"))
-        check_choice(self.selection, "selection", ("best", "one_se"))
-        check_choice(self.leaf_values, "leaf_values", LEAF_VALUES)
-        check_choice(self.belief, "belief", BELIEF_METHODS)
-        check_positive_int(self.max_rounds, "max_rounds")
-        check_positive_int(self.patience, "patience", minimum=0)
-        if (
-            isinstance(self.eta, bool)
-            or not isinstance(self.eta, numbers.Real)
-            or not (np.isfinite(self.eta) and self.eta > 0)
-        ):
-            raise ValueError(f"eta: expected a positive number, got {self.eta!r}")
-        check_fraction(self.delta, "delta")
-        check_fraction(self.validation_fraction, "validation_fraction", low_inclusive=False)
-        check_positive_int(self.n_thresholds, "n_thresholds", allow_none=True)
-        check_positive_int(self.sketch_size, "sketch_size", minimum=2)
-        check_positive_int(self.max_local_rows, "max_local_rows", minimum=2, allow_none=True)
-        check_positive_int(self.max_bins, "max_bins", minimum=2, maximum=MAX_BINS)
+        self._validate_params()
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y):
