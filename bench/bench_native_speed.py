@@ -1,0 +1,229 @@
+"""Single-machine speed of two native paths, each against its reference in the same run.
+
+votes    ``_core.beliefs_from_votes`` (m = 100 members x n points, C = 10 classes,
+         float64 and float32 beliefs) against ``np.copyto`` of half the kernel's bytes
+         (bytes = 4*m*n votes read + n*C*s beliefs written; the copy reads and writes
+         bytes/2 each, the faster of 1 thread and all threads, as bench/bench_kernels.py).
+         ratio = kernel GB/s / memcpy GB/s = t_copy / t_kernel; target >= 0.5.
+refit    ``HistTreeClassifier.fit`` on a prebuilt ``BinnedData`` (the operation CREMBO
+         repeats) against LightGBM growing one tree (``Booster.update()``, one boosting
+         round) on a prebuilt ``Dataset``: binary labels, 10^6 rows x 20 features,
+         255 bins, depth 4 and 8 (LightGBM: ``max_depth=depth, num_leaves=2**depth``,
+         ``min_data_in_leaf=1, min_sum_hessian_in_leaf=0``, no bagging), both on the same
+         threads. LightGBM is optional: without it the refit times are reported alone.
+         ratio = crembo / LightGBM; target <= 1.
+
+Every timing is the minimum of ``--repeats`` runs (the box is shared and loaded);
+both sides of a comparison run interleaved in one process.
+
+Usage::
+
+    python bench/bench_native_speed.py                 # both parts
+    python bench/bench_native_speed.py --part votes --n 1000000
+    python bench/bench_native_speed.py --part refit --rows 1000000 --repeats 5
+
+Writes bench/results/native_speed.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import crembo
+from crembo import BinnedData, HistTreeClassifier, _core
+
+try:  # optional: the reference of the refit part
+    import lightgbm
+except ImportError:  # pragma: no cover - depends on the environment
+    lightgbm = None
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def best_of(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def machine():
+    return dict(
+        python=platform.python_version(),
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+        crembo=crembo.__version__,
+        crembo_threads=_core.get_num_threads(),
+        openmp=_core.built_with_openmp(),
+        lightgbm=None if lightgbm is None else lightgbm.__version__,
+        loadavg=list(os.getloadavg()),
+    )
+
+
+# ---------------------------------------------------------------- votes
+def copy_fns(nbytes, threads):
+    src = np.ones(nbytes, np.uint8)
+    dst = np.empty_like(src)
+    fns = {"1t": lambda: np.copyto(dst, src)}
+    if threads > 1:
+        bounds = np.linspace(0, nbytes, threads + 1).astype(np.int64)
+        chunks = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+        def parallel():
+            ts = [threading.Thread(target=np.copyto, args=c) for c in chunks[1:]]
+            for t in ts:
+                t.start()
+            np.copyto(*chunks[0])
+            for t in ts:
+                t.join()
+
+        fns["nt"] = parallel
+    return fns
+
+
+def part_votes(args):
+    rng = np.random.default_rng(0)
+    n, m, C = args.n, args.members, args.classes
+    truth = rng.integers(0, C, n, dtype=np.int32)
+    votes = rng.integers(0, C, (m, n), dtype=np.int32)
+    keep = rng.random((m, n)) < 0.6
+    votes[keep] = np.broadcast_to(truth, (m, n))[keep]
+    rows = []
+    for float32 in (False, True):
+        s = 4 if float32 else 8
+        nbytes = 4 * m * n + n * C * s
+        copies = copy_fns(nbytes // 2, _core.get_num_threads())
+        t_k, t_c = float("inf"), float("inf")
+        for _ in range(args.repeats):  # interleaved
+            t_k = min(t_k, best_of(lambda: _core.beliefs_from_votes(votes, C, float32), 1))
+            for fn in copies.values():
+                t_c = min(t_c, best_of(fn, 1))
+        rows.append(
+            dict(
+                n=n,
+                m=m,
+                C=C,
+                dtype="float32" if float32 else "float64",
+                bytes=nbytes,
+                kernel_s=t_k,
+                memcpy_s=t_c,
+                kernel_gbs=nbytes / t_k / 1e9,
+                memcpy_gbs=nbytes / t_c / 1e9,
+                ratio=t_c / t_k,
+            )
+        )
+        print(
+            f"votes n={n} m={m} C={C} {rows[-1]['dtype']}: kernel {t_k * 1e3:.2f} ms "
+            f"({rows[-1]['kernel_gbs']:.1f} GB/s), memcpy {t_c * 1e3:.2f} ms "
+            f"({rows[-1]['memcpy_gbs']:.1f} GB/s), ratio {rows[-1]['ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- refit
+def part_refit(args):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=args.rows,
+        n_features=20,
+        n_informative=10,
+        n_redundant=5,
+        n_classes=2,
+        random_state=0,
+    )
+    X = X.astype(np.float32)
+    threads = _core.get_num_threads()
+    binned = BinnedData(X)
+    ds = None
+    if lightgbm is not None:
+        ds = lightgbm.Dataset(X, y, params={"max_bin": 255, "verbose": -1}, free_raw_data=False)
+        ds.construct()
+    rows = []
+    for depth in (4, 8):
+        clf = HistTreeClassifier(max_depth=depth)
+        clf.fit(binned, y)  # warm-up
+        booster = None
+        if ds is not None:
+            params = dict(
+                objective="binary",
+                max_depth=depth,
+                num_leaves=2**depth,
+                min_data_in_leaf=1,
+                min_sum_hessian_in_leaf=0.0,
+                learning_rate=1.0,
+                max_bin=255,
+                num_threads=threads,
+                bagging_fraction=1.0,
+                feature_fraction=1.0,
+                verbose=-1,
+                deterministic=True,
+            )
+
+            def lgb_tree():
+                nonlocal booster
+                booster = lightgbm.Booster(params=params, train_set=ds)
+                t0 = time.perf_counter()
+                booster.update()
+                return time.perf_counter() - t0
+
+            lgb_tree()  # warm-up
+        t_c, t_l = float("inf"), float("inf")
+        for _ in range(args.repeats):  # interleaved
+            t_c = min(t_c, best_of(lambda: clf.fit(binned, y), 1))
+            if ds is not None:
+                t_l = min(t_l, lgb_tree())
+        row = dict(
+            rows=args.rows,
+            features=20,
+            depth=depth,
+            crembo_refit_s=t_c,
+            crembo_nodes=int(clf.tree_.node_count),
+            lightgbm_tree_s=None if ds is None else t_l,
+            lightgbm_leaves=None if booster is None else int(booster.dump_model()["tree_info"][0]["num_leaves"]),
+            ratio=None if ds is None else t_c / t_l,
+        )
+        rows.append(row)
+        ref = "LightGBM not installed" if ds is None else f"LightGBM one tree {t_l:.4f}s, ratio {t_c / t_l:.2f}"
+        print(f"refit rows={args.rows} depth={depth}: crembo {t_c:.4f}s, {ref}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("votes", "refit", "all"), default="all")
+    ap.add_argument("--n", type=int, default=1_000_000, help="points of the votes part")
+    ap.add_argument("--members", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the refit part")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=RESULTS / "native_speed.json")
+    args = ap.parse_args(argv)
+    info = machine()
+    print("machine:", json.dumps(info), flush=True)
+    out = dict(
+        machine=info,
+        command=" ".join(["python bench/bench_native_speed.py", *(sys.argv[1:] if argv is None else argv)]),
+    )
+    if args.part in ("votes", "all"):
+        out["votes"] = part_votes(args)
+    if args.part in ("refit", "all"):
+        out["refit"] = part_refit(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
