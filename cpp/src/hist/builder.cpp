@@ -69,8 +69,12 @@ private:
     std::vector<std::uint8_t> ord_codes_, tmp_codes_;
     std::vector<label_t> ord_y_, tmp_y_;
     std::vector<double> ord_w_, tmp_w_;
+    // Ordering a node costs about one histogram pass: it pays only when
+    // its children will build histograms too.
     bool wants_order(const Pending& p) const {
-        return targets_.labels() && ctx_.n_features >= 2 && p.tot.cnt * 16 < m_;
+        const int max_depth = ctx_.opt.max_depth;
+        return targets_.labels() && ctx_.n_features >= 2 && p.tot.cnt * 16 < m_ &&
+               (max_depth < 0 || p.depth + 2 <= max_depth);
     }
     void make_ordered(Pending& p);
     void build_hist(std::vector<double>& h, Pending& p) {
