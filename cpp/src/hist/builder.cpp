@@ -69,12 +69,16 @@ private:
     std::vector<std::uint8_t> ord_codes_, tmp_codes_;
     std::vector<label_t> ord_y_, tmp_y_;
     std::vector<double> ord_w_, tmp_w_;
-    // Ordering a node costs about one histogram pass: it pays only when
-    // its children will build histograms too.
+    // Ordering a node costs about one histogram pass: it pays only when its
+    // children build histograms too, and then when its rows are scattered
+    // (a small share of all) or many histogram levels lie below it (on 10^6
+    // x 20 binary rows, one thread: ordering from the root cut a depth-8
+    // fit by about a tenth and slowed a depth-4 fit by a third).
     bool wants_order(const Pending& p) const {
         const int max_depth = ctx_.opt.max_depth;
-        return targets_.labels() && ctx_.n_features >= 2 && p.tot.cnt * 16 < m_ &&
-               (max_depth < 0 || p.depth + 2 <= max_depth);
+        if (!targets_.labels() || ctx_.n_features < 2) return false;
+        if (max_depth >= 0 && p.depth + 2 > max_depth) return false;
+        return p.tot.cnt * 16 < m_ || max_depth < 0 || max_depth - p.depth >= 6;
     }
     void make_ordered(Pending& p);
     void build_hist(std::vector<double>& h, Pending& p) {
