@@ -68,43 +68,82 @@ bool built_with_openmp() {
 }
 
 // ------------------------------------------------------------------ beliefs
+// Points per block of beliefs_from_votes: the block's counts take about
+// kVoteCountBytes (second-level cache), and each member's votes for the
+// block are a run of several pages, which the hardware prefetcher streams.
+constexpr index_t kVoteCountBytes = index_t(64) << 10;
+constexpr index_t kVoteBlockMax = 16384;
+template <class Count>
+index_t vote_block(index_t C) {
+    return std::max<index_t>(256, std::min(kVoteBlockMax, kVoteCountBytes / (C * index_t(sizeof(Count)))));
+}
+
+// Counts the votes of points [lo, hi) and writes their beliefs; returns the
+// flat index (member * n + point) of the block's first bad vote, or m * n.
+template <class Count, class T>
+index_t count_vote_block(const label_t* votes, index_t m, index_t n, index_t C, index_t lo, index_t hi,
+                         T* out) {
+    const index_t w = hi - lo;
+    std::vector<Count> counts(size_t(w * C), Count(0));
+    Count* cnt = counts.data();
+    const std::uint32_t uC = std::uint32_t(C);
+    for (index_t j = 0; j < m; ++j) {
+        const label_t* row = votes + j * n + lo;
+        // Checked first in a branch-free pass (it vectorizes), so that the
+        // counting pass needs no test.
+        std::uint32_t any_bad = 0;
+        for (index_t i = 0; i < w; ++i) any_bad |= std::uint32_t(std::uint32_t(row[i]) >= uC);
+        if (any_bad) {
+            index_t i = 0;
+            while (std::uint32_t(row[i]) < uC) ++i;
+            return j * n + lo + i;
+        }
+        Count* base = cnt;
+        index_t i = 0;
+        for (; i + 4 <= w; i += 4, base += 4 * C) {
+            ++base[row[i]];
+            ++base[C + row[i + 1]];
+            ++base[2 * C + row[i + 2]];
+            ++base[3 * C + row[i + 3]];
+        }
+        for (; i < w; ++i, base += C) ++base[row[i]];
+    }
+    const T scale = T(1) / T(m);
+    T* o = out + lo * C;
+    for (index_t k = 0; k < w * C; ++k) o[k] = T(cnt[k]) * scale;
+    return m * n;
+}
+
+template <class Count, class T>
+void votes_by_block(const label_t* votes, index_t m, index_t n, index_t C, T* out);
+
 template <class T>
 void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T* out) {
     require(m >= 1, "votes: expected at least one hypothesis (m >= 1)");
     check_shape(n, C);
     // Points are processed in blocks so the block's counts stay in cache
-    // while the m vote rows stream through it.
-    constexpr index_t kBlock = 2048;
-    const index_t n_blocks = (n + kBlock - 1) / kBlock;
-    const T scale = T(1) / T(m);
+    // while the m vote rows stream through it; counts are as narrow as m
+    // allows (8 bits up to 255 members).
+    if (m <= 255) return votes_by_block<std::uint8_t>(votes, m, n, C, out);
+    if (m <= 65535) return votes_by_block<std::uint16_t>(votes, m, n, C, out);
+    return votes_by_block<std::uint32_t>(votes, m, n, C, out);
+}
+
+template <class Count, class T>
+void votes_by_block(const label_t* votes, index_t m, index_t n, index_t C, T* out) {
+    const index_t block = vote_block<Count>(C);
+    const index_t n_blocks = (n + block - 1) / block;
     // The first bad vote in (member, point) order is reported, as by CUDA,
     // whatever the thread count: the first one a block meets (members outer,
     // points inner) is that block's smallest flat index.
     const index_t none = m * n;
     index_t bad = none;
 #ifdef CREMBO_WITH_OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads_for(n* m / 8)) reduction(min : bad)
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(n* m / 8)) reduction(min : bad)
 #endif
     for (index_t b = 0; b < n_blocks; ++b) {
-        const index_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-        std::vector<std::int32_t> counts(static_cast<size_t>((hi - lo) * C), 0);
-        index_t block_bad = none;
-        for (index_t j = 0; j < m && block_bad == none; ++j) {
-            const label_t* row = votes + j * n;
-            for (index_t i = lo; i < hi; ++i) {
-                const label_t y = row[i];
-                if (y < 0 || y >= C) {
-                    block_bad = j * n + i;
-                    break;
-                }
-                ++counts[static_cast<size_t>((i - lo) * C + y)];
-            }
-        }
-        if (block_bad != none) {
-            bad = std::min(bad, block_bad);
-            continue;
-        }
-        for (index_t k = 0; k < (hi - lo) * C; ++k) out[lo * C + k] = T(counts[k]) * scale;
+        const index_t lo = b * block, hi = std::min(n, lo + block);
+        bad = std::min(bad, count_vote_block<Count>(votes, m, n, C, lo, hi, out));
     }
     if (bad != none) {
         std::ostringstream msg;

@@ -195,6 +195,35 @@ void build_histogram(const HistLayout& layout, const std::uint8_t* codes, index_
     });
 }
 
+void build_histogram_ordered(const HistLayout& layout, const std::uint8_t* row_codes, const label_t* y,
+                             const double* w, index_t n, double* h, int threads) {
+    const index_t d = layout.n_features(), S = layout.stride();
+    const bool par = threads > 1 && n * d >= kParallelWork;
+    // One contiguous group of features per thread.
+    const index_t groups = par ? std::min<index_t>(threads, d) : 1;
+    parallel_for(groups, int(groups), [&](index_t g, int) {
+        const index_t j0 = d * g / groups, j1 = d * (g + 1) / groups, nj = j1 - j0;
+        std::vector<double*> base(static_cast<size_t>(nj));
+        for (index_t j = j0; j < j1; ++j) {
+            double* hj = h + layout.feature_offset(j);
+            std::fill(hj, hj + (layout.n_bins(j) + 1) * S, 0.0);
+            base[size_t(j - j0)] = hj;
+        }
+        double* const* hb = base.data();
+        for (index_t k = 0; k < n; ++k) {
+            const std::uint8_t* r = row_codes + k * d + j0;
+            const double wk = w[k];
+            const index_t c = 2 + y[k];
+            for (index_t q = 0; q < nj; ++q) {
+                double* s = hb[q] + index_t(r[q]) * S;
+                s[0] += wk;
+                s[1] += 1.0;
+                s[c] += wk;
+            }
+        }
+    });
+}
+
 void subtract_histogram(const HistLayout& layout, double* big, const double* small) {
     const index_t H = layout.size();
     for (index_t k = 0; k < H; ++k) big[k] -= small[k];

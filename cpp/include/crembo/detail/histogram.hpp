@@ -97,6 +97,14 @@ inline void add_row(double* s, const RowTargets& t, index_t p) {
 void build_histogram(const HistLayout& layout, const std::uint8_t* codes, index_t m, const RowTargets& t,
                      const index_t* rows, index_t n, double* h, int threads);
 
+// The same histogram from a node's rows laid out in node order (single
+// labels): row_codes n x d row-major, and each row's label y and criterion
+// weight w. Every slot sums the rows in the same order as build_histogram
+// given those rows, so the result is the same bit for bit; reading is
+// sequential, which pays once a node holds a small share of scattered rows.
+void build_histogram_ordered(const HistLayout& layout, const std::uint8_t* row_codes, const label_t* y,
+                             const double* w, index_t n, double* h, int threads);
+
 // big -= small, slot by slot (a sibling's histogram from its parent's).
 void subtract_histogram(const HistLayout& layout, double* big, const double* small);
 
