@@ -18,8 +18,8 @@ import numpy as np
 from sklearn.model_selection import KFold, train_test_split
 
 from crembo import CREMBOClassifier, default_teacher
-from crembo.datasets import load_dataset
-from crembo.metrics import agreement
+from crembo.evaluation.datasets import load_dataset
+from crembo.evaluation.metrics import agreement
 
 
 def nearest_to(fixed_t):

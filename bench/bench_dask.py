@@ -82,7 +82,7 @@ def one_tree_crembo(client, X, y, depth):
     and the fit, timed apart."""
     from crembo.dask import _bins
     from crembo.dask._tree import TreeFitter, _sum_tree
-    from crembo.tree import HistTreeClassifier
+    from crembo.trees.hist import HistTreeClassifier
 
     from dask import delayed
 

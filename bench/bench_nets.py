@@ -217,7 +217,7 @@ def stability_protocol(X, y, X_test, y_test, cfg, methods, device, seed, jobs, t
 
 
 def summarize(folds, y_test, methods):
-    from crembo.metrics import agreement
+    from crembo.evaluation.metrics import agreement
 
     y_test = np.asarray(y_test)
 

@@ -16,7 +16,7 @@ full depth) and measures
 * identity on the --rows rows: predict, predict_proba and apply of FastTree
   against scikit-learn (the number of differing rows must be 0);
 * with a C++ compiler and CMake (default): writes each tree as a FastTree
-  file and as generated C++ (crembo.export.export_cpp), builds the CMake
+  file and as generated C++ (crembo.trees.export.export_cpp), builds the CMake
   target ``crembo_bench_predict`` with them compiled in, and runs it on the
   same rows (float32): the header-only evaluator and the generated code,
   per call and per batch, and their disagreement count.
@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
 from crembo import _core
-from crembo.export import FastTree, export_cpp
+from crembo.trees.export import FastTree, export_cpp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def onnx_session(tree):
     try:
         import onnxruntime as ort
 
-        from crembo.export import export_onnx
+        from crembo.trees.export import export_onnx
     except ImportError:
         return None
     try:

@@ -51,7 +51,7 @@ from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
 import crembo
-from crembo.datasets import load_dataset
+from crembo.evaluation.datasets import load_dataset
 from crembo.nn import prune
 from crembo.nn.accounting import count_parameters
 from crembo.nn.models import MLP, SmallCNN
@@ -369,7 +369,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--tabular", default="breast_cancer,dermatology", help="comma-separated crembo.datasets names for the MLP"
+        "--tabular",
+        default="breast_cancer,dermatology",
+        help="comma-separated crembo.evaluation.datasets names for the MLP",
     )
     parser.add_argument("--quick", action="store_true", help="one seed, fewer epochs")
     parser.add_argument("--no-crembo", action="store_true", help="skip the compress-then-distil part")

@@ -37,7 +37,7 @@ from sklearn.datasets import load_diabetes, make_friedman1
 from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.model_selection import KFold, RepeatedKFold, train_test_split
 
-from crembo.regression import (
+from crembo.compress.regression import (
     CREMBORegressor,
     default_regression_student,
     default_regression_teacher,

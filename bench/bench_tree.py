@@ -13,7 +13,7 @@ fit       Single-fit time against scikit-learn's DecisionTreeClassifier at
 parity    Test accuracy of HistTreeClassifier against DecisionTreeClassifier
           (depth 4, balanced classes: the paper's student) on the paper's five
           data sets and a synthetic one, 10-fold cross-validation x 2
-          repeats (crembo.evaluation.generalization, the same folds and the
+          repeats (crembo.evaluation.protocol.generalization, the same folds and the
           same teacher for both students): BM (the tree on the true labels)
           and CREMBO (default settings). Mean accuracy, paired difference and
           its standard error over the folds.
@@ -63,8 +63,8 @@ from sklearn.tree import DecisionTreeClassifier
 
 import crembo
 from crembo import BinnedData, HistTreeClassifier, _core
-from crembo.datasets import DATASETS, load_dataset
-from crembo.evaluation import generalization
+from crembo.evaluation.datasets import DATASETS, load_dataset
+from crembo.evaluation.protocol import generalization
 
 from _common import crembo_data, data_key, loadavg, log  # noqa: E402  (bench/ is on sys.path as a script)
 
@@ -442,7 +442,7 @@ def part_crembo(args):
         rows.append(run_crembo(name, HistTreeClassifier(max_depth=4, **tree_kw), kw, rf, data, args.repeats))
     # The teacher's share: beliefs on the transfer set alone, counted by the
     # native forest (what CREMBO uses) and by the members' own predict.
-    from crembo.teachers import _member_votes
+    from crembo.compress.teachers import _member_votes
 
     Xs = Xtr[: int(0.85 * len(Xtr))]
     t = timed(lambda: crembo.teacher_beliefs(rf, Xs, n_jobs=2), args.repeats)

@@ -1,6 +1,6 @@
 """The configuration study behind CREMBOClassifier's defaults.
 
-Every configuration is run through the paper's protocol (``crembo.evaluation``:
+Every configuration is run through the paper's protocol (``crembo.evaluation.protocol``:
 10-fold cross-validated accuracy, and the agreement of the 10 fold-trained
 students on a fixed 15% test split), next to the baselines BM and VT, which
 use the paper's student (a depth-4 scikit-learn tree with balanced classes).
@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import make_classification
 
-from crembo.datasets import load_dataset
-from crembo.evaluation import generalization, stability
-from crembo.memo import default_student
+from crembo.evaluation.datasets import load_dataset
+from crembo.evaluation.protocol import generalization, stability
+from crembo.compress.memo import default_student
 from crembo import specs
-from crembo.paper import teacher_label
-from crembo.tree import HistTreeClassifier
+from crembo.evaluation.paper import teacher_label
+from crembo.trees.hist import HistTreeClassifier
 
 PAPER_SETS = ("iris", "breast_cancer", "heart", "dermatology", "arrhythmia")
 

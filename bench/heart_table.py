@@ -20,8 +20,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 
 from crembo import CREMBOClassifier
-from crembo.datasets import heart_table, load_heart
-from crembo.export import export_rules
+from crembo.evaluation.datasets import heart_table, load_heart
+from crembo.trees.export import export_rules
 
 
 def native(seed):

@@ -23,9 +23,9 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 import crembo
-from crembo.datasets import load_dataset
-from crembo.estimators import default_teacher
-from crembo.memo import default_student
+from crembo.evaluation.datasets import load_dataset
+from crembo.compress.estimators import default_teacher
+from crembo.compress.memo import default_student
 
 SETTINGS = {
     "old": dict(warm_start=False, adaptive_eta=False),

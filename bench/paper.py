@@ -5,7 +5,7 @@ The same as `crembo paper`; see crembo/paper.py for what is measured.
 
 import sys
 
-from crembo.paper import main
+from crembo.evaluation.paper import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,8 +29,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
 from crembo import CREMBOClassifier
-from crembo.datasets import load_dataset
-from crembo.estimators import default_teacher
+from crembo.evaluation.datasets import load_dataset
+from crembo.compress.estimators import default_teacher
 
 
 def data(name):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crembo import _core
-from crembo.datasets import DATA_DIR_ENV
+from crembo.evaluation.datasets import DATA_DIR_ENV
 
 # The UCI data sets of the reference protocol: crembo reads them from its data
 # home (data_dir, then CREMBO_DATA_DIR, then ~/crembo_data) and never searches

@@ -13,8 +13,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import crembo
-from crembo import cli
-from crembo.export import FastTree
+from crembo.cli import commands as cli
+from crembo.trees.export import FastTree
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 FAST = ["--n-thresholds", "4", "-q"]
@@ -326,13 +326,13 @@ def test_export_subcommand(table, tmp_path, capsys):
 
 def test_paper_forwards_its_arguments(monkeypatch, capsys):
     seen = []
-    fake = types.ModuleType("crembo.paper")
+    fake = types.ModuleType("crembo.evaluation.paper")
     fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "crembo.paper", fake)
+    monkeypatch.setitem(sys.modules, "crembo.evaluation.paper", fake)
     monkeypatch.setattr(crembo, "paper", fake, raising=False)
     rc, _, _ = run_cli(["paper", "--quick", "--seed", "3"], capsys)
     assert rc == 0 and seen == [["--quick", "--seed", "3"]]
-    monkeypatch.setitem(sys.modules, "crembo.paper", None)
+    monkeypatch.setitem(sys.modules, "crembo.evaluation.paper", None)
     monkeypatch.delattr(crembo, "paper", raising=False)
     rc, _, err = run_cli(["paper", "--quick"], capsys)
     assert_one_line_error(rc, err, "paper reproduction is not available")
@@ -368,7 +368,7 @@ def _leftovers(parent):
 
 def _no_fit(monkeypatch):
     """Make any fit fail loudly: the checks under test must come first."""
-    from crembo.estimators import CREMBOClassifier
+    from crembo.compress.estimators import CREMBOClassifier
 
     def fit(self, *args, **kwargs):
         raise AssertionError("the output folder must be checked before fitting")
@@ -643,13 +643,13 @@ def test_evaluate_refuses_categorical_columns_a_numeric_student_never_saw(table,
 
 
 def test_teacher_names_mean_the_same_as_in_the_paper_bench():
-    from crembo.paper import TEACHERS as PAPER_TEACHERS
+    from crembo.evaluation.paper import TEACHERS as PAPER_TEACHERS
 
     for cli_name, paper_name in (("random-forest", "random_forest"), ("mlp", "mlp")):
         a, b = cli.make_teacher(cli_name, 0), PAPER_TEACHERS[paper_name](0)
         assert repr(a) == repr(b), (cli_name, a, b)
     # the student "tree:4" is crembo's histogram tree in the CLI as in Python
-    from crembo.tree import HistTreeClassifier, resolve_student
+    from crembo.trees.hist import HistTreeClassifier, resolve_student
 
     assert isinstance(cli.parse_student("tree:4", 0), HistTreeClassifier)
     assert isinstance(resolve_student("tree:4"), HistTreeClassifier)

@@ -1033,8 +1033,8 @@ def test_device_has_one_default_across_crembo():
     # network an estimator builds trains on CUDA when PyTorch sees one.
     import inspect
 
-    import crembo.regression as cr
-    from crembo.teachers import teacher_beliefs
+    import crembo.compress.regression as cr
+    from crembo.compress.teachers import teacher_beliefs
 
     funcs = [getattr(cc, n) for n in DEVICE_CALLS] + [teacher_beliefs]
     funcs += [cr.regression_point_depth, cr.regression_depth, cr.regression_violations]

@@ -20,7 +20,7 @@ from crembo import CREMBOClassifier as LocalCREMBO  # noqa: E402
 from crembo.dask import BinEdges, CREMBOClassifier  # noqa: E402
 from crembo.dask import _bins  # noqa: E402
 from crembo.dask._tree import TreeFitter  # noqa: E402
-from crembo.tree import HistTreeClassifier, tree_student  # noqa: E402
+from crembo.trees.hist import HistTreeClassifier, tree_student  # noqa: E402
 
 
 @pytest.fixture(scope="module")

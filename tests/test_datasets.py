@@ -1,10 +1,10 @@
-"""Tests of crembo.datasets: the five data sets of the reference protocol."""
+"""Tests of crembo.evaluation.datasets: the five data sets of the reference protocol."""
 
 import numpy as np
 import pytest
 
-from crembo import datasets
-from crembo.datasets import (
+from crembo.evaluation import datasets
+from crembo.evaluation.datasets import (
     DATASETS,
     Dataset,
     find_data_dir,
@@ -236,7 +236,7 @@ def test_env_var_works_from_any_working_folder(monkeypatch, tmp_path, data_dir):
 
 # ------------------------------------------ one CSV reader, one table holder
 def test_read_csv_rows(tmp_path):
-    from crembo.datasets import read_csv_rows
+    from crembo.evaluation.datasets import read_csv_rows
 
     p = tmp_path / "t.csv"
     p.write_text("a, b\n1,2\n\n3,4\n , \n")
@@ -259,8 +259,8 @@ def test_read_csv_rows(tmp_path):
 
 
 def test_the_command_line_reads_tables_into_datasets(tmp_path):
-    from crembo import cli
-    from crembo.datasets import Dataset
+    from crembo.cli import commands as cli
+    from crembo.evaluation.datasets import Dataset
 
     p = tmp_path / "pets.csv"
     p.write_text("x,z,label\n1,2,cat\n3,4,dog\n5,6,cat\n")

@@ -12,11 +12,11 @@ from sklearn.tree import DecisionTreeClassifier
 
 import crembo
 from crembo import _core
-from crembo.augment import munge
-from crembo.estimators import CREMBOClassifier, LabelDistiller, default_teacher
-from crembo.evaluation import generalization, stability
-from crembo.students import set_leaf_beliefs
-from crembo.tree import HistTreeClassifier
+from crembo.compress.augment import munge
+from crembo.compress.estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from crembo.evaluation.protocol import generalization, stability
+from crembo.compress.students import set_leaf_beliefs
+from crembo.trees.hist import HistTreeClassifier
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +278,7 @@ def test_auto_settings_follow_the_student_and_the_size(iris):
     assert not any(r["stage"] == "cv" for r in lin.trace_)  # other students keep one validation split
     assert lin._leaf_values == "student"
     # beyond AUTO_MAX_ROWS labelled rows: one split and no synthetic rows
-    from crembo import estimators
+    from crembo.compress import estimators
 
     old = estimators.AUTO_MAX_ROWS
     try:

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import crembo
 from crembo import CREMBOClassifier, LabelDistiller, teacher_beliefs
-from crembo.students import AllowedLabelStudent
+from crembo.compress.students import AllowedLabelStudent
 
 TRACE_KEYS = {"stage", "threshold", "consistent", "violations", "rounds", "validation_score", "fit_seconds"}
 TIMING_KEYS = {"teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits", "total", "overhead"}
@@ -887,7 +887,7 @@ def test_cv_sweep_scores_out_of_fold_and_refits_on_all_rows(fitted_teacher, iris
         refit = [r for r in est.trace_ if r["stage"] == "refit"]
         assert len(refit) == 1 and refit[0]["threshold"] == est.threshold_
     assert np.mean(est.predict(X) == y) > 0.9
-    from crembo.evaluation import _with_selection
+    from crembo.evaluation.protocol import _with_selection
 
     with pytest.raises(ValueError, match="without cv"):
         _with_selection(est, "one_se")

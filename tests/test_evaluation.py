@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from crembo.evaluation import generalization
+from crembo.evaluation.protocol import generalization
 
 
 @pytest.fixture(scope="module")

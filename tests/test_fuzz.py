@@ -535,7 +535,7 @@ def test_memo_with_odd_arguments(P, data):
             )
         else:
             kwargs[key] = data.draw(scalars)
-    res = check_clear(crembo.memo, X, P, **kwargs)
+    res = check_clear(crembo.compress.memo, X, P, **kwargs)
     if res is not None and res.student is not None:
         # the reported depth is the student's real depth on the transfer set
         pred = res.student.predict(X)

@@ -14,7 +14,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import crembo
 from crembo import _core
-from crembo.export import FastTree
+from crembo.trees.export import FastTree
 
 # The reproducer: a root split with two leaves, missing_go_to_left omitted.
 SMALL = dict(

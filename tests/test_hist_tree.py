@@ -15,8 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import crembo
 from crembo import BinnedData, HistTreeClassifier, tree_student
-from crembo.students import StudentTrainer
-from crembo.tree import resolve_student
+from crembo.compress.students import StudentTrainer
+from crembo.trees.hist import resolve_student
 
 
 # ---------------------------------------------------------------- helpers
@@ -528,7 +528,7 @@ def test_accuracy_near_sklearn_on_breast_cancer():
 
 
 def test_export_reads_the_tree():
-    export = pytest.importorskip("crembo.export")
+    export = pytest.importorskip("crembo.trees.export")
     X, y = load_iris(return_X_y=True)
     X = X.copy()
     X[::7, 1] = np.nan

@@ -1,4 +1,4 @@
-"""MEMO: ``crembo.memo`` and the native ``_core.memo_search`` on constructed
+"""MEMO: ``crembo.compress.memo`` and the native ``_core.memo_search`` on constructed
 cases with known answers, against the reference search in ``reference.py``."""
 
 import math

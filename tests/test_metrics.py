@@ -1,11 +1,11 @@
-"""Tests of crembo.metrics: agreement, depth statistics and perturbations."""
+"""Tests of crembo.evaluation.metrics: agreement, depth statistics and perturbations."""
 
 import math
 
 import numpy as np
 import pytest
 
-from crembo.metrics import (
+from crembo.evaluation.metrics import (
     add_feature_noise,
     agreement,
     agreement_of,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from crembo import paper
+from crembo.evaluation import paper
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 from crembo import CREMBOClassifier, teacher_beliefs  # noqa: E402
-from crembo.plots import plot_depth_profile, plot_threshold_search, plot_tree  # noqa: E402
+from crembo.evaluation.plots import plot_depth_profile, plot_threshold_search, plot_tree  # noqa: E402
 
 
 @pytest.fixture(scope="module")

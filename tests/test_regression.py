@@ -24,7 +24,7 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from crembo import _core
-from crembo.regression import (
+from crembo.compress.regression import (
     CREMBORegressor,
     LabelDistillerRegressor,
     hypothesis_intervals,
@@ -522,8 +522,8 @@ def test_regression_agreement():
 
 # ------------------------------------------------------------ export and CLI
 def test_exports_predict_like_the_tree(friedman, tmp_path):
-    from crembo.export import FastTree
-    from crembo.export_regression import (
+    from crembo.trees.export import FastTree
+    from crembo.trees.export_regression import (
         export_regression_cpp,
         export_regression_native,
         export_regression_rules,
@@ -549,7 +549,7 @@ def test_generated_cpp_agrees_with_the_tree(friedman, tmp_path):
     import shutil
     import subprocess
 
-    from crembo.export_regression import export_regression_cpp
+    from crembo.trees.export_regression import export_regression_cpp
 
     cxx = shutil.which("c++") or shutil.which("g++")
     if cxx is None:
@@ -579,8 +579,8 @@ def test_cli_compress_evaluate_export_regression(friedman, tmp_path, capsys):
 
     import pandas as pd
 
-    from crembo.cli import main
-    from crembo.cli_regression import infer_task
+    from crembo.cli.commands import main
+    from crembo.cli.regression import infer_task
 
     X, y = friedman
     df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
@@ -737,7 +737,7 @@ def test_crembo_with_the_native_interval_tree(friedman):
     assert isinstance(est.student_, HistTreeRegressor)
     assert est.score(X, y) > 0.4
     assert 0 < est.level_ <= 0.5
-    from crembo.export_regression import regression_fast_tree
+    from crembo.trees.export_regression import regression_fast_tree
 
     np.testing.assert_array_equal(regression_fast_tree(est).predict(X), est.predict(X))
 
@@ -745,7 +745,7 @@ def test_crembo_with_the_native_interval_tree(friedman):
 # ------------------------------------------------------------------ CUDA twins
 def test_cuda_twins_are_absent_or_agree_with_the_cpu():
     import crembo
-    from crembo.regression import regression_violations
+    from crembo.compress.regression import regression_violations
 
     rng = np.random.default_rng(13)
     H = np.concatenate([rng.normal(size=(300, 11)), tied_hypotheses(rng, n=300, m=11)])

@@ -7,9 +7,13 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from crembo import cli, paper, specs
-from crembo.cli_regression import make_regression_teacher, parse_regression_student
-from crembo.tree import HistTreeClassifier, resolve_student
+from crembo import specs
+
+from crembo.cli import commands as cli
+
+from crembo.evaluation import paper
+from crembo.cli.regression import make_regression_teacher, parse_regression_student
+from crembo.trees.hist import HistTreeClassifier, resolve_student
 
 
 def _all(role, task):

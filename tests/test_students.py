@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-from crembo.students import AllowedLabelStudent, StudentTrainer, proba_in_classes, supports_multioutput
+from crembo.compress.students import AllowedLabelStudent, StudentTrainer, proba_in_classes, supports_multioutput
 
 CLASSES = np.array(["ant", "bee", "cat"])
 

@@ -12,7 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 from crembo import CREMBOClassifier, HistTreeClassifier, teacher_beliefs
 from crembo.compress import SweepCandidate, SweepResult, cv_sweep, holdout_sweep, select_candidate
 from crembo.compress.sweep import sweep_thresholds
-from crembo.students import StudentTrainer
+from crembo.compress.students import StudentTrainer
 
 
 def result(scores, n_validation=100):
@@ -133,7 +133,7 @@ def test_holdout_candidates_are_the_students_and_memo_mode_has_no_sweep(iris, te
 
 
 def test_a_fit_reselected_by_evaluation_matches_a_fit_with_that_rule(iris, teacher):
-    from crembo.evaluation import _with_selection
+    from crembo.evaluation.protocol import _with_selection
 
     X, y = iris
     kw = dict(cv=None, augment=0, random_state=0)
@@ -200,7 +200,7 @@ def test_a_passed_deadline_still_tries_the_first_threshold(iris, teacher):
 
 @pytest.mark.parametrize("scoring", ["rmse", "r2"])
 def test_regressor_sweep_result_and_error_scores(scoring):
-    from crembo.regression import CREMBORegressor
+    from crembo.compress.regression import CREMBORegressor
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))

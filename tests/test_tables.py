@@ -15,9 +15,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from crembo import CREMBOClassifier, LabelDistiller
-from crembo.augment import munge
-from crembo.tables import check_weights, unlabeled_mask
-from crembo.tree import HistTreeClassifier
+from crembo.compress.augment import munge
+from crembo.compress.tables import check_weights, unlabeled_mask
+from crembo.trees.hist import HistTreeClassifier
 
 
 @pytest.fixture(scope="module")
@@ -507,7 +507,7 @@ def test_categorical_bad_inputs():
 def test_categorical_tree_pickles_and_exports():
     import pickle
 
-    from crembo.export import (
+    from crembo.trees.export import (
         FastTree,
         export_cpp,
         export_dot,
@@ -564,7 +564,7 @@ def test_distillers_take_categorical_dataframes(cls):
     new.loc[:, "cat"] = "never seen"
     assert est.predict(new).shape == (10,)
     if cls is CREMBOClassifier:
-        from crembo.export import export_rules
+        from crembo.trees.export import export_rules
 
         assert "cat in {" in export_rules(est) or "cat not in {" in export_rules(est)
 
@@ -583,7 +583,7 @@ def test_categorical_dataframe_with_a_teacher_that_refuses_strings():
 def test_onnx_export_of_hist_tree(n_classes):
     pytest.importorskip("skl2onnx")
     ort = pytest.importorskip("onnxruntime")
-    from crembo.export import export_onnx
+    from crembo.trees.export import export_onnx
 
     X, y = make_classification(
         n_samples=1500, n_features=6, n_informative=4, n_classes=n_classes, random_state=n_classes

@@ -24,7 +24,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from crembo import teacher_beliefs
-from crembo.teachers import is_voting_ensemble, teacher_classes
+from crembo.compress.teachers import is_voting_ensemble, teacher_classes
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +224,9 @@ def test_bad_teachers_and_methods(wine):
 
 # ------------------------------------------------------- the native forest
 # Forests, extra trees and bagged trees are counted by crembo._core.VoteForest
-# (crembo.teachers._native_beliefs); everything else by the members' predict.
+# (crembo.compress.teachers._native_beliefs); everything else by the members' predict.
 from crembo import _core  # noqa: E402
-from crembo import teachers as _teachers  # noqa: E402
+from crembo.compress import teachers as _teachers  # noqa: E402
 
 
 def _no_member_predict(monkeypatch):

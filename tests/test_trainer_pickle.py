@@ -7,8 +7,8 @@ import joblib
 import numpy as np
 
 from crembo import CREMBOClassifier
-from crembo.students import StudentTrainer
-from crembo.tree import tree_student
+from crembo.compress.students import StudentTrainer
+from crembo.trees.hist import tree_student
 
 
 def test_trainer_pickles_and_fits_after():

@@ -18,8 +18,8 @@ from crembo._validation import (
     check_positive_int,
     validate_params,
 )
-from crembo.regression import CREMBORegressor, LabelDistillerRegressor, regression_memo
-from crembo.regression_tree import HistTreeRegressor
+from crembo.compress.regression import CREMBORegressor, LabelDistillerRegressor, regression_memo
+from crembo.trees.hist_regression import HistTreeRegressor
 
 ESTIMATORS = [CREMBOClassifier, LabelDistiller, CREMBORegressor, LabelDistillerRegressor, HistTreeClassifier]
 ESTIMATORS += [HistTreeRegressor]

@@ -7,7 +7,7 @@ student that is *deep*, central with respect to the teacher's belief
 ``p(y|x)``, and choose its depth level on validation data.
 """
 
-from . import _native
+from . import _compat, _native
 from ._validation import Beliefs
 from .core import (
     allowed_labels,
@@ -21,13 +21,21 @@ from .core import (
     max_achievable_depth,
     point_depth,
 )
-from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
-from .memo import MemoResult, default_student, memo
-from .regression import CREMBORegressor, LabelDistillerRegressor
-from .regression_tree import HistTreeRegressor
-from .teachers import teacher_beliefs
-from .tree import BinnedData, HistTreeClassifier, tree_student
+from .compress.estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from .compress.memo import MemoResult, default_student, memo
+from .compress.regression import CREMBORegressor, LabelDistillerRegressor
+from .trees.hist_regression import HistTreeRegressor
+from .compress.teachers import teacher_beliefs
+from .trees.hist import BinnedData, HistTreeClassifier, tree_student
 from .trees import FastTree
+
+_compat.install()
+
+
+def __getattr__(name):
+    """Old module paths as attributes (``crembo.tree``), with a warning."""
+    return _compat.module_getattr(name)
+
 
 __version__ = _native.version
 

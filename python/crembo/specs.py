@@ -254,7 +254,7 @@ def mlp_teacher(random_state: int | None = None) -> Any:
 
 
 def _hist_tree(depth, seed):
-    from .tree import tree_student
+    from .trees.hist import tree_student
 
     return tree_student(depth)
 
@@ -296,7 +296,7 @@ def _ridge(alpha, seed):
 
 
 def _random_forest(_, seed):
-    from .estimators import default_teacher
+    from .compress.estimators import default_teacher
 
     return default_teacher(seed)
 
@@ -313,7 +313,7 @@ def _mlp(_, seed):
 
 
 def _random_forest_regressor(_, seed):
-    from .regression import default_regression_teacher
+    from .compress.regression import default_regression_teacher
 
     return default_regression_teacher(seed)
 

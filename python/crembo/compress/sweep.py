@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from .. import _native
-from ..students import StudentTrainer, set_leaf_beliefs
+from .students import StudentTrainer, set_leaf_beliefs
 
 __all__ = [
     "SCORERS",

@@ -5,7 +5,7 @@ their counts when it has at most ``sketch_size`` of them (exact), otherwise
 ``sketch_size`` evenly spaced order statistics, each standing for an equal
 share of the partition's rows. Summaries merge by adding the weights of
 equal values. The edges then follow the rule of the in-memory binning
-(``crembo.tree.BinnedData``): with at most ``max_bins`` distinct values in
+(``crembo.trees.hist.BinnedData``): with at most ``max_bins`` distinct values in
 all the data every value gets its own bin (exactly the in-memory bins);
 otherwise bins of about equal row weight, a value never straddling two.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tree import MAX_BINS, BinnedData
+from ..trees.hist import MAX_BINS, BinnedData
 
 #: Slots per feature in the lo/hi tables (the native layout).
 BIN_SLOTS = 256
@@ -166,7 +166,7 @@ class BinEdges:
 
     def binned(self, X):
         """``X`` (a NumPy array) binned with these edges as a
-        ``crembo.tree.BinnedData``, for an in-memory ``HistTreeClassifier``
+        ``crembo.trees.hist.BinnedData``, for an in-memory ``HistTreeClassifier``
         to fit on the same bins as the distributed tree."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:

@@ -13,10 +13,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import MAX_INT, Interval, Options, ParamsValidationMixin, seed_from
-from ..memo import MEMO_PARAMETERS
-from ..students import LEAF_VALUES
-from ..teachers import BELIEF_METHODS, teacher_classes, unwrap_teacher
-from ..tree import MAX_BINS, HistTreeClassifier, resolve_student
+from ..compress.memo import MEMO_PARAMETERS
+from ..compress.students import LEAF_VALUES
+from ..compress.teachers import BELIEF_METHODS, teacher_classes, unwrap_teacher
+from ..trees.hist import MAX_BINS, HistTreeClassifier, resolve_student
 from . import _bins, _kernels as K
 from ._tree import TreeFitter, _add, _sum_tree
 
@@ -640,7 +640,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         the rows one worker can hold; the sweep's fits on the cluster."""
         import joblib
 
-        from ..estimators import CREMBOClassifier as LocalCREMBO
+        from ..compress.estimators import CREMBOClassifier as LocalCREMBO
 
         n_all = int(sum(i["n"] for i in infos))
         C = len(self.classes_)

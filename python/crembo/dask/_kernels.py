@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _native
-from ..teachers import teacher_beliefs
+from ..compress.teachers import teacher_beliefs
 
 # ------------------------------------------------------------------ inputs
 
@@ -205,7 +205,7 @@ def predict_labels(est, X):
 
 
 def predict_proba(est, X, classes):
-    from ..students import proba_in_classes
+    from ..compress.students import proba_in_classes
 
     return proba_in_classes(est, X, classes)
 

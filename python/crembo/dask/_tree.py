@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import clone
 
 from .. import _native
-from ..tree import HistTree, HistTreeClassifier, _int_param
+from ..trees.hist import HistTree, HistTreeClassifier, _int_param
 
 #: Open nodes whose histograms one task builds at once (bounds the memory
 #: of a level's histograms: nodes x features x bins x (classes + 2) doubles).

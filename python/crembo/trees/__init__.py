@@ -1,12 +1,13 @@
-"""Trees: the flat representation of a fitted tree and its native evaluator.
+"""Trees: the native histogram learners, the tree representation and its exports.
 
-* :mod:`crembo.trees.representation`: :class:`FlatTree` (a fitted tree as
-  per-node arrays), :func:`flatten_tree` / :func:`flatten_regression_tree`
-  (read any supported tree into one) and :class:`FastTree` (the arrays
-  walked in C++).
-* :mod:`crembo.trees.codegen`: C++ source of a flattened tree.
-
-The export formats (:mod:`crembo.export`) build on these.
+* :mod:`~crembo.trees.hist`: ``HistTreeClassifier`` and ``BinnedData``;
+* :mod:`~crembo.trees.hist_regression`: ``HistTreeRegressor``;
+* :mod:`~crembo.trees.representation`: ``FlatTree``, ``flatten_tree`` and the
+  native predictor ``FastTree``;
+* :mod:`~crembo.trees.codegen`: C++ source of a flattened tree;
+* :mod:`~crembo.trees.export`, :mod:`~crembo.trees.export_regression`,
+  :mod:`~crembo.trees.onnx`: rules, Graphviz, C++, native and ONNX exports,
+  built on the representation.
 """
 
 from .representation import FastTree, FlatTree, flatten_regression_tree, flatten_tree

@@ -7,7 +7,7 @@ multi-output tree student of the paper's oracle, or any object with a
 scikit-learn-like ``tree_``) is read once into a :class:`FlatTree`: per-node
 arrays in scikit-learn's layout plus what each leaf predicts.
 :class:`FastTree` walks those arrays in C++. The export formats
-(:mod:`crembo.export`, :mod:`crembo.export_regression`), the plots and the
+(:mod:`crembo.trees.export`, :mod:`crembo.trees.export_regression`), the plots and the
 teachers build on this module; it imports none of them.
 
 Comparison semantics are scikit-learn's: a feature is cast to float32 and
@@ -169,7 +169,7 @@ def is_regression_model(model) -> bool:
 
 
 def is_allowed_label_student(model) -> bool:
-    """True for an allowed-label student (``crembo.students.AllowedLabelStudent``
+    """True for an allowed-label student (``crembo.compress.students.AllowedLabelStudent``
     or a look-alike): a multi-output ``estimator`` read through ``allowed_scores``."""
     return callable(getattr(model, "allowed_scores", None)) and hasattr(model, "estimator")
 
@@ -444,7 +444,7 @@ def flatten_regression_tree(model, *, precision: str = "float32") -> FlatTree:
             "students can be exported"
         )
     if not is_regression_model(tree):
-        raise TypeError(f"{name} is not a regressor; use crembo.export for classification trees")
+        raise TypeError(f"{name} is not a regressor; use crembo.trees.export for classification trees")
     left, right, feature, threshold, value, nan_left, samples = tree_arrays(tree.tree_, name)
     value = value.reshape(len(left), -1)
     if value.shape[1] != 1:
@@ -644,7 +644,7 @@ class FastTree(_native.FastTree):
         return tree
 
     def to_cpp(self, name: str = "crembo_tree", *, precision: str = "float32", feature_names=None) -> str:
-        """Self-contained C++ source of this tree (see :func:`crembo.export.export_cpp`)."""
+        """Self-contained C++ source of this tree (see :func:`crembo.trees.export.export_cpp`)."""
         check_identifier(name)
         return cpp_source(flatten_tree(self, precision=precision), name=name, feature_names=feature_names)
 

@@ -45,9 +45,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import _native
-from ._deprecation import warn_renamed
-from ._validation import MAX_INT, Interval, Options, ParamsValidationMixin, check_int
+from .. import _native
+from .._deprecation import warn_renamed
+from .._validation import MAX_INT, Interval, Options, ParamsValidationMixin, check_int
 
 __all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
 
@@ -882,7 +882,7 @@ def resolve_student(student):
     :mod:`crembo.specs`) as a new estimator; anything else is returned
     unchanged."""
     if isinstance(student, str):
-        from .specs import make
+        from ..specs import make
 
         try:
             return make(student, "student", "classification")

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import specs
-from .cli import (
+from .. import specs
+from .commands import (
     CLIError,
     EXPORT_FORMATS,
     _align_to_model,
@@ -38,7 +38,7 @@ from .cli import (
     read_table,
     teacher_name,
 )
-from .datasets import Dataset, PathLike
+from ..evaluation.datasets import Dataset, PathLike
 
 __all__ = ["infer_task", "compress_regression", "evaluate_regression", "export_regression", "REGRESSION_EXPORT_FORMATS"]
 
@@ -97,7 +97,8 @@ def regression_scores(y: ArrayLike, pred: ArrayLike, teacher_pred: ArrayLike | N
 
 
 def _regression_export_text(student, fmt, *, name, feature_names):
-    from . import export, export_regression
+    from ..trees import export
+    from ..trees import export_regression
 
     if fmt == "rules":
         return export_regression.export_regression_rules(student, feature_names=feature_names)
@@ -137,7 +138,7 @@ def compress_regression(args: argparse.Namespace, table: Dataset | None = None) 
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
-    from .regression import CREMBORegressor
+    from ..compress.regression import CREMBORegressor
 
     formats = [f.strip().lower() for f in args.export.split(",") if f.strip()] if args.export else []
     bad = [f for f in formats if f not in REGRESSION_EXPORT_FORMATS]

@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import specs
-from .datasets import Dataset, PathLike, read_csv_rows
+from .. import specs
+from ..evaluation.datasets import Dataset, PathLike, read_csv_rows
 
 __all__ = ["main"]
 
@@ -35,9 +35,9 @@ class CLIError(Exception):
 
 
 def _demo(args):
-    from .datasets import DATASETS, load_dataset
-    from .estimators import CREMBOClassifier
-    from .evaluation import format_table, generalization, stability
+    from ..evaluation.datasets import DATASETS, load_dataset
+    from ..compress.estimators import CREMBOClassifier
+    from ..evaluation.protocol import format_table, generalization, stability
 
     if args.dataset not in DATASETS:
         raise CLIError(f"unknown data set {args.dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -161,7 +161,7 @@ def _parse_cells(values):
 
 def _read_csv_plain(path, sep):
     """Header and text columns of a CSV file (no pandas): crembo's one CSV
-    reader, :func:`crembo.datasets.read_csv_rows`."""
+    reader, :func:`crembo.evaluation.datasets.read_csv_rows`."""
     try:
         header, body, _ = read_csv_rows(path, sep=sep)
     except ValueError as exc:
@@ -177,7 +177,7 @@ def read_table(
     use_pandas: bool | None = None,
     categorical: bool = False,
 ) -> Dataset:
-    """Read a CSV (or TSV) or Parquet file into a :class:`crembo.datasets.Dataset`.
+    """Read a CSV (or TSV) or Parquet file into a :class:`crembo.evaluation.datasets.Dataset`.
 
     Every column but ``label`` (and ``drop``) is a feature. By default each
     must be numeric without missing values. With ``categorical=True`` (what
@@ -356,7 +356,7 @@ def _load_pickle(path, what):
 
 
 def _is_fitted(est):
-    from ._validation import is_fitted
+    from .._validation import is_fitted
 
     return is_fitted(est)
 
@@ -409,7 +409,7 @@ def _takes_categories(est):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-    from .tree import HistTreeClassifier
+    from ..trees.hist import HistTreeClassifier
 
     if isinstance(est, Pipeline):
         return bool(est.steps) and _takes_categories(est.steps[0][1])
@@ -451,8 +451,8 @@ def check_inputs(table: Dataset, teacher: Any, teacher_name: str, student: Any) 
     """
     if not table.categorical and not table.missing:
         return
-    from .tables import allows_nan
-    from .tree import MAX_BINS
+    from ..compress.tables import allows_nan
+    from ..trees.hist import MAX_BINS
 
     builtin = teacher_name in TEACHERS
     who = f"the {teacher_name} teacher" if builtin else f"the teacher ({type(teacher).__name__})"
@@ -500,7 +500,7 @@ def _check_student_input(table, student):
     """For ``crembo evaluate``: the saved student must know the categories of
     each categorical column (a tree student saved by ``crembo compress``
     from such a table does) and accept the missing values."""
-    from .tables import allows_nan
+    from ..compress.tables import allows_nan
 
     mask = getattr(student, "is_categorical_", None)
     cats = getattr(student, "categories_", None)
@@ -674,7 +674,7 @@ def write_export(
     """Write one export of a tree student; CLIError when it is not a tree."""
     from pathlib import Path
 
-    from . import export
+    from ..trees import export
 
     try:
         if fmt == "rules":
@@ -798,7 +798,7 @@ def _compress(args):
     import shutil
 
     if args.task != "classification":  # regression: crembo/cli_regression.py
-        from .cli_regression import compress_regression, infer_task
+        from .regression import compress_regression, infer_task
 
         table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
         if args.task == "regression" or infer_task(table.y) == "regression":
@@ -850,7 +850,7 @@ def _compress_into(args, formats, staging):
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
-    from .estimators import CREMBOClassifier
+    from ..compress.estimators import CREMBOClassifier
 
     stage = _Stage(4 + bool(args.plots) + bool(formats), args.quiet)
     timings = {}
@@ -1051,7 +1051,7 @@ def _fmt(v):
 
 def _version():
     try:
-        from . import __version__
+        from .. import __version__
 
         return __version__
     except ImportError:  # pragma: no cover
@@ -1066,9 +1066,9 @@ def _compress_plots(model, teacher, template, X, y, folder, feature_names):
     import matplotlib.pyplot as plt
     from sklearn.base import clone
 
-    from . import plots
-    from .estimators import LabelDistiller
-    from .teachers import teacher_beliefs
+    from ..evaluation import plots
+    from ..compress.estimators import LabelDistiller
+    from ..compress.teachers import teacher_beliefs
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -1090,7 +1090,7 @@ def _compress_plots(model, teacher, template, X, y, folder, feature_names):
         plt.close(fig)
         written.append(str(folder / f"{name}.png"))
     try:
-        from .trees.representation import flatten_tree
+        from ..trees.representation import flatten_tree
 
         flatten_tree(model.student_)
     except (TypeError, ValueError):
@@ -1112,10 +1112,10 @@ def _evaluate(args):
     student = _load_pickle(args.student, "student")
     if not hasattr(student, "predict"):
         raise CLIError(f"student file {args.student}: holds a {type(student).__name__}, which cannot predict")
-    from .export_regression import is_regression_model
+    from ..trees.export_regression import is_regression_model
 
     if is_regression_model(student):  # crembo/cli_regression.py
-        from .cli_regression import evaluate_regression
+        from .regression import evaluate_regression
 
         return evaluate_regression(args, student)
     table = read_table(args.data, args.label, drop=_split_list(args.drop), categorical=True)
@@ -1155,10 +1155,10 @@ def _evaluate(args):
 # ---------------------------------------------------------------- export
 def _export(args):
     student = _load_pickle(args.student, "student")
-    from .export_regression import is_regression_model
+    from ..trees.export_regression import is_regression_model
 
     if is_regression_model(student):  # crembo/cli_regression.py
-        from .cli_regression import export_regression
+        from .regression import export_regression
 
         return export_regression(args, student)
     names = getattr(student, "feature_names_in_", None)
@@ -1172,7 +1172,7 @@ def _export(args):
 # ---------------------------------------------------------------- paper
 def _paper(args):
     try:
-        from . import paper
+        from ..evaluation import paper
     except ImportError as exc:  # an installation without it (packagers may leave the bench out)
         raise CLIError(f"the paper reproduction is not available in this installation ({exc})") from None
     return paper.main(list(args.paper_args))
@@ -1299,7 +1299,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    # `crembo paper ARGS` hands ARGS, untouched and in order, to crembo.paper.
+    # `crembo paper ARGS` hands ARGS, untouched and in order, to crembo.evaluation.paper.
     k = 0
     while k < len(argv) and argv[k] in ("-v", "--verbose"):
         k += 1

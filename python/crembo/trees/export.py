@@ -38,9 +38,9 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx
 
-from .trees.codegen import check_identifier, cpp_source
-from .trees.representation import (
-    PRECISIONS,  # noqa: F401 - crembo.export.PRECISIONS, as before
+from .codegen import check_identifier, cpp_source
+from .representation import (
+    PRECISIONS,  # noqa: F401 - crembo.trees.export.PRECISIONS, as before
     FastTree,
     FlatTree,
     _fast_tree_from_state,  # noqa: F401 - pickles of FastTree written before crembo.trees name it here
@@ -401,7 +401,7 @@ def export_onnx(model, path=None, *, target_opset: int | None = None) -> onnx.Mo
         )
     if not hasattr(est, "tree_") or is_allowed_label_student(est):
         raise TypeError(f"export_onnx: {type(est).__name__} is not a scikit-learn tree classifier skl2onnx can convert")
-    from .onnx_hist import register
+    from .onnx import register
 
     register()  # crembo's HistTreeClassifier
     d = int(est.n_features_in_)

@@ -31,11 +31,11 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, train_test_split
 
-from ._validation import seeded_clone
-from .compress.sweep import Selection, select_candidate
-from .estimators import CREMBOClassifier, LabelDistiller, default_teacher
-from .memo import default_student
-from .tree import resolve_student
+from .._validation import seeded_clone
+from ..compress.sweep import Selection, select_candidate
+from ..compress.estimators import CREMBOClassifier, LabelDistiller, default_teacher
+from ..compress.memo import default_student
+from ..trees.hist import resolve_student
 from .metrics import add_feature_noise, agreement, flip_labels
 
 __all__ = ["METHODS", "EXTRA_METHODS", "generalization", "stability", "ProtocolResult", "format_table"]

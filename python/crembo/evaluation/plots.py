@@ -164,7 +164,7 @@ def plot_tree(
     predicted class and its probability, coloured by class. ``max_depth``
     cuts the drawing (cut subtrees are drawn as "...").
     """
-    from .trees.representation import flatten_tree
+    from ..trees.representation import flatten_tree
 
     flat = flatten_tree(model)
     names = feature_names if feature_names is not None else flat.feature_names

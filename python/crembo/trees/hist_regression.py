@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import _native
-from ._validation import MAX_INT, Interval, ParamsValidationMixin
-from .tree import MAX_BINS, BinnedData, HistTree
+from .. import _native
+from .._validation import MAX_INT, Interval, ParamsValidationMixin
+from .hist import MAX_BINS, BinnedData, HistTree
 
 __all__ = ["HistTreeRegressor"]
 

@@ -5,7 +5,7 @@ A fitted ``HistTreeClassifier`` lays its tree out as scikit-learn's
 ``feature``, ``threshold``, ``value`` and ``missing_go_to_left``), so
 skl2onnx's own decision-tree converter writes it as one
 ``TreeEnsembleClassifier`` node. :func:`register` tells skl2onnx about the
-class; :func:`crembo.export.export_onnx` calls it. Trees with
+class; :func:`crembo.trees.export.export_onnx` calls it. Trees with
 category-subset splits cannot be written (the node has numeric splits
 only) and are refused before conversion.
 """
@@ -29,7 +29,7 @@ def register() -> bool:
         from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
     except ImportError:
         return False
-    from .tree import HistTreeClassifier
+    from .hist import HistTreeClassifier
 
     update_registered_converter(
         HistTreeClassifier,

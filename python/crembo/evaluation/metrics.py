@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
-from . import _native
+from .. import _native
 
 #: What ``random_state`` takes: None, a seed, or a NumPy random state.
 RandomState = Union[int, np.random.RandomState, np.random.Generator, None]

@@ -15,7 +15,7 @@ then applies unchanged, with predictions identical to the tree's:
   printed as shortest round-trip decimals: ``std::stod`` reads them back
   exactly);
 * rules (:func:`export_regression_rules`), Graphviz dot (through
-  :func:`crembo.export.export_dot`) and self-contained C++
+  :func:`crembo.trees.export.export_dot`) and self-contained C++
   (:func:`export_regression_cpp`, with ``double predict_value(const T* x)``).
 
 ONNX is not offered for regression students (``export_onnx`` converts
@@ -25,8 +25,8 @@ classifiers only).
 from __future__ import annotations
 
 from . import export
-from .trees.representation import (
-    FlatTree,  # noqa: F401 - crembo.export_regression.FlatTree, as before
+from .representation import (
+    FlatTree,  # noqa: F401 - crembo.trees.export_regression.FlatTree, as before
     flatten_regression_tree,
     is_regression_model,
     regression_fast_tree,
@@ -96,7 +96,7 @@ def export_regression_cpp(
     model, *, name: str = "crembo_tree", precision: str = "float32", feature_names: list | None = None
 ) -> str:
     """Self-contained C++ of a regression tree: the classification header of
-    :func:`crembo.export.export_cpp` over the distinct leaf values, plus
+    :func:`crembo.trees.export.export_cpp` over the distinct leaf values, plus
     ``value[n_classes]`` and ``double predict_value(const T* x)`` (the
     tree's prediction) and ``predict_value_batch``."""
     flat = flatten_regression_tree(model, precision=precision)
@@ -119,5 +119,5 @@ def export_regression_cpp(
         ]
     )
     marker = f"}}  // namespace {name}"
-    head = "// A regression tree (crembo.export_regression): see predict_value at the end.\n"
+    head = "// A regression tree (crembo.trees.export_regression): see predict_value at the end.\n"
     return head + text.replace(marker, extra + marker)

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.tree import DecisionTreeClassifier
 
-from . import _native
-from ._validation import BOOLEAN, MAX_INT, POSITIVE, Interval, Options, as_beliefs, seed_from, validate_params
+from .. import _native
+from .._validation import BOOLEAN, MAX_INT, POSITIVE, Interval, Options, as_beliefs, seed_from, validate_params
 from .students import TARGET_MODES, StudentTrainer
 
 __all__ = ["memo", "MemoResult", "default_student", "ORACLES"]

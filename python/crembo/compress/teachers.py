@@ -24,10 +24,10 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_array
 from sklearn.utils.validation import _num_samples, validate_data
 
-from . import _native
+from .. import _native
 
-from .core import beliefs_from_votes
-from ._validation import as_beliefs, check_choice, check_device
+from ..core import beliefs_from_votes
+from .._validation import as_beliefs, check_choice, check_device
 
 __all__ = ["teacher_beliefs", "is_voting_ensemble", "teacher_classes"]
 
@@ -113,7 +113,7 @@ def _native_forest(teacher, members):
 def _build_forest(teacher, members, features):
     from sklearn.tree import BaseDecisionTree
 
-    from .trees.representation import tree_arrays
+    from ..trees.representation import tree_arrays
 
     C = len(teacher.classes_)
     d = getattr(teacher, "n_features_in_", None)

@@ -31,8 +31,8 @@ from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
-from ._validation import check_choice, seeded_clone
-from .tree import resolve_student
+from .._validation import check_choice, seeded_clone
+from ..trees.hist import resolve_student
 
 __all__ = ["StudentTrainer", "AllowedLabelStudent", "supports_multioutput"]
 
@@ -277,7 +277,7 @@ def is_tree_student(student: Any) -> bool:
     histogram tree (the students the configuration study measured)."""
     from sklearn.tree import BaseDecisionTree
 
-    from .tree import HistTreeClassifier
+    from ..trees.hist import HistTreeClassifier
 
     return isinstance(student, (BaseDecisionTree, HistTreeClassifier))
 
@@ -288,7 +288,7 @@ def resolve_leaf_values(leaf_values: str, trainer: StudentTrainer) -> str:
     tree on labels or allowed sets), ``"student"`` otherwise."""
     if leaf_values != "auto":
         return leaf_values
-    from .tree import HistTreeClassifier
+    from ..trees.hist import HistTreeClassifier
 
     single_output = trainer.target == "labels" or isinstance(trainer.template, HistTreeClassifier)
     return "belief" if is_tree_student(trainer.template) and single_output else "student"
@@ -310,7 +310,7 @@ def set_leaf_beliefs(
     """
     from sklearn.tree import BaseDecisionTree
 
-    from .tree import HistTreeClassifier
+    from ..trees.hist import HistTreeClassifier
 
     classes = np.asarray(classes)
     if isinstance(est, HistTreeClassifier) or (

@@ -38,8 +38,8 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from . import _native
-from ._validation import (
+from .. import _native
+from .._validation import (
     BOOLEAN,
     MAX_INT,
     N_JOBS,
@@ -55,7 +55,7 @@ from ._validation import (
     seeded_clone,
     validate_params,
 )
-from .compress.sweep import SweepCandidate, SweepResult, busy_seconds, select_candidate
+from .sweep import SweepCandidate, SweepResult, busy_seconds, select_candidate
 from .memo import MEMO_PARAMETERS
 
 __all__ = [
@@ -264,7 +264,7 @@ class _RegressionTrainer:
     """Clones and fits the student on real-valued targets (with weights)."""
 
     def __init__(self, template, seed):
-        from .regression_tree import HistTreeRegressor
+        from ..trees.hist_regression import HistTreeRegressor
 
         if not (hasattr(template, "fit") and hasattr(template, "predict")):
             raise TypeError(f"student: expected a scikit-learn regressor, got {type(template).__name__}")
@@ -411,7 +411,7 @@ def regression_memo(
         Predictions of m sampled hypotheses of the teacher at the rows of X.
     student : scikit-learn regressor accepting ``sample_weight``; default a depth-4 tree.
     max_rounds, eta, delta, patience, probe_lowest :
-        As in :func:`crembo.memo` (reweighting rounds per level, weight growth
+        As in :func:`crembo.compress.memo` (reweighting rounds per level, weight growth
         ``1 + eta`` of violators, tolerated fraction of violations, early stop
         of a level, probe the lowest level first).
     tol : float, default=1e-9

@@ -32,10 +32,10 @@ from pathlib import Path
 
 from typing import Any, Callable, Sequence
 
-from . import specs
+from .. import specs
 from .datasets import DATASETS, load_dataset
-from .evaluation import generalization, stability
-from .specs import mlp_teacher
+from .protocol import generalization, stability
+from ..specs import mlp_teacher
 
 __all__ = ["run", "main", "TEACHERS", "PAPER_METHODS", "mlp_teacher"]
 

@@ -20,9 +20,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
-from . import _native
+from .. import _native
 from .augment import munge
-from ._validation import (
+from .._validation import (
     BOOLEAN,
     DEVICE,
     MAX_INDEX,
@@ -39,7 +39,7 @@ from ._validation import (
     is_fitted,
     seed_from,
 )
-from .compress.sweep import (
+from .sweep import (
     SCORERS,
     SELECTIONS,
     cv_sweep,
@@ -50,7 +50,7 @@ from .compress.sweep import (
 )
 from .memo import MEMO_PARAMETERS, check_oracle, default_student, run_memo
 from .tables import allows_nan, check_missing, check_weights, unlabeled_mask
-from .tree import (
+from ..trees.hist import (
     MAX_BINS,
     HistTreeClassifier,
     _encode_categories,
@@ -192,7 +192,7 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         return check_array(X, dtype=dtype, ensure_all_finite="allow-nan")
 
     def _nan_models(self):
-        """The models that will see ``X``, for :func:`crembo.tables.check_missing`."""
+        """The models that will see ``X``, for :func:`crembo.compress.tables.check_missing`."""
         teacher = self.teacher
         if teacher is None:
             teacher_est = default_teacher()
@@ -413,7 +413,7 @@ class LabelDistiller(_DistillerBase):
     student : classifier or None
         Cloned, never modified. Default: a depth-4 tree, balanced classes.
     augment : float, default=0.0
-        Synthetic rows per real row (MUNGE, see :func:`crembo.augment.munge`)
+        Synthetic rows per real row (MUNGE, see :func:`crembo.compress.augment.munge`)
         added to the transfer set and labelled by the teacher; 0 adds none.
     augment_swap, augment_spread : float, default=0.5 and 1.0
         MUNGE's swap probability and spread.
@@ -651,10 +651,10 @@ class CREMBOClassifier(_DistillerBase):
         search. The same answer whenever the oracle is exact.
     warm_start : bool, default=True
         Each MEMO probe starts from the weights the previous probe ended with
-        (see :func:`crembo.memo`).
+        (see :func:`crembo.compress.memo`).
     adaptive_eta : bool, default=True
         The growth of violating points compounds while a round brings no
-        fewer violations (see :func:`crembo.memo`).
+        fewer violations (see :func:`crembo.compress.memo`).
     delta : float in [0, 1), default=0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default=0.15
@@ -693,7 +693,7 @@ class CREMBOClassifier(_DistillerBase):
         chosen threshold: for large data sets.
     augment : float or "auto", default="auto"
         Synthetic rows per transfer row, made by MUNGE (Bucilă et al., 2006;
-        :func:`crembo.augment.munge`) and labelled by the teacher's belief:
+        :func:`crembo.compress.augment.munge`) and labelled by the teacher's belief:
         a larger transfer set where the data lives. Needs a teacher that can
         be queried. ``"auto"``: 3 (the study's choice) for tree students
         when the teacher can be queried and the transfer set has at most
