@@ -13,6 +13,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import crembo
+import crembo.evaluation
 from crembo.cli import commands as cli
 from crembo.trees.export import FastTree
 
@@ -329,11 +330,11 @@ def test_paper_forwards_its_arguments(monkeypatch, capsys):
     fake = types.ModuleType("crembo.evaluation.paper")
     fake.main = lambda argv: seen.append(argv) or 0
     monkeypatch.setitem(sys.modules, "crembo.evaluation.paper", fake)
-    monkeypatch.setattr(crembo, "paper", fake, raising=False)
+    monkeypatch.setattr(crembo.evaluation, "paper", fake, raising=False)
     rc, _, _ = run_cli(["paper", "--quick", "--seed", "3"], capsys)
     assert rc == 0 and seen == [["--quick", "--seed", "3"]]
     monkeypatch.setitem(sys.modules, "crembo.evaluation.paper", None)
-    monkeypatch.delattr(crembo, "paper", raising=False)
+    monkeypatch.delattr(crembo.evaluation, "paper", raising=False)
     rc, _, err = run_cli(["paper", "--quick"], capsys)
     assert_one_line_error(rc, err, "paper reproduction is not available")
 

@@ -422,6 +422,16 @@ def test_rules_argument_errors(tree):
     assert "or x[" in export_rules(tree, show_missing=True) or not tree.tree_.missing_go_to_left.any()
 
 
+def test_dot_argument_errors(tree):
+    # The same checks as the rules (a list of the wrong length was an
+    # IndexError, or silently ignored when too long).
+    for kw in (dict(feature_names=["a"]), dict(feature_names=[f"f{j}" for j in range(D + 1)])):
+        with pytest.raises(ValueError, match="feature_names"):
+            export_dot(tree, **kw)
+    with pytest.raises(ValueError, match="class_names"):
+        export_dot(tree, class_names=["a"])
+
+
 def test_dot_has_every_node_and_edge(tree):
     dot = export_dot(tree, feature_names=[f"f{j}" for j in range(D)])
     n = tree.tree_.node_count

@@ -268,6 +268,17 @@ def _labels_of(rules, idx):
     return table[pos]
 
 
+def _feature_names_of(flat, feature_names, class_names):
+    """The feature names to print (the given ones, else the tree's own),
+    after checking both lists against the tree."""
+    names = feature_names if feature_names is not None else flat.feature_names
+    if names is not None and len(names) != flat.n_features:
+        raise ValueError(f"feature_names: expected {flat.n_features} names, got {len(names)}")
+    if class_names is not None and len(class_names) != len(flat.classes):
+        raise ValueError(f"class_names: expected {len(flat.classes)} names, got {len(class_names)}")
+    return names
+
+
 def export_rules(
     model,
     *,
@@ -286,11 +297,7 @@ def export_rules(
     go ("or x is missing"); by default the rules describe finite inputs.
     """
     flat = flatten_tree(model, precision=precision)
-    names = feature_names if feature_names is not None else flat.feature_names
-    if names is not None and len(names) != flat.n_features:
-        raise ValueError(f"feature_names: expected {flat.n_features} names, got {len(names)}")
-    if class_names is not None and len(class_names) != len(flat.classes):
-        raise ValueError(f"class_names: expected {len(flat.classes)} names, got {len(class_names)}")
+    names = _feature_names_of(flat, feature_names, class_names)
     rules = tree_rules(flat)
     head = (
         f"# {len(rules)} rules from {flat.source} (depth {flat.depth()}, {flat.n_features} features, "
@@ -323,7 +330,7 @@ def export_dot(
     them to that many significant digits); ``show_missing=True`` notes
     splits that send missing values left."""
     flat = flatten_tree(model, precision=precision)
-    names = feature_names if feature_names is not None else flat.feature_names
+    names = _feature_names_of(flat, feature_names, class_names)
     labels = class_names if class_names is not None else [str(c) for c in flat.classes]
     lines = [
         "digraph Tree {",
