@@ -152,22 +152,22 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     teacher : fitted classifier or callable
         Sent to every worker once. A scikit-learn forest is counted by
         crembo's native vote counter.
-    student : "tree:D", HistTreeClassifier or scikit-learn classifier, default "tree:4"
+    student : "tree:D", HistTreeClassifier or scikit-learn classifier, default="tree:4"
     mode : {"crembo", "memo"}
     max_rounds, eta, patience, probe_lowest, warm_start, adaptive_eta, delta
         MEMO's options, as in :class:`crembo.CREMBOClassifier`.
-    validation_fraction : float, default 0.15
+    validation_fraction : float, default=0.15
         Share of each partition's labelled rows held out to choose the
         threshold (drawn per partition from ``random_state``).
-    n_thresholds : int or None, default 32
+    n_thresholds : int or None, default=32
     scoring : {"accuracy", "balanced_accuracy"}
     selection : {"best", "one_se"}
     leaf_values : {"auto", "student", "belief"}
     belief : {"auto", "votes", "proba"}
-    max_bins : int, default 255
+    max_bins : int, default=255
         Value bins per feature of the tree student (its own ``max_bins``
         when it is a ``HistTreeClassifier``).
-    sketch_size : int, default 2048
+    sketch_size : int, default=2048
         Values each partition keeps per feature for the bin edges (exact
         when a partition has at most this many distinct values).
     max_local_rows : int or None

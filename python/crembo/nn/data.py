@@ -75,10 +75,10 @@ def load_cifar10(data_dir, *, normalize=True, flatten=False, limit=None):
         The folder holding ``data_batch_1`` .. ``data_batch_5`` and
         ``test_batch`` (or its parent with ``cifar-10-batches-py``). Missing
         training batches are skipped; at least one file must be there.
-    normalize : bool, default True
+    normalize : bool, default=True
         Standardize each channel with :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD`
         (else pixels are in [0, 1]).
-    flatten : bool, default False
+    flatten : bool, default=False
         Rows of 3072 values (what scikit-learn-style estimators take) instead of (3, 32, 32) images.
     limit : int or None
         Keep only the first ``limit`` rows of the training and of the test part.

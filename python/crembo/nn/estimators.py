@@ -47,7 +47,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    module : class, callable, nn.Module or None, default None
+    module : class, callable, nn.Module or None, default=None
         A class or factory called as ``module(in_features=d, n_classes=C,
         **module_kwargs)`` (the models of :mod:`crembo.nn.models` take these),
         or a module instance, deep-copied at every fit (its weights are the
@@ -57,11 +57,11 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         Extra arguments of ``module``.
     epochs, batch_size, optimizer, lr, weight_decay, lr_schedule, patience, augment :
         Training settings, see :class:`~crembo.nn.train.Trainer`.
-    early_stopping : bool, default False
+    early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training rows, stop when their
         loss stops improving for ``patience`` epochs, keep the best weights.
-    validation_fraction : float, default 0.1
-    prior_init : bool, default True
+    validation_fraction : float, default=0.1
+    prior_init : bool, default=True
         Start the output layer's bias at the label prior: ``log`` of the class
         frequencies for cross-entropy, the log-odds of each class being
         allowed for ``fit_allowed`` (one sigmoid per class learns much faster
@@ -76,7 +76,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         inputs live).
     random_state : int, RandomState or None
         Seeds the initial weights, shuffling, dropout and the validation split.
-    verbose : int, default 0
+    verbose : int, default=0
         A progress bar over epochs when > 0.
 
     Attributes
@@ -374,16 +374,16 @@ class KDClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         MLP NetClassifier with two hidden layers of 256 units.
     student : NetClassifier or None
         Cloned, never modified. Default: ``NetClassifier()`` (one hidden layer of 64 units).
-    method : {"kd", "noisy", "noisy_kd", "logits"}, default "kd"
+    method : {"kd", "noisy", "noisy_kd", "logits"}, default="kd"
         "kd": Hinton's loss; "noisy": L2 regression of noisy teacher logits
         (Sau and Balasubramanian); "noisy_kd": KD on noisy teacher logits;
         "logits": plain L2 logit regression (Ba and Caruana).
-    temperature : float, default 4.0
-    alpha : float, default 0.9
+    temperature : float, default=4.0
+    alpha : float, default=0.9
         Weight of the soft term in KD (the rest goes to cross-entropy on ``y``).
-    sigma : float, default 0.5
+    sigma : float, default=0.5
         Standard deviation of the multiplicative logit noise ``z (1 + xi)``.
-    noise_fraction : float, default 0.5
+    noise_fraction : float, default=0.5
         Fraction of each mini-batch whose teacher logits are perturbed (the
         noisy-teacher paper's alpha).
     random_state : int, RandomState or None

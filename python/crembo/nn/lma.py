@@ -46,15 +46,15 @@ class LMA(nn.Module):
     ----------
     num_features : int
         Number of channels ``C`` (dimension ``dim`` of the input).
-    n_segments : int, default 6
+    n_segments : int, default=6
         Segments cut by the ``n_segments - 1`` statistic-driven boundaries.
-    init : {"relu", "linear"}, default "relu"
+    init : {"relu", "linear"}, default="relu"
         Initial slopes: ReLU's (0 then 1) or the identity's (all 1).
-    momentum : float, default 0.1
+    momentum : float, default=0.1
         Update rate of the running mean and variance.
-    eps : float, default 1e-5
+    eps : float, default=1e-5
         Added to the variance before the square root.
-    dim : int, default 1
+    dim : int, default=1
         The channel dimension: 1 for ``(N, C)`` and ``(N, C, H, W)``.
 
     Shape

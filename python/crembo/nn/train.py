@@ -120,34 +120,34 @@ class Trainer:
 
     Parameters
     ----------
-    epochs : int, default 30
-    batch_size : int, default 64
-    optimizer : {"adam", "adamw", "sgd"} or callable, default "adam"
+    epochs : int, default=30
+    batch_size : int, default=64
+    optimizer : {"adam", "adamw", "sgd"} or callable, default="adam"
         A callable gets the parameters and the learning rate and returns a
         ``torch.optim.Optimizer``. SGD uses Nesterov momentum ``momentum``.
-    lr : float, default 1e-3
-    weight_decay : float, default 0.0
-    momentum : float, default 0.9
-    lr_schedule : {"cosine", "step", "onecycle", "constant", None} or callable, default "cosine"
+    lr : float, default=1e-3
+    weight_decay : float, default=0.0
+    momentum : float, default=0.9
+    lr_schedule : {"cosine", "step", "onecycle", "constant", None} or callable, default="cosine"
         Stepped after every batch: cosine annealing to 0, a x0.1 step at
         1/2 and 3/4 of training, one-cycle, or constant. A callable gets
         ``(optimizer, total_steps)`` and returns a scheduler.
-    early_stopping : bool, default False
+    early_stopping : bool, default=False
         Stop when the validation loss has not improved by ``min_delta`` for
         ``patience`` epochs and restore the best weights (needs
         ``val_data`` in :meth:`fit`).
-    patience : int, default 5
-    min_delta : float, default 0.0
+    patience : int, default=5
+    min_delta : float, default=0.0
     grad_clip : float or None
         Clip the gradient norm.
     augment : callable or None
         Applied to each training batch of inputs on the device (e.g.
         :func:`crembo.nn.data.random_crop_flip`).
-    device : "auto", "cpu", "cuda" or torch.device, default "auto"
+    device : "auto", "cpu", "cuda" or torch.device, default="auto"
     seed : int or None
         Seeds shuffling, dropout and noise (inside a forked RNG state, so
         the caller's global RNG is untouched).
-    progress : bool, default False
+    progress : bool, default=False
         A tqdm bar over epochs.
     desc : str
         The bar's label.

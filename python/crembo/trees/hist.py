@@ -249,12 +249,12 @@ class BinnedData:
     X : array-like of shape (n_samples, n_features)
         float32 or float64 (other numbers are converted); NaN marks a missing
         value, infinities are refused. Read in place whatever its memory order.
-    max_bins : int in [2, 255], default 255
+    max_bins : int in [2, 255], default=255
         Value bins per feature.
-    subsample : int, default 200_000
+    subsample : int, default=200_000
         Rows that place the bin edges when ``X`` has more (a uniform sample);
         every row is binned either way.
-    random_state : int, default 0
+    random_state : int, default=0
         Seeds that sample.
     n_jobs : int or None, default=None
         Threads (over features); None uses ``crembo``'s default.
@@ -457,30 +457,30 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    criterion : {"auto", "gini", "coverage", "spread_gini"}, default "auto"
+    criterion : {"auto", "gini", "coverage", "spread_gini"}, default="auto"
         Split criterion. With labels, "gini" and "spread_gini" are Gini and
         "coverage" is the weight of correctly classified points with Gini
         breaking ties. With allowed-label sets (``fit_allowed``) see the
         module notes. "auto": "gini" for labels (scikit-learn's tree),
         "coverage" for allowed sets (the most accurate CREMBO students in
         our measurements, docs/hist_tree.md).
-    max_depth : int or None, default None
+    max_depth : int or None, default=None
         Deepest level of a node (the root is level 0); None: unlimited.
-    min_samples_split : int >= 2, default 2
+    min_samples_split : int >= 2, default=2
         A node with fewer rows is a leaf.
-    min_samples_leaf : int >= 1, default 1
+    min_samples_leaf : int >= 1, default=1
         Fewest rows in a child.
-    min_weight_fraction_leaf : float in [0, 0.5], default 0.0
+    min_weight_fraction_leaf : float in [0, 0.5], default=0.0
         Least weight of a child, as a share of the total (class-weighted)
         weight.
-    max_leaf_nodes : int >= 2 or None, default None
+    max_leaf_nodes : int >= 2 or None, default=None
         When set, the tree grows best first (the split of largest criterion
         gain next) up to this many leaves.
-    class_weight : dict, "balanced" or None, default None
+    class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplied into ``sample_weight``.
         "balanced": ``n / (C * count(c))`` with ``count(c)`` the rows labelled
         ``c`` (with allowed sets: the rows allowing ``c``).
-    max_bins : int in [2, 255], default 255
+    max_bins : int in [2, 255], default=255
         Value bins per feature when ``fit`` bins ``X`` itself.
     n_jobs : int or None, default=None
         Threads over features (large nodes only) and rows (prediction); None:
@@ -489,7 +489,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         Deprecated alias of ``n_jobs`` (a :class:`CremboDeprecationWarning`,
         both a DeprecationWarning and a FutureWarning, when given); it wins
         over ``n_jobs`` when both are set.
-    categorical_features : None, "from_dtype", bool mask, indices or names, default "from_dtype"
+    categorical_features : None, "from_dtype", bool mask, indices or names, default="from_dtype"
         Features split by category subsets (a set of categories goes left)
         instead of thresholds. "from_dtype": the columns of a pandas
         DataFrame of categorical, object or string dtype. In a numeric array

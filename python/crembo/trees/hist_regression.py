@@ -32,12 +32,12 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    max_depth : int or None, default None
-    min_samples_split : int, default 2
-    min_samples_leaf : int, default 1
-    min_weight_fraction_leaf : float in [0, 0.5], default 0.0
-    max_bins : int in [2, 255], default 255
-    rounds : int, default 3
+    max_depth : int or None, default=None
+    min_samples_split : int, default=2
+    min_samples_leaf : int, default=1
+    min_weight_fraction_leaf : float in [0, 0.5], default=0.0
+    max_bins : int in [2, 255], default=255
+    rounds : int, default=3
         Alternations of ``fit_intervals`` (targets, structure, leaf values).
     random_state : ignored
         Accepted for interchangeability with scikit-learn's trees (the fit is
