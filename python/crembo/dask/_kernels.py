@@ -8,21 +8,39 @@ and run on whatever arrays a partition holds.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import _native
 from ..compress.teachers import teacher_beliefs
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from numpy.typing import ArrayLike
+
 # ------------------------------------------------------------------ inputs
 
 
-def label_info(y):
+def label_info(y: ArrayLike) -> dict[str, Any]:
     """Rows and distinct labels of one partition of ``y``."""
     y = np.asarray(y)
     return dict(n=int(y.shape[0]), labels=np.unique(y))
 
 
-def prepare_partition(X, y, teacher, *, classes, unlabelled_value, val_fraction, seed, method, names):
+def prepare_partition(
+    X: ArrayLike,
+    y: ArrayLike,
+    teacher: Any,
+    *,
+    classes: np.ndarray,
+    unlabelled_value: Any,
+    val_fraction: float,
+    seed: int,
+    method: str,
+    names: Sequence[str] | None,
+) -> dict[str, np.ndarray]:
     """One partition's transfer rows (float32), validation rows (float32)
     and label indices, and the teacher's beliefs on the transfer rows."""
     X = np.asarray(X)
@@ -37,7 +55,9 @@ def prepare_partition(X, y, teacher, *, classes, unlabelled_value, val_fraction,
     return out
 
 
-def split_partition(X, y, *, classes, unlabelled_value, val_fraction, seed):
+def split_partition(
+    X: np.ndarray, y: ArrayLike, *, classes: np.ndarray, unlabelled_value: Any, val_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
     """One partition cut into its transfer rows and its validation rows.
 
     Returns a dict: ``X_tr`` (fitting rows then unlabelled rows, the order of
@@ -62,19 +82,21 @@ def split_partition(X, y, *, classes, unlabelled_value, val_fraction, seed):
     return dict(X_tr=np.ascontiguousarray(X[tr]), X_val=np.ascontiguousarray(X[val]), y_val=y_idx)
 
 
-def get(d, field):
+def get(d: Mapping[str, Any], field: str) -> Any:
     return d[field]
 
 
-def as_float32(X):
+def as_float32(X: ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def n_rows(a):
+def n_rows(a: np.ndarray) -> int:
     return int(a.shape[0])
 
 
-def beliefs(teacher, X, *, method, n_classes, names=None):
+def beliefs(
+    teacher: Any, X: np.ndarray, *, method: str, n_classes: int, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Teacher beliefs on one partition (a scikit-learn forest is counted
     by the native vote counter)."""
     if len(X) == 0:
@@ -90,11 +112,11 @@ def beliefs(teacher, X, *, method, n_classes, names=None):
 # ------------------------------------------------------- belief statistics
 
 
-def row_max_min(P):
+def row_max_min(P: np.ndarray) -> float:
     return float(P.max(axis=1).min()) if len(P) else np.inf
 
 
-def row_max_smallest(P, k):
+def row_max_smallest(P: np.ndarray, k: int) -> np.ndarray:
     """The ``k + 1`` smallest row maxima of a partition, sorted."""
     if len(P) == 0:
         return np.zeros(0)
@@ -104,14 +126,14 @@ def row_max_smallest(P, k):
     return np.sort(m)
 
 
-def entry_counts(P, lo, hi):
+def entry_counts(P: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """Distinct positive belief entries in [lo, hi] with their counts (the
     exact candidate set, mergeable by summing counts)."""
     v = P[(P > 0) & (P >= lo) & (P <= hi)]
     return np.unique(v, return_counts=True)
 
 
-def merge_counts(parts):
+def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     vals = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
     cnts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     if vals.size == 0:
@@ -120,7 +142,7 @@ def merge_counts(parts):
     return u, np.bincount(inv, weights=cnts, minlength=u.size).astype(np.int64)
 
 
-def budgeted_from_counts(values, counts, K):
+def budgeted_from_counts(values: np.ndarray, counts: np.ndarray, K: int) -> np.ndarray:
     """``_core.budgeted_thresholds`` from distinct entries and their counts:
     quantile ``j / (K - 1)`` of the entries with multiplicity."""
     N = int(counts.sum())
@@ -134,12 +156,12 @@ def budgeted_from_counts(values, counts, K):
     return np.unique(out)
 
 
-def allowed_targets(P, t, prefer):
+def allowed_targets(P: np.ndarray, t: float, prefer: np.ndarray) -> tuple[np.ndarray, int]:
     targets, empty = _native.allowed_targets(P, t, prefer)
     return targets, int(empty)
 
 
-def fill_empty_targets(targets, P):
+def fill_empty_targets(targets: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Rows with an empty allowed set learn their most likely label (the
     reweighting oracle's tolerated violations)."""
     bad = targets < 0
@@ -149,7 +171,7 @@ def fill_empty_targets(targets, P):
     return targets
 
 
-def lock_in(P, targets, pred, t):
+def lock_in(P: np.ndarray, targets: np.ndarray, pred: np.ndarray, t: float) -> tuple[np.ndarray, int]:
     """The oracle's round bookkeeping: rows whose prediction is allowed keep
     it as their target; returns (targets, violations)."""
     ok = P[np.arange(len(P)), pred] >= t
@@ -157,60 +179,60 @@ def lock_in(P, targets, pred, t):
     return targets, int((~ok).sum())
 
 
-def grow_weights(P, pred, w, t, grow):
+def grow_weights(P: np.ndarray, pred: np.ndarray, w: np.ndarray | None, t: float, grow: float) -> np.ndarray:
     w = np.ones(len(P)) if w is None else w.copy()
     w[P[np.arange(len(P)), pred] < t] *= grow
     return w
 
 
-def weight_sum(w):
+def weight_sum(w: np.ndarray) -> float:
     return float(w.sum())
 
 
-def scale(w, factor):
+def scale(w: np.ndarray, factor: float) -> np.ndarray:
     return w * factor
 
 
-def count_violations(P, pred, t):
+def count_violations(P: np.ndarray, pred: np.ndarray, t: float) -> int:
     return int(_native.count_violations(P, pred, t)) if len(P) else 0
 
 
-def depth_min(P, pred):
+def depth_min(P: np.ndarray, pred: np.ndarray) -> float:
     return float(P[np.arange(len(P)), pred].min()) if len(P) else np.inf
 
 
-def depth_smallest(P, pred, k):
+def depth_smallest(P: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     d = P[np.arange(len(P)), pred]
     if k + 1 < len(d):
         d = np.partition(d, k)[: k + 1]
     return np.sort(d)
 
 
-def score_counts(pred, y, n_classes):
+def score_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Confusion counts a score needs: (correct per class, rows per class)."""
     correct = np.bincount(y[pred == y], minlength=n_classes)
     total = np.bincount(y, minlength=n_classes)
     return np.stack([correct, total])
 
 
-def predict_index(est, X, lookup):
+def predict_index(est: Any, X: ArrayLike, lookup: np.ndarray) -> np.ndarray:
     """Label indices (global classes) the fitted student predicts on ``X``."""
     if len(X) == 0:
         return np.zeros(0, dtype=np.int32)
     return lookup[est.tree_.node_class[est.tree_.apply(np.asarray(X), 1)]].astype(np.int32)
 
 
-def predict_labels(est, X):
+def predict_labels(est: Any, X: ArrayLike) -> np.ndarray:
     return np.asarray(est.predict(X))
 
 
-def predict_proba(est, X, classes):
+def predict_proba(est: Any, X: ArrayLike, classes: np.ndarray) -> np.ndarray:
     from ..compress.students import proba_in_classes
 
     return proba_in_classes(est, X, classes)
 
 
-def leaf_sums(est, X, P, cols):
+def leaf_sums(est: Any, X: ArrayLike, P: np.ndarray, cols: Sequence[int]) -> np.ndarray:
     """Teacher belief summed per leaf (the columns of the student's classes):
     ``set_leaf_beliefs``'s sums, one partition at a time."""
     nc = est.tree_.node_count
@@ -220,20 +242,20 @@ def leaf_sums(est, X, P, cols):
     return np.column_stack([np.bincount(leaves, weights=P[:, c], minlength=nc) for c in cols])
 
 
-def sample_rows(arrays, p, seed):
+def sample_rows(arrays: Sequence[np.ndarray], p: float, seed: int) -> list[np.ndarray]:
     """A Bernoulli(p) sample of a partition's rows from each array."""
     n = len(arrays[0])
     keep = np.random.RandomState(seed).random_sample(n) < p
     return [a[keep] for a in arrays]
 
 
-def identity(x):
+def identity(x: Any) -> Any:
     return x
 
 
-def add(a, b):
+def add(a: Any, b: Any) -> Any:
     return a + b
 
 
-def concat(*parts):
+def concat(*parts: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
