@@ -38,6 +38,7 @@ scikit-learn's names, for exporters.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -162,7 +163,7 @@ def _check_numeric_columns(X, mask):
             )
 
 
-def categorical_mask(spec, X, n_features, *, name="categorical_features"):
+def categorical_mask(spec: Any, X: Any, n_features: int, *, name: str = "categorical_features") -> np.ndarray | None:
     """The boolean mask of categorical columns that ``spec`` names for ``X``
     (None, "from_dtype", a boolean mask, column indices or, for a DataFrame,
     column names); None when no column is categorical."""
@@ -304,7 +305,7 @@ class BinnedData:
         self.n_samples = X.shape[0]
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return (self.n_samples, self.n_features)
 
     def __len__(self):
@@ -314,11 +315,11 @@ class BinnedData:
         return f"BinnedData(n_samples={self.n_samples}, n_features={self.n_features}, max_bins={self.max_bins})"
 
     @property
-    def rows(self):
+    def rows(self) -> np.ndarray | None:
         """Indices of this view's rows in the binned ``X`` (None: all, in order)."""
         return self._rows
 
-    def take(self, rows):
+    def take(self, rows: ArrayLike) -> BinnedData:
         """A view on some rows (indices, or a boolean mask over this view's rows)."""
         rows = np.asarray(rows)
         if rows.dtype == bool:
@@ -373,15 +374,15 @@ class HistTree:
         self.node_class = np.argmax(self.value[:, 0, :], axis=1).astype(np.intp)
 
     @property
-    def node_count(self):
+    def node_count(self) -> int:
         return int(self.children_left.shape[0])
 
     @property
-    def capacity(self):
+    def capacity(self) -> int:
         return self.node_count
 
     @property
-    def n_leaves(self):
+    def n_leaves(self) -> int:
         return int(np.sum(self.children_left == -1))
 
     def apply(
@@ -411,7 +412,7 @@ class HistTree:
             )
         return fast.apply(X, 0 if n_jobs is None else n_jobs)
 
-    def goes_left(self, node, values):
+    def goes_left(self, node: ArrayLike, values: ArrayLike) -> np.ndarray:
         """Whether ``values`` (of the node's feature) go left at split nodes
         ``node`` (arrays of equal length): the rule of ``apply``."""
         node = np.asarray(node)
@@ -595,7 +596,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             n_threads=self._n_threads(),
         )
 
-    def bin_data(self, X):
+    def bin_data(self, X: ArrayLike) -> BinnedData:
         """``BinnedData`` of ``X`` with this tree's ``max_bins``: pass it to
         ``fit`` / ``fit_allowed`` (or a ``take`` of it) instead of ``X``."""
         return BinnedData(X, max_bins=self.max_bins, n_jobs=self._n_threads() or None)
@@ -688,7 +689,9 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self, X: ArrayLike | BinnedData, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> HistTreeClassifier:
         """Fit the tree to labels.
 
         Parameters
@@ -742,7 +745,13 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self.fitted_on_allowed_ = False
         return self._finish(arrays, binned, C)
 
-    def fit_allowed(self, X, allowed, classes=None, sample_weight=None):
+    def fit_allowed(
+        self,
+        X: ArrayLike | BinnedData,
+        allowed: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> HistTreeClassifier:
         """Fit the tree to sets of allowed labels.
 
         Parameters
@@ -820,27 +829,27 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         X, _ = _encode_categories(X, mask, self.categories_, self.max_bins)
         return check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
 
-    def apply(self, X):
+    def apply(self, X: ArrayLike) -> np.ndarray:
         """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``)."""
         X = self._validate_X(X)
         return self.tree_.apply(X, self._n_threads())
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class shares of the leaf of each row, columns ordered as ``classes_``."""
         leaves = self.apply(X)
         return self.tree_.value[leaves, 0, :].copy()
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The class of greatest share (allowed mass) at each row's leaf."""
         leaves = self.apply(X)
         return self.classes_[self.tree_.node_class[leaves]]
 
     @property
-    def feature_importances_(self):
+    def feature_importances_(self) -> np.ndarray:
         """Impurity-based importance of each feature: the weighted decrease
         of the node impurity summed over the splits on that feature,
         normalised to sum to one (all zeros for a tree without a split), as
@@ -859,17 +868,19 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
                 out /= total
         return out
 
-    def get_depth(self):
+    def get_depth(self) -> int:
         """Depth of the fitted tree (the root alone is depth 0)."""
         check_is_fitted(self, "tree_")
         return self.tree_.max_depth
 
-    def get_n_leaves(self):
+    def get_n_leaves(self) -> int:
         check_is_fitted(self, "tree_")
         return self.tree_.n_leaves
 
 
-def tree_student(max_depth=4, *, class_weight="balanced", **params):
+def tree_student(
+    max_depth: int | None = 4, *, class_weight: dict | str | None = "balanced", **params: Any
+) -> HistTreeClassifier:
     """The histogram tree as a CREMBO/MEMO student: ``HistTreeClassifier``
     of the given depth with balanced class weights (the paper's student is a
     depth-4 tree with balanced classes). Extra keyword arguments go to
@@ -877,7 +888,7 @@ def tree_student(max_depth=4, *, class_weight="balanced", **params):
     return HistTreeClassifier(max_depth=max_depth, class_weight=class_weight, **params)
 
 
-def resolve_student(student):
+def resolve_student(student: Any) -> Any:
     """A student specification (``"tree:4"``, ``"sklearn-tree:3"``, ...; see
     :mod:`crembo.specs`) as a new estimator; anything else is returned
     unchanged."""
