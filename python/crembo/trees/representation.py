@@ -23,12 +23,19 @@ import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import is_regressor
 
 from .. import _native
 from .codegen import check_identifier, cpp_source
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "PRECISIONS",
@@ -105,12 +112,12 @@ class FlatTree:
                 "export_rules or export_dot, or fit the tree with categorical_features=None"
             )
 
-    def category_text(self, feature: int, codes) -> str:
+    def category_text(self, feature: int, codes: ArrayLike) -> str:
         names = None if self.category_names is None else self.category_names[feature]
         shown = [str(names[c]) if names is not None and 0 <= c < len(names) else str(c) for c in sorted(codes)]
         return "{" + ", ".join(shown) + "}"
 
-    def compared_threshold(self, i: int):
+    def compared_threshold(self, i: int) -> float:
         """The threshold of split ``i`` as features are compared with it:
         rounded down to float32 for ``precision="float32"``."""
         t = self.threshold[i]
@@ -141,7 +148,7 @@ class FlatTree:
 
 
 # --------------------------------------------------------------------------- reading a model
-def unwrap_distiller(model):
+def unwrap_distiller(model: Any) -> tuple[Any, Any]:
     """``(student, distiller)`` for a fitted distiller (an object with
     ``student`` and ``teacher`` parameters and no ``tree_``), ``(model, None)``
     otherwise. ValueError when the distiller is not fitted."""
@@ -160,7 +167,7 @@ def _is_regressor(model):
         return getattr(model, "_estimator_type", None) == "regressor"
 
 
-def is_regression_model(model) -> bool:
+def is_regression_model(model: Any) -> bool:
     """True for a scikit-learn regressor, a fitted crembo regression distiller,
     or a FastTree/FlatTree made from one."""
     if isinstance(model, (FlatTree, FastTree)):
@@ -168,13 +175,13 @@ def is_regression_model(model) -> bool:
     return bool(_is_regressor(model))
 
 
-def is_allowed_label_student(model) -> bool:
+def is_allowed_label_student(model: Any) -> bool:
     """True for an allowed-label student (``crembo.compress.students.AllowedLabelStudent``
     or a look-alike): a multi-output ``estimator`` read through ``allowed_scores``."""
     return callable(getattr(model, "allowed_scores", None)) and hasattr(model, "estimator")
 
 
-def tree_arrays(tree_obj, owner: str):
+def tree_arrays(tree_obj: Any, owner: str) -> tuple[np.ndarray, ...]:
     """scikit-learn's flat arrays of a ``tree_``, converted to crembo's dtypes.
 
     Parameters
@@ -233,7 +240,7 @@ def _check_precision(precision):
 
 
 # --------------------------------------------------------------------------- classification trees
-def flatten_tree(model, *, precision: str = "float32") -> FlatTree:
+def flatten_tree(model: Any, *, precision: str = "float32") -> FlatTree:
     """Flatten a fitted tree classifier into a :class:`FlatTree`.
 
     Parameters
@@ -415,7 +422,7 @@ def _to_outer_classes(flat, outer_classes):
 
 
 # --------------------------------------------------------------------------- regression trees
-def flatten_regression_tree(model, *, precision: str = "float32") -> FlatTree:
+def flatten_regression_tree(model: Any, *, precision: str = "float32") -> FlatTree:
     """Flatten a fitted regression tree into a :class:`FlatTree` whose classes
     are the distinct leaf values (sorted; each leaf predicts its own value
     with probability one).
@@ -485,7 +492,7 @@ def flatten_regression_tree(model, *, precision: str = "float32") -> FlatTree:
     return flat
 
 
-def regression_fast_tree(model, *, precision: str = "float32", check: bool = True) -> FastTree:
+def regression_fast_tree(model: Any, *, precision: str = "float32", check: bool = True) -> FastTree:
     """The native evaluator (:class:`FastTree`) of a regression tree; its
     ``predict`` returns the leaf values as float64.
 
@@ -519,7 +526,7 @@ def regression_fast_tree(model, *, precision: str = "float32", check: bool = Tru
 
 
 # --------------------------------------------------------------------------- checking a flattening
-def leaf_points(flat: FlatTree):
+def leaf_points(flat: FlatTree) -> tuple[np.ndarray, np.ndarray]:
     """One input row per reachable leaf and the leaf ids, for checking a
     flattening against the model it came from.
 
@@ -598,7 +605,7 @@ class FastTree(_native.FastTree):
     """
 
     @classmethod
-    def from_sklearn(cls, model, *, precision: str = "float32", check: bool = True) -> FastTree:
+    def from_sklearn(cls, model: Any, *, precision: str = "float32", check: bool = True) -> FastTree:
         """Flatten a fitted tree classifier.
 
         Parameters
@@ -627,12 +634,12 @@ class FastTree(_native.FastTree):
         tree.n_node_samples_ = flat.n_node_samples
         return tree
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the text format of ``crembo/fast_tree.hpp`` (``FastTree::load``)."""
         Path(path).write_text(self.to_text())
 
     @classmethod
-    def load(cls, path) -> FastTree:
+    def load(cls, path: str | os.PathLike[str]) -> FastTree:
         """Read a file written by :meth:`save`. Class names that all parse as
         integers (or numbers) come back as integers (or floats)."""
         state = _native.fast_tree_text_state(Path(path).read_text())
@@ -643,7 +650,9 @@ class FastTree(_native.FastTree):
         tree.n_node_samples_ = None
         return tree
 
-    def to_cpp(self, name: str = "crembo_tree", *, precision: str = "float32", feature_names=None) -> str:
+    def to_cpp(
+        self, name: str = "crembo_tree", *, precision: str = "float32", feature_names: Sequence[str] | None = None
+    ) -> str:
         """Self-contained C++ source of this tree (see :func:`crembo.trees.export.export_cpp`)."""
         check_identifier(name)
         return cpp_source(flatten_tree(self, precision=precision), name=name, feature_names=feature_names)
@@ -673,7 +682,7 @@ def _parse_class_names(names):
     return np.array(names)
 
 
-def as_fast_tree(model, precision: str = "float32") -> FastTree:
+def as_fast_tree(model: Any, precision: str = "float32") -> FastTree:
     """``model`` itself when it is a :class:`FastTree`, else its flattening's evaluator."""
     if isinstance(model, FastTree):
         return model
