@@ -31,12 +31,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Sequence
+
     import onnx
+    from numpy.typing import ArrayLike
 
 from .codegen import check_identifier, cpp_source
 from .representation import (
@@ -99,7 +103,7 @@ class Condition:
     upper: float | None = None
     missing: bool = False
 
-    def text(self, names, fmt) -> str:
+    def text(self, names: Sequence[str] | None, fmt: Callable[[float], str]) -> str:
         name = names[self.feature] if names is not None else f"x[{self.feature}]"
         if self.lower is not None and self.upper is not None:
             s = f"{fmt(self.lower)} < {name} <= {fmt(self.upper)}"
@@ -122,7 +126,7 @@ class CategoryCondition:
     missing: bool = False
     names: object = None
 
-    def text(self, names, fmt) -> str:
+    def text(self, names: Sequence[str] | None, fmt: Callable[[float], str]) -> str:
         name = names[self.feature] if names is not None else f"x[{self.feature}]"
         shown = self.names or (lambda f, codes: "{" + ", ".join(map(str, sorted(codes))) + "}")
         if self.inside is not None:
@@ -180,7 +184,7 @@ class Rule:
         return f"IF {cond} THEN {label}  ({tail})"
 
 
-def tree_rules(model, *, precision: str = "float32") -> list[Rule]:
+def tree_rules(model: Any, *, precision: str = "float32") -> list[Rule]:
     """The leaves of a tree as a list of :class:`Rule`, one per leaf, in
     left-to-right order. Each rule's conditions are the path to its leaf with
     the bounds on each feature merged (the tightest upper and lower bound).
@@ -224,7 +228,9 @@ def tree_rules(model, *, precision: str = "float32") -> list[Rule]:
     return rules
 
 
-def rules_predict(rules: list[Rule], X, *, precision: str = "float32", return_index: bool = False) -> np.ndarray:
+def rules_predict(
+    rules: list[Rule], X: ArrayLike, *, precision: str = "float32", return_index: bool = False
+) -> np.ndarray:
     """Labels of the rows of ``X`` from a list of rules (slow, for checking):
     the label of the one rule each row matches, features compared as
     scikit-learn does."""
@@ -280,7 +286,7 @@ def _feature_names_of(flat, feature_names, class_names):
 
 
 def export_rules(
-    model,
+    model: Any,
     *,
     feature_names: list | None = None,
     class_names: list | None = None,
@@ -316,7 +322,7 @@ def _dot_escape(s):
 
 
 def export_dot(
-    model,
+    model: Any,
     *,
     feature_names: list | None = None,
     class_names: list | None = None,
@@ -378,7 +384,9 @@ def export_dot(
 
 
 # --------------------------------------------------------------------------- ONNX
-def export_onnx(model, path=None, *, target_opset: int | None = None) -> onnx.ModelProto:
+def export_onnx(
+    model: Any, path: str | os.PathLike[str] | None = None, *, target_opset: int | None = None
+) -> onnx.ModelProto:
     """Convert a tree student (scikit-learn's decision trees, crembo's
     ``HistTreeClassifier`` without categorical splits) to ONNX with skl2onnx.
 
@@ -428,7 +436,7 @@ def export_onnx(model, path=None, *, target_opset: int | None = None) -> onnx.Mo
 
 # --------------------------------------------------------------------------- C++
 def export_cpp(
-    model, *, name: str = "crembo_tree", precision: str = "float32", feature_names: list | None = None
+    model: Any, *, name: str = "crembo_tree", precision: str = "float32", feature_names: list | None = None
 ) -> str:
     """Self-contained C++ source (a header) of a tree: nested if/else on the
     features, no dependency on crembo or Python.
@@ -450,7 +458,7 @@ def export_cpp(
     return cpp_source(flatten_tree(model, precision=precision), name=name, feature_names=feature_names)
 
 
-def export_native(model, path=None, *, precision: str = "float32") -> str:
+def export_native(model: Any, path: str | os.PathLike[str] | None = None, *, precision: str = "float32") -> str:
     """The tree in the text format of ``crembo/fast_tree.hpp``
     (``crembo::FastTree::load(path)`` in C++, :meth:`FastTree.load` in
     Python). Returns the text; writes it to ``path`` when given."""
