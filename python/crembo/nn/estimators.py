@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from .._validation import (
 from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss, logits_from_proba
 from .models import MLP
 from .train import LR_SCHEDULES, OPTIMIZERS, Trainer, eval_mode, predict_logits, resolve_device
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["NetClassifier", "TorchClassifier", "KDClassifier", "teacher_logits", "KD_METHODS"]
 
@@ -238,7 +242,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> NetClassifier:
         """Train on the labels with cross-entropy (the BM baseline).
 
         Parameters
@@ -268,7 +272,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         freq = np.clip(freq / freq.sum(), 1e-4, None)
         return self._train(X, CrossEntropyLoss(), classes, targets, bias_prior=np.log(freq))
 
-    def fit_allowed(self, X, allowed, classes):
+    def fit_allowed(self, X: ArrayLike, allowed: ArrayLike, classes: ArrayLike) -> NetClassifier:
         """Train on an allowed-label matrix with CREMBO's loss (one sigmoid per class, BCE).
 
         Parameters
@@ -294,7 +298,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         rate = np.clip(allowed.mean(axis=0), 1e-4, 1 - 1e-4)
         return self._train(X, AllowedLabelLoss(), classes, dict(allowed=allowed), bias_prior=np.log(rate / (1 - rate)))
 
-    def fit_with_loss(self, X, loss, *, classes, **targets):
+    def fit_with_loss(self, X: ArrayLike, loss: Any, *, classes: ArrayLike, **targets: ArrayLike) -> NetClassifier:
         """Train with any loss of :mod:`crembo.nn.losses` (or a callable ``loss(logits, batch)``).
 
         ``targets`` are the per-row arrays the loss needs (``y`` as indices
@@ -308,20 +312,20 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         return self._train(X, loss, classes, targets)
 
     # ------------------------------------------------------------- predict
-    def predict_logits(self, X):
+    def predict_logits(self, X: ArrayLike) -> np.ndarray:
         """Logits ``(n, C)`` of the trained network (float64 array)."""
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
         return predict_logits(self.module_, X).double().numpy()
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Softmax of the logits, columns ordered as ``classes_``."""
         z = self.predict_logits(X)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Label of the largest logit."""
         z = self.predict_logits(X)
         return self.classes_[np.argmax(z, axis=1)]
@@ -345,7 +349,7 @@ class NetClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
 TorchClassifier = NetClassifier
 
 
-def teacher_logits(teacher, X):
+def teacher_logits(teacher: Any, X: ArrayLike) -> np.ndarray:
     """Logits of a teacher on ``X``: ``predict_logits`` when it has it, else
     the row-centered log of its probabilities (``predict_proba`` or a callable)."""
     if callable(getattr(teacher, "predict_logits", None)):
@@ -441,7 +445,7 @@ class KDClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             alpha=self.alpha,
         )
 
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, X_unlabeled: ArrayLike | None = None) -> KDClassifier:
         """Fit the teacher if needed, then the student on the teacher's logits of ``X`` and ``X_unlabeled``.
 
         Parameters
@@ -492,12 +496,12 @@ class KDClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         return self
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         check_is_fitted(self, "student_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
         return self.student_.predict_proba(X)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         check_is_fitted(self, "student_")
         X = validate_data(self, X, reset=False, dtype=np.float32)
         return self.student_.predict(X)
