@@ -199,7 +199,7 @@ class Interval:
             raise ValueError(f"Interval: bad kind {kind!r} or closed {closed!r}")
         self.kind, self.left, self.right, self.closed, self._desc = kind, left, right, closed, desc
 
-    def has_kind(self, value) -> bool:
+    def has_kind(self, value: Any) -> bool:
         """True when ``value`` is a number of this interval's kind."""
         if isinstance(value, (bool, np.bool_)):
             return False
@@ -218,7 +218,7 @@ class Interval:
             return False
         return self.right is None or (value <= self.right if hi_in else value < self.right)
 
-    def describe(self, value=None) -> str:
+    def describe(self, value: Any = None) -> str:
         if self._desc is not None:
             return self._desc
         if self.kind == "integer":
@@ -250,7 +250,7 @@ class Options:
     def __contains__(self, value) -> bool:
         return any(isinstance(value, type(v)) and value == v for v in self.values)
 
-    def describe(self, value=None) -> str:
+    def describe(self, value: Any = None) -> str:
         return f"one of {', '.join(repr(v) for v in self.values)}"
 
 
@@ -280,7 +280,7 @@ def _describe(constraint, value=None) -> str:
     return f"an instance of {constraint.__name__}"
 
 
-def check_param(value, name: str, constraints: Iterable) -> Any:
+def check_param(value: Any, name: str, constraints: Iterable) -> Any:
     """``value`` when it satisfies one of ``constraints``; else an
     :class:`InvalidParameterError` naming ``name``.
 
@@ -340,7 +340,13 @@ POSITIVE = Interval("real", 0.0, np.inf, closed="neither", desc="a positive numb
 
 
 def check_fraction(
-    value, name: str, *, low: float = 0.0, high: float = 1.0, low_inclusive: bool = True, high_inclusive: bool = False
+    value: Any,
+    name: str,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    low_inclusive: bool = True,
+    high_inclusive: bool = False,
 ) -> float:
     """``value`` as a float in the range from ``low`` to ``high`` (``[0, 1)``
     by default)."""
@@ -358,7 +364,7 @@ MAX_INDEX = 2**63 - 1
 MAX_CLASSES = 2**24
 
 
-def check_int(value, name: str, *, minimum: int, maximum: int = MAX_INT, allow_none: bool = False) -> int | None:
+def check_int(value: Any, name: str, *, minimum: int, maximum: int = MAX_INT, allow_none: bool = False) -> int | None:
     """``value`` as an int in ``[minimum, maximum]`` (None passes with
     ``allow_none``)."""
     constraints = [Interval("integer", minimum, maximum)]
@@ -367,7 +373,7 @@ def check_int(value, name: str, *, minimum: int, maximum: int = MAX_INT, allow_n
 
 
 def check_positive_int(
-    value, name: str, *, minimum: int = 1, allow_none: bool = False, maximum: int = MAX_INT
+    value: Any, name: str, *, minimum: int = 1, allow_none: bool = False, maximum: int = MAX_INT
 ) -> int | None:
     """``value`` as an int of at least ``minimum`` (>= 1); for counts that
     may be 0, use :func:`check_int` with ``minimum=0``."""
@@ -376,7 +382,7 @@ def check_positive_int(
     return check_int(value, name, minimum=minimum, maximum=maximum, allow_none=allow_none)
 
 
-def check_real(value, name: str, *, finite: bool = True) -> float:
+def check_real(value: Any, name: str, *, finite: bool = True) -> float:
     """``value`` as a float: a real number (Python or NumPy; not a bool, a
     string or a complex number), finite unless ``finite=False`` (NaN is
     refused either way)."""
@@ -388,7 +394,7 @@ def check_real(value, name: str, *, finite: bool = True) -> float:
     return v
 
 
-def check_choice(value, name: str, choices: Iterable) -> Any:
+def check_choice(value: Any, name: str, choices: Iterable) -> Any:
     """``value`` when it is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
