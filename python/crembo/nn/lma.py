@@ -30,11 +30,15 @@ Choices of ours:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .train import eval_mode, module_device
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["LMA", "swap_relu_for_lma", "count_lma"]
 
@@ -86,13 +90,13 @@ class LMA(nn.Module):
         self.neg_slope = nn.Parameter(neg)
         self.pos_slope = nn.Parameter(torch.ones(self.num_features, self.n_segments))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, n_segments={self.n_segments}, momentum={self.momentum}"
 
     def _channels_last(self, x):
         return x.movedim(self.dim, -1)
 
-    def boundaries(self, mean=None, var=None):
+    def boundaries(self, mean: torch.Tensor | None = None, var: torch.Tensor | None = None) -> torch.Tensor:
         """The ``(C, n_segments - 1)`` segment boundaries from the given (default: running) statistics."""
         mean = self.running_mean if mean is None else mean
         var = self.running_var if var is None else var
@@ -118,7 +122,7 @@ class LMA(nn.Module):
         inf = torch.full_like(b[:, :1], math.inf)
         return torch.cat([-inf, b], dim=1), torch.cat([b, inf], dim=1)
 
-    def integral_form(self, x_cl, lo, hi):
+    def integral_form(self, x_cl: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         """``f(x) = integral_0^x s(u) du`` by clamps; ``x_cl`` is channels-last ``(..., C)``.
 
         Each segment ``[lo, hi]`` is cut at 0 into a negative piece
@@ -136,7 +140,7 @@ class LMA(nn.Module):
         pos = torch.clamp(xl, p_lo, hi) - torch.clamp(zero, p_lo, hi)
         return (neg * self.neg_slope.to(x_cl.dtype)).sum(-1) + (pos * self.pos_slope.to(x_cl.dtype)).sum(-1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[self.dim] != self.num_features:
             raise ValueError(
                 f"LMA: expected {self.num_features} channels in dimension {self.dim}, "
@@ -164,7 +168,7 @@ class LMA(nn.Module):
         return out.movedim(-1, self.dim)
 
     @torch.no_grad()
-    def select_channels(self, index):
+    def select_channels(self, index: torch.Tensor | Sequence[int]) -> LMA:
         """A new LMA keeping only the channels ``index`` (for structured pruning)."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.running_mean.device)
         new = LMA(len(index), self.n_segments, momentum=self.momentum, eps=self.eps, dim=self.dim)
@@ -185,7 +189,9 @@ def _width_of(module):
     return None
 
 
-def swap_relu_for_lma(model, example_input=None, n_segments=6, **lma_kwargs):
+def swap_relu_for_lma(
+    model: nn.Module, example_input: torch.Tensor | None = None, n_segments: int = 6, **lma_kwargs: Any
+) -> nn.Module:
     """Replace every ``nn.ReLU`` of ``model`` by an :class:`LMA`, in place.
 
     The channel count of each ReLU is read from a forward pass on
@@ -238,6 +244,6 @@ def swap_relu_for_lma(model, example_input=None, n_segments=6, **lma_kwargs):
     return model
 
 
-def count_lma(model):
+def count_lma(model: nn.Module) -> int:
     """Number of LMA activations in ``model``."""
     return sum(isinstance(m, LMA) for m in model.modules())
