@@ -20,8 +20,15 @@ L2 logit regression would otherwise see.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "AllowedLabelLoss",
@@ -45,18 +52,20 @@ def _reduce(per_sample, weight):
     return (per_sample * weight).sum() / weight.sum().clamp_min(torch.finfo(per_sample.dtype).tiny)
 
 
-def logits_from_proba(proba, eps=1e-8):
+def logits_from_proba(proba: ArrayLike | torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Row-centered ``log p``: logits whose softmax is ``p`` (up to ``eps``)."""
     z = torch.log(torch.as_tensor(proba).clamp_min(eps))
     return z - z.mean(dim=1, keepdim=True)
 
 
-def soft_cross_entropy(logits, target_proba, weight=None):
+def soft_cross_entropy(
+    logits: torch.Tensor, target_proba: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """``-sum_y q(y) log softmax(z)_y``, the cross-entropy to a distribution ``q``."""
     return _reduce(-(target_proba * F.log_softmax(logits, dim=1)).sum(dim=1), weight)
 
 
-def allowed_label_loss(logits, allowed, weight=None):
+def allowed_label_loss(logits: torch.Tensor, allowed: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """CREMBO's loss for network students: one sigmoid per class against the allowed-label matrix.
 
     ``sum_y BCE(sigmoid(z_y), [y allowed])`` per sample, so the network learns
@@ -73,7 +82,15 @@ def allowed_label_loss(logits, allowed, weight=None):
     return _reduce(per, weight)
 
 
-def kd_loss(student_logits, teacher_logits, y=None, *, temperature=4.0, alpha=0.9, weight=None):
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Hinton, Vinyals and Dean's distillation loss.
 
     ``alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(y, z_s)``.
@@ -98,12 +115,16 @@ def kd_loss(student_logits, teacher_logits, y=None, *, temperature=4.0, alpha=0.
     return loss
 
 
-def logit_regression_loss(student_logits, teacher_logits, weight=None):
+def logit_regression_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Ba and Caruana's L2 logit regression: ``0.5 * ||z_s - z_t||^2`` per sample."""
     return _reduce(0.5 * (student_logits - teacher_logits).pow(2).sum(dim=1), weight)
 
 
-def perturb_logits(teacher_logits, sigma, fraction, generator=None):
+def perturb_logits(
+    teacher_logits: torch.Tensor, sigma: float, fraction: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Sau and Balasubramanian's noisy teacher: ``z' = (1 + xi) * z`` elementwise,
     ``xi ~ N(0, sigma^2)``, on a random ``fraction`` of the rows (the paper's
     alpha); the other rows are left as they are.
@@ -122,18 +143,18 @@ def perturb_logits(teacher_logits, sigma, fraction, generator=None):
 
 
 def noisy_teacher_loss(
-    student_logits,
-    teacher_logits,
-    y=None,
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    y: torch.Tensor | None = None,
     *,
-    sigma=0.5,
-    fraction=0.5,
-    mode="l2",
-    temperature=4.0,
-    alpha=0.9,
-    weight=None,
-    generator=None,
-):
+    sigma: float = 0.5,
+    fraction: float = 0.5,
+    mode: str = "l2",
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    weight: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Distillation from a noisy teacher.
 
     The teacher's logits are perturbed (:func:`perturb_logits`), then the
@@ -153,7 +174,7 @@ class _Loss:
     keys = ()
     optional_keys = ("weight",)
 
-    def eval_loss(self, logits, batch):
+    def eval_loss(self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The loss without randomness (used on validation data)."""
         return self(logits, batch)
 
@@ -245,7 +266,7 @@ class NoisyTeacherLoss(_Loss):
             generator=self.generator,
         )
 
-    def eval_loss(self, logits, batch):
+    def eval_loss(self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         z = batch["teacher_logits"]
         if self.mode == "l2":
             return logit_regression_loss(logits, z, batch.get("weight"))
