@@ -15,11 +15,17 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .losses import AllowedLabelLoss, CrossEntropyLoss, KDLoss, NoisyTeacherLoss  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "Trainer",
@@ -43,7 +49,7 @@ LR_SCHEDULES = (None, "constant", "cosine", "step", "onecycle")
 _DTYPES = {"y": torch.long, "allowed": torch.bool}
 
 
-def resolve_device(device="auto"):
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` -> CUDA when present, else CPU; anything else as ``torch.device``."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -53,7 +59,7 @@ def resolve_device(device="auto"):
     return dev
 
 
-def as_tensors(data, device):
+def as_tensors(data: Mapping[str, Any], device: str | torch.device) -> dict[str, torch.Tensor]:
     """Dict of arrays -> dict of tensors on ``device`` (labels long, masks bool, the rest float32)."""
     out = {}
     for key, value in data.items():
@@ -71,7 +77,7 @@ def as_tensors(data, device):
 
 
 @contextmanager
-def eval_mode(module):
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """``module`` in evaluation mode inside the block; its own mode (of every
     submodule) is restored afterwards, also after an error."""
     was_training = module.training
@@ -82,13 +88,19 @@ def eval_mode(module):
         module.train(was_training)
 
 
-def module_device(module):
+def module_device(module: torch.nn.Module) -> torch.device:
     """The device of the module's first parameter (CPU for a module without any)."""
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 @torch.no_grad()
-def predict_logits(module, X, *, batch_size=1024, device=None):
+def predict_logits(
+    module: torch.nn.Module,
+    X: ArrayLike | torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """Logits of ``module`` on ``X`` (array or tensor), in evaluation mode, batched, as a CPU float tensor."""
     if device is None:
         device = module_device(module)
@@ -243,7 +255,7 @@ class Trainer:
             raise ValueError(f"{name}: {type(loss).__name__} needs {missing}, got entries {sorted(data)}")
 
     @torch.no_grad()
-    def evaluate(self, module, loss, data):
+    def evaluate(self, module: torch.nn.Module, loss: Any, data: Mapping[str, torch.Tensor]) -> float:
         """Mean validation loss (``loss.eval_loss``) of ``module`` on ``data`` (tensors on the device)."""
         total, count = 0.0, 0
         with eval_mode(module):
@@ -260,7 +272,13 @@ class Trainer:
         return total / max(count, 1)
 
     # -------------------------------------------------------------------- fit
-    def fit(self, module, loss, data, val_data=None):
+    def fit(
+        self,
+        module: torch.nn.Module,
+        loss: Any,
+        data: Mapping[str, Any],
+        val_data: Mapping[str, Any] | None = None,
+    ) -> TrainResult:
         """Train ``module`` in place.
 
         Parameters
