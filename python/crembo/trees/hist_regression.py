@@ -16,6 +16,8 @@ scikit-learn).
 from __future__ import annotations
 
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
@@ -23,6 +25,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from .. import _native
 from .._validation import MAX_INT, Interval, ParamsValidationMixin
 from .hist import MAX_BINS, BinnedData, HistTree
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["HistTreeRegressor"]
 
@@ -97,7 +102,7 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
             rounds=int(self.rounds),
         )
 
-    def bin_data(self, X):
+    def bin_data(self, X: ArrayLike) -> BinnedData:
         """``BinnedData`` of ``X`` with this tree's ``max_bins``, for repeated fits."""
         return BinnedData(X, max_bins=self.max_bins)
 
@@ -162,13 +167,15 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
         self.n_outputs_ = 1
         return self
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike | BinnedData, y: ArrayLike, sample_weight: ArrayLike | None = None) -> HistTreeRegressor:
         """Least-squares fit to point targets ``y`` (X: an array or a BinnedData)."""
         if y is None:
             validate_data(self, X, y)  # scikit-learn's "requires y" error
         return self._fit(X, y, None, sample_weight, point=True)
 
-    def fit_intervals(self, X, lo, hi, sample_weight=None):
+    def fit_intervals(
+        self, X: ArrayLike | BinnedData, lo: ArrayLike, hi: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> HistTreeRegressor:
         """Fit to interval targets: minimise ``sum w * dist(f(x), [lo, hi])^2``."""
         return self._fit(X, lo, hi, sample_weight, point=False)
 
@@ -192,21 +199,21 @@ class HistTreeRegressor(ParamsValidationMixin, RegressorMixin, BaseEstimator):
             )
         return fast
 
-    def apply(self, X):
+    def apply(self, X: ArrayLike) -> np.ndarray:
         """Index of the leaf each row of ``X`` reaches."""
         check_is_fitted(self, "tree_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         return self._fast_tree().apply(X, 0)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The tree's value at the leaf each row reaches."""
         check_is_fitted(self, "tree_")
         return self.tree_.value[self.apply(X), 0, 0].astype(np.float64)
 
-    def get_depth(self):
+    def get_depth(self) -> int:
         check_is_fitted(self, "tree_")
         return int(self.tree_.max_depth)
 
-    def get_n_leaves(self):
+    def get_n_leaves(self) -> int:
         check_is_fitted(self, "tree_")
         return int(self.tree_.n_leaves)
