@@ -18,9 +18,19 @@ a min/max reduction over the partitions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..trees.hist import MAX_BINS, BinnedData
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
+    # Per feature: (distinct values, weights, exact).
+    Sketch = list[tuple[np.ndarray, np.ndarray, bool]]
 
 #: Slots per feature in the lo/hi tables (the native layout).
 BIN_SLOTS = 256
@@ -37,7 +47,7 @@ def _as_f32(col):
     return v + np.float32(0.0)  # -0.0 -> 0.0
 
 
-def sketch(X, sketch_size):
+def sketch(X: np.ndarray, sketch_size: int) -> Sketch:
     """Per feature: (values, weights, exact) of one partition."""
     out = []
     for j in range(X.shape[1]):
@@ -55,7 +65,7 @@ def sketch(X, sketch_size):
     return out
 
 
-def merge_sketches(a, b):
+def merge_sketches(a: Sketch, b: Sketch) -> Sketch:
     out = []
     for (va, wa, ea), (vb, wb, eb) in zip(a, b):
         v = np.concatenate([va, vb])
@@ -91,7 +101,7 @@ def _weighted_bin_ends(w, max_bins):
     return np.asarray(ends, dtype=np.int64)
 
 
-def edges_from_sketch(sk, max_bins):
+def edges_from_sketch(sk: Sketch, max_bins: int) -> list[np.ndarray]:
     """Per feature, the largest value of each bin (float32, increasing)."""
     edges = []
     for v, w, _exact in sk:
@@ -105,7 +115,7 @@ def edges_from_sketch(sk, max_bins):
     return edges
 
 
-def code_partition(X, edges):
+def code_partition(X: ArrayLike, edges: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(codes d x n uint8, lo d x B, hi d x B): the bin codes of one
     partition and each bin's smallest and largest value there."""
     n, d = X.shape
@@ -130,7 +140,7 @@ def code_partition(X, edges):
     return codes, lo, hi
 
 
-def merge_lohi(a, b):
+def merge_lohi(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(a[0], b[0]), np.maximum(a[1], b[1])
 
 
@@ -161,10 +171,10 @@ class BinEdges:
             self.hi[j, :nb] = np.where(filled, hi[j, :nb], e)
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return len(self.edges)
 
-    def binned(self, X):
+    def binned(self, X: ArrayLike) -> BinnedData:
         """``X`` (a NumPy array) binned with these edges as a
         ``crembo.trees.hist.BinnedData``, for an in-memory ``HistTreeClassifier``
         to fit on the same bins as the distributed tree."""
