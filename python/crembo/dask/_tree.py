@@ -14,11 +14,18 @@ first), so on the same bins the tree is the in-memory one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from sklearn.base import clone
 
 from .. import _native
 from ..trees.hist import HistTree, HistTreeClassifier, _int_param
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from distributed import Future
 
 #: Open nodes whose histograms one task builds at once (bounds the memory
 #: of a level's histograms: nodes x features x bins x (classes + 2) doubles).
@@ -28,7 +35,9 @@ NODE_BATCH = 64
 # ------------------------------------------------------- partition kernels
 
 
-def init_state(codes, targets, w, lookup, cw):
+def init_state(
+    codes: np.ndarray, targets: np.ndarray, w: np.ndarray | None, lookup: np.ndarray, cw: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """A partition's fit state: compact labels (``lookup`` maps global label
     indices to the tree's classes), row weights ``w * cw[label]`` and every
     kept row at the root (node 0); rows without a target, or of zero weight,
@@ -43,7 +52,7 @@ def init_state(codes, targets, w, lookup, cw):
     return dict(labels=lab, omega=om, node=node)
 
 
-def node_totals(state, n_nodes, n_classes):
+def node_totals(state: Mapping[str, np.ndarray], n_nodes: int, n_classes: int) -> dict[str, Any]:
     """(W, rows, class mass) of each node over this partition's rows."""
     node, lab, om = state["node"], state["labels"], state["omega"]
     sel = node >= 0
@@ -55,7 +64,14 @@ def node_totals(state, n_nodes, n_classes):
     return dict(W=W, cnt=cnt, channel=ch, allow=allow.astype(np.float64), total=float(om.sum()))
 
 
-def histograms(codes, n_bins, state, slot_of_node, n_slots, n_classes):
+def histograms(
+    codes: np.ndarray,
+    n_bins: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    slot_of_node: np.ndarray,
+    n_slots: int,
+    n_classes: int,
+) -> np.ndarray:
     """Histograms of the nodes ``slot_of_node`` maps to a slot (the others
     are skipped): ``(n_slots, sum_j (n_bins[j] + 1) * (n_classes + 2))``."""
     slot = slot_of_node[np.maximum(state["node"], 0)]
@@ -63,7 +79,9 @@ def histograms(codes, n_bins, state, slot_of_node, n_slots, n_classes):
     return _native.hist_node_histograms(codes, n_bins, slot, n_slots, state["labels"], state["omega"], n_classes)
 
 
-def route(codes, state, table, n_next, n_classes):
+def route(
+    codes: np.ndarray, state: Mapping[str, np.ndarray], table: np.ndarray, n_next: int, n_classes: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Moves each row to its child: ``table`` holds, per node of this level,
     (split?, feature, bin, missing_left, left id, right id) with ids of the
     next level; rows of leaves leave the fit (-1). Returns the new state and
@@ -141,7 +159,7 @@ class TreeFitter:
         self.codes = codes  # futures, one per partition (d x n_p uint8)
         self.C_global = int(n_classes_global)
 
-    def fit(self, targets, weights=None):
+    def fit(self, targets: Sequence[Future], weights: Sequence[Future] | None = None) -> HistTreeClassifier:
         """A tree fit on label indices ``targets`` (futures; -1: no target)
         weighted by ``weights`` (futures or None) -- the in-memory
         ``StudentTrainer.fit_labels``: rows without a target are left out,
