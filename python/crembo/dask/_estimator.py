@@ -6,6 +6,7 @@ import copy
 import logging
 import time
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -19,6 +20,9 @@ from ..compress.teachers import BELIEF_METHODS, teacher_classes, unwrap_teacher
 from ..trees.hist import MAX_BINS, HistTreeClassifier, resolve_student
 from . import _bins, _kernels as K
 from ._tree import TreeFitter, _add, _sum_tree
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = ["CREMBOClassifier"]
 
@@ -269,7 +273,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self._validate_params()
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y):
+    def fit(self, X: Any, y: Any) -> CREMBOClassifier:
         """Compress the teacher on dask ``X`` (array or DataFrame, numeric
         columns) and labels ``y`` (array or Series partitioned like ``X``;
         ``-1`` marks an unlabelled row unless the labels are {-1, 1})."""
@@ -735,7 +739,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             )
         return da.map_blocks(fn, self.student_, Xd, *args, drop_axis=1, dtype=self.classes_.dtype)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray | da.Array:
         """Labels of ``X``: a NumPy array for NumPy (or pandas) input, a lazy
         dask array for a dask array or DataFrame (computed on the workers)."""
         check_is_fitted(self, "student_")
@@ -743,7 +747,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             return self._map_blocks(X, K.predict_labels)
         return np.asarray(self.student_.predict(self._local_X(X)))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
         """Class probabilities of the student (columns follow ``classes_``)."""
         check_is_fitted(self, "student_")
         if _is_dask_array(X) or _is_dask_frame(X):
