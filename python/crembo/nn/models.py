@@ -15,11 +15,17 @@ variant: 3x3 stem, no max-pool) has residual blocks.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .accounting import count_parameters  # noqa: F401 - crembo.nn.models.count_parameters, as before
 from .lma import LMA
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
 
 __all__ = ["Reshape", "MLP", "LeNet", "SmallCNN", "BasicBlock", "ResNet18", "make_activation", "count_parameters"]
 
@@ -31,14 +37,14 @@ class Reshape(nn.Module):
         super().__init__()
         self.shape = tuple(int(s) for s in shape)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"shape={self.shape}"
 
 
-def make_activation(activation, num_features):
+def make_activation(activation: str | Callable[[int], nn.Module], num_features: int) -> nn.Module:
     """An activation module for a layer of ``num_features`` channels.
 
     ``activation`` is "relu", "lma" (an :class:`LMA` with 6 segments), or a
@@ -205,7 +211,7 @@ class BasicBlock(nn.Module):
         else:
             self.shortcut = nn.Identity()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu2(out + self.shortcut(x))
@@ -243,6 +249,6 @@ class ResNet18(nn.Module):
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(in_planes, n_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(self.reshape(x)))
         return self.fc(self.flatten(self.pool(x)))
