@@ -21,7 +21,14 @@ missing values, shared by the estimators.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["UNLABELED", "unlabeled_mask", "check_weights", "allows_nan", "check_missing"]
 
@@ -29,7 +36,7 @@ __all__ = ["UNLABELED", "unlabeled_mask", "check_weights", "allows_nan", "check_
 UNLABELED = -1
 
 
-def unlabeled_mask(y):
+def unlabeled_mask(y: ArrayLike) -> np.ndarray:
     """Boolean mask of the rows of ``y`` labelled ``-1`` (numeric labels, or
     object arrays holding the integer -1; string labels have no such mark).
 
@@ -57,7 +64,9 @@ def unlabeled_mask(y):
     return mask
 
 
-def check_weights(sample_weight, n, labeled=None, *, normalize=True):
+def check_weights(
+    sample_weight: ArrayLike | None, n: int, labeled: np.ndarray | None = None, *, normalize: bool = True
+) -> np.ndarray | None:
     """``sample_weight`` as float64 weights of mean 1 (as given when
     ``normalize`` is false), or None.
 
@@ -89,7 +98,7 @@ def check_weights(sample_weight, n, labeled=None, *, normalize=True):
     return w / w.mean() if normalize else w
 
 
-def allows_nan(estimator):
+def allows_nan(estimator: Any) -> bool:
     """True when scikit-learn's tags say ``estimator`` accepts NaN in X
     (False when it has no tags)."""
     from sklearn.utils import get_tags
@@ -104,7 +113,9 @@ def _column_name(j, names):
     return f"column {j}" if names is None else f"column {j} ({names[j]!r})"
 
 
-def check_missing(X, models, names=None, *, what="X"):
+def check_missing(
+    X: ArrayLike, models: Sequence[tuple[str, Any]], names: Sequence[str] | None = None, *, what: str = "X"
+) -> None:
     """Raise unless every model accepts the missing values of ``X``.
 
     ``models`` is a list of ``(role, estimator or None)``; None means "does
