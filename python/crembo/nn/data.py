@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def load_digits_images(flatten=True):
+def load_digits_images(flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The digits data set (1797 images, 10 classes) with pixels in [0, 1].
 
     Returns
@@ -50,7 +51,7 @@ def _find_batches_dir(data_dir):
     )
 
 
-def read_cifar_batch(path):
+def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR pickle batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``."""
     with open(path, "rb") as f:
         d = pickle.load(f, encoding="bytes")
@@ -66,7 +67,9 @@ def read_cifar_batch(path):
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def load_cifar10(data_dir, *, normalize=True, flatten=False, limit=None):
+def load_cifar10(
+    data_dir: str | os.PathLike[str], *, normalize: bool = True, flatten: bool = False, limit: int | None = None
+) -> dict[str, Any]:
     """CIFAR-10 from the standard python pickle batches in ``data_dir``.
 
     Parameters
@@ -121,7 +124,7 @@ def load_cifar10(data_dir, *, normalize=True, flatten=False, limit=None):
     return out
 
 
-def random_crop_flip(x, padding=4, shape=(3, 32, 32)):
+def random_crop_flip(x: torch.Tensor, padding: int = 4, shape: tuple[int, ...] = (3, 32, 32)) -> torch.Tensor:
     """Random crop after zero padding and random horizontal flip, per image, on a batch tensor.
 
     Flat rows are reshaped to ``shape`` and returned flat.
