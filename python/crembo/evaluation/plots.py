@@ -14,7 +14,15 @@ the axes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 __all__ = ["plot_depth_profile", "plot_threshold_search", "plot_tree"]
 
@@ -34,7 +42,14 @@ def _axes(ax, figsize):
     return ax
 
 
-def plot_depth_profile(beliefs, predictions, *, classes=None, ax=None, title=None):
+def plot_depth_profile(
+    beliefs: ArrayLike,
+    predictions: Mapping[str, ArrayLike] | ArrayLike,
+    *,
+    classes: ArrayLike | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Depth profiles of students.
 
     Parameters
@@ -98,7 +113,7 @@ def plot_depth_profile(beliefs, predictions, *, classes=None, ax=None, title=Non
     return ax
 
 
-def plot_threshold_search(model_or_trace, *, ax=None, title=None):
+def plot_threshold_search(model_or_trace: Any, *, ax: Axes | None = None, title: str | None = None) -> Axes:
     """Validation score against threshold from CREMBO's search.
 
     Parameters
@@ -156,8 +171,16 @@ def plot_threshold_search(model_or_trace, *, ax=None, title=None):
 
 
 def plot_tree(
-    model, *, feature_names=None, class_names=None, ax=None, max_depth=None, decimals=3, fontsize=7, title=None
-):
+    model: Any,
+    *,
+    feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    max_depth: int | None = None,
+    decimals: int = 3,
+    fontsize: float = 7,
+    title: str | None = None,
+) -> Axes:
     """Draw a tree student (any model :func:`crembo.trees.representation.flatten_tree` reads).
 
     Splits show ``feature <= threshold`` (left: yes); leaves show the
