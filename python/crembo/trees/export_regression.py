@@ -24,6 +24,8 @@ classifiers only).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import export
 from .representation import (
     FlatTree,  # noqa: F401 - crembo.trees.export_regression.FlatTree, as before
@@ -31,6 +33,9 @@ from .representation import (
     is_regression_model,
     regression_fast_tree,
 )
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = [
     "flatten_regression_tree",
@@ -42,14 +47,16 @@ __all__ = [
 ]
 
 
-def export_regression_native(model, path=None, *, precision: str = "float32") -> str:
+def export_regression_native(
+    model: Any, path: str | os.PathLike[str] | None = None, *, precision: str = "float32"
+) -> str:
     """The text file of ``crembo/fast_tree.hpp`` for a regression tree (its
     class names are the leaf values). Returns the text; writes ``path`` when given."""
     return export.export_native(flatten_regression_tree(model, precision=precision), path)
 
 
 def export_regression_rules(
-    model,
+    model: Any,
     *,
     feature_names: list | None = None,
     decimals: int | None = None,
@@ -93,7 +100,7 @@ def export_regression_rules(
 
 
 def export_regression_cpp(
-    model, *, name: str = "crembo_tree", precision: str = "float32", feature_names: list | None = None
+    model: Any, *, name: str = "crembo_tree", precision: str = "float32", feature_names: list | None = None
 ) -> str:
     """Self-contained C++ of a regression tree: the classification header of
     :func:`crembo.trees.export.export_cpp` over the distinct leaf values, plus
