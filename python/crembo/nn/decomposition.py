@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["InterpolativeDecomposition", "interpolative_decomposition", "fold_interpolation"]
 
@@ -87,7 +91,7 @@ def _id_from_factor(R0, rank=None, tolerance=None):
 
 
 def interpolative_decomposition(
-    Z, rank: int | None = None, *, tolerance: float | None = None
+    Z: ArrayLike | torch.Tensor, rank: int | None = None, *, tolerance: float | None = None
 ) -> InterpolativeDecomposition:
     """Column interpolative decomposition ``Z ~ Z[:, J] @ T`` by column-pivoted QR.
 
@@ -166,7 +170,9 @@ def _new_param(old, value):
 
 
 @torch.no_grad()
-def fold_interpolation(consumer: nn.Module, T, offset=None) -> nn.Module:
+def fold_interpolation(
+    consumer: nn.Module, T: ArrayLike | torch.Tensor, offset: ArrayLike | torch.Tensor | None = None
+) -> nn.Module:
     """Fold an interpolation matrix into the layer that reads the pruned channels, in place.
 
     The consumer read ``C`` channels ``Z``; it will read the ``k`` kept

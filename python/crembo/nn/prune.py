@@ -52,6 +52,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -71,6 +72,9 @@ from .decomposition import (
     interpolative_decomposition,
 )
 from .graph import _analyse, _channel_count, prunable_layers
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "InterpolativeDecomposition",
@@ -336,9 +340,9 @@ def _compress_pairs(compressed, pairs, batches, targets, tolerance, method, cent
 
 def compress_network(
     model: nn.Module,
-    calibration_data,
+    calibration_data: Any,
     tolerance: float | None = None,
-    sizes=None,
+    sizes: int | float | Mapping[str, int | float] | Sequence[int | float] | None = None,
     *,
     method: str = "id",
     center: bool = False,
@@ -434,7 +438,11 @@ def compress_network(
 
 
 def magnitude_prune(
-    model: nn.Module, calibration_data, sizes, *, batch_size: int = 256
+    model: nn.Module,
+    calibration_data: Any,
+    sizes: int | float | Mapping[str, int | float] | Sequence[int | float],
+    *,
+    batch_size: int = 256,
 ) -> tuple[nn.Module, CompressionReport]:
     """Baseline: magnitude pruning of neurons/channels to ``sizes``; same output as :func:`compress_network`.
 
