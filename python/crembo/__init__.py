@@ -7,6 +7,8 @@ student that is *deep*, central with respect to the teacher's belief
 ``p(y|x)``, and choose its depth level on validation data.
 """
 
+from __future__ import annotations
+
 from . import _compat, _native
 from ._validation import Beliefs
 from .core import (
@@ -40,7 +42,7 @@ def __getattr__(name):
 __version__ = _native.version
 
 
-def cuda_available():
+def cuda_available() -> bool:
     """True when crembo was built with CUDA kernels and a CUDA device is present."""
     return _native.cuda_ready()
 

@@ -13,6 +13,10 @@ import importlib.abc
 import importlib.util
 import sys
 import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import types
 
 #: old module path -> new module path
 MOVED = {
@@ -88,7 +92,7 @@ def install() -> None:
         sys.meta_path.append(_AliasFinder())
 
 
-def module_getattr(name: str):
+def module_getattr(name: str) -> types.ModuleType:
     """``crembo.<old name>`` as an attribute of the package (``import crembo; crembo.tree``)."""
     old = f"crembo.{name}"
     if old not in MOVED:

@@ -31,10 +31,14 @@ and a student that handle them.
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["munge"]
 
@@ -61,7 +65,15 @@ def _check_unit(value, name, low_inclusive):
     return float(value)
 
 
-def munge(X, size=1.0, *, swap=0.5, spread=1.0, random_state=None, categorical=None):
+def munge(
+    X: ArrayLike,
+    size: float = 1.0,
+    *,
+    swap: float = 0.5,
+    spread: float = 1.0,
+    random_state: int | np.random.RandomState | None = None,
+    categorical: ArrayLike | None = None,
+) -> np.ndarray:
     """Synthetic rows near ``X`` by MUNGE.
 
     Parameters

@@ -231,7 +231,7 @@ class TorchTeacher(ClassifierMixin, BaseEstimator):
         return True
 
     @property
-    def classes_(self):
+    def classes_(self) -> np.ndarray:
         c = self._classes()
         if c is None:
             c = getattr(self, "_seen_classes", None)

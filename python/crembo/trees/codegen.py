@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .representation import FlatTree
 
 __all__ = ["check_identifier", "cpp_source"]
 
@@ -38,7 +44,7 @@ def _cpp_string(s):
     return json.dumps(str(s), ensure_ascii=True)
 
 
-def cpp_source(flat, *, name: str = "crembo_tree", feature_names=None) -> str:
+def cpp_source(flat: FlatTree, *, name: str = "crembo_tree", feature_names: Sequence[str] | None = None) -> str:
     """The C++ header of a flattened tree (see :func:`crembo.trees.export.export_cpp`).
 
     Parameters
