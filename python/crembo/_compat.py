@@ -16,7 +16,9 @@ import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import importlib.machinery
     import types
+    from collections.abc import Sequence
 
 #: old module path -> new module path
 MOVED = {
@@ -70,18 +72,20 @@ class _AliasLoader(importlib.abc.Loader):
         self.old = old
         self.spec = None
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         module = importlib.import_module(MOVED[self.old])
         self.spec = module.__spec__  # the import system overwrites it; put it back below
         return module
 
-    def exec_module(self, module) -> None:
+    def exec_module(self, module: types.ModuleType) -> None:
         module.__spec__ = self.spec
         warn_moved(self.old)
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED:
             return None
         return importlib.util.spec_from_loader(fullname, _AliasLoader(fullname))

@@ -10,6 +10,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -68,6 +69,9 @@ from .students import (
     set_leaf_beliefs,
 )
 from .teachers import BELIEF_METHODS, teacher_beliefs, teacher_classes, unwrap_teacher
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["CREMBOClassifier", "LabelDistiller", "default_teacher"]
 
@@ -507,10 +511,10 @@ class LabelDistiller(_DistillerBase):
 class _NoBar:
     """Stands for a progress bar when ``verbose`` is 0."""
 
-    def update(self, n=1):
+    def update(self, n: int = 1) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         pass
 
     def __enter__(self):
@@ -542,24 +546,24 @@ class _StageClock:
         self.seconds = dict.fromkeys((*self.STAGES, "student_fits"), 0.0)
 
     @contextmanager
-    def stage(self, name):
+    def stage(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - t0
 
-    def add_fits(self, seconds):
+    def add_fits(self, seconds: float) -> None:
         self.seconds["student_fits"] += seconds
 
-    def deadline(self, max_time):
+    def deadline(self, max_time: float | None) -> float | None:
         """The ``time.time()`` at which ``max_time`` seconds from the start
         are spent (None: no limit)."""
         if max_time is None:
             return None
         return time.time() + float(max_time) - (time.perf_counter() - self.start)
 
-    def timings(self):
+    def timings(self) -> dict[str, float]:
         out = dict(self.seconds)
         out["total"] = time.perf_counter() - self.start
         out["overhead"] = out["total"] - out["teacher_fit"] - out["student_fits"]

@@ -284,19 +284,19 @@ class _RegressionTrainer:
             hit = self._bins[key] = (X, est.bin_data(X))
         return hit[1]
 
-    def fit(self, X, targets, weights=None):
+    def fit(self, X: ArrayLike, targets: ArrayLike, weights: ArrayLike | None = None) -> Any:
         est = seeded_clone(self.template, self.seed)
         Xb = self._input(est, X)
         if weights is None:
             return est.fit(Xb, targets)
         return est.fit(Xb, targets, sample_weight=weights)
 
-    def fit_intervals(self, X, lo, hi):
+    def fit_intervals(self, X: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> Any:
         est = seeded_clone(self.template, self.seed)
         return est.fit_intervals(self._input(est, X), lo, hi)
 
     @staticmethod
-    def predict(est, X):
+    def predict(est: Any, X: ArrayLike) -> np.ndarray:
         return np.ascontiguousarray(est.predict(X), dtype=np.float64).reshape(-1)
 
 

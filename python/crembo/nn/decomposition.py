@@ -148,7 +148,7 @@ class _RowFactor:
         self.n = 0
         self.total = np.zeros(h)
 
-    def update(self, rows):
+    def update(self, rows: torch.Tensor) -> None:
         rows = rows.detach().to("cpu", torch.float64).numpy()
         if not np.all(np.isfinite(rows)):
             raise ValueError("calibration activations have non-finite values (NaN or inf)")
@@ -157,11 +157,11 @@ class _RowFactor:
         block = np.vstack([self.R, np.hstack([np.ones((rows.shape[0], 1)), rows])])
         self.R = np.linalg.qr(block, mode="r")
 
-    def factor(self, center=False):
+    def factor(self, center: bool = False) -> np.ndarray:
         return self.R[1:, 1:] if center else self.R[:, 1:]
 
     @property
-    def mean(self):
+    def mean(self) -> np.ndarray:
         return self.total / max(self.n, 1)
 
 

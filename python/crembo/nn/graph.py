@@ -111,7 +111,7 @@ def _is_per_channel(module):
 class _Tracer(fx.Tracer):
     """Custom modules without children (activations such as LMA) stay whole nodes."""
 
-    def is_leaf_module(self, m, qualname):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return super().is_leaf_module(m, qualname) or _is_lma(m) or next(m.children(), None) is None
 
 

@@ -363,7 +363,7 @@ class _NodeOutputs:
         self.classes_ = classes
         self._value = value
 
-    def predict_proba(self, nodes):
+    def predict_proba(self, nodes: np.ndarray) -> list[np.ndarray]:
         return [self._value[nodes, y, :] for y in range(self._value.shape[1])]
 
 
