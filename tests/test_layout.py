@@ -38,6 +38,15 @@ def test_old_names_as_attributes_and_from_imports(monkeypatch):
         crembo.not_a_module  # noqa: B018
 
 
+def test_old_memo_path_leaves_the_memo_function():
+    # crembo.memo is the package's function; importing the old module path
+    # crembo.memo must not replace it with the module.
+    sys.modules.pop("crembo.memo", None)
+    with pytest.warns(CremboDeprecationWarning):
+        importlib.import_module("crembo.memo")
+    assert callable(crembo.memo) and crembo.memo is crembo.compress.memo.memo
+
+
 def test_new_paths_import_without_warnings():
     code = (
         "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"

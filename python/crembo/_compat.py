@@ -12,12 +12,12 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import importlib.machinery
-    import types
     from collections.abc import Sequence
 
 #: old module path -> new module path
@@ -91,9 +91,33 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _AliasLoader(fullname))
 
 
+class _Package(types.ModuleType):
+    """The ``crembo`` package's module type: importing an old path sets the
+    package attribute of that name to the module (the import system does so
+    for every submodule), which must not hide a function the package exports
+    under the same name (``crembo.memo``, the function, against
+    ``crembo.memo``, the old module path)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        held = self.__dict__.get(name)
+        if (
+            isinstance(value, types.ModuleType)
+            and f"crembo.{name}" in MOVED
+            and held is not None
+            and not isinstance(held, types.ModuleType)
+        ):
+            return
+        super().__setattr__(name, value)
+
+
 def install() -> None:
+    """Answer for the old module paths (once per process), and protect the
+    package's own names from them."""
     if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
         sys.meta_path.append(_AliasFinder())
+    package = sys.modules["crembo"]
+    if not isinstance(package, _Package):
+        package.__class__ = _Package
 
 
 def module_getattr(name: str) -> types.ModuleType:
