@@ -69,10 +69,7 @@ void node_histograms(const ParallelBins& bins, index_t n_classes, const std::uin
                     << " value bins and its missing-value bin";
                 throw std::invalid_argument(msg.str());
             }
-            double* h = out + index_t(s) * H + base + index_t(code) * S;
-            h[0] += w;
-            h[1] += 1.0;
-            h[2 + labels[i]] += w;
+            detail::add_label_row(out + index_t(s) * H + base + index_t(code) * S, labels[i], w);
         }
     }
 }

@@ -180,11 +180,7 @@ void build_histogram(const HistLayout& layout, const std::uint8_t* codes, index_
             const double* om = t.omega.data();
             for (index_t k = 0; k < n; ++k) {
                 const index_t p = rows[k];
-                double* s = hj + index_t(col[p]) * S;
-                const double w = om[p];
-                s[0] += w;
-                s[1] += 1.0;
-                s[2 + y[p]] += w;
+                add_label_row(hj + index_t(col[p]) * S, y[p], om[p]);
             }
         } else {
             for (index_t k = 0; k < n; ++k) {
@@ -213,13 +209,8 @@ void build_histogram_ordered(const HistLayout& layout, const std::uint8_t* row_c
         for (index_t k = 0; k < n; ++k) {
             const std::uint8_t* r = row_codes + k * d + j0;
             const double wk = w[k];
-            const index_t c = 2 + y[k];
-            for (index_t q = 0; q < nj; ++q) {
-                double* s = hb[q] + index_t(r[q]) * S;
-                s[0] += wk;
-                s[1] += 1.0;
-                s[c] += wk;
-            }
+            const label_t yk = y[k];
+            for (index_t q = 0; q < nj; ++q) add_label_row(hb[q] + index_t(r[q]) * S, yk, wk);
         }
     });
 }

@@ -349,6 +349,17 @@ def _split_labels(data: np.ndarray, path: Path):
     return _impute_column_means(X), raw.astype(np.int64)
 
 
+def _read_labelled(file: str, data_dir: Optional[PathLike], *, header: bool, labels: Optional[Tuple[int, int]] = None):
+    """A UCI file's features (missing values imputed) and integer labels,
+    with the labels checked against the inclusive range ``labels``."""
+    path = _data_file(file, data_dir)
+    data, names = _read_csv(path, header=header)
+    X, y = _split_labels(data, path)
+    if labels is not None and (y.min() < labels[0] or y.max() > labels[1]):
+        raise ValueError(f"{str(path)!r}: expected labels {labels[0]}..{labels[1]}, got {y.min()}..{y.max()}")
+    return X, y, names
+
+
 # -------------------------------------------------------------------- loaders
 def load_heart(data_dir: Optional[PathLike] = None) -> Dataset:
     """Heart disease (Cleveland), 303 x 13, 5 classes.
@@ -370,11 +381,7 @@ def load_heart(data_dir: Optional[PathLike] = None) -> Dataset:
     FileNotFoundError
         When the CSV file is not in the folder.
     """
-    path = _data_file(_HEART_FILE, data_dir)
-    data, names = _read_csv(path, header=True)
-    X, y = _split_labels(data, path)
-    if y.min() < 0 or y.max() > 4:
-        raise ValueError(f"{str(path)!r}: expected labels 0..4, got {y.min()}..{y.max()}")
+    X, y, names = _read_labelled(_HEART_FILE, data_dir, header=True, labels=(0, 4))
     return Dataset(
         X=X,
         y=y,
@@ -439,11 +446,7 @@ def load_dermatology(data_dir: Optional[PathLike] = None) -> Dataset:
     FileNotFoundError
         When the CSV file is not in the folder.
     """
-    path = _data_file(_DERMATOLOGY_FILE, data_dir)
-    data, names = _read_csv(path, header=True)
-    X, y = _split_labels(data, path)
-    if y.min() < 1 or y.max() > 6:
-        raise ValueError(f"{str(path)!r}: expected labels 1..6, got {y.min()}..{y.max()}")
+    X, y, names = _read_labelled(_DERMATOLOGY_FILE, data_dir, header=True, labels=(1, 6))
     return Dataset(
         X=X,
         y=y - 1,
@@ -481,9 +484,7 @@ def load_arrhythmia(data_dir: Optional[PathLike] = None) -> Dataset:
     FileNotFoundError
         When the CSV file is not in the folder.
     """
-    path = _data_file(_ARRHYTHMIA_FILE, data_dir)
-    data, _ = _read_csv(path, header=False)
-    X, codes = _split_labels(data, path)
+    X, codes, _ = _read_labelled(_ARRHYTHMIA_FILE, data_dir, header=False)
     present, y = np.unique(codes, return_inverse=True)
     class_names = [f"{_ARRHYTHMIA_CLASSES.get(int(c), 'class')} (code {int(c)})" for c in present]
     return Dataset(

@@ -78,13 +78,22 @@ void add_totals(Totals& a, const Totals& b);
 // Totals of the rows of a that are not in b (b's rows are a subset of a's).
 Totals minus(const Totals& a, const Totals& b);
 
+// Adds one single-label row (label y, criterion weight w) to histogram
+// slot s: its weight, one row, and its weight on its class. Every label
+// histogram (in memory, node-ordered, per partition) adds rows this way.
+inline void add_label_row(double* s, label_t y, double w) {
+    s[0] += w;
+    s[1] += 1.0;
+    s[2 + y] += w;
+}
+
 // Adds local row p to one histogram slot s.
 inline void add_row(double* s, const RowTargets& t, index_t p) {
-    s[0] += t.omega[size_t(p)];
-    s[1] += 1.0;
     if (t.labels()) {
-        s[2 + t.y[size_t(p)]] += t.omega[size_t(p)];
+        add_label_row(s, t.y[size_t(p)], t.omega[size_t(p)]);
     } else {
+        s[0] += t.omega[size_t(p)];
+        s[1] += 1.0;
         const RowTargets::Entry* e = t.entries.data() + t.rp[size_t(p)];
         const RowTargets::Entry* e1 = t.entries.data() + t.rp[size_t(p + 1)];
         for (; e < e1; ++e) s[e->slot] += e->value;
