@@ -149,6 +149,7 @@ def consistency_oracle(
     delta=0.0,
     sample_weight=None,
     prefer=None,
+    feasibility=False,
 ):
     """One oracle call at threshold ``t`` (docs/ALGORITHMS.md, section 2; core.hpp).
 
@@ -157,6 +158,10 @@ def consistency_oracle(
     highest belief; the row argmax where the set is empty), rounds of weighted
     fits; after each fit allowed predictions become the targets, violators'
     weights grow by ``1 + eta`` and the weights are rescaled to sum to ``n``.
+    ``feasibility`` (the search's first probe under ``probe_lowest``): gives
+    up once a round, from the third and from a quarter of ``max_rounds`` on,
+    leaves more than 5% of the points and more than 100 points in violation,
+    and no fewer than the first round.
     """
     P = np.asarray(P)
     n = P.shape[0]
@@ -172,6 +177,8 @@ def consistency_oracle(
     targets = np.where(targets < 0, row_argmax(P)[0], targets).astype(np.int32)
     w = np.ones(n) if sample_weight is None else np.array(sample_weight, dtype=np.float64)
     res = {}
+    first_viol = 0
+    hopeless_from, hopeless_count = max(2, max_rounds // 4 - 1), max(100, int(0.05 * n))
     for r in range(max_rounds):
         pred = np.asarray(fit_labels(targets.copy(), w.copy()), dtype=np.int64)
         ok = point_depth(P, pred) >= tt
@@ -180,6 +187,10 @@ def consistency_oracle(
         viol = int(np.count_nonzero(~ok))
         res = {"consistent": viol <= tol, "violations": viol, "rounds": r + 1, "pred": pred}
         if res["consistent"]:
+            return res
+        if r == 0:
+            first_viol = viol
+        if feasibility and r >= hopeless_from and viol >= first_viol and viol > hopeless_count:
             return res
         total = 0.0
         for x in w:  # sequential, like the core
@@ -199,7 +210,9 @@ def memo_search(P, candidates, *, accept=None, probe_lowest=True, **oracle_optio
 
     def probe(j):
         first = not best["trace"]
-        r = consistency_oracle(P, candidates[j], prefer=prefer["pred"], **oracle_options)
+        r = consistency_oracle(
+            P, candidates[j], prefer=prefer["pred"], feasibility=probe_lowest and first, **oracle_options
+        )
         best["n_fits"] += r["rounds"]
         best["trace"].append(
             {

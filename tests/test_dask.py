@@ -111,6 +111,24 @@ def test_memo_equals_in_memory(client):
     np.testing.assert_array_equal(est.predict(X), ref.predict(X))
 
 
+def test_hopeless_first_probe_given_up_as_in_memory(client):
+    # Labels unrelated to X: MEMO's first probe is hopeless and gives up
+    # before max_rounds, on the cluster as in memory.
+    rng = np.random.RandomState(2)
+    X, y = np.round(rng.rand(3000, 4), 2), rng.randint(0, 6, 3000)
+    teacher = RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0).fit(X, y)
+    Xd, yd = da.from_array(X, chunks=(1000, 4)), da.from_array(y, chunks=1000)
+    with pytest.warns(RuntimeWarning, match="no consistent student"):
+        est = CREMBOClassifier(teacher, "tree:3", mode="memo", random_state=0, client=client).fit(Xd, yd)
+    with pytest.warns(RuntimeWarning, match="no consistent student"):
+        ref = LocalCREMBO(teacher, tree_student(3), mode="memo", augment=0, cv=None, random_state=0).fit(X, y)
+    assert ref.memo_threshold_ is None and ref.trace_[0]["rounds"] < ref.max_rounds
+    assert est.memo_threshold_ is None and est.n_student_fits_ == ref.n_student_fits_
+    assert [(r["threshold"], r["consistent"], r["violations"], r["rounds"]) for r in est.trace_] == [
+        (r["threshold"], r["consistent"], r["violations"], r["rounds"]) for r in ref.trace_
+    ]
+
+
 def test_crembo_equals_in_memory_on_the_same_split(client):
     X, y, teacher = _data(seed=2)
     Xd, yd = da.from_array(X, chunks=(500, 4)), da.from_array(y, chunks=500)

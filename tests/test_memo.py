@@ -118,6 +118,40 @@ def _group_majority(groups, C):
     return fit
 
 
+def _hopeless_problem(n, seed=0, C=4, n_groups=8):
+    """One-hot beliefs with random labels and a group-constant student: at
+    every threshold (one candidate, 1.0) a quarter or so of the points can be
+    fitted, and no reweighting brings the violations below the first round's
+    (the unweighted majority per group violates least)."""
+    rng = np.random.default_rng(seed)
+    P = np.eye(C)[rng.integers(0, C, size=n)]
+    return P, _group_majority(rng.integers(0, n_groups, size=n), C)
+
+
+@pytest.mark.parametrize(
+    "n, max_rounds, probe_lowest, rounds",
+    [
+        (3000, 8, True, 3),  # hopeless from the third round
+        (3000, 30, True, 7),  # from a quarter of the rounds
+        (3000, 8, False, 8),  # only the feasibility probe gives up
+        (100, 8, True, 8),  # at most 100 violations: never "hopeless"
+    ],
+)
+def test_hopeless_feasibility_probe_gives_up(n, max_rounds, probe_lowest, rounds):
+    P, student = _hopeless_problem(n)
+    cand = crembo.candidate_thresholds(P)
+    assert cand.tolist() == [1.0]
+    got = _core.memo_search(P, cand, fit_labels=student, max_rounds=max_rounds, probe_lowest=probe_lowest)
+    assert got["best_threshold"] is None
+    assert [r["rounds"] for r in got["trace"]] == [rounds]
+    assert got["n_fits"] == rounds
+    assert got["trace"][0]["violations"] > min(100, n // 4)
+    want = ref.memo_search(P, cand, fit_labels=student, max_rounds=max_rounds, probe_lowest=probe_lowest)
+    assert got["trace"] == want["trace"]
+    assert (_core.HOPELESS_SHARE, _core.HOPELESS_MIN) == (0.05, 100)  # the rule the reference mirrors
+    assert crembo.compress.memo.hopeless_rule(n, max_rounds) == (max(2, max_rounds // 4 - 1), max(100, n // 20))
+
+
 def max_probes(k, probe_lowest=True):
     """Probes of MEMO's search over k candidates: a binary search, after one
     probe of the smallest candidate when ``probe_lowest``."""

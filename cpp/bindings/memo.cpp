@@ -89,6 +89,9 @@ crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, doub
 }  // namespace
 
 void init_memo(py::module_& m) {
+    // The feasibility probe's give-up rule (core.hpp), mirrored by crembo.dask.
+    m.attr("HOPELESS_SHARE") = crembo::kHopelessShare;
+    m.attr("HOPELESS_MIN") = crembo::kHopelessMin;
     // ---------------------------------------------------------------- MEMO
     m.def(
         "consistency_oracle",

@@ -41,7 +41,7 @@ void check_student_labels(const label_t* pred, index_t n, index_t C) {
 template <class T>
 OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const MemoOptions& opt,
                                 const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
-                                const double* base_weights, const label_t* prefer) {
+                                const double* base_weights, const label_t* prefer, bool feasibility) {
     check_options(opt);
     detail::check_shape(n, C);
     const index_t tolerated = detail::tolerated_violations(n, opt.delta);
@@ -87,7 +87,9 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
             throw std::invalid_argument("sample_weight: expected at least one positive weight");
     }
     double grow = 1.0 + opt.eta;
-    index_t best_viol = n + 1;
+    index_t best_viol = n + 1, first_viol = 0;
+    const int hopeless_from = std::max(2, opt.max_rounds / 4 - 1);  // a round index
+    const index_t hopeless_count = std::max<index_t>(kHopelessMin, index_t(kHopelessShare * double(n)));
     int stalled = 0;
     for (int r = 0; r < opt.max_rounds; ++r) {
         fit_labels(targets.data(), w.data(), res.pred.data());
@@ -104,6 +106,19 @@ OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const Mem
         res.violations = viol;
         if (viol <= tolerated) {
             res.consistent = true;
+            res.weights = std::move(w);
+            return res;
+        }
+        // The feasibility probe (the easiest threshold; its failure ends the
+        // search) is given up as hopeless when, once a quarter of its rounds
+        // (and at least three) are spent, a large share of the points (and
+        // many of them) still violates and the reweighting has not brought
+        // the count below the first round's: on 10^5 rows and more, 8 rounds
+        // there cost as much as the rest of the search. (On a few hundred
+        // rows, first probes with dozens of violations were seen to succeed
+        // after 20 rounds: kHopelessMin leaves them alone.)
+        if (r == 0) first_viol = viol;
+        if (feasibility && r >= hopeless_from && viol >= first_viol && viol > hopeless_count) {
             res.weights = std::move(w);
             return res;
         }
@@ -162,10 +177,10 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     std::vector<double> carried;
     detail::level_search(
         candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
-        [&](index_t mid, bool prefer_best) {
+        [&](index_t mid, bool prefer_best, bool first) {
             OracleResult r = consistency_oracle(P, n, C, candidates[mid], opt, fit_labels, fit_mask,
                                                 carried.empty() ? base_weights : carried.data(),
-                                                prefer_best ? out.best_pred.data() : nullptr);
+                                                prefer_best ? out.best_pred.data() : nullptr, first);
             // Only a success is carried: a failed probe's weights pile up on
             // points that no student could fit at that level, and starting the
             // next (lower) probe from them skews its student towards those few
@@ -186,7 +201,7 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
 #define CREMBO_INSTANTIATE(T)                                                                             \
     template OracleResult consistency_oracle<T>(const T*, index_t, index_t, T, const MemoOptions&,        \
                                                 const FitLabelsFn&, const FitMaskFn&, const double*,      \
-                                                const label_t*);                                          \
+                                                const label_t*, bool);                                    \
     template MemoResult memo_search<T>(const T*, index_t, index_t, const T*, index_t, const MemoOptions&, \
                                        const FitLabelsFn&, const FitMaskFn&, const AcceptFn&,             \
                                        const double*);

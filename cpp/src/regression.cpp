@@ -359,7 +359,7 @@ RegMemoResult regression_memo_search(const T* S, index_t n, index_t m, const dou
     std::vector<T> prefer(static_cast<size_t>(n));
     detail::level_search(
         candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
-        [&](index_t mid, bool prefer_best) {
+        [&](index_t mid, bool prefer_best, bool /*first*/) {
             if (prefer_best)
                 for (index_t i = 0; i < n; ++i) prefer[i] = T(out.best_pred[i]);
             return regression_oracle(S, n, m, candidates[mid], tol, opt, fit, base_weights,

@@ -61,6 +61,9 @@ def allowed_targets(
 _FitLabels = Callable[[np.ndarray, np.ndarray], Any]  # (targets, weights) -> predictions on S
 _FitMask = Callable[[np.ndarray], Any]  # (allowed-label mask) -> predictions on S
 
+HOPELESS_SHARE: float
+HOPELESS_MIN: int
+
 def consistency_oracle(
     beliefs: npt.ArrayLike,
     threshold: float,

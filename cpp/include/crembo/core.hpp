@@ -140,11 +140,18 @@ struct OracleResult {
 
 // One consistency-oracle call at threshold t. For Reweight, base_weights
 // (n values, may be null for all ones) seed the weights and prefer (may be
-// null) seeds the targets.
+// null) seeds the targets. feasibility marks the search's first probe at its
+// smallest candidate (probe_lowest): a failure there ends the search, and
+// such a probe gives up as hopeless once a round, from the third and from a
+// quarter of max_rounds on, leaves more than kHopelessShare of the points and
+// more than kHopelessMin points in violation, and no fewer than the first
+// round did (docs/ALGORITHMS.md, section 2).
+constexpr double kHopelessShare = 0.05;
+constexpr index_t kHopelessMin = 100;
 template <class T>
 OracleResult consistency_oracle(const T* P, index_t n, index_t C, T t, const MemoOptions& opt,
                                 const FitLabelsFn& fit_labels, const FitMaskFn& fit_mask,
-                                const double* base_weights, const label_t* prefer);
+                                const double* base_weights, const label_t* prefer, bool feasibility = false);
 
 struct MemoResult {
     index_t best_candidate = -1;  // -1: no threshold was reached

@@ -651,8 +651,9 @@ class CREMBOClassifier(_DistillerBase):
         speed option that can stop short of the deepest threshold.
     probe_lowest : bool, default=True
         MEMO probes the smallest threshold first and stops when it fails
-        (nothing above it can pass); ``False``: the paper's plain binary
-        search. The same answer whenever the oracle is exact.
+        (nothing above it can pass; that probe gives up early when hopeless,
+        see :func:`crembo.compress.memo`); ``False``: the paper's plain
+        binary search. The same answer whenever the oracle is exact.
     warm_start : bool, default=True
         Each MEMO probe starts from the weights the previous probe ended with
         (see :func:`crembo.compress.memo`).

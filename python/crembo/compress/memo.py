@@ -85,6 +85,13 @@ class MemoResult:
     seconds: float = 0.0
 
 
+def hopeless_rule(n: int, max_rounds: int) -> tuple[int, int]:
+    """When the feasibility probe (``probe_lowest``'s first) gives up as
+    hopeless: (the round index from which the rule applies, the violations
+    it must exceed), as the native search does (``core.hpp``)."""
+    return max(2, max_rounds // 4 - 1), max(int(_native.HOPELESS_MIN), int(_native.HOPELESS_SHARE * n))
+
+
 def _memo_ceiling(P, delta):
     """Largest threshold at which a (delta-insensitive) consistent student can exist."""
     row_max = P.max(axis=1)
@@ -258,7 +265,12 @@ def memo(
         Probe the smallest candidate first and stop at once when it fails
         (consistency is monotone in the threshold, so nothing above it can
         pass): one probe instead of ``log2(len(candidates))`` when no
-        threshold is consistent, one extra probe otherwise. ``False`` runs
+        threshold is consistent, one extra probe otherwise. With the
+        reweighting oracle this first probe gives up as hopeless when, from
+        its third round and a quarter of ``max_rounds`` on, a round leaves
+        more than 5% of the points and more than 100 points in violation and
+        no fewer than its first round did (``hopeless_rule``; on 10^5 rows
+        of ten classes that saves five of its eight fits). ``False`` runs
         the paper's plain binary search.
     warm_start : bool, default=True
         Each probe of the search starts from the weights the previous probe

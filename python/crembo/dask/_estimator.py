@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import MAX_INT, Interval, Options, ParamsValidationMixin, seed_from
-from ..compress.memo import MEMO_PARAMETERS
+from ..compress.memo import MEMO_PARAMETERS, hopeless_rule
 from ..compress.students import LEAF_VALUES
 from ..compress.teachers import BELIEF_METHODS, teacher_classes, unwrap_teacher
 from ..trees.hist import MAX_BINS, HistTreeClassifier, resolve_student
@@ -453,8 +453,9 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         present = total > 0
         return float(np.mean(correct[present] / total[present]))
 
-    def _oracle(self, t, base, prefer):
-        """The reweighting consistency oracle at ``t`` (``consistency_oracle``)."""
+    def _oracle(self, t, base, prefer, feasibility=False):
+        """The reweighting consistency oracle at ``t`` (``consistency_oracle``;
+        ``feasibility``: the search's first probe, which gives up when hopeless)."""
         n, P = self._parts["n"], self._parts["P"]
         tolerated = int(np.floor(self.delta * n))
         te = self._map(K.allowed_targets, P, [t] * len(P), prefer or [None] * len(P))
@@ -466,7 +467,8 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         if empty:
             targets = self._map(K.fill_empty_targets, targets, P)
         w = base
-        grow, best_viol, stalled = 1.0 + self.eta, n + 1, 0
+        grow, best_viol, stalled, first_viol = 1.0 + self.eta, n + 1, 0, 0
+        hopeless_from, hopeless_count = hopeless_rule(n, self.max_rounds)
         for r in range(self.max_rounds):
             t0 = time.perf_counter()
             est = self._fit(targets, w)
@@ -480,6 +482,11 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             res["violations"] = viol
             if viol <= tolerated:
                 res.update(consistent=True, weights=w)
+                return res
+            if r == 0:
+                first_viol = viol
+            if feasibility and r >= hopeless_from and viol >= first_viol and viol > hopeless_count:
+                res["weights"] = w
                 return res
             progress = viol < best_viol
             if progress:
@@ -517,7 +524,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         while lo <= hi:
             mid = 0 if first else lo + (hi - lo) // 2
             fits0, secs0 = self._n_fits, self._fit_seconds
-            r = self._oracle(float(cands[mid]), carried, best["pred"] if prefer_best else None)
+            r = self._oracle(float(cands[mid]), carried, best["pred"] if prefer_best else None, feasibility=first)
             if self.warm_start and r["consistent"] and r["weights"] is not None:
                 carried = r["weights"]
             n_fits += r["rounds"]

@@ -16,8 +16,10 @@ namespace detail {
 // search; a success there does not count as a preferred student for the next
 // probe (prefer_best stays false), any later success does.
 //
-// probe(mid, prefer_best) runs the oracle at candidates[mid] and returns its
-// result (with consistent, violations and rounds); keep(mid, result) stores a
+// probe(mid, prefer_best, first) runs the oracle at candidates[mid] (first:
+// this is probe_lowest's feasibility probe, whose failure ends the search)
+// and returns its result (with consistent, violations and rounds);
+// keep(mid, result) stores a
 // success as the new best. Every probe is appended to trace and its rounds
 // added to n_fits; accept() is called after each kept success.
 template <class Level, class Probe, class Keep>
@@ -28,7 +30,7 @@ void level_search(const Level* candidates, index_t k, bool probe_lowest, const A
     bool prefer_best = false;
     while (lo <= hi) {
         const index_t mid = first ? 0 : lo + (hi - lo) / 2;
-        auto r = probe(mid, prefer_best);
+        auto r = probe(mid, prefer_best, first);
         n_fits += r.rounds;
         ProbeRecord rec;
         rec.candidate = mid;
