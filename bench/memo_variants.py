@@ -2,14 +2,14 @@
 "MEMO reaches its depth within the default budget").
 
 Part 1 runs ``crembo.memo`` with combinations of its own options (warm start,
-adaptive growth, growth rate, rounds, patience). Part 2 runs a variant that
-is not in the library, a *climbing* search: one reweighting trajectory
-whose threshold moves up to the first candidate above the student's
-achieved depth whenever the student is consistent, with a total budget of
-student fits. Both use the paper's forest teacher (beliefs on all rows) and
+adaptive growth, growth rate, rounds, patience, ``search="gallop"``). Part 2
+runs a variant that is not in the library, a *climbing* search: one
+reweighting trajectory whose threshold moves up to the first candidate above
+the student's achieved depth whenever the student is consistent, with a
+total budget of student fits. Both use the paper's forest teacher (beliefs on all rows) and
 the paper's scikit-learn student, teacher seeds 0-4.
 
-    python bench/memo_variants.py [--seeds 5] [--datasets iris,breast_cancer,synthetic]
+    python bench/memo_variants.py [--seeds 5] [--datasets iris,breast_cancer,synthetic] [--first-seed 0]
 
 Each cell: mean threshold / mean student fits / seeds reaching at least
 the 30-round threshold.
@@ -39,6 +39,7 @@ SETTINGS = {
     "warm, eta=0.5": dict(adaptive_eta=False, eta=0.5),
     "30 rounds, patience 2": dict(max_rounds=30, patience=2),
     "30 rounds, patience 3": dict(max_rounds=30, patience=3),
+    "gallop": dict(search="gallop"),
 }
 
 
@@ -76,6 +77,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="iris,breast_cancer,synthetic")
+    ap.add_argument("--first-seed", type=int, default=0, help="teacher seeds first-seed .. first-seed + seeds - 1")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     names = [*SETTINGS, "climb, 16 fits", "climb, 32 fits", "climb, 60 fits"]
@@ -84,7 +86,7 @@ def main(argv=None):
     for name in args.datasets.split(","):
         X, y = data(name)
         res = {k: [] for k in names}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             P = crembo.teacher_beliefs(default_teacher(seed).fit(X, y), X)
             for k, kw in SETTINGS.items():
                 r = crembo.memo(X, P, default_student(0), random_state=seed, **kw)

@@ -200,10 +200,13 @@ def consistency_oracle(
     return res
 
 
-def memo_search(P, candidates, *, accept=None, probe_lowest=True, **oracle_options):
+def memo_search(P, candidates, *, accept=None, probe_lowest=True, search="binary", **oracle_options):
     """MEMO: binary search over ``candidates`` with ``consistency_oracle``;
     ``prefer`` of each call is the best prediction so far, except the one of
-    the first probe of ``probe_lowest`` (a feasibility check only)."""
+    the first probe of ``probe_lowest`` (a feasibility check only).
+    ``search="gallop"``: see ``gallop_memo_search``."""
+    if search == "gallop":
+        return gallop_memo_search(P, candidates, accept=accept, **oracle_options)
     candidates = np.asarray(candidates)
     best = {"best_candidate": -1, "best_threshold": None, "best_pred": np.zeros(0, np.int64), "trace": [], "n_fits": 0}
     prefer = {"pred": None}
@@ -233,6 +236,57 @@ def memo_search(P, candidates, *, accept=None, probe_lowest=True, **oracle_optio
 
     binary_search(len(candidates), probe, probe_lowest)
     return best
+
+
+def gallop_memo_search(P, candidates, *, accept=None, delta=0.0, **oracle_options):
+    """MEMO's galloping search (docs/ALGORITHMS.md, section 2): the smallest
+    candidate first (its failure ends the search); a success makes the
+    deepest candidate its student reaches (at most floor(delta n) of its
+    predictions below it) the best, and the next probe lies ``step``
+    candidates above the best, ``step`` doubling after a success; a failure
+    sets the upper end and halves the gap. ``prefer`` is the best student's
+    predictions once there is one."""
+    P = np.asarray(P)
+    candidates = np.asarray(candidates)
+    n, k = P.shape[0], len(candidates)
+    out = {"best_candidate": -1, "best_threshold": None, "best_pred": np.zeros(0, np.int64), "trace": [], "n_fits": 0}
+    best, hi, step = -1, k, 1
+    rank = min(tolerated_violations(n, delta), n - 1)
+    while k > 0:
+        j = 0 if best < 0 else min(best + step, hi - 1)
+        if j <= best:
+            break
+        r = consistency_oracle(
+            P,
+            candidates[j],
+            prefer=out["best_pred"] if best >= 0 else None,
+            feasibility=best < 0,
+            delta=delta,
+            **oracle_options,
+        )
+        out["n_fits"] += r["rounds"]
+        out["trace"].append(
+            {
+                "candidate": j,
+                "threshold": float(candidates[j]),
+                "consistent": r["consistent"],
+                "violations": r["violations"],
+                "rounds": r["rounds"],
+            }
+        )
+        if r["consistent"]:
+            level = np.sort(point_depth(P, r["pred"]))[rank]
+            best = max(j, int(np.searchsorted(candidates, level, side="right")) - 1)
+            out.update(best_candidate=best, best_threshold=float(candidates[best]), best_pred=r["pred"])
+            if accept is not None:
+                accept()
+            step = k if step > k else 2 * step
+        else:
+            if best < 0:
+                break
+            hi = j
+            step = max(1, (hi - best) // 2)
+    return out
 
 
 # ------------------------------------------------------------- test data

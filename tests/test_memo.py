@@ -263,6 +263,100 @@ def test_memo_search_matches_reference(
 
 @PROPS
 @given(
+    n=st.integers(1, 14),
+    C=st.integers(1, 4),
+    n_groups=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+    f32=st.booleans(),
+    max_rounds=st.integers(1, 5),
+    delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]),
+    oracle=st.sampled_from(["reweight", "single"]),
+    weighted=st.booleans(),
+)
+def test_gallop_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, delta, oracle, weighted):
+    rng = np.random.default_rng(seed)
+    P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
+    groups = rng.integers(0, n_groups, size=n)
+    cand = crembo.candidate_thresholds(P)
+    sw = rng.uniform(0.5, 2.0, size=n) if weighted else None
+    student = _group_majority(groups, C)
+    logs = ([], [])
+
+    def callbacks(log):
+        def fit_labels(targets, w):
+            log.append(np.array(targets))
+            return student(targets, w)
+
+        return fit_labels, lambda mask: student(np.argmax(mask, axis=1), np.ones(len(mask))), lambda: log.append("a")
+
+    kw = dict(oracle=oracle, max_rounds=max_rounds, delta=delta, sample_weight=sw)
+    fl, fm, acc = callbacks(logs[0])
+    got = _core.memo_search(P, cand, fit_labels=fl, fit_mask=fm, accept=acc, search="gallop", **kw)
+    fl, fm, acc = callbacks(logs[1])
+    want = ref.memo_search(P, cand, fit_labels=fl, fit_mask=fm, accept=acc, search="gallop", **kw)
+    assert got["trace"] == want["trace"]
+    assert (got["best_candidate"], got["best_threshold"], got["n_fits"]) == (
+        want["best_candidate"],
+        want["best_threshold"],
+        want["n_fits"],
+    )
+    np.testing.assert_array_equal(got["best_pred"], want["best_pred"])
+    assert len(logs[0]) == len(logs[1])
+    for a, b in zip(*logs):
+        assert (isinstance(a, str) and a == b) or np.array_equal(a, b)
+    # The result is a real certificate: the best student is consistent at
+    # the best threshold, which is at least every probed success.
+    tol = math.floor(delta * n)
+    ok = [r["threshold"] for r in got["trace"] if r["consistent"]]
+    if ok:
+        assert got["best_threshold"] >= max(ok)
+        assert crembo.count_violations(P, got["best_pred"], got["best_threshold"]) <= tol
+    else:
+        assert got["best_candidate"] == -1 and got["best_threshold"] is None
+    assert got["trace"] == [] or got["trace"][0]["candidate"] == 0
+
+
+def test_gallop_reaches_a_deep_level_in_few_probes():
+    """A student consistent everywhere it can be: galloping jumps straight to
+    the level the first student reaches, where binary search bisects."""
+    rng = np.random.default_rng(3)
+    P = random_beliefs(rng, 400, 3)
+    pred = np.argmax(P, axis=1).astype(np.int32)  # the deepest labelling
+    cand = _core.candidate_thresholds(P, 0.0, float(P.max(axis=1).min()))
+    got = _core.memo_search(P, cand, fit_labels=lambda t, w: pred, search="gallop")
+    assert got["best_candidate"] == len(cand) - 1
+    assert len(got["trace"]) == 1 and got["n_fits"] == 1
+    binary = _core.memo_search(P, cand, fit_labels=lambda t, w: pred)
+    assert binary["best_candidate"] == len(cand) - 1 and len(binary["trace"]) > 5
+
+
+def test_crembo_with_the_gallop_search():
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_iris(return_X_y=True)
+    teacher = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
+    kw = dict(cv=None, augment=0, random_state=0)
+    clf = crembo.CREMBOClassifier(teacher, search="gallop", **kw).fit(X, y)
+    memo = [r for r in clf.trace_ if r["stage"] == "memo"]
+    assert memo[0]["threshold"] == min(r["threshold"] for r in memo)  # from the smallest up
+    assert clf.memo_threshold_ is not None and clf.memo_depth_ >= clf.memo_threshold_
+    assert clf.memo_threshold_ >= max(r["threshold"] for r in memo if r["consistent"])
+    assert clf.score(X, y) > 0.8
+
+
+def test_bad_search_is_rejected():
+    P = np.array([[0.7, 0.3], [0.2, 0.8]])
+    with pytest.raises(ValueError, match="search"):
+        _core.memo_search(P, np.array([0.2]), fit_labels=lambda t, w: np.zeros(2, np.int32), search="linear")
+    with pytest.raises(ValueError, match="search"):
+        crembo.memo(np.eye(2), P, search="linear")
+    with pytest.raises(ValueError, match="search"):
+        crembo.CREMBOClassifier(search="linear").fit(np.random.rand(20, 2), np.arange(20) % 2)
+
+
+@PROPS
+@given(
     n=st.integers(1, 20),
     C=st.integers(1, 4),
     seed=st.integers(0, 2**32 - 1),

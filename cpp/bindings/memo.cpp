@@ -73,8 +73,14 @@ struct Callbacks {
 
 crembo::MemoOptions make_options(const std::string& oracle, int max_rounds, double eta, double delta,
                                  int patience, bool probe_lowest = true, bool warm_start = false,
-                                 bool adaptive_eta = false) {
+                                 bool adaptive_eta = false, const std::string& search = "binary") {
     crembo::MemoOptions opt;
+    if (search == "binary")
+        opt.search = crembo::Search::Binary;
+    else if (search == "gallop")
+        opt.search = crembo::Search::Gallop;
+    else
+        throw py::value_error("search: expected 'binary' or 'gallop', got '" + search + "'");
     opt.oracle = parse_oracle(oracle);
     opt.max_rounds = max_rounds;
     opt.eta = eta;
@@ -129,10 +135,10 @@ void init_memo(py::module_& m) {
         "memo_search",
         [](const py::array& P, const py::array& cand_in, py::object fit_labels, py::object fit_mask,
            py::object accept, const std::string& oracle, int max_rounds, double eta, double delta,
-           int patience, const py::object& weights_in, bool probe_lowest, bool warm_start,
-           bool adaptive_eta) -> py::dict {
+           int patience, const py::object& weights_in, bool probe_lowest, bool warm_start, bool adaptive_eta,
+           const std::string& search) -> py::dict {
             const auto opt = make_options(oracle, max_rounds, eta, delta, patience, probe_lowest, warm_start,
-                                          adaptive_eta);
+                                          adaptive_eta, search);
             return dispatch(P, [&](auto p, auto zero) {
                 using T = decltype(zero);
                 const index_t n = p.shape(0), C = p.shape(1);
@@ -156,7 +162,7 @@ void init_memo(py::module_& m) {
         py::arg("fit_mask") = py::none(), py::arg("accept") = py::none(), py::arg("oracle") = "reweight",
         py::arg("max_rounds") = 8, py::arg("eta") = 1.0, py::arg("delta") = 0.0, py::arg("patience") = 0,
         py::arg("sample_weight") = py::none(), py::arg("probe_lowest") = true, py::arg("warm_start") = false,
-        py::arg("adaptive_eta") = false);
+        py::arg("adaptive_eta") = false, py::arg("search") = "binary");
 }
 
 }  // namespace crembo_py

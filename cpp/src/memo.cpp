@@ -175,26 +175,39 @@ MemoResult memo_search(const T* P, index_t n, index_t C, const T* candidates, in
     // warm_start: the weights the last successful probe ended with (base
     // weights folded in).
     std::vector<double> carried;
-    detail::level_search(
-        candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits,
-        [&](index_t mid, bool prefer_best, bool first) {
-            OracleResult r = consistency_oracle(P, n, C, candidates[mid], opt, fit_labels, fit_mask,
-                                                carried.empty() ? base_weights : carried.data(),
-                                                prefer_best ? out.best_pred.data() : nullptr, first);
-            // Only a success is carried: a failed probe's weights pile up on
-            // points that no student could fit at that level, and starting the
-            // next (lower) probe from them skews its student towards those few
-            // points.
-            if (opt.warm_start && r.consistent && opt.oracle == Oracle::Reweight &&
-                r.weights.size() == static_cast<size_t>(n))
-                carried = std::move(r.weights);
-            return r;
-        },
-        [&](index_t mid, OracleResult& r) {
-            out.best_candidate = mid;
-            out.best_threshold = double(candidates[mid]);
-            out.best_pred = std::move(r.pred);
-        });
+    auto probe = [&](index_t mid, bool prefer_best, bool first) {
+        OracleResult r = consistency_oracle(P, n, C, candidates[mid], opt, fit_labels, fit_mask,
+                                            carried.empty() ? base_weights : carried.data(),
+                                            prefer_best ? out.best_pred.data() : nullptr, first);
+        // Only a success is carried: a failed probe's weights pile up on
+        // points that no student could fit at that level, and starting the
+        // next (lower) probe from them skews its student towards those few
+        // points.
+        if (opt.warm_start && r.consistent && opt.oracle == Oracle::Reweight &&
+            r.weights.size() == static_cast<size_t>(n))
+            carried = std::move(r.weights);
+        return r;
+    };
+    auto keep = [&](index_t mid, OracleResult& r) {
+        out.best_candidate = mid;
+        out.best_threshold = double(candidates[mid]);
+        out.best_pred = std::move(r.pred);
+    };
+    if (opt.search == Search::Binary) {
+        detail::level_search(candidates, k, opt.probe_lowest, accept, out.trace, out.n_fits, probe, keep);
+        return out;
+    }
+    // The deepest candidate a consistent student reaches: the largest one
+    // at or below the (tolerated + 1)-th smallest belief of its predictions.
+    const index_t rank = detail::insensitive_rank(n, opt.delta);
+    std::vector<T> depth(static_cast<size_t>(n));
+    auto reached = [&](const OracleResult& r) {
+        for (index_t i = 0; i < n; ++i) depth[i] = P[i * C + r.pred[i]];
+        std::nth_element(depth.begin(), depth.begin() + rank, depth.end());
+        const T level = depth[rank];
+        return index_t(std::upper_bound(candidates, candidates + k, level) - candidates) - 1;
+    };
+    detail::gallop_search(candidates, k, accept, out.trace, out.n_fits, probe, keep, reached);
     return out;
 }
 

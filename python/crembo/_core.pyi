@@ -95,6 +95,7 @@ def memo_search(
     probe_lowest: bool = True,
     warm_start: bool = False,
     adaptive_eta: bool = False,
+    search: str = "binary",
 ) -> Dict[str, Any]:
     """{"best_candidate", "best_threshold", "best_pred", "trace", "n_fits"}."""
 

@@ -95,19 +95,27 @@ enum class Oracle {
     SingleFit,  // the paper's oracle: one fit on the allowed-label matrix
 };
 
+// How MEMO searches its candidate thresholds: a binary search (the paper's,
+// with probe_lowest), or a galloping one that starts at the smallest
+// candidate and, from the deepest threshold a student has reached, probes
+// 1, 2, 4, ... candidates higher until a probe fails, then bisects between
+// (docs/ALGORITHMS.md, section 2).
+enum class Search { Binary, Gallop };
+
 struct MemoOptions {
     Oracle oracle = Oracle::Reweight;
-    int max_rounds = 8;         // reweighting rounds per threshold (>= 1)
-    double eta = 1.0;           // weight growth of a violating point: w *= 1 + eta
-    double delta = 0.0;         // tolerated fraction of violations (delta-insensitive)
-    int patience = 0;           // stop a threshold after this many rounds without fewer
-                                // violations than the best so far (0: run all rounds)
-    bool probe_lowest = true;   // probe the smallest candidate first and stop when it
-                                // fails (nothing above it can pass); false: plain
-                                // binary search, as in the paper
-    bool warm_start = false;    // each probe of the search starts from the weights the
-                                // last successful probe ended with (the hard points stay
-                                // hard from one threshold to the next) instead of afresh
+    int max_rounds = 8;        // reweighting rounds per threshold (>= 1)
+    double eta = 1.0;          // weight growth of a violating point: w *= 1 + eta
+    double delta = 0.0;        // tolerated fraction of violations (delta-insensitive)
+    int patience = 0;          // stop a threshold after this many rounds without fewer
+                               // violations than the best so far (0: run all rounds)
+    bool probe_lowest = true;  // probe the smallest candidate first and stop when it
+                               // fails (nothing above it can pass); false: plain
+                               // binary search, as in the paper
+    bool warm_start = false;   // each probe of the search starts from the weights the
+                               // last successful probe ended with (the hard points stay
+                               // hard from one threshold to the next) instead of afresh
+    Search search = Search::Binary;
     bool adaptive_eta = false;  // while a round leaves no fewer violations than the
                                 // round before, the growth compounds (1+eta, then
                                 // (1+eta)^2, ...); it falls back to 1+eta on progress

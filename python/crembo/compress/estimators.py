@@ -660,6 +660,11 @@ class CREMBOClassifier(_DistillerBase):
     adaptive_eta : bool, default=True
         The growth of violating points compounds while a round brings no
         fewer violations (see :func:`crembo.compress.memo`).
+    search : {"binary", "gallop"}, default="binary"
+        How MEMO searches the thresholds: the paper's binary search, or a
+        galloping search up from the smallest that jumps to the deepest
+        threshold each consistent student reaches (fewer fits on the
+        measured data; see :func:`crembo.compress.memo`).
     delta : float in [0, 1), default=0.0
         Tolerated fraction of violations in MEMO (delta-insensitive depth).
     validation_fraction : float in (0, 1), default=0.15
@@ -812,6 +817,7 @@ class CREMBOClassifier(_DistillerBase):
         probe_lowest=True,
         warm_start=True,
         adaptive_eta=True,
+        search="binary",
         delta=0.0,
         validation_fraction=0.15,
         cv="auto",
@@ -835,6 +841,7 @@ class CREMBOClassifier(_DistillerBase):
         self.leaf_values = leaf_values
         self.warm_start = warm_start
         self.adaptive_eta = adaptive_eta
+        self.search = search
         self.augment = augment
         self.augment_swap = augment_swap
         self.augment_spread = augment_spread
@@ -1080,6 +1087,7 @@ class CREMBOClassifier(_DistillerBase):
                 probe_lowest=bool(self.probe_lowest),
                 warm_start=bool(self.warm_start),
                 adaptive_eta=bool(self.adaptive_eta),
+                search=self.search,
                 sample_weight=tr.w_s,
                 on_fit=bar.update,
             )

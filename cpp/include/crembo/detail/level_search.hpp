@@ -3,6 +3,7 @@
 // their consistency oracles. Internal: not part of the API.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "crembo/core.hpp"
@@ -48,6 +49,44 @@ void level_search(const Level* candidates, index_t k, bool probe_lowest, const A
             hi = mid - 1;
         }
         first = false;
+    }
+}
+
+// The galloping search over the same candidates (MemoOptions::Search::Gallop):
+// candidates[0] first (a failure there ends the search); after a success,
+// reached(result) gives the deepest candidate index the successful student is
+// consistent at (at least the probed one), which becomes the best, and the
+// next probe lies step candidates above it, step doubling after each success;
+// after a failure the next probe bisects between the best and the failed
+// candidate. Same probe/keep/trace contract as level_search; prefer_best is
+// true once any success is kept.
+template <class Level, class Probe, class Keep, class Reached>
+void gallop_search(const Level* candidates, index_t k, const AcceptFn& accept,
+                   std::vector<ProbeRecord>& trace, index_t& n_fits, Probe&& probe, Keep&& keep,
+                   Reached&& reached) {
+    index_t best = -1, hi = k, step = 1;
+    while (k > 0) {
+        const index_t mid = best < 0 ? 0 : std::min(best + step, hi - 1);
+        if (mid <= best) break;
+        auto r = probe(mid, best >= 0, best < 0);
+        n_fits += r.rounds;
+        ProbeRecord rec;
+        rec.candidate = mid;
+        rec.threshold = double(candidates[mid]);
+        rec.consistent = r.consistent;
+        rec.violations = r.violations;
+        rec.rounds = r.rounds;
+        trace.push_back(rec);
+        if (r.consistent) {
+            best = std::max(mid, reached(r));  // a real certificate, even above a failed probe
+            keep(best, r);
+            if (accept) accept();
+            step = step > k ? k : 2 * step;
+        } else {
+            if (best < 0) break;
+            hi = mid;
+            step = std::max<index_t>(1, (hi - best) / 2);
+        }
     }
 }
 
