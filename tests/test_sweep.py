@@ -222,3 +222,24 @@ def test_error_scores_select_the_lowest():
     r = result([0.3, 0.1, 0.1, 0.2])
     r.greater_is_better = False
     assert select_candidate(r) is r.candidates[1]  # the lowest error, ties to the lowest threshold
+
+
+@pytest.mark.parametrize(
+    "student", [DecisionTreeClassifier(max_depth=3, random_state=0), HistTreeClassifier(max_depth=3)]
+)
+@pytest.mark.parametrize("threshold", [0.05, 0.4, 0.9])
+def test_belief_leaf_predictions_are_the_students_own(student, threshold):
+    # fit_at_threshold reads the predictions off the leaves it averaged the
+    # beliefs over: they must be exactly what the student predicts, also
+    # when the student saw fewer classes than the teacher has.
+    from crembo.compress.students import StudentTrainer
+    from crembo.compress.sweep import fit_at_threshold
+
+    X, y = load_iris(return_X_y=True)
+    P = teacher_beliefs(RandomForestClassifier(n_estimators=15, max_depth=3, random_state=0).fit(X, y), X)
+    P4 = np.hstack([np.zeros((len(P), 1)), P])  # a first class nobody believes in
+    trainer = StudentTrainer(student, np.arange(4), seed=0)
+    w = np.linspace(0.5, 2.0, len(X))
+    fit = fit_at_threshold(trainer, X, P4, threshold, sample_weight=w, leaf_values="belief")
+    np.testing.assert_array_equal(fit.pred, trainer.predict_index(fit.student, X))
+    assert set(fit.student.classes_) <= {1, 2, 3}

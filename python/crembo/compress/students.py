@@ -295,7 +295,13 @@ def resolve_leaf_values(leaf_values: str, trainer: StudentTrainer) -> str:
 
 
 def set_leaf_beliefs(
-    est: Any, X: ArrayLike, P: ArrayLike, classes: ArrayLike, sample_weight: ArrayLike | None = None
+    est: Any,
+    X: ArrayLike,
+    P: ArrayLike,
+    classes: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    leaves: np.ndarray | None = None,
 ) -> Any:
     """Make every leaf of a fitted tree student predict the teacher's mean
     belief over the rows of ``X`` that reach it (``P`` holds their beliefs,
@@ -306,7 +312,8 @@ def set_leaf_beliefs(
     With ``sample_weight`` the mean is weighted. A leaf no row of ``X``
     (of positive weight) reaches keeps its own values. Classes the student
     never saw (absent from its ``classes_``) cannot be predicted by it; their
-    belief mass is left out and the rest renormalised.
+    belief mass is left out and the rest renormalised. ``leaves``: the
+    leaf of each row of ``X`` when already known (``est.apply(X)``).
     """
     from sklearn.tree import BaseDecisionTree
 
@@ -324,7 +331,8 @@ def set_leaf_beliefs(
             f"leaf_values='belief': needs a single-output tree student (scikit-learn's decision "
             f"tree or crembo's HistTreeClassifier), got {type(est).__name__}"
         )
-    leaves = est.apply(X)
+    if leaves is None:
+        leaves = est.apply(X)
     P = np.asarray(P, dtype=np.float64)
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     # One bincount per class (np.add.at over rows is an order of magnitude
@@ -340,3 +348,22 @@ def set_leaf_beliefs(
         tree.node_class[reached] = np.argmax(value[reached, 0, :], axis=1)
         tree.__dict__.pop("_fast", None)  # the native evaluator is rebuilt from the new values
     return est
+
+
+def leaf_label_indices(est: Any, leaves: np.ndarray, classes: ArrayLike) -> np.ndarray | None:
+    """What ``est.predict`` says for rows reaching ``leaves``, as indices into
+    ``classes``, read off the leaves of a single-output tree student
+    (None for other students): the class of largest value at each leaf,
+    first on ties, as both tree classes predict."""
+    from sklearn.tree import BaseDecisionTree
+
+    from ..trees.hist import HistTreeClassifier
+
+    if isinstance(est, HistTreeClassifier):
+        node_class = est.tree_.node_class
+    elif isinstance(est, BaseDecisionTree) and getattr(est, "n_outputs_", 1) == 1:
+        node_class = np.argmax(est.tree_.value[:, 0, :], axis=1)
+    else:
+        return None
+    cols = np.searchsorted(np.asarray(classes), est.classes_)
+    return cols[node_class[leaves]].astype(np.int32)

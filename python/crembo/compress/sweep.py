@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from .. import _native
-from .students import StudentTrainer, set_leaf_beliefs
+from .students import StudentTrainer, is_tree_student, leaf_label_indices, set_leaf_beliefs
 
 __all__ = [
     "SCORERS",
@@ -271,9 +271,15 @@ def fit_at_threshold(
         if leave_out is not None:
             targets[leave_out] = -1
         est = trainer.fit_labels(X, targets, sample_weight)
+    pred = None
     if leaf_values == "belief":
-        est = set_leaf_beliefs(est, X, P, trainer.classes, sample_weight)
-    pred = trainer.predict_index(est, X)
+        # One walk of X serves the leaf means and the predictions.
+        leaves = est.apply(X) if is_tree_student(est) else None
+        est = set_leaf_beliefs(est, X, P, trainer.classes, sample_weight, leaves=leaves)
+        if leaves is not None:
+            pred = leaf_label_indices(est, leaves, trainer.classes)
+    if pred is None:
+        pred = trainer.predict_index(est, X)
     viol = int(_native.count_violations(P, pred, threshold))
     return ThresholdFit(est, time.perf_counter() - t0, viol, pred)
 
