@@ -158,6 +158,55 @@ def test_crembo_equals_in_memory_on_the_same_split(client):
     assert est.depth_ == pytest.approx(ref.depth_)
 
 
+def test_weighted_crembo_equals_in_memory_on_the_same_split(client):
+    X, y, teacher = _data(seed=3)
+    w = np.random.RandomState(3).choice([0.0, 0.5, 1.0, 3.0], size=len(y))
+    Xd, yd = da.from_array(X, chunks=(500, 4)), da.from_array(y, chunks=500)
+    wd = da.from_array(w, chunks=500)
+    est = CREMBOClassifier(teacher, "tree:3", n_thresholds=6, random_state=0, client=client)
+    est.fit(Xd, yd, sample_weight=wd)
+    rng = np.random.RandomState(0)
+    rng.randint(np.iinfo(np.int32).max)  # the student seed
+    split_seed = int(rng.randint(np.iinfo(np.int32).max))
+    val = np.zeros(len(y), dtype=bool)
+    for i in range(3):
+        r = np.random.RandomState(split_seed + i)
+        val[500 * i + np.sort(r.permutation(np.arange(500))[: int(np.ceil(0.15 * 500))])] = True
+    fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
+    ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, n_thresholds=6, random_state=0)
+    ref._split = lambda y, rng: (fit_rows, val_rows)
+    ref.fit(X, y, sample_weight=w)
+    assert est.memo_threshold_ == ref.memo_threshold_
+    assert est.threshold_ == ref.threshold_
+    assert est.validation_score_ == pytest.approx(ref.validation_score_, rel=1e-12)
+    assert [(r["stage"], r["threshold"], r["violations"]) for r in est.trace_] == [
+        (r["stage"], r["threshold"], r["violations"]) for r in ref.trace_
+    ]
+    np.testing.assert_allclose(
+        [r["validation_score"] or 0 for r in est.trace_], [r["validation_score"] or 0 for r in ref.trace_], rtol=1e-12
+    )
+    _same_tree(est.student_, ref.student_)
+    # The weights matter: unweighted, another fit.
+    plain = CREMBOClassifier(teacher, "tree:3", n_thresholds=6, random_state=0, client=client).fit(Xd, yd)
+    assert [r["validation_score"] for r in plain.trace_] != [r["validation_score"] for r in est.trace_]
+
+
+def test_bad_sample_weight(client):
+    X, y, teacher = _data(n=600)
+    Xd, yd = da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300)
+    est = CREMBOClassifier(teacher, "tree:3", n_thresholds=4, random_state=0, client=client)
+    with pytest.raises(ValueError, match="partitions do not match"):
+        est.fit(Xd, yd, sample_weight=da.ones(600, chunks=200))
+    with pytest.raises(ValueError, match="expected 600 weights"):
+        est.fit(Xd, yd, sample_weight=np.ones(599))
+    with pytest.raises(ValueError, match="non-negative"):
+        est.fit(Xd, yd, sample_weight=da.from_array(-np.ones(600), chunks=300))
+    with pytest.raises(ValueError, match="every weight is zero"):
+        est.fit(Xd, yd, sample_weight=da.zeros(600, chunks=300))
+    with pytest.raises(TypeError, match="sample_weight"):
+        est.fit(Xd, yd, sample_weight="heavy")
+
+
 def test_dataframe_input_pickle_and_predict(client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
@@ -211,6 +260,21 @@ def test_sklearn_student_subsampled_with_a_warning(client):
     assert isinstance(est.student_, DecisionTreeClassifier)
     assert 400 < est.n_transfer_ < 800
     assert est.predict(X).shape == (1200,)
+
+
+def test_sklearn_student_takes_the_weights_along(client):
+    X, y, teacher = _data(n=900, seed=5)
+    w = np.where(y == 0, 5.0, 1.0)
+    Xd, yd, wd = da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300), da.from_array(w, chunks=300)
+    kw = dict(n_thresholds=4, max_local_rows=600, random_state=0, client=client)
+    with pytest.warns(UserWarning, match="subsample"):
+        weighted = CREMBOClassifier(teacher, DecisionTreeClassifier(max_depth=2, random_state=0), **kw)
+        weighted.fit(Xd, yd, sample_weight=wd)
+    with pytest.warns(UserWarning, match="subsample"):
+        plain = CREMBOClassifier(teacher, DecisionTreeClassifier(max_depth=2, random_state=0), **kw).fit(Xd, yd)
+    # The same subsample (same seed), other weights: class 0 weighs more.
+    assert weighted.n_transfer_ == plain.n_transfer_
+    assert weighted.student_.tree_.weighted_n_node_samples[0] != plain.student_.tree_.weighted_n_node_samples[0]
 
 
 def test_worker_killed_mid_fit_is_retried_or_reported(client):

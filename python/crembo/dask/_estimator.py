@@ -122,6 +122,35 @@ def _as_arrays(X, y):
     return X, y, names
 
 
+def _as_weights(sample_weight, X):
+    """``sample_weight`` as a dask array partitioned like ``X`` (None stays None)."""
+    import dask.array as da
+
+    if sample_weight is None:
+        return None
+    w = sample_weight
+    if _is_dask_series(w):
+        w = w.to_dask_array(lengths=True)
+    elif isinstance(w, np.ndarray) or isinstance(w, (list, tuple)):
+        w = np.asarray(w)
+        if w.ndim != 1 or len(w) != X.shape[0]:
+            raise ValueError(f"sample_weight: expected {X.shape[0]} weights (one per row of X), got shape {w.shape}")
+        w = da.from_array(w, chunks=(X.chunks[0],))
+    elif not _is_dask_array(w):
+        raise TypeError(f"sample_weight: expected a dask array or dask Series, got {type(w).__name__}")
+    if w.ndim != 1:
+        raise ValueError(f"sample_weight: expected a 1-d array, got {w.ndim} dimension(s)")
+    _check_chunks(w, "sample_weight")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight: expected real numbers, got dtype {w.dtype}")
+    if tuple(w.chunks[0]) != tuple(X.chunks[0]):
+        raise ValueError(
+            f"X and sample_weight: their partitions do not match (rows per partition: X {list(X.chunks[0])[:6]}, "
+            f"sample_weight {list(w.chunks[0])[:6]}); rechunk the weights like X"
+        )
+    return w
+
+
 def _default_client(client):
     if client is not None:
         return client
@@ -273,14 +302,19 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self._validate_params()
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any) -> CREMBOClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CREMBOClassifier:
         """Compress the teacher on dask ``X`` (array or DataFrame, numeric
         columns) and labels ``y`` (array or Series partitioned like ``X``;
-        ``-1`` marks an unlabelled row unless the labels are {-1, 1})."""
+        ``-1`` marks an unlabelled row unless the labels are {-1, 1}).
+        ``sample_weight`` (array or Series partitioned like ``X``, finite and
+        non-negative) weighs the rows as in :class:`crembo.CREMBOClassifier`:
+        MEMO's starting weights, the student fits, the belief leaves and the
+        validation score."""
         t_start = time.perf_counter()
         self._check_params()
         client = _default_client(self.client)
         X, y, names = _as_arrays(X, y)
+        w = _as_weights(sample_weight, X)
         teacher = self.teacher
         if teacher is None or not (hasattr(teacher, "predict_proba") or callable(teacher)):
             raise TypeError(
@@ -325,10 +359,12 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         # gets it back by recomputation (scattered data would be gone).
         t_teacher = client.submit(K.identity, inner, pure=False)
 
+        w_parts = None if w is None else list(w.to_delayed().ravel())
         if not isinstance(template, HistTreeClassifier):
             X_parts = client.compute(list(X.to_delayed().ravel()))
+            w_parts = None if w_parts is None else client.compute(w_parts)
             return self._fit_local(
-                client, template, X_parts, y_parts, t_teacher, names, infos, unl_value, seed, t_start
+                client, template, X_parts, y_parts, w_parts, t_teacher, names, infos, unl_value, seed, t_start
             )
 
         # Per partition, in one task as the partition is read: its transfer
@@ -353,6 +389,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
                     seed=(split_seed + i) % (2**32),
                     method=self.belief,
                     names=names,
+                    sample_weight=None if w_parts is None else w_parts[i],
                 )
                 for i, (xd, yp) in enumerate(zip(X.to_delayed().ravel(), y_parts))
             ]
@@ -364,6 +401,17 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         del y_parts
         sizes = np.array(client.gather(client.map(K.n_rows, X_tr, pure=False)))
         n_val = int(sum(client.gather(client.map(K.n_rows, y_val, pure=False))))
+        W = W_val = None
+        if w_parts is not None:
+            W = client.map(K.get, prepared, field="w_tr", pure=False)
+            W_val = client.map(K.get, prepared, field="w_val", pure=False)
+            total = sum(client.gather(client.map(K.weight_sum, W + W_val, pure=False)))
+            if not total > 0:
+                raise ValueError("sample_weight: every weight is zero; expected at least one positive weight")
+            # Mean weight one over every row, as in memory.
+            factor = float(sizes.sum() + n_val) / total
+            W = client.map(K.scale, W, factor=factor, pure=False)
+            W_val = client.map(K.scale, W_val, factor=factor, pure=False)
         del prepared
         n = int(sizes.sum())
         if n < 2:
@@ -388,7 +436,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         timings["bins"] = time.perf_counter() - t0
 
         self._client = client
-        self._parts = dict(X=X_tr, P=P, X_val=X_val, y_val=y_val, n=n, n_val=n_val)
+        self._parts = dict(X=X_tr, P=P, X_val=X_val, y_val=y_val, W=W, W_val=W_val, n=n, n_val=n_val)
         self._fitter = TreeFitter(client, template, bins, codes, C)
         try:
             self._search(timings)
@@ -432,8 +480,16 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         """``set_leaf_beliefs`` with the sums reduced over the partitions."""
         est = copy.deepcopy(est)
         cols = np.asarray(est.classes_)
+        parts = self._parts
         sums = self._sum(
-            self._map(K.leaf_sums, [est] * len(self._parts["X"]), self._parts["X"], self._parts["P"], cols=cols)
+            self._map(
+                K.leaf_sums,
+                [est] * len(parts["X"]),
+                parts["X"],
+                parts["P"],
+                parts["W"] or [None] * len(parts["X"]),
+                cols=cols,
+            )
         )
         tree = est.tree_
         mass = sums.sum(axis=1)
@@ -446,7 +502,8 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     def _score(self, est):
         parts = self._parts
         pred = self._predict(est, "X_val")
-        counts = self._sum(self._map(K.score_counts, pred, parts["y_val"], n_classes=len(self.classes_)))
+        weights = parts["W_val"] or [None] * len(pred)
+        counts = self._sum(self._map(K.score_counts, pred, parts["y_val"], weights, n_classes=len(self.classes_)))
         correct, total = counts
         if self.scoring == "accuracy":
             return float(correct.sum() / total.sum())
@@ -524,7 +581,8 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         while lo <= hi:
             mid = 0 if first else lo + (hi - lo) // 2
             fits0, secs0 = self._n_fits, self._fit_seconds
-            r = self._oracle(float(cands[mid]), carried, best["pred"] if prefer_best else None, feasibility=first)
+            base = carried if carried is not None else self._parts["W"]
+            r = self._oracle(float(cands[mid]), base, best["pred"] if prefer_best else None, feasibility=first)
             if self.warm_start and r["consistent"] and r["weights"] is not None:
                 carried = r["weights"]
             n_fits += r["rounds"]
@@ -555,7 +613,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         P = self._parts["P"]
         te = self._map(K.allowed_targets, P, [t] * len(P), prefer or [None] * len(P))
         t0 = time.perf_counter()
-        est = self._fit(self._map(_first, te))
+        est = self._fit(self._map(_first, te), self._parts["W"])
         if self._leaf_mode == "belief":
             est = self._leaf_beliefs(est)
         pred = self._predict(est)
@@ -646,7 +704,9 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         return out
 
     # ------------------------------------------- scikit-learn students
-    def _fit_local(self, client, template, X_parts, y_parts, t_teacher, names, infos, unl_value, seed, t_start):
+    def _fit_local(
+        self, client, template, X_parts, y_parts, w_parts, t_teacher, names, infos, unl_value, seed, t_start
+    ):
         """A scikit-learn student: the in-memory estimator on a subsample of
         the rows one worker can hold; the sweep's fits on the cluster."""
         import joblib
@@ -673,15 +733,24 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             )
             p = budget / n_all
             parts = [
-                client.submit(K.sample_rows, [xp, yp, pp], p, (seed or 0) + i, pure=False)
+                client.submit(
+                    K.sample_rows,
+                    [xp, yp, pp] + ([] if w_parts is None else [w_parts[i]]),
+                    p,
+                    (seed or 0) + i,
+                    pure=False,
+                )
                 for i, (xp, yp, pp) in enumerate(zip(X_parts, y_parts, P_parts))
             ]
             X_parts = client.map(_first, parts, pure=False)
             y_parts = client.map(_second, parts, pure=False)
             P_parts = client.map(_third, parts, pure=False)
+            if w_parts is not None:
+                w_parts = client.map(_fourth, parts, pure=False)
         Xs = np.concatenate(client.gather(X_parts))
         ys = np.concatenate(client.gather(y_parts))
         Ps = np.concatenate(client.gather(P_parts))
+        ws = None if w_parts is None else np.concatenate(client.gather(w_parts))
         if unl_value is not None:
             ys = np.where(ys == unl_value, -1, ys)
         local = LocalCREMBO(
@@ -706,7 +775,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             random_state=seed,
         )
         with joblib.parallel_config(backend="dask"):
-            local.fit(Xs, ys)
+            local.fit(Xs, ys, sample_weight=ws)
         for attr in (
             "student_",
             "memo_student_",
@@ -772,6 +841,10 @@ def _second(pair):
 
 def _third(t):
     return t[2]
+
+
+def _fourth(t):
+    return t[3]
 
 
 def _lohi(coded):

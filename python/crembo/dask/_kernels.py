@@ -40,14 +40,22 @@ def prepare_partition(
     seed: int,
     method: str,
     names: Sequence[str] | None,
+    sample_weight: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """One partition's transfer rows (float32), validation rows (float32)
-    and label indices, and the teacher's beliefs on the transfer rows."""
+    and label indices, and the teacher's beliefs on the transfer rows; with
+    ``sample_weight``, the weights of both (``w_tr``, ``w_val``)."""
     X = np.asarray(X)
     if X.shape[0] != np.shape(y)[0]:
         raise ValueError(f"a partition of X has {X.shape[0]} rows but its partition of y has {np.shape(y)[0]}")
     out = split_partition(
-        X, y, classes=classes, unlabelled_value=unlabelled_value, val_fraction=val_fraction, seed=seed
+        X,
+        y,
+        classes=classes,
+        unlabelled_value=unlabelled_value,
+        val_fraction=val_fraction,
+        seed=seed,
+        sample_weight=sample_weight,
     )
     out["P"] = beliefs(teacher, out["X_tr"], method=method, n_classes=len(classes), names=names)
     out["X_tr"] = as_float32(out["X_tr"])
@@ -56,12 +64,20 @@ def prepare_partition(
 
 
 def split_partition(
-    X: np.ndarray, y: ArrayLike, *, classes: np.ndarray, unlabelled_value: Any, val_fraction: float, seed: int
+    X: np.ndarray,
+    y: ArrayLike,
+    *,
+    classes: np.ndarray,
+    unlabelled_value: Any,
+    val_fraction: float,
+    seed: int,
+    sample_weight: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """One partition cut into its transfer rows and its validation rows.
 
     Returns a dict: ``X_tr`` (fitting rows then unlabelled rows, the order of
-    the in-memory estimator), ``X_val``, ``y_val`` (label indices).
+    the in-memory estimator), ``X_val``, ``y_val`` (label indices), and with
+    ``sample_weight`` their weights ``w_tr`` and ``w_val``.
     ``val_fraction`` 0 keeps every labelled row for transfer.
     """
     y = np.asarray(y)
@@ -79,7 +95,24 @@ def split_partition(
     fit = np.flatnonzero(fit_mask)
     tr = np.concatenate([fit, np.flatnonzero(unl)])
     y_idx = np.searchsorted(classes, y[val]).astype(np.int64)
-    return dict(X_tr=np.ascontiguousarray(X[tr]), X_val=np.ascontiguousarray(X[val]), y_val=y_idx)
+    out = dict(X_tr=np.ascontiguousarray(X[tr]), X_val=np.ascontiguousarray(X[val]), y_val=y_idx)
+    if sample_weight is not None:
+        w = check_weights(sample_weight, len(y))
+        out.update(w_tr=w[tr], w_val=w[val])
+    return out
+
+
+def check_weights(w: ArrayLike, n: int) -> np.ndarray:
+    """A partition of ``sample_weight``, checked: ``n`` finite, non-negative numbers."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight: expected real numbers, got an array of dtype {w.dtype}")
+    w = w.astype(np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight: a partition has {w.shape[0]} weights for {n} rows")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight: expected finite, non-negative weights")
+    return w
 
 
 def get(d: Mapping[str, Any], field: str) -> Any:
@@ -208,10 +241,12 @@ def depth_smallest(P: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return np.sort(d)
 
 
-def score_counts(pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Confusion counts a score needs: (correct per class, rows per class)."""
-    correct = np.bincount(y[pred == y], minlength=n_classes)
-    total = np.bincount(y, minlength=n_classes)
+def score_counts(pred: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, n_classes: int) -> np.ndarray:
+    """Confusion counts a score needs: (correct per class, rows per class),
+    rows weighted by ``w`` when given."""
+    hit = pred == y
+    correct = np.bincount(y[hit], weights=None if w is None else w[hit], minlength=n_classes)
+    total = np.bincount(y, weights=w, minlength=n_classes)
     return np.stack([correct, total])
 
 
@@ -232,14 +267,17 @@ def predict_proba(est: Any, X: ArrayLike, classes: np.ndarray) -> np.ndarray:
     return proba_in_classes(est, X, classes)
 
 
-def leaf_sums(est: Any, X: ArrayLike, P: np.ndarray, cols: Sequence[int]) -> np.ndarray:
-    """Teacher belief summed per leaf (the columns of the student's classes):
-    ``set_leaf_beliefs``'s sums, one partition at a time."""
+def leaf_sums(est: Any, X: ArrayLike, P: np.ndarray, w: np.ndarray | None = None, *, cols: Sequence[int]) -> np.ndarray:
+    """Teacher belief summed per leaf (the columns of the student's classes),
+    rows weighted by ``w`` when given: ``set_leaf_beliefs``'s sums, one
+    partition at a time."""
     nc = est.tree_.node_count
     if len(X) == 0:
         return np.zeros((nc, len(cols)))
     leaves = est.tree_.apply(np.asarray(X), 1)
-    return np.column_stack([np.bincount(leaves, weights=P[:, c], minlength=nc) for c in cols])
+    return np.column_stack(
+        [np.bincount(leaves, weights=P[:, c] if w is None else P[:, c] * w, minlength=nc) for c in cols]
+    )
 
 
 def sample_rows(arrays: Sequence[np.ndarray], p: float, seed: int) -> list[np.ndarray]:
