@@ -200,6 +200,12 @@ def consistency_oracle(
     return res
 
 
+def _record(j, candidates, r):
+    """One probe's trace record."""
+    keys = ("consistent", "violations", "rounds")
+    return {"candidate": j, "threshold": float(candidates[j]), **{k: r[k] for k in keys}}
+
+
 def memo_search(P, candidates, *, accept=None, probe_lowest=True, search="binary", **oracle_options):
     """MEMO: binary search over ``candidates`` with ``consistency_oracle``;
     ``prefer`` of each call is the best prediction so far, except the one of
@@ -217,15 +223,7 @@ def memo_search(P, candidates, *, accept=None, probe_lowest=True, search="binary
             P, candidates[j], prefer=prefer["pred"], feasibility=probe_lowest and first, **oracle_options
         )
         best["n_fits"] += r["rounds"]
-        best["trace"].append(
-            {
-                "candidate": j,
-                "threshold": float(candidates[j]),
-                "consistent": r["consistent"],
-                "violations": r["violations"],
-                "rounds": r["rounds"],
-            }
-        )
+        best["trace"].append(_record(j, candidates, r))
         if r["consistent"]:
             best.update(best_candidate=j, best_threshold=float(candidates[j]), best_pred=r["pred"])
             if not (probe_lowest and first):
@@ -265,15 +263,7 @@ def gallop_memo_search(P, candidates, *, accept=None, delta=0.0, **oracle_option
             **oracle_options,
         )
         out["n_fits"] += r["rounds"]
-        out["trace"].append(
-            {
-                "candidate": j,
-                "threshold": float(candidates[j]),
-                "consistent": r["consistent"],
-                "violations": r["violations"],
-                "rounds": r["rounds"],
-            }
-        )
+        out["trace"].append(_record(j, candidates, r))
         if r["consistent"]:
             level = np.sort(point_depth(P, r["pred"]))[rank]
             best = max(j, int(np.searchsorted(candidates, level, side="right")) - 1)

@@ -111,15 +111,20 @@ def _as_arrays(X, y):
         y = da.from_array(y, chunks=(X.chunks[0],))
     elif not _is_dask_array(y):
         raise TypeError(f"y: expected a dask array or dask Series, got {type(y).__name__}")
-    if y.ndim != 1:
-        raise ValueError(f"y: expected a 1-d array of labels, got {y.ndim} dimension(s)")
-    _check_chunks(y, "y")
-    if tuple(y.chunks[0]) != tuple(X.chunks[0]):
-        raise ValueError(
-            f"X and y: their partitions do not match (rows per partition: X {list(X.chunks[0])[:6]}, "
-            f"y {list(y.chunks[0])[:6]}); rechunk y like X, e.g. y.rechunk({{0: X.chunks[0]}})"
-        )
+    _check_column(y, X, "y", "labels")
     return X, y, names
+
+
+def _check_column(a, X, name, what):
+    """``a`` (a dask array) is one column partitioned like ``X``."""
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array of {what}, got {a.ndim} dimension(s)")
+    _check_chunks(a, name)
+    if tuple(a.chunks[0]) != tuple(X.chunks[0]):
+        raise ValueError(
+            f"X and {name}: their partitions do not match (rows per partition: X {list(X.chunks[0])[:6]}, "
+            f"{name} {list(a.chunks[0])[:6]}); rechunk {name} like X, e.g. {name}.rechunk({{0: X.chunks[0]}})"
+        )
 
 
 def _as_weights(sample_weight, X):
@@ -138,16 +143,9 @@ def _as_weights(sample_weight, X):
         w = da.from_array(w, chunks=(X.chunks[0],))
     elif not _is_dask_array(w):
         raise TypeError(f"sample_weight: expected a dask array or dask Series, got {type(w).__name__}")
-    if w.ndim != 1:
-        raise ValueError(f"sample_weight: expected a 1-d array, got {w.ndim} dimension(s)")
-    _check_chunks(w, "sample_weight")
+    _check_column(w, X, "sample_weight", "weights")
     if w.dtype.kind not in "biuf":
         raise TypeError(f"sample_weight: expected real numbers, got dtype {w.dtype}")
-    if tuple(w.chunks[0]) != tuple(X.chunks[0]):
-        raise ValueError(
-            f"X and sample_weight: their partitions do not match (rows per partition: X {list(X.chunks[0])[:6]}, "
-            f"sample_weight {list(w.chunks[0])[:6]}); rechunk the weights like X"
-        )
     return w
 
 

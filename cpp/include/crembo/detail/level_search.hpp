@@ -11,6 +11,20 @@
 namespace crembo {
 namespace detail {
 
+// Appends one probe's record to trace and counts its fits.
+template <class Level, class Result>
+void record_probe(std::vector<ProbeRecord>& trace, index_t& n_fits, index_t mid, Level level,
+                  const Result& r) {
+    n_fits += r.rounds;
+    ProbeRecord rec;
+    rec.candidate = mid;
+    rec.threshold = double(level);
+    rec.consistent = r.consistent;
+    rec.violations = r.violations;
+    rec.rounds = r.rounds;
+    trace.push_back(rec);
+}
+
 // Searches candidates[0..k) for the largest level at which the oracle
 // succeeds, relying on consistency being monotone in the level. With
 // probe_lowest, candidates[0] is probed first and a failure there ends the
@@ -32,14 +46,7 @@ void level_search(const Level* candidates, index_t k, bool probe_lowest, const A
     while (lo <= hi) {
         const index_t mid = first ? 0 : lo + (hi - lo) / 2;
         auto r = probe(mid, prefer_best, first);
-        n_fits += r.rounds;
-        ProbeRecord rec;
-        rec.candidate = mid;
-        rec.threshold = double(candidates[mid]);
-        rec.consistent = r.consistent;
-        rec.violations = r.violations;
-        rec.rounds = r.rounds;
-        trace.push_back(rec);
+        record_probe(trace, n_fits, mid, candidates[mid], r);
         if (r.consistent) {
             keep(mid, r);
             if (accept) accept();
@@ -69,14 +76,7 @@ void gallop_search(const Level* candidates, index_t k, const AcceptFn& accept,
         const index_t mid = best < 0 ? 0 : std::min(best + step, hi - 1);
         if (mid <= best) break;
         auto r = probe(mid, best >= 0, best < 0);
-        n_fits += r.rounds;
-        ProbeRecord rec;
-        rec.candidate = mid;
-        rec.threshold = double(candidates[mid]);
-        rec.consistent = r.consistent;
-        rec.violations = r.violations;
-        rec.rounds = r.rounds;
-        trace.push_back(rec);
+        record_probe(trace, n_fits, mid, candidates[mid], r);
         if (r.consistent) {
             best = std::max(mid, reached(r));  // a real certificate, even above a failed probe
             keep(best, r);
