@@ -129,21 +129,28 @@ def test_hopeless_first_probe_given_up_as_in_memory(client):
     ]
 
 
+def _dask_split(n, chunk, random_state=0, fraction=0.15):
+    """The transfer and validation rows crembo.dask draws with
+    ``random_state`` on ``n`` rows in partitions of ``chunk`` (labelled rows
+    only): per partition, ``fraction`` of its rows from its own seed."""
+    rng = np.random.RandomState(random_state)
+    rng.randint(np.iinfo(np.int32).max)  # the student seed
+    split_seed = int(rng.randint(np.iinfo(np.int32).max))
+    val = np.zeros(n, dtype=bool)
+    for i, lo in enumerate(range(0, n, chunk)):
+        size = min(chunk, n - lo)
+        r = np.random.RandomState(split_seed + i)
+        val[lo + np.sort(r.permutation(np.arange(size))[: int(np.ceil(fraction * size))])] = True
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
 def test_crembo_equals_in_memory_on_the_same_split(client):
     X, y, teacher = _data(seed=2)
     Xd, yd = da.from_array(X, chunks=(500, 4)), da.from_array(y, chunks=500)
     est = CREMBOClassifier(teacher, "tree:3", n_thresholds=6, random_state=0, client=client).fit(Xd, yd)
     # The in-memory estimator on the same transfer rows (in the same order)
     # and validation rows: the dask estimator's split, drawn per partition.
-    rng = np.random.RandomState(0)
-    rng.randint(np.iinfo(np.int32).max)  # the student seed
-    split_seed = int(rng.randint(np.iinfo(np.int32).max))
-    val = np.zeros(len(y), dtype=bool)
-    for i in range(3):
-        r = np.random.RandomState(split_seed + i)
-        n_val = int(np.ceil(0.15 * 500))
-        val[500 * i + np.sort(r.permutation(np.arange(500))[:n_val])] = True
-    fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
+    fit_rows, val_rows = _dask_split(len(y), 500)
     assert est.n_validation_ == len(val_rows) and est.n_transfer_ == len(fit_rows)
     ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, n_thresholds=6, random_state=0)
     ref._split = lambda y, rng: (fit_rows, val_rows)
@@ -165,14 +172,7 @@ def test_weighted_crembo_equals_in_memory_on_the_same_split(client):
     wd = da.from_array(w, chunks=500)
     est = CREMBOClassifier(teacher, "tree:3", n_thresholds=6, random_state=0, client=client)
     est.fit(Xd, yd, sample_weight=wd)
-    rng = np.random.RandomState(0)
-    rng.randint(np.iinfo(np.int32).max)  # the student seed
-    split_seed = int(rng.randint(np.iinfo(np.int32).max))
-    val = np.zeros(len(y), dtype=bool)
-    for i in range(3):
-        r = np.random.RandomState(split_seed + i)
-        val[500 * i + np.sort(r.permutation(np.arange(500))[: int(np.ceil(0.15 * 500))])] = True
-    fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
+    fit_rows, val_rows = _dask_split(len(y), 500)
     ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, n_thresholds=6, random_state=0)
     ref._split = lambda y, rng: (fit_rows, val_rows)
     ref.fit(X, y, sample_weight=w)
