@@ -1049,3 +1049,20 @@ def test_device_has_one_default_across_crembo():
     defaults = {f.__name__: inspect.signature(f).parameters["device"].default for f in funcs}
     assert set(defaults.values()) == {"auto"}, defaults
     assert crembo.CREMBOClassifier().get_params()["device"] == "auto"
+
+
+@pytest.mark.parametrize("distinct", [51, 3000, 16384, 16385, 60000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_thresholds_hashed_and_sorted_paths_agree_with_the_reference(distinct, dtype):
+    # Few distinct values are gathered in a hash table, many are sorted (the
+    # switch comes at 2^14 distinct values, possibly after many repeats).
+    rng = np.random.default_rng(distinct)
+    grid = np.sort(rng.uniform(0.0, 1.0, size=distinct)).astype(dtype)
+    P = grid[rng.integers(0, distinct, size=(30000, 3))]
+    P[rng.random(P.shape) < 0.1] = 0  # zeros never count
+    for lo, hi in [(0.0, 1.0), (0.2, 0.7), (0.5, 0.5)]:
+        np.testing.assert_array_equal(_core.candidate_thresholds(P, lo, hi), ref.candidate_thresholds(P, lo, hi))
+        for K in (1, 2, 33, 10**6):
+            np.testing.assert_array_equal(
+                _core.budgeted_thresholds(P, K, lo, hi), ref.budgeted_thresholds(P, K, lo, hi)
+            )

@@ -6,9 +6,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 #ifdef CREMBO_WITH_OPENMP
 #include <omp.h>
@@ -317,49 +321,130 @@ T max_achievable_depth(const T* P, index_t n, index_t C) {
 // --------------------------------------------------------------- thresholds
 namespace {
 template <class T>
-std::vector<T> sorted_entries_in(const T* P, index_t n, index_t C, T lo, T hi) {
-    check_shape(n, C);
+void check_bounds(T lo, T hi) {
     // A NaN bound would make every comparison false: an empty answer.
     require(!std::isnan(lo), "lo: expected a number, got NaN");
     require(!std::isnan(hi), "hi: expected a number, got NaN");
-    std::vector<T> v;
-    v.reserve(static_cast<size_t>(n * C));
-    for (index_t k = 0; k < n * C; ++k) {
+}
+
+template <class T>
+bool entry_in(T x, T lo, T hi) {
+    return x > 0 && x >= lo && x <= hi;
+}
+
+// The positive entries of P in [lo, hi], sorted, as distinct values and how
+// often each occurs. Beliefs made of votes have few distinct values (at most
+// m + 1 for m members), which one pass gathers in a small hash table keyed
+// by the value's bits; beyond kMaxHashed distinct values the entries are
+// sorted instead (the same answer).
+template <class T>
+void distinct_entries_in(const T* P, index_t n, index_t C, T lo, T hi, std::vector<T>& values,
+                         std::vector<index_t>& counts) {
+    check_shape(n, C);
+    check_bounds(lo, hi);
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr size_t kMaxHashed = size_t(1) << 14;
+    const index_t total = n * C;
+    values.clear();
+    counts.clear();
+    size_t cap = 256, used = 0;
+    std::vector<Bits> keys(cap, Bits(0));  // 0: empty (a positive value has other bits)
+    std::vector<index_t> cnt(cap, 0);
+    auto slot_of = [&](Bits b) {
+        return size_t((std::uint64_t(b) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+    };
+    bool hashed = true;
+    for (index_t k = 0; k < total && hashed; ++k) {
         const T x = P[k];
-        if (x > 0 && x >= lo && x <= hi) v.push_back(x);
+        if (!entry_in(x, lo, hi)) continue;
+        Bits b;
+        std::memcpy(&b, &x, sizeof b);
+        size_t s = slot_of(b);
+        while (keys[s] != 0 && keys[s] != b) s = (s + 1) & (cap - 1);
+        if (keys[s] == b) {
+            ++cnt[s];
+            continue;
+        }
+        keys[s] = b;
+        cnt[s] = 1;
+        if (++used * 2 <= cap) continue;
+        if (used > kMaxHashed) {
+            hashed = false;
+            break;
+        }
+        // Grow: rehash into twice the slots.
+        std::vector<Bits> old_keys(cap * 2, Bits(0));
+        std::vector<index_t> old_cnt(cap * 2, 0);
+        old_keys.swap(keys);
+        old_cnt.swap(cnt);
+        cap *= 2;
+        for (size_t j = 0; j < old_keys.size(); ++j) {
+            if (old_keys[j] == 0) continue;
+            size_t t = slot_of(old_keys[j]);
+            while (keys[t] != 0) t = (t + 1) & (cap - 1);
+            keys[t] = old_keys[j];
+            cnt[t] = old_cnt[j];
+        }
     }
+    if (hashed) {
+        std::vector<std::pair<T, index_t>> pairs;
+        pairs.reserve(used);
+        for (size_t j = 0; j < cap; ++j) {
+            if (keys[j] == 0) continue;
+            T x;
+            std::memcpy(&x, &keys[j], sizeof x);
+            pairs.emplace_back(x, cnt[j]);
+        }
+        std::sort(pairs.begin(), pairs.end());
+        for (const auto& pr : pairs) {
+            values.push_back(pr.first);
+            counts.push_back(pr.second);
+        }
+        return;
+    }
+    std::vector<T> v;
+    v.reserve(static_cast<size_t>(total));
+    for (index_t k = 0; k < total; ++k)
+        if (entry_in(P[k], lo, hi)) v.push_back(P[k]);
     std::sort(v.begin(), v.end());
-    return v;
+    for (size_t j = 0; j < v.size(); ++j) {
+        if (j > 0 && v[j] == v[j - 1]) {
+            ++counts.back();
+        } else {
+            values.push_back(v[j]);
+            counts.push_back(1);
+        }
+    }
 }
 }  // namespace
 
 template <class T>
 std::vector<T> candidate_thresholds(const T* P, index_t n, index_t C, T lo, T hi) {
-    std::vector<T> v = sorted_entries_in(P, n, C, lo, hi);
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
+    std::vector<T> values;
+    std::vector<index_t> counts;
+    distinct_entries_in(P, n, C, lo, hi, values, counts);
+    return values;
 }
 
 template <class T>
 std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, T lo, T hi) {
     require(K >= 1, "n_thresholds: expected at least 1");
-    const std::vector<T> v = sorted_entries_in(P, n, C, lo, hi);
+    std::vector<T> values;
+    std::vector<index_t> counts;
+    distinct_entries_in(P, n, C, lo, hi, values, counts);
+    const index_t N = std::accumulate(counts.begin(), counts.end(), index_t(0));
+    // The budget covers every entry: the distinct entries themselves.
+    if (N == 0 || K >= N) return values;
     std::vector<T> out;
-    if (v.empty()) return out;
-    const index_t N = static_cast<index_t>(v.size());
-    if (K >= N) {
-        // The budget covers every entry: the distinct entries themselves.
-        out = v;
-        out.erase(std::unique(out.begin(), out.end()), out.end());
-        return out;
-    }
     out.reserve(static_cast<size_t>(K));
+    size_t v = 0;
+    index_t end = counts.empty() ? 0 : counts[0];  // entries up to and including values[v]
     for (index_t j = 0; j < K; ++j) {
-        // Quantile j/(K-1) of the entries, j = 0 being the smallest entry.
+        // Quantile j/(K-1) of the sorted entries, j = 0 being the smallest.
         const index_t pos = K == 1 ? 0 : (j * (N - 1)) / (K - 1);
-        out.push_back(v[static_cast<size_t>(pos)]);
+        while (end <= pos) end += counts[++v];
+        if (out.empty() || out.back() != values[v]) out.push_back(values[v]);
     }
-    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
 }
 
