@@ -111,6 +111,21 @@ def test_memo_equals_in_memory(client):
     np.testing.assert_array_equal(est.predict(X), ref.predict(X))
 
 
+@pytest.mark.parametrize("delta", [0.0, 0.02])
+def test_gallop_memo_equals_in_memory(client, delta):
+    X, y, teacher = _data(seed=6)
+    Xd, yd = da.from_array(X, chunks=(500, 4)), da.from_array(y, chunks=500)
+    kw = dict(mode="memo", search="gallop", delta=delta, random_state=0)
+    est = CREMBOClassifier(teacher, "tree:3", client=client, **kw).fit(Xd, yd)
+    ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, **kw).fit(X, y)
+    assert est.memo_threshold_ == ref.memo_threshold_ is not None
+    assert est.n_student_fits_ == ref.n_student_fits_
+    assert [(r["threshold"], r["consistent"], r["violations"], r["rounds"]) for r in est.trace_] == [
+        (r["threshold"], r["consistent"], r["violations"], r["rounds"]) for r in ref.trace_
+    ]
+    _same_tree(est.student_, ref.student_)
+
+
 def test_hopeless_first_probe_given_up_as_in_memory(client):
     # Labels unrelated to X: MEMO's first probe is hopeless and gives up
     # before max_rounds, on the cluster as in memory.

@@ -185,7 +185,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         crembo's native vote counter.
     student : "tree:D", HistTreeClassifier or scikit-learn classifier, default="tree:4"
     mode : {"crembo", "memo"}
-    max_rounds, eta, patience, probe_lowest, warm_start, adaptive_eta, delta
+    max_rounds, eta, patience, probe_lowest, warm_start, adaptive_eta, search, delta
         MEMO's options, as in :class:`crembo.CREMBOClassifier`.
     validation_fraction : float, default=0.15
         Share of each partition's labelled rows held out to choose the
@@ -228,6 +228,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         probe_lowest=True,
         warm_start=True,
         adaptive_eta=True,
+        search="binary",
         delta=0.0,
         validation_fraction=0.15,
         n_thresholds=32,
@@ -250,6 +251,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self.probe_lowest = probe_lowest
         self.warm_start = warm_start
         self.adaptive_eta = adaptive_eta
+        self.search = search
         self.delta = delta
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
@@ -282,6 +284,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         "probe_lowest": MEMO_PARAMETERS["probe_lowest"],
         "warm_start": MEMO_PARAMETERS["warm_start"],
         "adaptive_eta": MEMO_PARAMETERS["adaptive_eta"],
+        "search": MEMO_PARAMETERS["search"],
         "delta": MEMO_PARAMETERS["delta"],
         "validation_fraction": [Interval("real", 0.0, 1.0, closed="neither")],
         "n_thresholds": [None, Interval("integer", 1, MAX_INT)],
@@ -570,20 +573,31 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             parts = self._client.gather(self._map(K.row_max_smallest, P, k=k))
             ceiling = float(np.sort(np.concatenate(parts))[k])
         cands = self._entries(0.0, ceiling)[0]
-        trace, n_fits = [], 0
+        trace = []
         best = dict(threshold=None, pred=None, student=None)
         carried = None
-        lo, hi = 0, len(cands) - 1
-        first = bool(self.probe_lowest) and len(cands) > 0
+        k = len(cands)
+        gallop = self.search == "gallop"
+        # Binary search: [lo, hi]; galloping: the best index, the step, the
+        # first failed index (docs/ALGORITHMS.md, section 2; level_search.hpp).
+        lo, hi, best_idx, step, upper = 0, k - 1, -1, 1, k
+        first = (gallop or bool(self.probe_lowest)) and k > 0
         prefer_best = False
-        while lo <= hi:
-            mid = 0 if first else lo + (hi - lo) // 2
-            fits0, secs0 = self._n_fits, self._fit_seconds
+        while True:
+            if gallop:
+                mid = 0 if best_idx < 0 else min(best_idx + step, upper - 1)
+                if k == 0 or mid <= best_idx:
+                    break
+                first = best_idx < 0
+            elif lo > hi:
+                break
+            else:
+                mid = 0 if first else lo + (hi - lo) // 2
+            secs0 = self._fit_seconds
             base = carried if carried is not None else self._parts["W"]
             r = self._oracle(float(cands[mid]), base, best["pred"] if prefer_best else None, feasibility=first)
             if self.warm_start and r["consistent"] and r["weights"] is not None:
                 carried = r["weights"]
-            n_fits += r["rounds"]
             trace.append(
                 dict(
                     stage="memo",
@@ -595,11 +609,22 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
                     fit_seconds=self._fit_seconds - secs0,
                 )
             )
-            del fits0
-            if r["consistent"]:
+            if r["consistent"] and gallop:
+                # The deepest candidate the student is consistent at.
+                level = self._depth(r["pred"], self.delta)
+                best_idx = max(mid, int(np.searchsorted(cands, level, side="right")) - 1)
+                best = dict(threshold=float(cands[best_idx]), pred=r["pred"], student=r["student"])
+                prefer_best = True
+                step = k if step > k else 2 * step
+            elif r["consistent"]:
                 best = dict(threshold=float(cands[mid]), pred=r["pred"], student=r["student"])
                 prefer_best = not first
                 lo = mid + 1
+            elif gallop:
+                if best_idx < 0:
+                    break
+                upper = mid
+                step = max(1, (upper - best_idx) // 2)
             else:
                 hi = mid - 1
             first = False
@@ -761,6 +786,7 @@ class CREMBOClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             probe_lowest=self.probe_lowest,
             warm_start=self.warm_start,
             adaptive_eta=self.adaptive_eta,
+            search=self.search,
             delta=self.delta,
             validation_fraction=self.validation_fraction,
             cv=None,
