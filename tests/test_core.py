@@ -68,6 +68,45 @@ def test_beliefs_from_votes_matches_reference(m, n, C, f32, seed):
         _same(crembo.beliefs_from_votes(votes, dtype=dtype), want)
 
 
+# The vote counter has two paths: byte counters compared 16 points at a time
+# (up to 32 classes, with spills of the byte counts past 248 members and a
+# scattered tail for the last n % 16 points of a block) and scattered counts
+# (more classes, or few members for many classes). These cases cross each
+# boundary: member counts around the spill and the 8/16-bit count widths,
+# class counts around the tile size (12) and the 32-class limit, and point
+# counts around the 16-lane chunks and several blocks.
+@pytest.mark.parametrize("m", [1, 63, 64, 65, 248, 249, 256, 300])
+@pytest.mark.parametrize("C", [1, 2, 12, 13, 25, 32, 33])
+@pytest.mark.parametrize("n", [15, 17, 5003])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_beliefs_from_votes_paths(m, C, n, threads):
+    rng = np.random.default_rng(m * 1000 + C * 10 + n)
+    votes = rng.integers(0, C, size=(m, n)).astype(np.int32)
+    old = _core.get_num_threads()
+    _core.set_num_threads(threads)
+    try:
+        for f32 in (False, True):
+            _same(
+                _core.beliefs_from_votes(votes, C, f32),
+                ref.beliefs_from_votes(votes, C, np.float32 if f32 else np.float64),
+            )
+        # Bad votes, including values that a byte narrowing would wrap onto a
+        # class (256 + c, 2**16 + c) or saturate (127, 128, the int32 limits):
+        # the first in (member, point) order is named.
+        for value in (-1, C, 127, 128, 256, 256 + C - 1, 2**16, 2**31 - 1, -(2**31)):
+            if 0 <= value < C:
+                continue
+            bad = votes.copy()
+            flat = rng.choice(m * n, size=min(2, m * n), replace=False)
+            bad.flat[flat] = value
+            first = int(flat.min())
+            msg = rf"votes\[{first // n}, {first % n}\] = {value} is outside the label range \[0, {C}\)"
+            with pytest.raises(ValueError, match=msg):
+                _core.beliefs_from_votes(bad, C, True)
+    finally:
+        _core.set_num_threads(old)
+
+
 # --------------------------------------------------------- properties: depth
 @PROPS
 @given(case=belief_cases())

@@ -4,8 +4,10 @@
 #include "crembo/detail/checks.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -16,6 +18,17 @@
 
 #ifdef CREMBO_WITH_OPENMP
 #include <omp.h>
+#endif
+
+// beliefs_from_votes counts by vector comparison where the compiler has
+// vector extensions; saturating narrowing comes from SSE2 or NEON.
+#if defined(__GNUC__) || defined(__clang__)
+#define CREMBO_VOTE_SIMD 1
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 #endif
 
 namespace crembo {
@@ -82,26 +95,39 @@ index_t vote_block(index_t C) {
     return std::max<index_t>(256, std::min(kVoteBlockMax, kVoteCountBytes / (C * index_t(sizeof(Count)))));
 }
 
-// Counts the votes of points [lo, hi) and writes their beliefs; returns the
-// flat index (member * n + point) of the block's first bad vote, or m * n.
+// The first bad vote of member rows [j0, j1) over points [lo, hi) as a flat
+// index (member * n + point), or -1: a branch-free pass per row (it
+// vectorizes), so that the counting passes need no test.
+index_t first_bad_vote(const label_t* votes, index_t n, index_t C, index_t j0, index_t j1, index_t lo,
+                       index_t hi) {
+    const std::uint32_t uC = std::uint32_t(C);
+    for (index_t j = j0; j < j1; ++j) {
+        const label_t* row = votes + j * n;
+        std::uint32_t any_bad = 0;
+        for (index_t i = lo; i < hi; ++i) any_bad |= std::uint32_t(std::uint32_t(row[i]) >= uC);
+        if (any_bad) {
+            index_t i = lo;
+            while (std::uint32_t(row[i]) < uC) ++i;
+            return j * n + i;
+        }
+    }
+    return -1;
+}
+
+// Counts the votes of points [lo, hi) by scattered increments and writes
+// their beliefs; returns the flat index of the block's first bad vote, or
+// m * n. Any class count; the path for more than kVoteSimdClasses classes
+// and for compilers without vector extensions.
 template <class Count, class T>
 index_t count_vote_block(const label_t* votes, index_t m, index_t n, index_t C, index_t lo, index_t hi,
                          T* out) {
     const index_t w = hi - lo;
     std::vector<Count> counts(size_t(w * C), Count(0));
     Count* cnt = counts.data();
-    const std::uint32_t uC = std::uint32_t(C);
     for (index_t j = 0; j < m; ++j) {
+        const index_t bad = first_bad_vote(votes, n, C, j, j + 1, lo, hi);
+        if (bad >= 0) return bad;
         const label_t* row = votes + j * n + lo;
-        // Checked first in a branch-free pass (it vectorizes), so that the
-        // counting pass needs no test.
-        std::uint32_t any_bad = 0;
-        for (index_t i = 0; i < w; ++i) any_bad |= std::uint32_t(std::uint32_t(row[i]) >= uC);
-        if (any_bad) {
-            index_t i = 0;
-            while (std::uint32_t(row[i]) < uC) ++i;
-            return j * n + lo + i;
-        }
         Count* base = cnt;
         index_t i = 0;
         for (; i + 4 <= w; i += 4, base += 4 * C) {
@@ -117,6 +143,164 @@ index_t count_vote_block(const label_t* votes, index_t m, index_t n, index_t C, 
     for (index_t k = 0; k < w * C; ++k) o[k] = T(cnt[k]) * scale;
     return m * n;
 }
+
+#ifdef CREMBO_VOTE_SIMD
+// Whether narrow_votes saturates: then no vote outside [0, 32) becomes a
+// byte in [0, 32), and bad votes show as points with too few matches.
+#if defined(__SSE2__) || defined(__ARM_NEON)
+constexpr bool kVoteNarrowSaturates = true;
+#else
+constexpr bool kVoteNarrowSaturates = false;
+#endif
+// Counting by comparison: 16 points' votes are narrowed to bytes, compared
+// with each class, and the all-ones lanes of a match are subtracted from
+// byte counters held in registers. Per vote this is a few vector operations
+// instead of a dependent load-increment-store, so the kernel streams its
+// votes near memory speed. Counters are bytes: they are spilled every
+// kVoteGroup members into per-block byte counts, and those into wide counts
+// before they could pass 255.
+constexpr index_t kVoteSimdClasses = 32;               // more classes: scattered counts
+constexpr index_t kVoteLanes = 16;                     // points per vector of byte counters
+constexpr index_t kVoteGroup = 8;                      // members per pass over the block
+constexpr index_t kVoteTile = 12;                      // classes whose counters one pass holds
+constexpr index_t kVoteSpill = 248;                    // members between spills of the byte counts (<= 255)
+constexpr index_t kVotePrefetch = 256;                 // votes ahead in each member's row
+constexpr index_t kVoteSimdBytes = index_t(64) << 10;  // byte counts per block (second-level cache)
+
+// Whether the comparison path counts these votes: up to kVoteSimdClasses
+// classes, and members enough that the pass over the counts pays (with few
+// members and many classes, writing the beliefs dominates either way).
+bool vote_simd(index_t m, index_t C) { return C <= kVoteSimdClasses && 2 * m >= C; }
+
+typedef std::int32_t vote_v16si __attribute__((vector_size(64)));
+typedef std::int8_t vote_v16qi __attribute__((vector_size(16)));
+typedef std::uint8_t vote_v16qu
+    __attribute__((vector_size(16)));  // counters: unsigned, so wrapping is defined
+
+// The 16 votes at p as bytes: exact for votes in [0, C) with C <= 32.
+// Saturating packs on SSE2 and NEON (a vote outside the range becomes a
+// byte outside it); elsewhere the compiler's own truncating narrowing, with
+// the votes checked beforehand.
+inline vote_v16qi narrow_votes(const label_t* p) {
+    vote_v16qi r;
+#if defined(__SSE2__)
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12));
+    const __m128i v = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+    std::memcpy(&r, &v, sizeof(r));
+#elif defined(__ARM_NEON)
+    const int16x8_t ab = vcombine_s16(vqmovn_s32(vld1q_s32(p)), vqmovn_s32(vld1q_s32(p + 4)));
+    const int16x8_t cd = vcombine_s16(vqmovn_s32(vld1q_s32(p + 8)), vqmovn_s32(vld1q_s32(p + 12)));
+    const int8x16_t v = vcombine_s8(vqmovn_s16(ab), vqmovn_s16(cd));
+    std::memcpy(&r, &v, sizeof(r));
+#else
+    vote_v16si wide;
+    std::memcpy(&wide, p, sizeof(wide));
+    r = __builtin_convertvector(wide, vote_v16qi);
+#endif
+    return r;
+}
+
+// Adds the matches of classes [c0, c0 + K) among members [j0, j1) (at most
+// kVoteGroup) over the block's 16-point chunks to the byte counts cnt8
+// (class-major, stride w16).
+template <int K>
+void count_vote_tile(const label_t* votes, index_t n, index_t j0, index_t j1, index_t lo, index_t w16,
+                     index_t c0, std::uint8_t* cnt8) {
+    vote_v16qi cls[K];
+    for (int k = 0; k < K; ++k) cls[k] = vote_v16qi{} + std::int8_t(c0 + k);
+    for (index_t i = 0; i < w16; i += kVoteLanes) {
+        vote_v16qu acc[K];
+        for (int k = 0; k < K; ++k) std::memcpy(&acc[k], cnt8 + (c0 + k) * w16 + i, sizeof(vote_v16qu));
+        for (index_t j = j0; j < j1; ++j) {
+            const label_t* at = votes + j * n + lo + i;
+            __builtin_prefetch(at + kVotePrefetch);
+            const vote_v16qi v = narrow_votes(at);
+            for (int k = 0; k < K; ++k) acc[k] -= (vote_v16qu)(v == cls[k]);
+        }
+        for (int k = 0; k < K; ++k) std::memcpy(cnt8 + (c0 + k) * w16 + i, &acc[k], sizeof(vote_v16qu));
+    }
+}
+
+using vote_tile_fn = void (*)(const label_t*, index_t, index_t, index_t, index_t, index_t, index_t,
+                              std::uint8_t*);
+template <int... K>
+constexpr std::array<vote_tile_fn, sizeof...(K)> vote_tiles(std::integer_sequence<int, K...>) {
+    return {&count_vote_tile<K + 1>...};
+}
+constexpr auto kVoteTileFns = vote_tiles(std::make_integer_sequence<int, int(kVoteTile)>{});
+
+// count_vote_block for C <= kVoteSimdClasses: the first w16 (a multiple of
+// 16) points of the block by comparison, the rest by scattered increments.
+template <class Count, class T>
+index_t count_vote_block_simd(const label_t* votes, index_t m, index_t n, index_t C, index_t lo, index_t hi,
+                              T* out) {
+    const index_t w = hi - lo, w16 = w / kVoteLanes * kVoteLanes;
+    if (w16 == 0) return count_vote_block<Count>(votes, m, n, C, lo, hi, out);
+    // Classes in equal tiles of at most kVoteTile.
+    const index_t n_tiles = (C + kVoteTile - 1) / kVoteTile;
+    const index_t tile = (C + n_tiles - 1) / n_tiles;
+    std::vector<std::uint8_t> bytes(size_t(C * w16), 0);
+    std::vector<Count> wide;  // only when the byte counts could overflow
+    if (m > kVoteSpill) wide.assign(size_t(C * w16), Count(0));
+    std::vector<Count> tail(size_t((w - w16) * C), Count(0));
+    const std::uint32_t uC = std::uint32_t(C);
+    bool tail_bad = false;
+    for (index_t j0 = 0, since_spill = 0; j0 < m; j0 += kVoteGroup) {
+        const index_t j1 = std::min(m, j0 + kVoteGroup);
+        if (!kVoteNarrowSaturates) {
+            const index_t bad = first_bad_vote(votes, n, C, j0, j1, lo, hi);
+            if (bad >= 0) return bad;
+        }
+        for (index_t c0 = 0; c0 < C; c0 += tile) {
+            const index_t k = std::min(tile, C - c0);
+            kVoteTileFns[size_t(k - 1)](votes, n, j0, j1, lo, w16, c0, bytes.data());
+        }
+        for (index_t j = j0; j < j1; ++j) {
+            const label_t* row = votes + j * n + lo;
+            for (index_t i = w16; i < w; ++i) {
+                const std::uint32_t y = std::uint32_t(row[i]);
+                tail_bad = tail_bad || y >= uC;
+                if (y < uC) ++tail[size_t(i - w16) * size_t(C) + y];
+            }
+        }
+        since_spill += j1 - j0;
+        if (!wide.empty() && (since_spill + kVoteGroup > kVoteSpill || j1 == m)) {
+            for (size_t k = 0; k < bytes.size(); ++k) wide[k] = Count(wide[k] + bytes[k]);
+            std::fill(bytes.begin(), bytes.end(), std::uint8_t(0));
+            since_spill = 0;
+        }
+    }
+    // Writes the beliefs and adds up each point's matches: with saturating
+    // narrowing no bad vote equals a class, so a point with fewer than m
+    // matches has a bad vote, which a scan then locates.
+    const T scale = T(1) / T(m);
+    T* o = out + lo * C;
+    // Point-major, so that the output is written in order (the counts are
+    // read across classes from cache).
+    bool bad = tail_bad;
+    const auto emit = [&](const auto* counts) {
+        for (index_t i = 0; i < w16; ++i) {
+            index_t matched = 0;
+            for (index_t c = 0; c < C; ++c) {
+                const index_t k = counts[c * w16 + i];
+                o[i * C + c] = T(k) * scale;
+                matched += k;
+            }
+            bad = bad || matched != m;
+        }
+    };
+    if (wide.empty())
+        emit(bytes.data());
+    else
+        emit(wide.data());
+    if (bad) return first_bad_vote(votes, n, C, 0, m, lo, hi);
+    for (index_t k = 0; k < (w - w16) * C; ++k) o[w16 * C + k] = T(tail[size_t(k)]) * scale;
+    return m * n;
+}
+#endif
 
 template <class Count, class T>
 void votes_by_block(const label_t* votes, index_t m, index_t n, index_t C, T* out);
@@ -135,7 +319,13 @@ void beliefs_from_votes(const label_t* votes, index_t m, index_t n, index_t C, T
 
 template <class Count, class T>
 void votes_by_block(const label_t* votes, index_t m, index_t n, index_t C, T* out) {
+#ifdef CREMBO_VOTE_SIMD
+    const bool simd = vote_simd(m, C);
+    const index_t block =
+        simd ? std::max<index_t>(256, kVoteSimdBytes / C / kVoteLanes * kVoteLanes) : vote_block<Count>(C);
+#else
     const index_t block = vote_block<Count>(C);
+#endif
     const index_t n_blocks = (n + block - 1) / block;
     // The first bad vote in (member, point) order is reported, as by CUDA,
     // whatever the thread count: the first one a block meets (members outer,
@@ -147,7 +337,12 @@ void votes_by_block(const label_t* votes, index_t m, index_t n, index_t C, T* ou
 #endif
     for (index_t b = 0; b < n_blocks; ++b) {
         const index_t lo = b * block, hi = std::min(n, lo + block);
+#ifdef CREMBO_VOTE_SIMD
+        bad = std::min(bad, simd ? count_vote_block_simd<Count>(votes, m, n, C, lo, hi, out)
+                                 : count_vote_block<Count>(votes, m, n, C, lo, hi, out));
+#else
         bad = std::min(bad, count_vote_block<Count>(votes, m, n, C, lo, hi, out));
+#endif
     }
     if (bad != none) {
         std::ostringstream msg;
