@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -38,6 +39,10 @@ struct Pending {
     SplitInfo split;
     Score gain;
     bool ordered = false;  // its rows' node-ordered copies (Builder::ord_*) are valid
+    // Count mode (Builder::counting_): the histogram as class counts, and
+    // which of Builder::packed_ holds the node's rows at [begin, end).
+    std::vector<std::uint32_t> counts;  // empty: not built
+    int side = 0;
     index_t end() const { return begin + tot.cnt; }
 };
 
@@ -103,6 +108,40 @@ private:
         return detail::splittable(p.tot, p.depth, ctx_) && !is_small(p);
     }
     SplitInfo small_node_split(const Pending& p) const;
+
+    // Count mode: single labels of weight 1 (no sample or class weights, or
+    // weights of 1). Every histogram sum is then a count of rows, exact in a
+    // double whatever the order of the additions, so a node's histogram is
+    // kept as integer class counts per bin (slot*C + class), converted to
+    // the double slots (weight = rows = count, class mass = class count)
+    // only where a feature's split is scanned; the trees are those of the
+    // weighted path bit for bit. Rows are packed row-major, row_bytes_ per
+    // row (the d codes, the label, zero padding to 8 bytes), and partitioned
+    // between the two buffers of packed_: a node's rows are contiguous and
+    // each histogram pass reads only them, in order. Rows of a node whose
+    // children cannot split are never moved.
+    bool counting_ = false;
+    index_t row_bytes_ = 0;
+    std::unique_ptr<std::uint8_t[]> packed_[2];
+    std::vector<index_t> count_off_;  // feature j's first count
+    index_t count_size_ = 0;          // counts per histogram
+    std::vector<std::vector<std::uint32_t>> count_pool_;
+    void pack_rows(const BinnedView& X);
+    std::vector<std::uint32_t> take_counts();
+    void give_counts(std::vector<std::uint32_t>& h);
+    void build_counts(std::vector<std::uint32_t>& h, const Pending& p);
+    SplitInfo count_split(const Pending& p) const;
+    SplitInfo small_count_split(const Pending& p) const;
+    Totals count_totals(const index_t* counts) const;
+    void expand_counts(Pending& p, Pending& L, Pending& R);
+    bool has_hist(const Pending& p) const { return counting_ ? !p.counts.empty() : !p.hist.empty(); }
+    void drop_hist(Pending& p) {
+        if (counting_)
+            give_counts(p.counts);
+        else
+            give_hist(p.hist);
+    }
+
     void evaluate(Pending& p);
     void add_node(Pending& p) {
         p.id = detail::append_node(tree_, p.tot, p.depth, p.parent, p.is_left, ctx_);
@@ -114,7 +153,6 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     detail::check_binned_view(X);
     detail::require(y.n_classes >= 1, "n_classes: expected at least one class");
     ctx_ = detail::make_split_context(X, y.n_classes, y.labels != nullptr, opt, 0.0);
-    // Local rows: a subset is gathered once so every pass reads contiguous codes.
     const index_t d = X.n_features;
     if (X.rows == nullptr) {
         m_ = X.n_rows;
@@ -128,6 +166,22 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
                 msg << "rows[" << t << "] = " << X.rows[t] << " is outside [0, " << X.n_rows << ")";
                 throw std::invalid_argument(msg.str());
             }
+    }
+    layout_ = HistLayout(X.n_bins, d, y.n_classes);
+    double total = 0.0;
+    targets_ = detail::prepare_targets(y, m_, opt.criterion, samples_, total);
+    detail::require(total > 0 && !samples_.empty(), "sample_weight: the rows to fit have zero total weight");
+    ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * total;
+    // Count mode when every row to fit has weight 1 and the counts fit.
+    counting_ = targets_.labels() && y.n_classes <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
+    for (size_t k = 0; counting_ && k < samples_.size(); ++k)
+        counting_ = targets_.omega[size_t(samples_[k])] == 1.0;
+    if (counting_) {
+        pack_rows(X);
+        return;
+    }
+    if (X.rows != nullptr) {
+        // Local rows: a subset is gathered once so every pass reads contiguous codes.
         codes_local_.resize(size_t(m_ * d));
         const index_t n = X.n_rows, m = m_;
         const std::uint8_t* src = X.codes;
@@ -138,12 +192,174 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
         });
         codes_ = codes_local_.data();
     }
-    layout_ = HistLayout(X.n_bins, d, y.n_classes);
-    double total = 0.0;
-    targets_ = detail::prepare_targets(y, m_, opt.criterion, samples_, total);
-    detail::require(total > 0 && !samples_.empty(), "sample_weight: the rows to fit have zero total weight");
-    ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * total;
     scratch_.resize(samples_.size());
+}
+
+// Packs the rows to fit (samples_, in order) row-major into packed_[0]:
+// each row's codes, its label, zero padding. Blocks of rows, so that the
+// rows being written stay in cache while the columns are read.
+void Builder::pack_rows(const BinnedView& X) {
+    const index_t d = ctx_.n_features, n = index_t(samples_.size());
+    row_bytes_ = (d + 1 + 7) / 8 * 8;
+    const index_t Rb = row_bytes_;
+    count_off_.resize(size_t(d));
+    const index_t C = ctx_.n_classes, S = layout_.stride();
+    for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = layout_.feature_offset(j) / S * C;
+    count_size_ = layout_.slots() * C;
+    packed_[0].reset(new std::uint8_t[size_t(n * Rb)]);
+    std::uint8_t* dst = packed_[0].get();
+    const std::uint8_t* codes = X.codes;
+    const index_t N = X.n_rows;
+    const index_t* sel = X.rows;
+    const index_t* rows = samples_.data();
+    const label_t* y = targets_.y.data();
+    constexpr index_t kBlock = 2048;
+    const index_t blocks = (n + kBlock - 1) / kBlock;
+    detail::parallel_for(blocks, n * d >= detail::kParallelWork ? ctx_.threads : 1, [&](index_t b, int) {
+        const index_t k0 = b * kBlock, k1 = std::min(n, k0 + kBlock);
+        index_t src[kBlock];
+        for (index_t k = k0; k < k1; ++k) src[k - k0] = sel ? sel[rows[k]] : rows[k];
+        for (index_t j = 0; j < d; ++j) {
+            const std::uint8_t* col = codes + j * N;
+            std::uint8_t* out = dst + k0 * Rb + j;
+            for (index_t k = 0; k < k1 - k0; ++k) out[k * Rb] = col[src[k]];
+        }
+        for (index_t k = k0; k < k1; ++k) {
+            std::uint8_t* row = dst + k * Rb;
+            row[d] = std::uint8_t(y[rows[k]]);
+            for (index_t q = d + 1; q < Rb; ++q) row[q] = 0;
+        }
+    });
+}
+
+std::vector<std::uint32_t> Builder::take_counts() {
+    if (!count_pool_.empty()) {
+        std::vector<std::uint32_t> h = std::move(count_pool_.back());
+        count_pool_.pop_back();
+        return h;
+    }
+    return std::vector<std::uint32_t>(size_t(count_size_));
+}
+
+void Builder::give_counts(std::vector<std::uint32_t>& h) {
+    if (!h.empty()) count_pool_.push_back(std::move(h));
+    h = std::vector<std::uint32_t>();
+}
+
+// The class counts of p's rows per bin. Feature-parallel on large nodes (one
+// contiguous group of features per thread, every thread reading the rows).
+void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
+    h = take_counts();
+    const index_t d = ctx_.n_features, C = ctx_.n_classes, Rb = row_bytes_, n = p.tot.cnt;
+    const std::uint8_t* base = packed_[p.side].get() + p.begin * Rb;
+    std::uint32_t* out = h.data();
+    const index_t* off = count_off_.data();
+    const index_t groups =
+        ctx_.threads > 1 && n * d >= detail::kParallelWork ? std::min<index_t>(ctx_.threads, d) : 1;
+    detail::parallel_for(groups, int(groups), [&](index_t g, int) {
+        const index_t j0 = d * g / groups, j1 = d * (g + 1) / groups;
+        const index_t lo = off[j0], hi = j1 < d ? off[j1] : count_size_;
+        std::fill(out + lo, out + hi, 0u);
+        if (C == 2) {
+            for (index_t k = 0; k < n; ++k) {
+                const std::uint8_t* r = base + k * Rb;
+                const index_t yk = r[d];
+                for (index_t j = j0; j < j1; ++j) ++out[off[j] + 2 * index_t(r[j]) + yk];
+            }
+        } else {
+            for (index_t k = 0; k < n; ++k) {
+                const std::uint8_t* r = base + k * Rb;
+                const index_t yk = r[d];
+                for (index_t j = j0; j < j1; ++j) ++out[off[j] + C * index_t(r[j]) + yk];
+            }
+        }
+    });
+}
+
+// A feature's bins as the double slots of the weighted histogram
+// (crembo/detail/histogram.hpp) from the counts: weight and rows the bin's
+// count, each class's mass its count.
+inline void counts_to_slots(const std::uint32_t* h, int n_bins, index_t C, double* out) {
+    const index_t S = C + 2;
+    for (int b = 0; b <= n_bins; ++b) {
+        const std::uint32_t* c = h + b * C;
+        double* s = out + b * S;
+        std::uint64_t sum = 0;
+        for (index_t k = 0; k < C; ++k) {
+            sum += c[k];
+            s[2 + k] = double(c[k]);
+        }
+        s[0] = s[1] = double(sum);
+    }
+}
+
+SplitInfo Builder::count_split(const Pending& p) const {
+    const index_t C = ctx_.n_classes, S = layout_.stride();
+    const std::uint32_t* h = p.counts.data();
+    return detail::best_split(p.tot, ctx_, [&](index_t j, detail::FeatureSlots& sc) {
+        const int nb = ctx_.n_bins[j];
+        sc.runs.resize(size_t((nb + 1) * S));
+        counts_to_slots(h + count_off_[size_t(j)], nb, C, sc.runs.data());
+        detail::slots_from_histogram(sc.runs.data(), nb, S, sc);
+    });
+}
+
+// small_node_split in count mode: per feature the node's (code, label)
+// pairs sorted, and the runs counted.
+SplitInfo Builder::small_count_split(const Pending& p) const {
+    const index_t S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_, n = p.tot.cnt;
+    const std::uint8_t* base = packed_[p.side].get() + p.begin * Rb;
+    return detail::best_split(p.tot, ctx_, [&](index_t j, detail::FeatureSlots& sc) {
+        const int nb = ctx_.n_bins[j];
+        sc.items.resize(size_t(n));
+        for (index_t k = 0; k < n; ++k) {
+            const std::uint8_t* r = base + k * Rb;
+            sc.items[size_t(k)] = (std::uint64_t(r[j]) << 8) | std::uint64_t(r[d]);
+        }
+        std::sort(sc.items.begin(), sc.items.end());
+        sc.runs.assign(size_t(n * S), 0.0);
+        std::fill(sc.M.begin(), sc.M.end(), 0.0);
+        std::fill(sc.T.begin(), sc.T.end(), 0.0);
+        double* run = nullptr;
+        int cur = -1;
+        for (const std::uint64_t item : sc.items) {
+            const int code = int(item >> 8);
+            double* s;
+            if (code == nb) {
+                s = sc.M.data();
+            } else {
+                if (code != cur) {
+                    run = sc.runs.data() + sc.occ.size() * size_t(S);
+                    sc.occ.push_back(code);
+                    sc.slot.push_back(run);
+                    cur = code;
+                }
+                s = run;
+            }
+            detail::add_label_row(s, label_t(item & 255), 1.0);
+        }
+        for (size_t r = 0; r < sc.occ.size(); ++r)
+            for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.slot[r][c];
+        for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.M[size_t(c)];
+        sc.missing = sc.M.data();
+    });
+}
+
+// The totals node_totals gives rows of weight 1 with these class counts.
+Totals Builder::count_totals(const index_t* counts) const {
+    const index_t C = ctx_.n_classes;
+    Totals t;
+    t.channel.assign(size_t(C), 0.0);
+    t.allow.assign(size_t(C), 0);
+    index_t n = 0;
+    for (index_t c = 0; c < C; ++c) {
+        t.channel[size_t(c)] = double(counts[c]);
+        t.allow[size_t(c)] = counts[c];
+        n += counts[c];
+    }
+    t.cnt = n;
+    t.W = double(n);
+    return t;
 }
 
 void Builder::make_ordered(Pending& p) {
@@ -229,15 +445,102 @@ SplitInfo Builder::small_node_split(const Pending& p) const {
 void Builder::evaluate(Pending& p) {
     p.split = SplitInfo();
     if (!detail::splittable(p.tot, p.depth, ctx_)) return;
-    if (p.hist.empty() && !is_small(p)) build_hist(p.hist, p);
-    p.split = p.hist.empty() ? small_node_split(p) : detail::find_split(layout_, p.hist.data(), p.tot, ctx_);
+    if (counting_) {
+        if (p.counts.empty() && !is_small(p)) build_counts(p.counts, p);
+        p.split = p.counts.empty() ? small_count_split(p) : count_split(p);
+    } else {
+        if (p.hist.empty() && !is_small(p)) build_hist(p.hist, p);
+        p.split =
+            p.hist.empty() ? small_node_split(p) : detail::find_split(layout_, p.hist.data(), p.tot, ctx_);
+    }
     if (p.split.found) p.gain = detail::split_gain(p.split, p.tot, ctx_);
+}
+
+// expand in count mode. The children's class counts come from the parent's
+// histogram (or its rows); the rows move only when a child may split: left
+// ones to the front of the node's range in the other buffer, right ones to
+// its back (in reverse, which count sums do not see).
+void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
+    const SplitInfo& s = p.split;
+    const index_t C = ctx_.n_classes, d = ctx_.n_features, Rb = row_bytes_, f = s.feature;
+    const int nb = ctx_.n_bins[f];
+    std::uint8_t go[256];
+    for (int b = 0; b < 256; ++b) go[b] = b <= nb && detail::goes_left(s, b, nb) ? 1 : 0;
+    const index_t begin = p.begin, n = p.tot.cnt;
+    const std::uint8_t* src = packed_[p.side].get() + begin * Rb;
+    std::vector<index_t> left(size_t(C), 0), right(size_t(C), 0);
+    if (!p.counts.empty()) {
+        const std::uint32_t* h = p.counts.data() + count_off_[size_t(f)];
+        for (int b = 0; b <= nb; ++b)
+            if (go[b])
+                for (index_t c = 0; c < C; ++c) left[size_t(c)] += h[b * C + c];
+    } else {
+        for (index_t k = 0; k < n; ++k) {
+            const std::uint8_t* r = src + k * Rb;
+            left[r[d]] += go[r[f]];
+        }
+    }
+    for (index_t c = 0; c < C; ++c) right[size_t(c)] = p.tot.allow[size_t(c)] - left[size_t(c)];
+    L = Pending();
+    R = Pending();
+    L.tot = count_totals(left.data());
+    R.tot = count_totals(right.data());
+    L.begin = begin;
+    R.begin = begin + L.tot.cnt;
+    L.depth = R.depth = p.depth + 1;
+    L.parent = R.parent = p.id;
+    L.is_left = true;
+    R.is_left = false;
+    L.side = R.side = p.side;
+    if (detail::splittable(L.tot, L.depth, ctx_) || detail::splittable(R.tot, R.depth, ctx_)) {
+        const int side = 1 - p.side;
+        if (!packed_[side]) packed_[side].reset(new std::uint8_t[samples_.size() * size_t(Rb)]);
+        std::uint8_t* dst = packed_[side].get() + begin * Rb;
+        const index_t words = Rb / 8;
+        index_t il = 0, ir = n - 1;
+        for (index_t k = 0; k < n; ++k) {
+            const std::uint8_t* r = src + k * Rb;
+            const index_t g = go[r[f]];
+            std::uint8_t* a = dst + il * Rb;
+            std::uint8_t* z = dst + ir * Rb;
+            for (index_t w = 0; w < words; ++w) {
+                std::uint64_t x;
+                std::memcpy(&x, r + 8 * w, 8);
+                std::memcpy(a + 8 * w, &x, 8);
+                std::memcpy(z + 8 * w, &x, 8);
+            }
+            il += g;
+            ir -= 1 - g;
+        }
+        L.side = R.side = side;
+    }
+    const bool need_l = needs_hist(L), need_r = needs_hist(R);
+    Pending& small = L.tot.cnt <= R.tot.cnt ? L : R;
+    Pending& big = &small == &L ? R : L;
+    const bool need_small = &small == &L ? need_l : need_r;
+    const bool need_big = &big == &L ? need_l : need_r;
+    const bool subtract =
+        need_big && !p.counts.empty() && (need_small || small.tot.cnt * d + count_size_ < big.tot.cnt * d);
+    if (subtract) {
+        build_counts(small.counts, small);
+        std::uint32_t* h = p.counts.data();
+        const std::uint32_t* q = small.counts.data();
+        for (index_t k = 0; k < count_size_; ++k) h[k] -= q[k];
+        big.counts = std::move(p.counts);
+        p.counts = std::vector<std::uint32_t>();
+        if (!need_small) give_counts(small.counts);
+    } else {
+        give_counts(p.counts);
+        if (need_small) build_counts(small.counts, small);
+        if (need_big) build_counts(big.counts, big);
+    }
 }
 
 // Partitions p's rows by its split and prepares both children: totals, and
 // the histograms of those that may split (the smaller child summed over its
 // rows, the larger one its parent's histogram minus the smaller's).
 void Builder::expand(Pending& p, Pending& L, Pending& R) {
+    if (counting_) return expand_counts(p, L, R);
     const SplitInfo& s = p.split;
     const std::uint8_t* col = codes_ + s.feature * m_;
     const int nb = ctx_.n_bins[s.feature];
@@ -345,7 +648,7 @@ Tree Builder::build() {
             add_node(p);
             evaluate(p);
             if (!p.split.found) {
-                give_hist(p.hist);
+                drop_hist(p);
                 continue;
             }
             detail::set_split(tree_, p.id, p.split);
@@ -359,7 +662,8 @@ Tree Builder::build() {
         // max_leaf_nodes leaves. Frontier histograms are kept for the
         // subtraction trick up to a memory budget, then rebuilt when needed.
         constexpr size_t kKeepBytes = size_t(256) << 20;
-        const size_t hist_bytes = size_t(layout_.size()) * sizeof(double);
+        const size_t hist_bytes =
+            counting_ ? size_t(count_size_) * sizeof(std::uint32_t) : size_t(layout_.size()) * sizeof(double);
         std::vector<Pending> frontier;
         auto worse = [](const Pending& a, const Pending& b) {
             if (a.gain.primary != b.gain.primary) return a.gain.primary < b.gain.primary;
@@ -369,12 +673,12 @@ Tree Builder::build() {
         auto offer = [&](Pending&& p) {
             evaluate(p);
             if (!p.split.found) {
-                give_hist(p.hist);
+                drop_hist(p);
                 return;
             }
-            if (!p.hist.empty()) {
+            if (has_hist(p)) {
                 if (kept_hist_bytes_ + hist_bytes > kKeepBytes)
-                    give_hist(p.hist);
+                    drop_hist(p);
                 else
                     kept_hist_bytes_ += hist_bytes;
             }
@@ -388,7 +692,7 @@ Tree Builder::build() {
             std::pop_heap(frontier.begin(), frontier.end(), worse);
             Pending p = std::move(frontier.back());
             frontier.pop_back();
-            if (!p.hist.empty()) kept_hist_bytes_ -= hist_bytes;
+            if (has_hist(p)) kept_hist_bytes_ -= hist_bytes;
             detail::set_split(tree_, p.id, p.split);
             Pending L, R;
             expand(p, L, R);
