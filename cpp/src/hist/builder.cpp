@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -27,6 +28,62 @@ using detail::SplitContext;
 using detail::SplitInfo;
 using detail::Totals;
 
+// One spare buffer per process for count mode's packed rows: CREMBO refits
+// many trees on the same rows, and a fresh buffer costs a page fault per
+// 4 KiB on first touch (on a 2-core shared box, 12k faults for 48 MB took
+// about 25 ms, more than a depth-8 fit of 10^6 rows). A fit takes the spare
+// when it is large enough and gives its buffer back when done; the larger
+// one is kept, up to kSpareMax bytes (about 40M rows of 20 features).
+constexpr size_t kSpareMax = size_t(1) << 30;
+
+struct Spare {
+    std::mutex mutex;
+    std::unique_ptr<std::uint8_t[]> buf;
+    size_t cap = 0;
+};
+
+Spare& spare() {
+    static Spare s;
+    return s;
+}
+
+class Workspace {
+public:
+    Workspace() = default;
+    Workspace(const Workspace&) = delete;
+    Workspace& operator=(const Workspace&) = delete;
+    ~Workspace() {
+        if (!buf_ || cap_ > kSpareMax) return;
+        Spare& s = spare();
+        std::lock_guard<std::mutex> lock(s.mutex);
+        if (cap_ > s.cap) {
+            s.buf = std::move(buf_);
+            s.cap = cap_;
+        }
+    }
+    // At least `bytes` bytes (contents undefined).
+    std::uint8_t* get(size_t bytes) {
+        {
+            Spare& s = spare();
+            std::lock_guard<std::mutex> lock(s.mutex);
+            if (s.buf && s.cap >= bytes) {
+                buf_ = std::move(s.buf);
+                cap_ = s.cap;
+                s.cap = 0;
+            }
+        }
+        if (!buf_) {
+            buf_.reset(new std::uint8_t[bytes]);
+            cap_ = bytes;
+        }
+        return buf_.get();
+    }
+
+private:
+    std::unique_ptr<std::uint8_t[]> buf_;
+    size_t cap_ = 0;
+};
+
 // A node waiting to be split: its rows are samples_[begin, begin + tot.cnt).
 struct Pending {
     index_t begin = 0;
@@ -40,9 +97,10 @@ struct Pending {
     Score gain;
     bool ordered = false;  // its rows' node-ordered copies (Builder::ord_*) are valid
     // Count mode (Builder::counting_): the histogram as class counts, and
-    // which of Builder::packed_ holds the node's rows at [begin, end).
+    // whether the node's rows are packed (Builder::packed_[begin, end); the
+    // root's are not, at first).
     std::vector<std::uint32_t> counts;  // empty: not built
-    int side = 0;
+    bool packed = false;
     index_t end() const { return begin + tot.cnt; }
 };
 
@@ -122,11 +180,32 @@ private:
     // children cannot split are never moved.
     bool counting_ = false;
     index_t row_bytes_ = 0;
-    std::unique_ptr<std::uint8_t[]> packed_[2];
+    Workspace ws_;  // labels8_ and packed_
+    std::uint8_t* packed_ = nullptr;
     std::vector<index_t> count_off_;  // feature j's first count
     index_t count_size_ = 0;          // counts per histogram
     std::vector<std::vector<std::uint32_t>> count_pool_;
-    void pack_rows(const BinnedView& X);
+    // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
+    // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
+    // reads them there: its histogram column by column, and its partition
+    // packs the rows; the rows are packed in place (pack_all) only when the
+    // root sorts them (a small root).
+    index_t n_fit_ = 0;
+    const std::uint8_t* src_codes_ = nullptr;
+    index_t src_n_ = 0;
+    std::vector<index_t> src_rows_;
+    std::uint8_t* labels8_ = nullptr;
+    Totals root_tot_;
+    void alloc_counting(index_t n) {
+        n_fit_ = n;
+        row_bytes_ = (ctx_.n_features + 1 + 7) / 8 * 8;
+        const size_t lab = (size_t(n) + 63) / 64 * 64;
+        labels8_ = ws_.get(lab + size_t(n * row_bytes_));
+        packed_ = labels8_ + lab;
+    }
+    void init_counting(const BinnedView& X, const index_t* fit, const std::vector<index_t>& per_class);
+    void pack_block(index_t k0, index_t k1, std::uint8_t* out) const;
+    void pack_all();
     std::vector<std::uint32_t> take_counts();
     void give_counts(std::vector<std::uint32_t>& h);
     void build_counts(std::vector<std::uint32_t>& h, const Pending& p);
@@ -168,16 +247,49 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
             }
     }
     layout_ = HistLayout(X.n_bins, d, y.n_classes);
+    const index_t C = y.n_classes;
+    // Count mode straight from the labels when no weight is given (or every
+    // class weight is 1): every row is fitted with weight 1. The labels get
+    // prepare_targets's check, without its per-row arrays.
+    bool plain = y.labels != nullptr && y.sample_weight == nullptr && C <= 256 && m_ < (index_t(1) << 31);
+    for (index_t c = 0; plain && y.class_weight && c < C; ++c) plain = y.class_weight[c] == 1.0;
+    if (plain) {
+        counting_ = true;
+        alloc_counting(m_);
+        std::vector<index_t> per_class(size_t(C), 0);
+        for (index_t r = 0; r < m_; ++r) {
+            const label_t c = y.labels[r];
+            if (c < 0 || c >= C) {
+                std::ostringstream msg;
+                msg << "y[" << r << "] = " << c << " is outside the label range [0, " << C << ")";
+                throw std::invalid_argument(msg.str());
+            }
+            labels8_[size_t(r)] = std::uint8_t(c);
+            ++per_class[size_t(c)];
+        }
+        ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * double(m_);
+        init_counting(X, nullptr, per_class);
+        return;
+    }
     double total = 0.0;
     targets_ = detail::prepare_targets(y, m_, opt.criterion, samples_, total);
     detail::require(total > 0 && !samples_.empty(), "sample_weight: the rows to fit have zero total weight");
     ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * total;
-    // Count mode when every row to fit has weight 1 and the counts fit.
-    counting_ = targets_.labels() && y.n_classes <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
+    // Count mode too when every row to fit has weight 1 (weights 0 and 1).
+    counting_ = targets_.labels() && C <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
     for (size_t k = 0; counting_ && k < samples_.size(); ++k)
         counting_ = targets_.omega[size_t(samples_[k])] == 1.0;
     if (counting_) {
-        pack_rows(X);
+        alloc_counting(index_t(samples_.size()));
+        std::vector<index_t> per_class(size_t(C), 0);
+        for (index_t k = 0; k < n_fit_; ++k) {
+            const label_t c = targets_.y[size_t(samples_[size_t(k)])];
+            labels8_[size_t(k)] = std::uint8_t(c);
+            ++per_class[size_t(c)];
+        }
+        init_counting(X, samples_.data(), per_class);
+        targets_ = RowTargets();
+        samples_ = std::vector<index_t>();
         return;
     }
     if (X.rows != nullptr) {
@@ -195,41 +307,59 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     scratch_.resize(samples_.size());
 }
 
-// Packs the rows to fit (samples_, in order) row-major into packed_[0]:
-// each row's codes, its label, zero padding. Blocks of rows, so that the
-// rows being written stay in cache while the columns are read.
-void Builder::pack_rows(const BinnedView& X) {
-    const index_t d = ctx_.n_features, n = index_t(samples_.size());
-    row_bytes_ = (d + 1 + 7) / 8 * 8;
-    const index_t Rb = row_bytes_;
+// Count mode's setup: where fit row k's codes are (fit[k] of the selected
+// rows, null: all in order), the histogram layout and the root's totals.
+void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::vector<index_t>& per_class) {
+    const index_t d = ctx_.n_features, C = ctx_.n_classes, S = layout_.stride();
+    src_codes_ = X.codes;
+    src_n_ = X.n_rows;
+    if (fit != nullptr || X.rows != nullptr) {
+        src_rows_.resize(size_t(n_fit_));
+        for (index_t k = 0; k < n_fit_; ++k) {
+            const index_t r = fit ? fit[k] : k;
+            src_rows_[size_t(k)] = X.rows ? X.rows[r] : r;
+        }
+    }
     count_off_.resize(size_t(d));
-    const index_t C = ctx_.n_classes, S = layout_.stride();
     for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = layout_.feature_offset(j) / S * C;
     count_size_ = layout_.slots() * C;
-    packed_[0].reset(new std::uint8_t[size_t(n * Rb)]);
-    std::uint8_t* dst = packed_[0].get();
-    const std::uint8_t* codes = X.codes;
-    const index_t N = X.n_rows;
-    const index_t* sel = X.rows;
-    const index_t* rows = samples_.data();
-    const label_t* y = targets_.y.data();
-    constexpr index_t kBlock = 2048;
+    root_tot_ = count_totals(per_class.data());
+}
+
+// Packs fit rows [k0, k1) row-major into out: each row's codes, its label,
+// zero padding; eight codes to a word, read from eight columns at a time.
+void Builder::pack_block(index_t k0, index_t k1, std::uint8_t* out) const {
+    const index_t d = ctx_.n_features, Rb = row_bytes_, N = src_n_, n = k1 - k0;
+    const index_t* gi = src_rows_.empty() ? nullptr : src_rows_.data() + k0;
+    const std::uint8_t* lab = labels8_ + k0;
+    for (index_t w = 0; w < Rb / 8; ++w) {
+        const std::uint8_t* col[8];
+        int q = 0;
+        for (; q < 8 && 8 * w + q < d; ++q) col[q] = src_codes_ + (8 * w + q) * N;
+        const int nq = q;
+        const bool last = 8 * w + 8 > d;  // holds the label
+        const int lab_shift = int(d - 8 * w) * 8;
+        std::uint8_t* o = out + 8 * w;
+        for (index_t k = 0; k < n; ++k) {
+            const index_t g = gi ? gi[k] : k0 + k;
+            std::uint64_t x = 0;
+            for (int t = 0; t < nq; ++t) x |= std::uint64_t(col[t][g]) << (8 * t);
+            if (last) x |= std::uint64_t(lab[k]) << lab_shift;
+            std::memcpy(o + k * Rb, &x, 8);
+        }
+    }
+}
+
+void Builder::pack_all() {
+    const index_t Rb = row_bytes_, n = n_fit_;
+    std::uint8_t* dst = packed_;
+    constexpr index_t kBlock = 4096;
     const index_t blocks = (n + kBlock - 1) / kBlock;
-    detail::parallel_for(blocks, n * d >= detail::kParallelWork ? ctx_.threads : 1, [&](index_t b, int) {
-        const index_t k0 = b * kBlock, k1 = std::min(n, k0 + kBlock);
-        index_t src[kBlock];
-        for (index_t k = k0; k < k1; ++k) src[k - k0] = sel ? sel[rows[k]] : rows[k];
-        for (index_t j = 0; j < d; ++j) {
-            const std::uint8_t* col = codes + j * N;
-            std::uint8_t* out = dst + k0 * Rb + j;
-            for (index_t k = 0; k < k1 - k0; ++k) out[k * Rb] = col[src[k]];
-        }
-        for (index_t k = k0; k < k1; ++k) {
-            std::uint8_t* row = dst + k * Rb;
-            row[d] = std::uint8_t(y[rows[k]]);
-            for (index_t q = d + 1; q < Rb; ++q) row[q] = 0;
-        }
-    });
+    detail::parallel_for(blocks, n * ctx_.n_features >= detail::kParallelWork ? ctx_.threads : 1,
+                         [&](index_t b, int) {
+                             const index_t k0 = b * kBlock, k1 = std::min(n, k0 + kBlock);
+                             pack_block(k0, k1, dst + k0 * Rb);
+                         });
 }
 
 std::vector<std::uint32_t> Builder::take_counts() {
@@ -251,11 +381,29 @@ void Builder::give_counts(std::vector<std::uint32_t>& h) {
 void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     h = take_counts();
     const index_t d = ctx_.n_features, C = ctx_.n_classes, Rb = row_bytes_, n = p.tot.cnt;
-    const std::uint8_t* base = packed_[p.side].get() + p.begin * Rb;
     std::uint32_t* out = h.data();
     const index_t* off = count_off_.data();
-    const index_t groups =
-        ctx_.threads > 1 && n * d >= detail::kParallelWork ? std::min<index_t>(ctx_.threads, d) : 1;
+    const bool par = ctx_.threads > 1 && n * d >= detail::kParallelWork;
+    if (!p.packed) {
+        // The root, from the columns.
+        const std::uint8_t* lab = labels8_;
+        const index_t* gi = src_rows_.empty() ? nullptr : src_rows_.data();
+        detail::parallel_for(d, par ? ctx_.threads : 1, [&](index_t j, int) {
+            std::uint32_t* hj = out + off[j];
+            std::fill(hj, hj + (ctx_.n_bins[j] + 1) * C, 0u);
+            const std::uint8_t* col = src_codes_ + j * src_n_;
+            if (gi != nullptr) {
+                for (index_t k = 0; k < n; ++k) ++hj[C * index_t(col[gi[k]]) + lab[k]];
+            } else if (C == 2) {
+                for (index_t k = 0; k < n; ++k) ++hj[2 * index_t(col[k]) + lab[k]];
+            } else {
+                for (index_t k = 0; k < n; ++k) ++hj[C * index_t(col[k]) + lab[k]];
+            }
+        });
+        return;
+    }
+    const std::uint8_t* base = packed_ + p.begin * Rb;
+    const index_t groups = par ? std::min<index_t>(ctx_.threads, d) : 1;
     detail::parallel_for(groups, int(groups), [&](index_t g, int) {
         const index_t j0 = d * g / groups, j1 = d * (g + 1) / groups;
         const index_t lo = off[j0], hi = j1 < d ? off[j1] : count_size_;
@@ -308,7 +456,7 @@ SplitInfo Builder::count_split(const Pending& p) const {
 // pairs sorted, and the runs counted.
 SplitInfo Builder::small_count_split(const Pending& p) const {
     const index_t S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_, n = p.tot.cnt;
-    const std::uint8_t* base = packed_[p.side].get() + p.begin * Rb;
+    const std::uint8_t* base = packed_ + p.begin * Rb;
     return detail::best_split(p.tot, ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
         sc.items.resize(size_t(n));
@@ -447,6 +595,10 @@ void Builder::evaluate(Pending& p) {
     if (!detail::splittable(p.tot, p.depth, ctx_)) return;
     if (counting_) {
         if (p.counts.empty() && !is_small(p)) build_counts(p.counts, p);
+        if (p.counts.empty() && !p.packed) {
+            pack_all();
+            p.packed = true;
+        }
         p.split = p.counts.empty() ? small_count_split(p) : count_split(p);
     } else {
         if (p.hist.empty() && !is_small(p)) build_hist(p.hist, p);
@@ -467,7 +619,11 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
     std::uint8_t go[256];
     for (int b = 0; b < 256; ++b) go[b] = b <= nb && detail::goes_left(s, b, nb) ? 1 : 0;
     const index_t begin = p.begin, n = p.tot.cnt;
-    const std::uint8_t* src = packed_[p.side].get() + begin * Rb;
+    if (!p.packed && p.counts.empty()) {
+        pack_all();
+        p.packed = true;
+    }
+    const std::uint8_t* src = p.packed ? packed_ + begin * Rb : nullptr;
     std::vector<index_t> left(size_t(C), 0), right(size_t(C), 0);
     if (!p.counts.empty()) {
         const std::uint32_t* h = p.counts.data() + count_off_[size_t(f)];
@@ -491,28 +647,55 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
     L.parent = R.parent = p.id;
     L.is_left = true;
     R.is_left = false;
-    L.side = R.side = p.side;
+    L.packed = R.packed = p.packed;
     if (detail::splittable(L.tot, L.depth, ctx_) || detail::splittable(R.tot, R.depth, ctx_)) {
-        const int side = 1 - p.side;
-        if (!packed_[side]) packed_[side].reset(new std::uint8_t[samples_.size() * size_t(Rb)]);
-        std::uint8_t* dst = packed_[side].get() + begin * Rb;
         const index_t words = Rb / 8;
-        index_t il = 0, ir = n - 1;
-        for (index_t k = 0; k < n; ++k) {
-            const std::uint8_t* r = src + k * Rb;
-            const index_t g = go[r[f]];
-            std::uint8_t* a = dst + il * Rb;
-            std::uint8_t* z = dst + ir * Rb;
-            for (index_t w = 0; w < words; ++w) {
-                std::uint64_t x;
-                std::memcpy(&x, r + 8 * w, 8);
-                std::memcpy(a + 8 * w, &x, 8);
-                std::memcpy(z + 8 * w, &x, 8);
+        if (src != nullptr) {
+            // In place (count sums do not see the order): row k swapped
+            // with the first right row, as in Lomuto's partition, without
+            // a branch.
+            std::uint8_t* rows = packed_ + begin * Rb;
+            index_t il = 0;
+            for (index_t k = 0; k < n; ++k) {
+                std::uint8_t* r = rows + k * Rb;
+                const index_t g = go[r[f]];
+                std::uint8_t* a = rows + il * Rb;
+                for (index_t w = 0; w < words; ++w) {
+                    std::uint64_t x, z;
+                    std::memcpy(&x, r + 8 * w, 8);
+                    std::memcpy(&z, a + 8 * w, 8);
+                    std::memcpy(a + 8 * w, &x, 8);
+                    std::memcpy(r + 8 * w, &z, 8);
+                }
+                il += g;
             }
-            il += g;
-            ir -= 1 - g;
+        } else {
+            // The root: its rows packed a block at a time, then written to
+            // the front (left) or back (right) of the buffer.
+            std::uint8_t* dst = packed_;
+            index_t il = 0, ir = n - 1;
+            constexpr index_t kBlock = 256;
+            std::vector<std::uint8_t> block(size_t(kBlock * Rb));
+            for (index_t k0 = 0; k0 < n; k0 += kBlock) {
+                const index_t k1 = std::min(n, k0 + kBlock);
+                pack_block(k0, k1, block.data());
+                for (index_t k = 0; k < k1 - k0; ++k) {
+                    const std::uint8_t* r = block.data() + k * Rb;
+                    const index_t g = go[r[f]];
+                    std::uint8_t* a = dst + il * Rb;
+                    std::uint8_t* z = dst + ir * Rb;
+                    for (index_t w = 0; w < words; ++w) {
+                        std::uint64_t x;
+                        std::memcpy(&x, r + 8 * w, 8);
+                        std::memcpy(a + 8 * w, &x, 8);
+                        std::memcpy(z + 8 * w, &x, 8);
+                    }
+                    il += g;
+                    ir -= 1 - g;
+                }
+            }
         }
-        L.side = R.side = side;
+        L.packed = R.packed = true;
     }
     const bool need_l = needs_hist(L), need_r = needs_hist(R);
     Pending& small = L.tot.cnt <= R.tot.cnt ? L : R;
@@ -636,7 +819,11 @@ Tree Builder::build() {
     tree_.n_classes = ctx_.n_classes;
     Pending root;
     root.begin = 0;
-    root.tot = detail::node_totals(targets_, samples_.data(), index_t(samples_.size()));
+    if (counting_) {
+        root.tot = root_tot_;
+    } else {
+        root.tot = detail::node_totals(targets_, samples_.data(), index_t(samples_.size()));
+    }
     if (ctx_.opt.max_leaf_nodes < 0) {
         // Depth first; a node is numbered when taken from the stack, so the
         // numbering is preorder with the left child first (scikit-learn's).
