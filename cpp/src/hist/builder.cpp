@@ -179,6 +179,12 @@ private:
     // each histogram pass reads only them, in order. Rows of a node whose
     // children cannot split are never moved.
     bool counting_ = false;
+    // Count mode's threads: a histogram pass of 2^20 row-features takes
+    // about 0.3 ms (one thread), worth starting a thread for; a split scan
+    // (about 10 ns a slot) is threaded only from kParallelScan slots on.
+    static constexpr index_t kCountParallelWork = index_t(1) << 20;
+    static constexpr index_t kParallelScan = index_t(1) << 15;
+    SplitContext scan_ctx_;
     index_t row_bytes_ = 0;
     Workspace ws_;  // labels8_ and packed_
     std::uint8_t* packed_ = nullptr;
@@ -323,6 +329,8 @@ void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::
     count_off_.resize(size_t(d));
     for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = layout_.feature_offset(j) / S * C;
     count_size_ = layout_.slots() * C;
+    scan_ctx_ = ctx_;
+    if (layout_.slots() < kParallelScan) scan_ctx_.threads = 1;
     root_tot_ = count_totals(per_class.data());
 }
 
@@ -383,7 +391,7 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     const index_t d = ctx_.n_features, C = ctx_.n_classes, Rb = row_bytes_, n = p.tot.cnt;
     std::uint32_t* out = h.data();
     const index_t* off = count_off_.data();
-    const bool par = ctx_.threads > 1 && n * d >= detail::kParallelWork;
+    const bool par = ctx_.threads > 1 && n * d >= kCountParallelWork;
     if (!p.packed) {
         // The root, from the columns.
         const std::uint8_t* lab = labels8_;
@@ -444,7 +452,7 @@ inline void counts_to_slots(const std::uint32_t* h, int n_bins, index_t C, doubl
 SplitInfo Builder::count_split(const Pending& p) const {
     const index_t C = ctx_.n_classes, S = layout_.stride();
     const std::uint32_t* h = p.counts.data();
-    return detail::best_split(p.tot, ctx_, [&](index_t j, detail::FeatureSlots& sc) {
+    return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
         sc.runs.resize(size_t((nb + 1) * S));
         counts_to_slots(h + count_off_[size_t(j)], nb, C, sc.runs.data());
@@ -457,7 +465,7 @@ SplitInfo Builder::count_split(const Pending& p) const {
 SplitInfo Builder::small_count_split(const Pending& p) const {
     const index_t S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_, n = p.tot.cnt;
     const std::uint8_t* base = packed_ + p.begin * Rb;
-    return detail::best_split(p.tot, ctx_, [&](index_t j, detail::FeatureSlots& sc) {
+    return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
         sc.items.resize(size_t(n));
         for (index_t k = 0; k < n; ++k) {
