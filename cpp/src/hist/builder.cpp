@@ -432,31 +432,49 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     });
 }
 
-// A feature's bins as the double slots of the weighted histogram
-// (crembo/detail/histogram.hpp) from the counts: weight and rows the bin's
-// count, each class's mass its count.
-inline void counts_to_slots(const std::uint32_t* h, int n_bins, index_t C, double* out) {
-    const index_t S = C + 2;
-    for (int b = 0; b <= n_bins; ++b) {
-        const std::uint32_t* c = h + b * C;
-        double* s = out + b * S;
-        std::uint64_t sum = 0;
-        for (index_t k = 0; k < C; ++k) {
-            sum += c[k];
-            s[2 + k] = double(c[k]);
-        }
-        s[0] = s[1] = double(sum);
-    }
-}
-
+// The double slots of the occupied bins only, and the totals from the
+// counts: the values slots_from_histogram would give (every sum a count,
+// exact), without converting and summing the empty bins.
 SplitInfo Builder::count_split(const Pending& p) const {
     const index_t C = ctx_.n_classes, S = layout_.stride();
-    const std::uint32_t* h = p.counts.data();
+    const std::uint32_t* counts = p.counts.data();
     return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
+        const std::uint32_t* h = counts + count_off_[size_t(j)];
         sc.runs.resize(size_t((nb + 1) * S));
-        counts_to_slots(h + count_off_[size_t(j)], nb, C, sc.runs.data());
-        detail::slots_from_histogram(sc.runs.data(), nb, S, sc);
+        double* runs = sc.runs.data();
+        sc.items.assign(size_t(C), 0);  // class totals
+        std::uint64_t* tot = sc.items.data();
+        for (int b = 0; b < nb; ++b) {
+            const std::uint32_t* c = h + b * C;
+            std::uint64_t sum = 0;
+            for (index_t k = 0; k < C; ++k) sum += c[k];
+            if (sum == 0) continue;
+            double* slot = runs + sc.occ.size() * size_t(S);
+            slot[0] = slot[1] = double(sum);
+            for (index_t k = 0; k < C; ++k) {
+                slot[2 + k] = double(c[k]);
+                tot[k] += c[k];
+            }
+            sc.occ.push_back(b);
+            sc.slot.push_back(slot);
+        }
+        double* missing = runs + nb * S;
+        std::uint64_t all = 0;
+        for (index_t k = 0; k < C; ++k) {
+            const std::uint32_t c = h[nb * C + k];
+            missing[2 + k] = double(c);
+            tot[k] += c;
+            all += c;
+        }
+        missing[0] = missing[1] = double(all);
+        std::uint64_t total = 0;
+        for (index_t k = 0; k < C; ++k) {
+            sc.T[size_t(2 + k)] = double(tot[k]);
+            total += tot[k];
+        }
+        sc.T[0] = sc.T[1] = double(total);
+        sc.missing = missing;
     });
 }
 
