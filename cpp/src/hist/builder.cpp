@@ -190,6 +190,7 @@ private:
     std::uint8_t* packed_ = nullptr;
     std::vector<index_t> count_off_;  // feature j's first count
     index_t count_size_ = 0;          // counts per histogram
+    index_t count_stride_ = 0;        // counts per feature
     std::vector<std::vector<std::uint32_t>> count_pool_;
     // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
     // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
@@ -316,7 +317,7 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
 // Count mode's setup: where fit row k's codes are (fit[k] of the selected
 // rows, null: all in order), the histogram layout and the root's totals.
 void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::vector<index_t>& per_class) {
-    const index_t d = ctx_.n_features, C = ctx_.n_classes, S = layout_.stride();
+    const index_t d = ctx_.n_features, C = ctx_.n_classes;
     src_codes_ = X.codes;
     src_n_ = X.n_rows;
     if (fit != nullptr || X.rows != nullptr) {
@@ -327,8 +328,13 @@ void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::
         }
     }
     count_off_.resize(size_t(d));
-    for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = layout_.feature_offset(j) / S * C;
-    count_size_ = layout_.slots() * C;
+    // Every feature gets the slots of the one with most bins, so that
+    // feature j's counts start at j * count_stride_.
+    int most = 0;
+    for (index_t j = 0; j < d; ++j) most = std::max(most, ctx_.n_bins[j] + 1);
+    count_stride_ = most * C;
+    for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = j * count_stride_;
+    count_size_ = d * count_stride_;
     scan_ctx_ = ctx_;
     if (layout_.slots() < kParallelScan) scan_ctx_.threads = 1;
     root_tot_ = count_totals(per_class.data());
@@ -398,7 +404,7 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
         const index_t* gi = src_rows_.empty() ? nullptr : src_rows_.data();
         detail::parallel_for(d, par ? ctx_.threads : 1, [&](index_t j, int) {
             std::uint32_t* hj = out + off[j];
-            std::fill(hj, hj + (ctx_.n_bins[j] + 1) * C, 0u);
+            std::fill(hj, hj + count_stride_, 0u);
             const std::uint8_t* col = src_codes_ + j * src_n_;
             if (gi != nullptr) {
                 for (index_t k = 0; k < n; ++k) ++hj[C * index_t(col[gi[k]]) + lab[k]];
@@ -412,6 +418,7 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     }
     const std::uint8_t* base = packed_ + p.begin * Rb;
     const index_t groups = par ? std::min<index_t>(ctx_.threads, d) : 1;
+    const index_t stride = count_stride_;
     detail::parallel_for(groups, int(groups), [&](index_t g, int) {
         const index_t j0 = d * g / groups, j1 = d * (g + 1) / groups;
         const index_t lo = off[j0], hi = j1 < d ? off[j1] : count_size_;
@@ -420,13 +427,15 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
             for (index_t k = 0; k < n; ++k) {
                 const std::uint8_t* r = base + k * Rb;
                 const index_t yk = r[d];
-                for (index_t j = j0; j < j1; ++j) ++out[off[j] + 2 * index_t(r[j]) + yk];
+                std::uint32_t* o = out + j0 * stride + yk;
+                for (index_t j = j0; j < j1; ++j, o += stride) ++o[2 * index_t(r[j])];
             }
         } else {
             for (index_t k = 0; k < n; ++k) {
                 const std::uint8_t* r = base + k * Rb;
                 const index_t yk = r[d];
-                for (index_t j = j0; j < j1; ++j) ++out[off[j] + C * index_t(r[j]) + yk];
+                std::uint32_t* o = out + j0 * stride + yk;
+                for (index_t j = j0; j < j1; ++j, o += stride) ++o[C * index_t(r[j])];
             }
         }
     });
