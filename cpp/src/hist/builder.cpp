@@ -340,26 +340,68 @@ void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::
     root_tot_ = count_totals(per_class.data());
 }
 
+// Transposes the 8 x 8 bytes of x (byte t of x[i] becomes byte i of x[t],
+// little-endian): three rounds of swapping the off-diagonal halves of 2 x 2
+// blocks of bytes, byte pairs, then byte quads.
+inline void transpose8x8(std::uint64_t* x) {
+    for (int i = 0; i < 8; i += 2) {
+        const std::uint64_t t = ((x[i] >> 8) ^ x[i + 1]) & 0x00FF00FF00FF00FFull;
+        x[i + 1] ^= t;
+        x[i] ^= t << 8;
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int u = i; u < i + 2; ++u) {
+            const std::uint64_t t = ((x[u] >> 16) ^ x[u + 2]) & 0x0000FFFF0000FFFFull;
+            x[u + 2] ^= t;
+            x[u] ^= t << 16;
+        }
+    for (int u = 0; u < 4; ++u) {
+        const std::uint64_t t = ((x[u] >> 32) ^ x[u + 4]) & 0x00000000FFFFFFFFull;
+        x[u + 4] ^= t;
+        x[u] ^= t << 32;
+    }
+}
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+constexpr bool kLittleEndian = false;
+#else
+constexpr bool kLittleEndian = true;
+#endif
+
 // Packs fit rows [k0, k1) row-major into out: each row's codes, its label,
-// zero padding; eight codes to a word, read from eight columns at a time.
+// zero padding. Eight bytes of a row at a time: from eight consecutive rows
+// of eight columns (an 8 x 8 byte transpose) when the rows are all rows in
+// order, else one row at a time.
 void Builder::pack_block(index_t k0, index_t k1, std::uint8_t* out) const {
     const index_t d = ctx_.n_features, Rb = row_bytes_, N = src_n_, n = k1 - k0;
     const index_t* gi = src_rows_.empty() ? nullptr : src_rows_.data() + k0;
     const std::uint8_t* lab = labels8_ + k0;
     for (index_t w = 0; w < Rb / 8; ++w) {
+        // Byte q of the word: column 8w + q, the label (q = d - 8w) or 0.
         const std::uint8_t* col[8];
-        int q = 0;
-        for (; q < 8 && 8 * w + q < d; ++q) col[q] = src_codes_ + (8 * w + q) * N;
-        const int nq = q;
-        const bool last = 8 * w + 8 > d;  // holds the label
-        const int lab_shift = int(d - 8 * w) * 8;
+        const std::uint8_t* seq[8];
+        for (int q = 0; q < 8; ++q) {
+            const index_t j = 8 * w + q;
+            col[q] = j < d ? src_codes_ + j * N : nullptr;
+            seq[q] = j < d ? col[q] + k0 : j == d ? lab : nullptr;
+        }
         std::uint8_t* o = out + 8 * w;
-        for (index_t k = 0; k < n; ++k) {
+        index_t k = 0;
+        if (kLittleEndian && gi == nullptr) {
+            for (; k + 8 <= n; k += 8) {
+                std::uint64_t x[8];
+                for (int q = 0; q < 8; ++q) {
+                    x[q] = 0;
+                    if (seq[q]) std::memcpy(&x[q], seq[q] + k, 8);
+                }
+                transpose8x8(x);
+                for (int t = 0; t < 8; ++t) std::memcpy(o + (k + t) * Rb, &x[t], 8);
+            }
+        }
+        for (; k < n; ++k) {
             const index_t g = gi ? gi[k] : k0 + k;
-            std::uint64_t x = 0;
-            for (int t = 0; t < nq; ++t) x |= std::uint64_t(col[t][g]) << (8 * t);
-            if (last) x |= std::uint64_t(lab[k]) << lab_shift;
-            std::memcpy(o + k * Rb, &x, 8);
+            std::uint8_t* row = o + k * Rb;
+            for (int q = 0; q < 8; ++q) row[q] = col[q] ? col[q][g] : seq[q] ? lab[k] : 0;
         }
     }
 }
