@@ -747,10 +747,11 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
                 il += g;
             }
         } else {
-            // The root: its rows packed a block at a time, then written to
-            // the front (left) or back (right) of the buffer.
+            // The root: its rows packed a block at a time, then written
+            // in order to the left part or the right one.
             std::uint8_t* dst = packed_;
-            index_t il = 0, ir = n - 1;
+            const index_t nl = L.tot.cnt;
+            index_t il = 0, ir = 0;
             constexpr index_t kBlock = 256;
             std::vector<std::uint8_t> block(size_t(kBlock * Rb));
             for (index_t k0 = 0; k0 < n; k0 += kBlock) {
@@ -759,16 +760,14 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
                 for (index_t k = 0; k < k1 - k0; ++k) {
                     const std::uint8_t* r = block.data() + k * Rb;
                     const index_t g = go[r[f]];
-                    std::uint8_t* a = dst + il * Rb;
-                    std::uint8_t* z = dst + ir * Rb;
+                    std::uint8_t* a = dst + (g ? il : nl + ir) * Rb;
                     for (index_t w = 0; w < words; ++w) {
                         std::uint64_t x;
                         std::memcpy(&x, r + 8 * w, 8);
                         std::memcpy(a + 8 * w, &x, 8);
-                        std::memcpy(z + 8 * w, &x, 8);
                     }
                     il += g;
-                    ir -= 1 - g;
+                    ir += 1 - g;
                 }
             }
         }
