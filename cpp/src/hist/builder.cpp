@@ -732,18 +732,54 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
             // with the first right row, as in Lomuto's partition, without
             // a branch.
             std::uint8_t* rows = packed_ + begin * Rb;
-            index_t il = 0;
-            for (index_t k = 0; k < n; ++k) {
-                std::uint8_t* r = rows + k * Rb;
-                const index_t g = go[r[f]];
-                std::uint8_t* a = rows + il * Rb;
+            auto swap_rows = [&](std::uint8_t* a, std::uint8_t* b) {
                 for (index_t w = 0; w < words; ++w) {
                     std::uint64_t x, z;
-                    std::memcpy(&x, r + 8 * w, 8);
-                    std::memcpy(&z, a + 8 * w, 8);
-                    std::memcpy(a + 8 * w, &x, 8);
-                    std::memcpy(r + 8 * w, &z, 8);
+                    std::memcpy(&x, a + 8 * w, 8);
+                    std::memcpy(&z, b + 8 * w, 8);
+                    std::memcpy(a + 8 * w, &z, 8);
+                    std::memcpy(b + 8 * w, &x, 8);
                 }
+            };
+            // Blocks from both ends (BlockQuicksort's scheme): the right
+            // rows of a front block and the left rows of a back block are
+            // listed without branches, then swapped pairwise, so that only
+            // misplaced rows move. Rows [0, lo) are left, [hi, n) right.
+            constexpr int kB = 128;
+            std::uint8_t off_l[kB], off_r[kB];
+            int n_l = 0, n_r = 0, s_l = 0, s_r = 0;
+            index_t lo = 0, hi = n;
+            while (hi - lo >= 2 * kB) {
+                if (n_l == 0) {
+                    s_l = 0;
+                    for (int i = 0; i < kB; ++i) {
+                        off_l[n_l] = std::uint8_t(i);
+                        n_l += 1 - go[rows[(lo + i) * Rb + f]];
+                    }
+                }
+                if (n_r == 0) {
+                    s_r = 0;
+                    for (int i = 0; i < kB; ++i) {
+                        off_r[n_r] = std::uint8_t(i);
+                        n_r += go[rows[(hi - 1 - i) * Rb + f]];
+                    }
+                }
+                const int m = std::min(n_l, n_r);
+                for (int t = 0; t < m; ++t)
+                    swap_rows(rows + (lo + off_l[s_l + t]) * Rb, rows + (hi - 1 - off_r[s_r + t]) * Rb);
+                n_l -= m;
+                n_r -= m;
+                s_l += m;
+                s_r += m;
+                if (n_l == 0) lo += kB;
+                if (n_r == 0) hi -= kB;
+            }
+            // The rest (and a block left half done) as in Lomuto's partition.
+            index_t il = lo;
+            for (index_t k = lo; k < hi; ++k) {
+                std::uint8_t* r = rows + k * Rb;
+                const index_t g = go[r[f]];
+                swap_rows(rows + il * Rb, r);
                 il += g;
             }
         } else {
