@@ -17,6 +17,11 @@
 #include "crembo/detail/split.hpp"
 #include "crembo/hist_tree.hpp"
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define CREMBO_HIST_SSE2 1
+#endif
+
 namespace crembo {
 
 namespace {
@@ -388,6 +393,37 @@ void Builder::pack_block(index_t k0, index_t k1, std::uint8_t* out) const {
         std::uint8_t* o = out + 8 * w;
         index_t k = 0;
         if (kLittleEndian && gi == nullptr) {
+#ifdef CREMBO_HIST_SSE2
+            // Sixteen rows at a time: bytes, then byte pairs, then quads
+            // interleaved; each register then holds two rows' words.
+            for (; k + 16 <= n; k += 16) {
+                __m128i a[8];
+                for (int q = 0; q < 8; ++q)
+                    a[q] = seq[q] ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(seq[q] + k))
+                                  : _mm_setzero_si128();
+                __m128i b[8], c[8];
+                for (int q = 0; q < 8; q += 2) {
+                    b[q] = _mm_unpacklo_epi8(a[q], a[q + 1]);
+                    b[q + 1] = _mm_unpackhi_epi8(a[q], a[q + 1]);
+                }
+                // c[0..3]: rows 0-3, 4-7, 8-11, 12-15 of columns 0-3; c[4..7] of columns 4-7.
+                for (int h = 0; h < 2; ++h) {
+                    c[4 * h + 0] = _mm_unpacklo_epi16(b[4 * h + 0], b[4 * h + 2]);
+                    c[4 * h + 1] = _mm_unpackhi_epi16(b[4 * h + 0], b[4 * h + 2]);
+                    c[4 * h + 2] = _mm_unpacklo_epi16(b[4 * h + 1], b[4 * h + 3]);
+                    c[4 * h + 3] = _mm_unpackhi_epi16(b[4 * h + 1], b[4 * h + 3]);
+                }
+                for (int u = 0; u < 4; ++u) {
+                    const __m128i lo = _mm_unpacklo_epi32(c[u], c[4 + u]);  // rows 4u, 4u + 1
+                    const __m128i hi = _mm_unpackhi_epi32(c[u], c[4 + u]);  // rows 4u + 2, 4u + 3
+                    std::uint8_t* r = o + (k + 4 * u) * Rb;
+                    _mm_storel_epi64(reinterpret_cast<__m128i*>(r), lo);
+                    _mm_storel_epi64(reinterpret_cast<__m128i*>(r + Rb), _mm_srli_si128(lo, 8));
+                    _mm_storel_epi64(reinterpret_cast<__m128i*>(r + 2 * Rb), hi);
+                    _mm_storel_epi64(reinterpret_cast<__m128i*>(r + 3 * Rb), _mm_srli_si128(hi, 8));
+                }
+            }
+#endif
             for (; k + 8 <= n; k += 8) {
                 std::uint64_t x[8];
                 for (int q = 0; q < 8; ++q) {
