@@ -442,6 +442,38 @@ def test_unit_weights_equal_the_weighted_path(case):
     np.testing.assert_array_equal(unit.tree_.weighted_n_node_samples, 2 * half.tree_.weighted_n_node_samples)
 
 
+def test_concurrent_fits_share_the_kept_buffer_safely():
+    """Count-mode fits keep one buffer per process between fits; fits in
+    several Python threads at once (the GIL released) each get their own or
+    the kept one, and give the trees of sequential fits."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(20_000, 6))
+    binned = BinnedData(X)
+    labels = [(X[:, k] + rng.normal(0, 0.5, len(X)) > 0).astype(int) for k in range(6)]
+    sizes = [20_000, 5_000, 20_000, 12_000, 20_000, 3_000]  # buffers of different sizes
+
+    def fit(k):
+        return HistTreeClassifier(max_depth=6, n_jobs=1).fit(binned.take(np.arange(sizes[k])), labels[k][: sizes[k]])
+
+    expected = [fit(k).tree_ for k in range(6)]
+    got = [None] * 6
+
+    def work(k):
+        for _ in range(3):
+            got[k] = fit(k).tree_
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a.threshold, b.threshold)
+        np.testing.assert_array_equal(a.value, b.value)
+
+
 # --------------------------------------------------------------- bad input
 def test_bad_input():
     X, y = few_valued(1, n=100)
