@@ -39,21 +39,31 @@ its scattered count increments (about 0.5-1 ns per vote per thread here), not by
 memory.
 
 refit, ``python bench/bench_native_speed.py --part refit --threads 1 --repeats 5``
-(one thread on both sides, the least disturbed by the load), seconds:
+(one thread on both sides) and the same with the default threads (``--threads 0``:
+2 here), seconds, the smallest of three runs of each, old and new alternating
+(2-core x86_64 AMD EPYC KVM box shared with other jobs, load average 0.8-1.2
+during these runs; old = the core of aade0ae, new = after the count-mode
+commits: labels of weight 1 fitted from integer class counts on rows packed
+row-major and partitioned in place, no float sums; identical trees):
 
-    depth  crembo fit  native hist_fit  LightGBM tree  ratio (native)
-    old 4     0.068        0.062           0.047        1.44 (1.31)
-    old 8     0.167        0.171           0.103        1.62 (1.66)
-    new 4     0.079        0.070           0.051        1.56 (1.24)
-    new 8     0.198        0.197           0.111        1.78 (1.79)
+    threads depth  crembo fit  native hist_fit  LightGBM tree  ratio (native)
+    1  old  4        0.060         0.054          0.042       1.40-1.44 (1.27-1.29)
+    1  old  8        0.163         0.164          0.090       1.78-1.89 (1.80-1.81)
+    1  new  4        0.018         0.015          0.040       0.42-0.43 (0.35-0.38)
+    1  new  8        0.034         0.032          0.080       0.42-0.43 (0.38-0.40)
+    2  old  4        0.045         0.039          0.023       1.98-2.01 (1.72-1.79)
+    2  old  8        0.146         0.141          0.048       3.07-3.16 (2.93-2.96)
+    2  new  4        0.016         0.012          0.021       0.69-0.78 (0.51-0.57)
+    2  new  8        0.032         0.027          0.043       0.68-0.77 (0.59-0.67)
 
-and by CPU time of the native fit alone, old and new alternating three times
-(one thread): depth 4 0.065-0.081 s old, 0.069-0.075 s new; depth 8 0.185-0.211 s
-old, 0.154-0.173 s new. With the default 2 threads the wall-time ratios ranged
-from 0.2 to 2 with the load (LightGBM's OpenMP team suffers more from it). The
-target (crembo no slower than LightGBM) is not reached: on one thread the native
-fit takes 1.2-1.8x LightGBM's time, and the estimator's label checks and encoding
-add 10-50 ms on top at 10^6 rows.
+By CPU time (all threads) the estimator's ratio was 0.42-0.43 on one thread
+(wall = CPU) and 0.47-0.67 on two (old: 1.62-2.06). The target (crembo no slower
+than LightGBM) is met at both depths, by the native fit and by the estimator
+(whose label checks and encoding add 2-4 ms at 10^6 rows). The full fit with
+binning (``HistTreeClassifier.fit(X, y)``, one thread) took 0.28 / 0.29 s at
+depth 4 / 8 (old: 0.40 / 0.53 s), LightGBM's Dataset and one tree 1.5-1.7 s.
+Earlier rounds (load average 3-11) measured the old core at 1.2-1.8x LightGBM
+on one thread.
 """
 
 from __future__ import annotations

@@ -392,6 +392,88 @@ def test_deterministic_threads_and_binned_reuse():
     )
 
 
+# ------------------------------------------------ rows of weight 1 (counts)
+def _tree_arrays(t):
+    names = ("children_left", "children_right", "feature", "threshold", "missing_go_to_left", "split_bin")
+    names += ("value", "n_node_samples", "impurity", "is_categorical", "cat_left")
+    return {k: getattr(t, k) for k in names}
+
+
+@pytest.mark.parametrize(
+    "case", ["depth", "unlimited", "best_first", "categorical", "subset", "multiclass", "coverage", "zero_weights"]
+)
+def test_unit_weights_equal_the_weighted_path(case):
+    """Rows of weight 1 are fitted from integer class counts (the native
+    count mode: rows packed and partitioned, no float sums); the same rows
+    all weighing 0.5 take the weighted path, where every sum is exactly half
+    as large. The trees must be the same bit for bit."""
+    rng = np.random.default_rng(11)
+    n = 150_000 if case == "depth" else 40_000  # "depth": the threaded count passes too
+    X = rng.normal(size=(n, 9))
+    X[:, 0] = np.round(X[:, 0] * 2) + 4  # few values (codes 0..~9 for "categorical")
+    X[:, 0] = np.clip(X[:, 0], 0, 9)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    C = 5 if case in ("multiclass", "coverage") else 2
+    score = np.nan_to_num(X[:, 0]) * 0.3 + np.nan_to_num(X[:, 1] * X[:, 2]) + rng.normal(0, 1, n)
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, C + 1)[1:-1]))
+    params = dict(max_depth=8, n_jobs=2)
+    if case == "unlimited":
+        params = dict(max_depth=None, min_samples_leaf=3)  # small nodes sort their rows
+    elif case == "best_first":
+        params = dict(max_leaf_nodes=300, max_depth=12)
+    elif case == "categorical":
+        params = dict(max_depth=6, categorical_features=[0])
+    elif case == "coverage":
+        params = dict(max_depth=7, criterion="coverage")
+    w = np.ones(n)
+    if case == "zero_weights":
+        w = (rng.random(n) < 0.8).astype(float)
+    binned = BinnedData(X)
+    if case == "subset":
+        rows = rng.integers(0, n, size=n // 2)  # repeats too
+        binned, y, w = binned.take(rows), y[rows], w[rows]
+        params = dict(max_depth=10)
+    unit = HistTreeClassifier(**params).fit(binned, y, sample_weight=None if case != "zero_weights" else w)
+    half = HistTreeClassifier(**params).fit(binned, y, sample_weight=0.5 * w)
+    assert unit.tree_.node_count > 20
+    a, b = _tree_arrays(unit.tree_), _tree_arrays(half.tree_)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    np.testing.assert_array_equal(unit.tree_.weighted_n_node_samples, 2 * half.tree_.weighted_n_node_samples)
+
+
+def test_concurrent_fits_share_the_kept_buffer_safely():
+    """Count-mode fits keep one buffer per process between fits; fits in
+    several Python threads at once (the GIL released) each get their own or
+    the kept one, and give the trees of sequential fits."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(20_000, 6))
+    binned = BinnedData(X)
+    labels = [(X[:, k] + rng.normal(0, 0.5, len(X)) > 0).astype(int) for k in range(6)]
+    sizes = [20_000, 5_000, 20_000, 12_000, 20_000, 3_000]  # buffers of different sizes
+
+    def fit(k):
+        return HistTreeClassifier(max_depth=6, n_jobs=1).fit(binned.take(np.arange(sizes[k])), labels[k][: sizes[k]])
+
+    expected = [fit(k).tree_ for k in range(6)]
+    got = [None] * 6
+
+    def work(k):
+        for _ in range(3):
+            got[k] = fit(k).tree_
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a.threshold, b.threshold)
+        np.testing.assert_array_equal(a.value, b.value)
+
+
 # --------------------------------------------------------------- bad input
 def test_bad_input():
     X, y = few_valued(1, n=100)

@@ -140,6 +140,14 @@ struct Tree {
 // left child first) unless max_leaf_nodes is set, then best first (the split
 // of greatest criterion gain is made next). Rows whose allowed set is empty
 // are left out; all rows empty, or all weights zero, is an error.
+//
+// Single labels whose rows to fit all weigh 1 (no weights, or weights of 0
+// and 1, class weights 1) are fitted from integer class counts, on the rows
+// packed row-major (d codes and the label, padded to 8 bytes) in one buffer
+// that is partitioned in place; the trees are those of the weighted sums bit
+// for bit (every sum being a count). That buffer is kept for the next such
+// fit (one per process, the largest, up to 1 GiB): CREMBO refits many trees
+// on the same rows.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
 }  // namespace crembo

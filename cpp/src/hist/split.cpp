@@ -22,8 +22,10 @@ inline void set_bit(std::array<std::uint64_t, kCatWords>& set, int v) {
 // Criterion score of the split with left sums L (one histogram slot's
 // layout: weight, rows, class masses) out of node sums T; false if the split
 // is not allowed (too few rows or no weight on a side).
-template <SplitCriterion K>
-inline bool eval_split(const double* L, const double* T, index_t S, double msl, double mwl, Score& out) {
+// FixedS: the stride when known at compile time (two classes: 4), else 0.
+template <SplitCriterion K, int FixedS>
+inline bool eval_split(const double* L, const double* T, index_t S_, double msl, double mwl, Score& out) {
+    const index_t S = FixedS ? index_t(FixedS) : S_;
     const double nl = L[1], nr = T[1] - L[1];
     if (nl < msl || nr < msl) return false;
     const double Wl = L[0], Wr = T[0] - L[0];
@@ -58,16 +60,17 @@ inline bool eval_split(const double* L, const double* T, index_t S, double msl, 
 // either side, and "every value | missing" is tried too. Sets best.bin (the
 // last bin on the left) and returns the bin right of the cut in *next (-1:
 // "every value | missing").
-template <SplitCriterion K>
+template <SplitCriterion K, int FixedS>
 SplitInfo scan_slots(const int* occ, const double* const* slot, int k, const double* M, const double* T,
-                     index_t S, double msl, double mwl, double tol, double* L, double* LM, int* next) {
+                     index_t S_, double msl, double mwl, double tol, double* L, double* LM, int* next) {
+    const index_t S = FixedS ? index_t(FixedS) : S_;
     std::fill(L, L + S, 0.0);
     const bool has_missing = M[1] > 0.5;
     SplitInfo best;
     *next = -1;
     Score sc;
     auto consider = [&](const double* left, int bin, int right_bin, bool missing_left) {
-        if (!eval_split<K>(left, T, S, msl, mwl, sc)) return;
+        if (!eval_split<K, FixedS>(left, T, S, msl, mwl, sc)) return;
         if (!best.found || better_score(sc, best.score, tol)) {
             best.found = true;
             best.score = sc;
@@ -98,13 +101,17 @@ SplitInfo scan_slots(const int* occ, const double* const* slot, int k, const dou
 SplitInfo scan(const SplitContext& ctx, const int* occ, const double* const* slot, int k, FeatureSlots& sc,
                double tol, int* next) {
     const index_t S = ctx.n_classes + 2;
-    const double msl = double(ctx.opt.min_samples_leaf);
-    return ctx.opt.criterion == SplitCriterion::Coverage
-               ? scan_slots<SplitCriterion::Coverage>(occ, slot, k, sc.missing, sc.T.data(), S, msl,
-                                                      ctx.min_weight_leaf, tol, sc.L.data(), sc.LM.data(),
-                                                      next)
-               : scan_slots<SplitCriterion::Gini>(occ, slot, k, sc.missing, sc.T.data(), S, msl,
-                                                  ctx.min_weight_leaf, tol, sc.L.data(), sc.LM.data(), next);
+    const double msl = double(ctx.opt.min_samples_leaf), mwl = ctx.min_weight_leaf;
+    const double *M = sc.missing, *T = sc.T.data();
+    double *L = sc.L.data(), *LM = sc.LM.data();
+    // Two classes get the stride as a constant (the same operations, unrolled).
+    if (ctx.opt.criterion == SplitCriterion::Coverage)
+        return S == 4 ? scan_slots<SplitCriterion::Coverage, 4>(occ, slot, k, M, T, S, msl, mwl, tol, L, LM,
+                                                                next)
+                      : scan_slots<SplitCriterion::Coverage, 0>(occ, slot, k, M, T, S, msl, mwl, tol, L, LM,
+                                                                next);
+    return S == 4 ? scan_slots<SplitCriterion::Gini, 4>(occ, slot, k, M, T, S, msl, mwl, tol, L, LM, next)
+                  : scan_slots<SplitCriterion::Gini, 0>(occ, slot, k, M, T, S, msl, mwl, tol, L, LM, next);
 }
 
 // The best subset split of categorical feature j: its occupied categories

@@ -221,9 +221,12 @@ _DEPRECATED = "deprecated"
 def _encode_labels(y):
     """(sorted distinct labels, int32 index of each label): np.unique's
     answer, without its sort for small non-negative integer labels (the
-    common case in MEMO and CREMBO's many fits)."""
+    common case in MEMO and CREMBO's many fits), and without a lookup when
+    those labels are already 0, 1, ..., C - 1 (each present)."""
     if y.dtype.kind in "iu" and y.size and y.min() >= 0 and y.max() < 4 * y.size + 1024:
         present = np.bincount(y) > 0
+        if present.all():  # the labels are their own indices
+            return np.arange(present.size).astype(y.dtype), np.ascontiguousarray(y, dtype=np.int32)
         classes = np.flatnonzero(present).astype(y.dtype)
         lookup = np.cumsum(present) - 1
         return classes, np.ascontiguousarray(lookup[y], dtype=np.int32)
@@ -728,7 +731,11 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         self.classes_, y_idx = _encode_labels(y)
         C = len(self.classes_)
         w = self._weights(sample_weight, len(y_idx))
-        cw = self._class_weight_vector(self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64), len(y_idx))
+        cw = None
+        if self.class_weight is not None:
+            cw = self._class_weight_vector(
+                self.classes_, np.bincount(y_idx, minlength=C).astype(np.float64), len(y_idx)
+            )
         arrays = _native.hist_fit(
             binned._codes,
             binned.n_bins,
