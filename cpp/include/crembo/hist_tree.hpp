@@ -146,7 +146,7 @@ struct Tree {
 // packed row-major (d codes and the label, padded to 8 bytes) in one buffer
 // that is partitioned in place; the trees are those of the weighted sums bit
 // for bit (every sum being a count). That buffer is kept for the next such
-// fit (one per process, the largest, up to 1 GiB): CREMBO refits many trees
+// fit (one per process, the largest, up to 256 MiB): CREMBO refits many trees
 // on the same rows.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 

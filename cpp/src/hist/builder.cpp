@@ -38,8 +38,9 @@ using detail::Totals;
 // 4 KiB on first touch (on a 2-core shared box, 12k faults for 48 MB took
 // about 25 ms, more than a depth-8 fit of 10^6 rows). A fit takes the spare
 // when it is large enough and gives its buffer back when done; the larger
-// one is kept, up to kSpareMax bytes (about 40M rows of 20 features).
-constexpr size_t kSpareMax = size_t(1) << 30;
+// one is kept, up to kSpareMax bytes (about 10M rows of 20 features; a
+// larger fit frees its buffer, so memory held between fits stays bounded).
+constexpr size_t kSpareMax = size_t(1) << 28;
 
 struct Spare {
     std::mutex mutex;
