@@ -566,6 +566,40 @@ SplitInfo Builder::count_split(const Pending& p) const {
     });
 }
 
+// The slots of a small node's feature from its rows' items (the bin code in
+// the bits from `shift` up, the row's payload below), sorted here: one run
+// of slots per occupied bin (sc.occ, sc.slot), the missing bin nb in sc.M,
+// the totals in sc.T; add(s, item) adds the item's row to the slots s.
+template <class Add>
+void sum_sorted_runs(detail::FeatureSlots& sc, int nb, index_t S, int shift, Add add) {
+    std::sort(sc.items.begin(), sc.items.end());
+    sc.runs.assign(sc.items.size() * size_t(S), 0.0);
+    std::fill(sc.M.begin(), sc.M.end(), 0.0);
+    std::fill(sc.T.begin(), sc.T.end(), 0.0);
+    double* run = nullptr;
+    int cur = -1;
+    for (const std::uint64_t item : sc.items) {
+        const int code = int(item >> shift);
+        double* s;
+        if (code == nb) {
+            s = sc.M.data();
+        } else {
+            if (code != cur) {
+                run = sc.runs.data() + sc.occ.size() * size_t(S);
+                sc.occ.push_back(code);
+                sc.slot.push_back(run);
+                cur = code;
+            }
+            s = run;
+        }
+        add(s, item);
+    }
+    for (size_t r = 0; r < sc.occ.size(); ++r)
+        for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.slot[r][c];
+    for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.M[size_t(c)];
+    sc.missing = sc.M.data();
+}
+
 // small_node_split in count mode: per feature the node's (code, label)
 // pairs sorted, and the runs counted.
 SplitInfo Builder::small_count_split(const Pending& p) const {
@@ -578,32 +612,9 @@ SplitInfo Builder::small_count_split(const Pending& p) const {
             const std::uint8_t* r = base + k * Rb;
             sc.items[size_t(k)] = (std::uint64_t(r[j]) << 8) | std::uint64_t(r[d]);
         }
-        std::sort(sc.items.begin(), sc.items.end());
-        sc.runs.assign(size_t(n * S), 0.0);
-        std::fill(sc.M.begin(), sc.M.end(), 0.0);
-        std::fill(sc.T.begin(), sc.T.end(), 0.0);
-        double* run = nullptr;
-        int cur = -1;
-        for (const std::uint64_t item : sc.items) {
-            const int code = int(item >> 8);
-            double* s;
-            if (code == nb) {
-                s = sc.M.data();
-            } else {
-                if (code != cur) {
-                    run = sc.runs.data() + sc.occ.size() * size_t(S);
-                    sc.occ.push_back(code);
-                    sc.slot.push_back(run);
-                    cur = code;
-                }
-                s = run;
-            }
+        sum_sorted_runs(sc, nb, S, 8, [](double* s, std::uint64_t item) {
             detail::add_label_row(s, label_t(item & 255), 1.0);
-        }
-        for (size_t r = 0; r < sc.occ.size(); ++r)
-            for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.slot[r][c];
-        for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.M[size_t(c)];
-        sc.missing = sc.M.data();
+        });
     });
 }
 
@@ -674,33 +685,9 @@ SplitInfo Builder::small_node_split(const Pending& p) const {
             const index_t r = samples_[size_t(t)];
             sc.items[size_t(t - begin)] = (std::uint64_t(col[r]) << 40) | std::uint64_t(r);
         }
-        std::sort(sc.items.begin(), sc.items.end());
-        sc.runs.assign(size_t((end - begin) * S), 0.0);
-        std::fill(sc.M.begin(), sc.M.end(), 0.0);
-        std::fill(sc.T.begin(), sc.T.end(), 0.0);
-        double* run = nullptr;
-        int cur = -1;
-        for (const std::uint64_t item : sc.items) {
-            const int code = int(item >> 40);
-            const index_t r = index_t(item & ((std::uint64_t(1) << 40) - 1));
-            double* s;
-            if (code == nb) {
-                s = sc.M.data();
-            } else {
-                if (code != cur) {
-                    run = sc.runs.data() + sc.occ.size() * size_t(S);
-                    sc.occ.push_back(code);
-                    sc.slot.push_back(run);
-                    cur = code;
-                }
-                s = run;
-            }
-            detail::add_row(s, targets_, r);
-        }
-        for (size_t r = 0; r < sc.occ.size(); ++r)
-            for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.slot[r][c];
-        for (index_t c = 0; c < S; ++c) sc.T[size_t(c)] += sc.M[size_t(c)];
-        sc.missing = sc.M.data();
+        sum_sorted_runs(sc, nb, S, 40, [&](double* s, std::uint64_t item) {
+            detail::add_row(s, targets_, index_t(item & ((std::uint64_t(1) << 40) - 1)));
+        });
     });
 }
 
