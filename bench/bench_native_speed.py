@@ -35,15 +35,17 @@ votes, ``python bench/bench_native_speed.py --part votes --repeats 7``, ratio to
 (float64 / float32). Before the comparison counter (scattered increments, about
 0.5-1 ns per vote per thread): 0.12-0.25 / 0.09-0.17 (56-94 ms against 12-17 ms of
 copying, load average 3-11). With it (votes narrowed to bytes 16 points at a
-time, compared with each class, byte counters in registers; 2026-12-03, nine
-runs at load average 1-3.5): 0.34-0.72 / 0.33-0.71 (16-39 ms against 10-15 ms
-of copying). The ratio moves with the load more than the kernel does: the
-two vCPUs share one memory system with the copy. At 10^7 points the C++
-benchmark (``crembo_bench --sizes 10000000 --dtype f64``) gave 0.45-0.58
-(0.17-0.30 s; before: 0.18, 0.63 s). The 0.5 target is met in most runs,
-not all. An AVX2 variant of the loop (32 points per vector, chosen at run
-time) was tried and dropped: at most 12% less CPU time on one thread, no
-gain on two (memory bound).
+time, compared with each class, byte counters in registers over groups of 8
+members; 2026-12-03, five runs at load average 1-3): 0.34-0.57 / 0.33-0.48
+(26-39 ms against 10-15 ms of copying). The ratio moves with the load more
+than the kernel does: the two vCPUs share one memory system with the copy.
+At 10^7 points the C++ benchmark (``crembo_bench --sizes 10000000 --dtype
+f64``) gave 0.45-0.58 (0.16-0.30 s; before: 0.18, 0.63 s). The 0.5 target is
+met at 10^7 in C++, and at 10^6 here only in the quieter runs. Groups of 64
+members gave 0.66-0.72 here at 10^6 but up to 2x longer times at 10^7 and
+above (a C++ harness alternating the two on one thread), so 8 it is. An AVX2 variant of the loop (32 points
+per vector, chosen at run time) was tried and dropped: at most 12% less CPU
+time on one thread, no gain on two (memory bound).
 
 refit, ``python bench/bench_native_speed.py --part refit --threads 1 --repeats 5``
 (one thread on both sides) and the same with the default threads (``--threads 0``:
