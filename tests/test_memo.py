@@ -160,18 +160,25 @@ def max_probes(k, probe_lowest=True):
     return math.ceil(math.log2(k + 1))
 
 
-@PROPS
-@given(
+# The drawn cases both search tests share: beliefs of n points over C
+# classes, a grouping oracle, the budget, delta, the oracle kind and weights.
+SEARCH_CASES = dict(
     n=st.integers(1, 14),
     C=st.integers(1, 4),
     n_groups=st.integers(1, 5),
     seed=st.integers(0, 2**32 - 1),
     f32=st.booleans(),
     max_rounds=st.integers(1, 5),
-    eta=st.sampled_from([0.5, 1.0, 3.0]),
     delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]),
     oracle=st.sampled_from(["reweight", "single"]),
     weighted=st.booleans(),
+)
+
+
+@PROPS
+@given(
+    **SEARCH_CASES,
+    eta=st.sampled_from([0.5, 1.0, 3.0]),
     probe_lowest=st.booleans(),
 )
 def test_memo_search_matches_reference(
@@ -262,17 +269,7 @@ def test_memo_search_matches_reference(
 
 
 @PROPS
-@given(
-    n=st.integers(1, 14),
-    C=st.integers(1, 4),
-    n_groups=st.integers(1, 5),
-    seed=st.integers(0, 2**32 - 1),
-    f32=st.booleans(),
-    max_rounds=st.integers(1, 5),
-    delta=st.sampled_from([0.0, 0.0, 0.1, 0.3]),
-    oracle=st.sampled_from(["reweight", "single"]),
-    weighted=st.booleans(),
-)
+@given(**SEARCH_CASES)
 def test_gallop_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, delta, oracle, weighted):
     rng = np.random.default_rng(seed)
     P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
