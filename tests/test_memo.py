@@ -175,6 +175,17 @@ SEARCH_CASES = dict(
 )
 
 
+def _search_case(n, C, n_groups, seed, f32, weighted):
+    """(beliefs, candidate thresholds, weights or None, a group-majority
+    student) of one drawn search case."""
+    rng = np.random.default_rng(seed)
+    P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
+    groups = rng.integers(0, n_groups, size=n)
+    cand = crembo.candidate_thresholds(P)
+    sw = rng.uniform(0.5, 2.0, size=n) if weighted else None
+    return P, cand, sw, _group_majority(groups, C)
+
+
 @PROPS
 @given(
     **SEARCH_CASES,
@@ -184,12 +195,7 @@ SEARCH_CASES = dict(
 def test_memo_search_matches_reference(
     n, C, n_groups, seed, f32, max_rounds, eta, delta, oracle, weighted, probe_lowest
 ):
-    rng = np.random.default_rng(seed)
-    P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
-    groups = rng.integers(0, n_groups, size=n)
-    cand = crembo.candidate_thresholds(P)
-    sw = rng.uniform(0.5, 2.0, size=n) if weighted else None
-    student = _group_majority(groups, C)
+    P, cand, sw, student = _search_case(n, C, n_groups, seed, f32, weighted)
 
     calls, ref_calls = [], []
 
@@ -271,12 +277,7 @@ def test_memo_search_matches_reference(
 @PROPS
 @given(**SEARCH_CASES)
 def test_gallop_search_matches_reference(n, C, n_groups, seed, f32, max_rounds, delta, oracle, weighted):
-    rng = np.random.default_rng(seed)
-    P = random_beliefs(rng, n, C, dtype=np.float32 if f32 else np.float64, kind="votes", n_votes=5)
-    groups = rng.integers(0, n_groups, size=n)
-    cand = crembo.candidate_thresholds(P)
-    sw = rng.uniform(0.5, 2.0, size=n) if weighted else None
-    student = _group_majority(groups, C)
+    P, cand, sw, student = _search_case(n, C, n_groups, seed, f32, weighted)
     logs = ([], [])
 
     def callbacks(log):
