@@ -90,6 +90,22 @@ private:
     size_t cap_ = 0;
 };
 
+// Histogram buffers are recycled through a pool per builder: a buffer of
+// `size` elements (contents undefined), and a node's buffer given back.
+template <class T>
+std::vector<T> take_pooled(std::vector<std::vector<T>>& pool, index_t size) {
+    if (pool.empty()) return std::vector<T>(size_t(size));
+    std::vector<T> h = std::move(pool.back());
+    pool.pop_back();
+    return h;
+}
+
+template <class T>
+void give_pooled(std::vector<std::vector<T>>& pool, std::vector<T>& h) {
+    if (!h.empty()) pool.push_back(std::move(h));
+    h = std::vector<T>();
+}
+
 // A node waiting to be split: its rows are samples_[begin, begin + tot.cnt).
 struct Pending {
     index_t begin = 0;
@@ -194,9 +210,8 @@ private:
     index_t row_bytes_ = 0;
     Workspace ws_;  // labels8_ and packed_
     std::uint8_t* packed_ = nullptr;
-    std::vector<index_t> count_off_;  // feature j's first count
-    index_t count_size_ = 0;          // counts per histogram
-    index_t count_stride_ = 0;        // counts per feature
+    index_t count_size_ = 0;    // counts per histogram
+    index_t count_stride_ = 0;  // counts per feature
     std::vector<std::vector<std::uint32_t>> count_pool_;
     // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
     // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
@@ -216,7 +231,8 @@ private:
         labels8_ = ws_.get(lab + size_t(n * row_bytes_));
         packed_ = labels8_ + lab;
     }
-    void init_counting(const BinnedView& X, const index_t* fit, const std::vector<index_t>& per_class);
+    template <class LabelOf>
+    void init_counting(const BinnedView& X, index_t n, const index_t* fit, LabelOf label_of);
     void pack_block(index_t k0, index_t k1, std::uint8_t* out) const;
     void pack_all();
     std::vector<std::uint32_t> take_counts();
@@ -267,21 +283,10 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     bool plain = y.labels != nullptr && y.sample_weight == nullptr && C <= 256 && m_ < (index_t(1) << 31);
     for (index_t c = 0; plain && y.class_weight && c < C; ++c) plain = y.class_weight[c] == 1.0;
     if (plain) {
-        counting_ = true;
-        alloc_counting(m_);
-        std::vector<index_t> per_class(size_t(C), 0);
-        for (index_t r = 0; r < m_; ++r) {
-            const label_t c = y.labels[r];
-            if (c < 0 || c >= C) {
-                std::ostringstream msg;
-                msg << "y[" << r << "] = " << c << " is outside the label range [0, " << C << ")";
-                throw std::invalid_argument(msg.str());
-            }
-            labels8_[size_t(r)] = std::uint8_t(c);
-            ++per_class[size_t(c)];
-        }
+        for (index_t r = 0; r < m_; ++r)
+            if (y.labels[r] < 0 || y.labels[r] >= C) detail::bad_label("y", r, y.labels[r], C);
         ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * double(m_);
-        init_counting(X, nullptr, per_class);
+        init_counting(X, m_, nullptr, [&](index_t r) { return y.labels[r]; });
         return;
     }
     double total = 0.0;
@@ -289,18 +294,11 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     detail::require(total > 0 && !samples_.empty(), "sample_weight: the rows to fit have zero total weight");
     ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * total;
     // Count mode too when every row to fit has weight 1 (weights 0 and 1).
-    counting_ = targets_.labels() && C <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
-    for (size_t k = 0; counting_ && k < samples_.size(); ++k)
-        counting_ = targets_.omega[size_t(samples_[k])] == 1.0;
-    if (counting_) {
-        alloc_counting(index_t(samples_.size()));
-        std::vector<index_t> per_class(size_t(C), 0);
-        for (index_t k = 0; k < n_fit_; ++k) {
-            const label_t c = targets_.y[size_t(samples_[size_t(k)])];
-            labels8_[size_t(k)] = std::uint8_t(c);
-            ++per_class[size_t(c)];
-        }
-        init_counting(X, samples_.data(), per_class);
+    bool unit = targets_.labels() && C <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
+    for (size_t k = 0; unit && k < samples_.size(); ++k) unit = targets_.omega[size_t(samples_[k])] == 1.0;
+    if (unit) {
+        init_counting(X, index_t(samples_.size()), samples_.data(),
+                      [&](index_t k) { return targets_.y[size_t(samples_[size_t(k)])]; });
         targets_ = RowTargets();
         samples_ = std::vector<index_t>();
         return;
@@ -320,10 +318,21 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     scratch_.resize(samples_.size());
 }
 
-// Count mode's setup: where fit row k's codes are (fit[k] of the selected
-// rows, null: all in order), the histogram layout and the root's totals.
-void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::vector<index_t>& per_class) {
+// Count mode's setup for n fit rows, fit row k being row fit[k] of the
+// selected rows (fit null: row k) with label label_of(k), checked: the
+// buffers, where each fit row's codes are, the count layout and the root's
+// totals.
+template <class LabelOf>
+void Builder::init_counting(const BinnedView& X, index_t n, const index_t* fit, LabelOf label_of) {
     const index_t d = ctx_.n_features, C = ctx_.n_classes;
+    counting_ = true;
+    alloc_counting(n);
+    std::vector<index_t> per_class(size_t(C), 0);
+    for (index_t k = 0; k < n; ++k) {
+        const label_t c = label_of(k);
+        labels8_[size_t(k)] = std::uint8_t(c);
+        ++per_class[size_t(c)];
+    }
     src_codes_ = X.codes;
     src_n_ = X.n_rows;
     if (fit != nullptr || X.rows != nullptr) {
@@ -333,13 +342,11 @@ void Builder::init_counting(const BinnedView& X, const index_t* fit, const std::
             src_rows_[size_t(k)] = X.rows ? X.rows[r] : r;
         }
     }
-    count_off_.resize(size_t(d));
     // Every feature gets the slots of the one with most bins, so that
     // feature j's counts start at j * count_stride_.
     int most = 0;
     for (index_t j = 0; j < d; ++j) most = std::max(most, ctx_.n_bins[j] + 1);
     count_stride_ = most * C;
-    for (index_t j = 0; j < d; ++j) count_off_[size_t(j)] = j * count_stride_;
     count_size_ = d * count_stride_;
     scan_ctx_ = ctx_;
     if (layout_.slots() < kParallelScan) scan_ctx_.threads = 1;
@@ -455,19 +462,9 @@ void Builder::pack_all() {
                          });
 }
 
-std::vector<std::uint32_t> Builder::take_counts() {
-    if (!count_pool_.empty()) {
-        std::vector<std::uint32_t> h = std::move(count_pool_.back());
-        count_pool_.pop_back();
-        return h;
-    }
-    return std::vector<std::uint32_t>(size_t(count_size_));
-}
+std::vector<std::uint32_t> Builder::take_counts() { return take_pooled(count_pool_, count_size_); }
 
-void Builder::give_counts(std::vector<std::uint32_t>& h) {
-    if (!h.empty()) count_pool_.push_back(std::move(h));
-    h = std::vector<std::uint32_t>();
-}
+void Builder::give_counts(std::vector<std::uint32_t>& h) { give_pooled(count_pool_, h); }
 
 // The class counts of p's rows per bin. Feature-parallel on large nodes (one
 // contiguous group of features per thread, every thread reading the rows).
@@ -475,14 +472,13 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     h = take_counts();
     const index_t d = ctx_.n_features, C = ctx_.n_classes, Rb = row_bytes_, n = p.tot.cnt;
     std::uint32_t* out = h.data();
-    const index_t* off = count_off_.data();
     const bool par = ctx_.threads > 1 && n * d >= kCountParallelWork;
     if (!p.packed) {
         // The root, from the columns.
         const std::uint8_t* lab = labels8_;
         const index_t* gi = src_rows_.empty() ? nullptr : src_rows_.data();
         detail::parallel_for(d, par ? ctx_.threads : 1, [&](index_t j, int) {
-            std::uint32_t* hj = out + off[j];
+            std::uint32_t* hj = out + j * count_stride_;
             std::fill(hj, hj + count_stride_, 0u);
             const std::uint8_t* col = src_codes_ + j * src_n_;
             if (gi != nullptr) {
@@ -500,7 +496,7 @@ void Builder::build_counts(std::vector<std::uint32_t>& h, const Pending& p) {
     const index_t stride = count_stride_;
     detail::parallel_for(groups, int(groups), [&](index_t g, int) {
         const index_t j0 = d * g / groups, j1 = d * (g + 1) / groups;
-        const index_t lo = off[j0], hi = j1 < d ? off[j1] : count_size_;
+        const index_t lo = j0 * stride, hi = j1 * stride;
         std::fill(out + lo, out + hi, 0u);
         if (C == 2) {
             for (index_t k = 0; k < n; ++k) {
@@ -528,7 +524,7 @@ SplitInfo Builder::count_split(const Pending& p) const {
     const std::uint32_t* counts = p.counts.data();
     return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
-        const std::uint32_t* h = counts + count_off_[size_t(j)];
+        const std::uint32_t* h = counts + j * count_stride_;
         sc.runs.resize(size_t((nb + 1) * S));
         double* runs = sc.runs.data();
         sc.items.assign(size_t(C), 0);  // class totals
@@ -658,19 +654,9 @@ void Builder::make_ordered(Pending& p) {
     p.ordered = true;
 }
 
-std::vector<double> Builder::take_hist() {
-    if (!pool_.empty()) {
-        std::vector<double> h = std::move(pool_.back());
-        pool_.pop_back();
-        return h;
-    }
-    return std::vector<double>(size_t(layout_.size()));
-}
+std::vector<double> Builder::take_hist() { return take_pooled(pool_, layout_.size()); }
 
-void Builder::give_hist(std::vector<double>& h) {
-    if (!h.empty()) pool_.push_back(std::move(h));
-    h = std::vector<double>();
-}
+void Builder::give_hist(std::vector<double>& h) { give_pooled(pool_, h); }
 
 // A small node's split without a histogram: per feature, its rows sorted by
 // bin and the runs summed.
@@ -727,7 +713,7 @@ void Builder::expand_counts(Pending& p, Pending& L, Pending& R) {
     const std::uint8_t* src = p.packed ? packed_ + begin * Rb : nullptr;
     std::vector<index_t> left(size_t(C), 0), right(size_t(C), 0);
     if (!p.counts.empty()) {
-        const std::uint32_t* h = p.counts.data() + count_off_[size_t(f)];
+        const std::uint32_t* h = p.counts.data() + f * count_stride_;
         for (int b = 0; b <= nb; ++b)
             if (go[b])
                 for (index_t c = 0; c < C; ++c) left[size_t(c)] += h[b * C + c];

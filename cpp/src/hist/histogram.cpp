@@ -52,11 +52,7 @@ RowTargets prepare_targets(const TreeTargets& y, index_t m, SplitCriterion crite
         t.y.resize(size_t(m));
         for (index_t r = 0; r < m; ++r) {
             const label_t c = y.labels[r];
-            if (c < 0 || c >= C) {
-                std::ostringstream msg;
-                msg << "y[" << r << "] = " << c << " is outside the label range [0, " << C << ")";
-                throw std::invalid_argument(msg.str());
-            }
+            if (c < 0 || c >= C) detail::bad_label("y", r, c, C);
             const double w = weight(r);
             t.y[size_t(r)] = c;
             t.omega[size_t(r)] = w * cw[size_t(c)];
