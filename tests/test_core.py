@@ -1105,3 +1105,49 @@ def test_thresholds_hashed_and_sorted_paths_agree_with_the_reference(distinct, d
             np.testing.assert_array_equal(
                 _core.budgeted_thresholds(P, K, lo, hi), ref.budgeted_thresholds(P, K, lo, hi)
             )
+
+
+# ------------------------------------------------------------- leaf sums
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("cols", [None, [2, 0], [1, 1, 3]])
+def test_leaf_sums_equal_bincounts(dtype, weighted, cols):
+    from crembo import _native
+
+    rng = np.random.default_rng(3)
+    n, C, nodes = 5003, 4, 23
+    P = rng.dirichlet(np.ones(C), size=n).astype(dtype)
+    leaves = rng.integers(0, nodes, size=n)
+    leaves[leaves == 5] = 6  # a node no row reaches
+    w = rng.random(n) * 3 if weighted else None
+    cols = np.arange(C) if cols is None else np.asarray(cols)
+    got = _native.leaf_sums(P, leaves, w, cols, nodes)
+    P64 = P.astype(np.float64)
+    want = np.column_stack(
+        [np.bincount(leaves, weights=P64[:, c] if w is None else P64[:, c] * w, minlength=nodes) for c in cols]
+    )
+    np.testing.assert_array_equal(got, want)  # the same sums in the same order
+    assert got.shape == (nodes, len(cols)) and not got[5].any()
+    # int32 leaves are taken too
+    np.testing.assert_array_equal(_native.leaf_sums(P, leaves.astype(np.int32), w, cols, nodes), want)
+
+
+def test_leaf_sums_bad_input():
+    from crembo import _native
+
+    P = np.full((4, 2), 0.5)
+    leaves, cols = np.array([0, 1, 2, 1]), np.array([0, 1])
+    with pytest.raises(ValueError, match=r"leaves\[2\] = 2 is outside \[0, 2\)"):
+        _native.leaf_sums(P, leaves, None, cols, 2)
+    with pytest.raises(ValueError, match=r"leaves\[0\] = -1"):
+        _native.leaf_sums(P, np.array([-1, 0, 0, 0]), None, cols, 3)
+    with pytest.raises(ValueError, match=r"cols\[1\] = 2 is outside \[0, 2\)"):
+        _native.leaf_sums(P, leaves, None, np.array([0, 2]), 3)
+    with pytest.raises(TypeError, match="leaves: expected integers"):
+        _native.leaf_sums(P, leaves.astype(float), None, cols, 3)
+    with pytest.raises(ValueError, match="leaves: expected 4 values, got 3"):
+        _native.leaf_sums(P, leaves[:3], None, cols, 3)
+    with pytest.raises(ValueError, match="sample_weight: expected 4 values"):
+        _native.leaf_sums(P, leaves, np.ones(5), cols, 3)
+    with pytest.raises(ValueError, match="n_nodes"):
+        _native.leaf_sums(P, leaves, None, cols, -1)

@@ -442,6 +442,56 @@ def test_unit_weights_equal_the_weighted_path(case):
     np.testing.assert_array_equal(unit.tree_.weighted_n_node_samples, 2 * half.tree_.weighted_n_node_samples)
 
 
+@pytest.mark.parametrize("case", ["balanced", "multiclass", "dyadic", "best_first", "zero_weights", "zero_class"])
+def test_class_weights_from_counts_equal_the_weighted_path(case):
+    """Rows whose weight is their class's weight (no sample weights, or
+    sample weights of 0 and 1) are fitted from integer class counts times the
+    class weights; the same rows with sample weights of 0.5 take the
+    weighted path's running sums. The trees must be the same, their sums
+    equal to rounding ("dyadic": weights that are powers of two make every
+    sum exact, and an unlimited tree, whose small nodes sort their rows, the
+    same bit for bit). A class of weight 0 is left out on both paths."""
+    rng = np.random.default_rng(12)
+    n = 60_000
+    X = rng.normal(size=(n, 7))
+    X[rng.random(X.shape) < 0.03] = np.nan
+    C = 2 if case == "balanced" else 5
+    score = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1] * X[:, 2]) + rng.normal(0, 1, n)
+    cuts = np.quantile(score, [0.7] if C == 2 else [0.1, 0.3, 0.6, 0.9])
+    y = np.digitize(score, cuts)
+    cw = "balanced" if case in ("balanced", "zero_weights") else {0: 3.0, 1: 0.7, 2: 1.0, 3: 2.25, 4: 0.1}
+    if case == "dyadic":
+        cw = {0: 2.0, 1: 0.5, 2: 1.0, 3: 4.0, 4: 0.25}
+    elif case == "zero_class":
+        cw = {0: 3.0, 1: 0.0, 2: 1.0, 3: 2.25, 4: 0.1}
+    params = dict(max_depth=8, n_jobs=2, class_weight=cw, min_weight_fraction_leaf=0.001)
+    if case == "dyadic":
+        params.update(max_depth=None, min_samples_leaf=3, min_weight_fraction_leaf=0.0)
+    elif case == "best_first":
+        params.update(max_leaf_nodes=200, max_depth=12)
+    w = (rng.random(n) < 0.8).astype(float) if case == "zero_weights" else np.ones(n)
+    binned = BinnedData(X)
+    unit = HistTreeClassifier(**params).fit(binned, y, sample_weight=None if case != "zero_weights" else w)
+    half = HistTreeClassifier(**params).fit(binned, y, sample_weight=0.5 * w)
+    assert unit.tree_.node_count > 20
+    a, b = _tree_arrays(unit.tree_), _tree_arrays(half.tree_)
+    if case == "dyadic":
+        assert unit.tree_.node_count > 5000
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for k in ("children_left", "children_right", "feature", "threshold", "missing_go_to_left", "n_node_samples"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # The weighted path takes a child's sums as its parent's less its
+    # sibling's, so a class absent from a leaf can keep a share of 1e-15
+    # there; the counts give exactly 0.
+    np.testing.assert_allclose(a["value"], b["value"], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(a["impurity"], b["impurity"], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(unit.tree_.weighted_n_node_samples, 2 * half.tree_.weighted_n_node_samples, rtol=1e-9)
+    np.testing.assert_array_equal(unit.predict(X), half.predict(X))
+    if case == "zero_class":
+        assert not np.any(unit.predict(X) == 1)
+
+
 def test_concurrent_fits_share_the_kept_buffer_safely():
     """Count-mode fits keep one buffer per process between fits; fits in
     several Python threads at once (the GIL released) each get their own or
@@ -650,3 +700,19 @@ def test_n_threads_is_a_deprecated_alias_of_n_jobs_everywhere():
     assert np.array_equal(old.predict(X), new.predict(X))
     with pytest.raises(ValueError, match="n_jobs: expected None or an integer >= 1"):
         BinnedData(X, n_jobs=0)
+
+
+def test_apply_without_checking_input():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(2000, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    clf = HistTreeClassifier(max_depth=5).fit(X, y)
+    for Z in (X, X.astype(np.float32)):
+        np.testing.assert_array_equal(clf.apply(Z, check_input=False), clf.apply(Z))
+    for bad in (X[:, :4], X.tolist(), X.astype(int), X[0]):
+        with pytest.raises(ValueError, match="check_input=False"):
+            clf.apply(bad, check_input=False)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        HistTreeClassifier().apply(X, check_input=False)

@@ -243,3 +243,22 @@ def test_trainer_pickles_without_its_lock_or_bin_cache(blobs):
     again = copy.fit_labels(X, y)
     np.testing.assert_array_equal(again.predict(X), first.predict(X))
     assert trainer._bins is not None  # pickling left the original's cache alone
+
+
+def test_trainer_walks_the_array_it_binned_without_checking_it_again():
+    """A histogram-tree student predicts the rows the trainer binned through
+    their leaves (no second check of X); the labels and leaves are those of
+    ``predict``/``apply``, on another array too."""
+    from crembo import HistTreeClassifier
+
+    X, y = make_blobs(3000, 6, centers=5, random_state=2)
+    classes = np.arange(5)
+    tr = StudentTrainer(HistTreeClassifier(max_depth=4), classes)
+    est = tr.fit_labels(X, y)
+    assert tr._checked(X) and not tr._checked(X.copy())
+    np.testing.assert_array_equal(tr.predict_index(est, X), est.predict(X))
+    np.testing.assert_array_equal(tr.apply(est, X), est.apply(X))
+    np.testing.assert_array_equal(tr.predict_index(est, X[:10].copy()), est.predict(X[:10]))
+    # a student fitted on fewer classes maps its labels into the trainer's
+    est = tr.fit_labels(X, np.where(y == 3, 2, y))
+    np.testing.assert_array_equal(tr.predict_index(est, X), est.predict(X))

@@ -278,6 +278,38 @@ void init_kernels(py::module_& m) {
         },
         py::arg("beliefs"), py::arg("threshold"), py::arg("prefer") = py::none());
 
+    m.def(
+        "leaf_sums",
+        [](const py::array& P, const py::array& leaves_in, const py::object& w_in, const py::array& cols_in,
+           index_t n_nodes) -> py::array {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                const index_t n = p.shape(0);
+                for (const auto& [a, name] : {std::pair{&leaves_in, "leaves"}, std::pair{&cols_in, "cols"}}) {
+                    const char kind = a->dtype().kind();
+                    if (kind != 'i' && kind != 'u')
+                        throw py::type_error(std::string(name) +
+                                             ": expected integers, got an array of dtype " +
+                                             std::string(py::str(a->dtype())));
+                }
+                auto leaves = vector<std::int64_t>(leaves_in, "leaves", n);
+                auto cols = vector<std::int64_t>(cols_in, "cols", -1);
+                carray<double> w;
+                if (!w_in.is_none()) w = vector<double>(w_in.cast<py::array>(), "sample_weight", n);
+                const index_t k = cols.shape(0);
+                if (n_nodes < 0) throw py::value_error("n_nodes: expected a non-negative count");
+                auto out = new_array<double>({n_nodes, k});
+                {
+                    py::gil_scoped_release nogil;
+                    crembo::leaf_sums<T>(p.data(), n, p.shape(1), leaves.data(),
+                                         w_in.is_none() ? nullptr : w.data(), cols.data(), k, n_nodes,
+                                         out.mutable_data());
+                }
+                return py::array(out);
+            });
+        },
+        py::arg("beliefs"), py::arg("leaves"), py::arg("sample_weight"), py::arg("cols"), py::arg("n_nodes"));
+
     // ---------------------------------------------------------------- CUDA
 #ifdef CREMBO_WITH_CUDA
     m.attr("cuda_built") = true;

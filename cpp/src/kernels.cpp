@@ -701,21 +701,60 @@ index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* pr
     return empty;
 }
 
+// ------------------------------------------------------------- leaf sums
+template <class T>
+void leaf_sums(const T* P, index_t n, index_t C, const std::int64_t* leaves, const double* w,
+               const std::int64_t* cols, index_t k, index_t n_nodes, double* out) {
+    check_shape(n, C);
+    if (k < 0 || n_nodes < 0) throw std::invalid_argument("leaf_sums: expected k >= 0 and n_nodes >= 0");
+    for (index_t j = 0; j < k; ++j)
+        if (cols[j] < 0 || cols[j] >= C) {
+            std::ostringstream msg;
+            msg << "cols[" << j << "] = " << cols[j] << " is outside [0, " << C << ")";
+            throw std::invalid_argument(msg.str());
+        }
+    for (index_t i = 0; i < n; ++i)
+        if (leaves[i] < 0 || leaves[i] >= n_nodes) {
+            std::ostringstream msg;
+            msg << "leaves[" << i << "] = " << leaves[i] << " is outside [0, " << n_nodes << ")";
+            throw std::invalid_argument(msg.str());
+        }
+    std::fill(out, out + n_nodes * k, 0.0);
+    // Columns in order (0..C-1) read straight; a subset through cols.
+    bool all = k == C;
+    for (index_t j = 0; all && j < k; ++j) all = cols[j] == j;
+    for (index_t i = 0; i < n; ++i) {
+        const T* row = P + i * C;
+        double* o = out + leaves[i] * k;
+        if (w == nullptr) {
+            if (all)
+                for (index_t j = 0; j < k; ++j) o[j] += double(row[j]);
+            else
+                for (index_t j = 0; j < k; ++j) o[j] += double(row[cols[j]]);
+        } else {
+            const double wi = w[i];
+            for (index_t j = 0; j < k; ++j) o[j] += double(row[cols[j]]) * wi;
+        }
+    }
+}
+
 // ------------------------------------------------------ explicit instances
-#define CREMBO_INSTANTIATE(T)                                                                  \
-    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);        \
-    template void check_beliefs<T>(const T*, index_t, index_t, double);                        \
-    template void normalize_beliefs<T>(T*, index_t, index_t);                                  \
-    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);              \
-    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);         \
-    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);             \
-    template T max_achievable_depth<T>(const T*, index_t, index_t);                            \
-    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                     \
-    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);         \
-    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T); \
-    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);             \
-    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);       \
-    template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*);
+#define CREMBO_INSTANTIATE(T)                                                                     \
+    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);           \
+    template void check_beliefs<T>(const T*, index_t, index_t, double);                           \
+    template void normalize_beliefs<T>(T*, index_t, index_t);                                     \
+    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);                 \
+    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);            \
+    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);                \
+    template T max_achievable_depth<T>(const T*, index_t, index_t);                               \
+    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                        \
+    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);            \
+    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);    \
+    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);                \
+    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);          \
+    template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*); \
+    template void leaf_sums<T>(const T*, index_t, index_t, const std::int64_t*, const double*,    \
+                               const std::int64_t*, index_t, index_t, double*);
 
 CREMBO_INSTANTIATE(float)
 CREMBO_INSTANTIATE(double)

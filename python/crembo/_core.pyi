@@ -57,6 +57,15 @@ def allowed_targets(
 ) -> Tuple[npt.NDArray[np.int32], int]:
     """(target per point, -1 where no label is allowed; number of such points)."""
 
+def leaf_sums(
+    beliefs: npt.ArrayLike,
+    leaves: npt.ArrayLike,
+    sample_weight: Optional[npt.ArrayLike],
+    cols: npt.ArrayLike,
+    n_nodes: int,
+) -> npt.NDArray[np.float64]:
+    """(n_nodes, len(cols)): per leaf, the sum of weight x beliefs[:, cols] over its points."""
+
 # ---------------------------------------------------------------------- MEMO
 _FitLabels = Callable[[np.ndarray, np.ndarray], Any]  # (targets, weights) -> predictions on S
 _FitMask = Callable[[np.ndarray], Any]  # (allowed-label mask) -> predictions on S

@@ -89,6 +89,15 @@ index_t count_violations(const T* P, index_t n, index_t C, const label_t* pred, 
 template <class T>
 index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* prefer, label_t* targets);
 
+// Per-leaf sums of the beliefs: row leaves[i] of out (n_nodes x k,
+// row-major, overwritten) gets w[i] * P[i, cols[j]] in column j for every
+// point i (w null: weight 1), summed in point order (numpy's bincount
+// order). One pass over P; throws std::invalid_argument naming the first
+// leaf outside [0, n_nodes) or column outside [0, C).
+template <class T>
+void leaf_sums(const T* P, index_t n, index_t C, const std::int64_t* leaves, const double* w,
+               const std::int64_t* cols, index_t k, index_t n_nodes, double* out);
+
 // ---------------------------------------------------------------------- MEMO
 enum class Oracle {
     Reweight,   // rounds of weighted single-label fits (multiplicative weights)

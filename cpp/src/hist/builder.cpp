@@ -2,6 +2,7 @@
 // grows the tree depth first or best first from the histograms
 // (crembo/detail/histogram.hpp) and split finding (crembo/detail/split.hpp).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -189,13 +190,16 @@ private:
     }
     SplitInfo small_node_split(const Pending& p) const;
 
-    // Count mode: single labels of weight 1 (no sample or class weights, or
-    // weights of 1). Every histogram sum is then a count of rows, exact in a
-    // double whatever the order of the additions, so a node's histogram is
-    // kept as integer class counts per bin (slot*C + class), converted to
-    // the double slots (weight = rows = count, class mass = class count)
-    // only where a feature's split is scanned; the trees are those of the
-    // weighted path bit for bit. Rows are packed row-major, row_bytes_ per
+    // Count mode: single labels whose weight is their class's weight (no
+    // sample weights, or sample weights of 1; count_cw_, empty when every
+    // class weighs 1). A node's histogram is then kept as integer class
+    // counts per bin (slot*C + class), exact whatever the order of the
+    // additions, and converted to the double slots (class mass = count x
+    // class weight, weight = their sum over the classes, rows = count) only
+    // where a feature's split is scanned. With unit weights every sum is a
+    // count, exact in a double, and the trees are those of the weighted path
+    // bit for bit; with class weights the masses are products instead of
+    // running sums, equal to rounding. Rows are packed row-major, row_bytes_ per
     // row (the d codes, the label, zero padding to 8 bytes), and partitioned
     // between the two buffers of packed_: a node's rows are contiguous and
     // each histogram pass reads only them, in order. Rows of a node whose
@@ -213,6 +217,10 @@ private:
     index_t count_size_ = 0;    // counts per histogram
     index_t count_stride_ = 0;  // counts per feature
     std::vector<std::vector<std::uint32_t>> count_pool_;
+    std::vector<double> count_cw_;  // class weights of count mode; empty: all 1
+    double class_mass(index_t c, std::uint64_t count) const {
+        return count_cw_.empty() ? double(count) : double(count) * count_cw_[size_t(c)];
+    }
     // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
     // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
     // reads them there: its histogram column by column, and its partition
@@ -277,26 +285,43 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     }
     layout_ = HistLayout(X.n_bins, d, y.n_classes);
     const index_t C = y.n_classes;
-    // Count mode straight from the labels when no weight is given (or every
-    // class weight is 1): every row is fitted with weight 1. The labels get
-    // prepare_targets's check, without its per-row arrays.
-    bool plain = y.labels != nullptr && y.sample_weight == nullptr && C <= 256 && m_ < (index_t(1) << 31);
-    for (index_t c = 0; plain && y.class_weight && c < C; ++c) plain = y.class_weight[c] == 1.0;
+    // Count mode's class weights: none when every class weighs 1.
+    std::vector<double> cw;
+    bool positive = true;  // every class weight finite and > 0
+    for (index_t c = 0; y.class_weight && c < C; ++c) {
+        const double w = y.class_weight[c];
+        positive = positive && std::isfinite(w) && w > 0;
+        if (w != 1.0 && cw.empty()) cw.assign(size_t(C), 1.0);
+        if (!cw.empty()) cw[size_t(c)] = w;
+    }
+    // Count mode straight from the labels when no sample weight is given and
+    // every class weight is positive: every row is fitted with its class's
+    // weight. The labels get prepare_targets's check, without its per-row
+    // arrays.
+    const bool plain =
+        y.labels != nullptr && y.sample_weight == nullptr && positive && C <= 256 && m_ < (index_t(1) << 31);
     if (plain) {
         for (index_t r = 0; r < m_; ++r)
             if (y.labels[r] < 0 || y.labels[r] >= C) detail::bad_label("y", r, y.labels[r], C);
-        ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * double(m_);
+        count_cw_ = std::move(cw);
         init_counting(X, m_, nullptr, [&](index_t r) { return y.labels[r]; });
+        // The total weight is known once the classes are counted.
+        ctx_.min_weight_leaf = scan_ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * root_tot_.W;
         return;
     }
     double total = 0.0;
     targets_ = detail::prepare_targets(y, m_, opt.criterion, samples_, total);
     detail::require(total > 0 && !samples_.empty(), "sample_weight: the rows to fit have zero total weight");
     ctx_.min_weight_leaf = opt.min_weight_fraction_leaf * total;
-    // Count mode too when every row to fit has weight 1 (weights 0 and 1).
+    // Count mode too when every row to fit has sample weight 1 (weights 0
+    // and 1): its weight is then its class's.
     bool unit = targets_.labels() && C <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
-    for (size_t k = 0; unit && k < samples_.size(); ++k) unit = targets_.omega[size_t(samples_[k])] == 1.0;
+    for (size_t k = 0; unit && k < samples_.size(); ++k) {
+        const index_t r = samples_[k];
+        unit = targets_.omega[size_t(r)] == (cw.empty() ? 1.0 : cw[size_t(targets_.y[size_t(r)])]);
+    }
     if (unit) {
+        count_cw_ = std::move(cw);
         init_counting(X, index_t(samples_.size()), samples_.data(),
                       [&](index_t k) { return targets_.y[size_t(samples_[size_t(k)])]; });
         targets_ = RowTargets();
@@ -529,35 +554,35 @@ SplitInfo Builder::count_split(const Pending& p) const {
         double* runs = sc.runs.data();
         sc.items.assign(size_t(C), 0);  // class totals
         std::uint64_t* tot = sc.items.data();
+        // One slot from class counts c: the class masses, their sum, the rows.
+        auto fill_slot = [&](double* slot, auto count_of) {
+            std::uint64_t rows = 0;
+            double weight = 0.0;
+            for (index_t k = 0; k < C; ++k) {
+                const std::uint64_t ck = count_of(k);
+                rows += ck;
+                slot[2 + k] = class_mass(k, ck);
+                weight += slot[2 + k];
+            }
+            slot[0] = weight;
+            slot[1] = double(rows);
+        };
         for (int b = 0; b < nb; ++b) {
             const std::uint32_t* c = h + b * C;
             std::uint64_t sum = 0;
             for (index_t k = 0; k < C; ++k) sum += c[k];
             if (sum == 0) continue;
             double* slot = runs + sc.occ.size() * size_t(S);
-            slot[0] = slot[1] = double(sum);
-            for (index_t k = 0; k < C; ++k) {
-                slot[2 + k] = double(c[k]);
-                tot[k] += c[k];
-            }
+            fill_slot(slot, [&](index_t k) { return std::uint64_t(c[k]); });
+            for (index_t k = 0; k < C; ++k) tot[k] += c[k];
             sc.occ.push_back(b);
             sc.slot.push_back(slot);
         }
         double* missing = runs + nb * S;
-        std::uint64_t all = 0;
-        for (index_t k = 0; k < C; ++k) {
-            const std::uint32_t c = h[nb * C + k];
-            missing[2 + k] = double(c);
-            tot[k] += c;
-            all += c;
-        }
-        missing[0] = missing[1] = double(all);
-        std::uint64_t total = 0;
-        for (index_t k = 0; k < C; ++k) {
-            sc.T[size_t(2 + k)] = double(tot[k]);
-            total += tot[k];
-        }
-        sc.T[0] = sc.T[1] = double(total);
+        const std::uint32_t* m = h + nb * C;
+        fill_slot(missing, [&](index_t k) { return std::uint64_t(m[k]); });
+        for (index_t k = 0; k < C; ++k) tot[k] += m[k];
+        fill_slot(sc.T.data(), [&](index_t k) { return tot[k]; });
         sc.missing = missing;
     });
 }
@@ -608,26 +633,30 @@ SplitInfo Builder::small_count_split(const Pending& p) const {
             const std::uint8_t* r = base + k * Rb;
             sc.items[size_t(k)] = (std::uint64_t(r[j]) << 8) | std::uint64_t(r[d]);
         }
-        sum_sorted_runs(sc, nb, S, 8, [](double* s, std::uint64_t item) {
-            detail::add_label_row(s, label_t(item & 255), 1.0);
+        sum_sorted_runs(sc, nb, S, 8, [&](double* s, std::uint64_t item) {
+            const label_t c = label_t(item & 255);
+            detail::add_label_row(s, c, count_cw_.empty() ? 1.0 : count_cw_[size_t(c)]);
         });
     });
 }
 
-// The totals node_totals gives rows of weight 1 with these class counts.
+// The totals node_totals gives rows of their class's weight with these
+// class counts (the weight summed over the classes, as the slots have it).
 Totals Builder::count_totals(const index_t* counts) const {
     const index_t C = ctx_.n_classes;
     Totals t;
     t.channel.assign(size_t(C), 0.0);
     t.allow.assign(size_t(C), 0);
     index_t n = 0;
+    double W = 0.0;
     for (index_t c = 0; c < C; ++c) {
-        t.channel[size_t(c)] = double(counts[c]);
+        t.channel[size_t(c)] = class_mass(c, std::uint64_t(counts[c]));
         t.allow[size_t(c)] = counts[c];
         n += counts[c];
+        W += t.channel[size_t(c)];
     }
     t.cnt = n;
-    t.W = double(n);
+    t.W = W;
     return t;
 }
 

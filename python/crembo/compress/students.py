@@ -31,6 +31,7 @@ from sklearn.base import is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
+from .. import _native
 from .._validation import check_choice, seeded_clone
 from ..trees.hist import resolve_student
 
@@ -154,8 +155,13 @@ class StudentTrainer:
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         binned = self._binned(X)
         if not np.all(keep):
-            X = X[keep]
-            binned = None if binned is None else binned.take(keep)
+            # With binned rows the student reads only their codes: the raw
+            # rows are not copied (a copy of X per fit at 10^6 rows costs
+            # more than the fit).
+            if binned is None:
+                X = X[keep]
+            else:
+                binned = binned.take(keep)
             targets = targets[keep]
             w = None if w is None else w[keep]
         if w is not None and np.all(w == w[0]):
@@ -179,7 +185,8 @@ class StudentTrainer:
                 raise
             # Some students refuse a single class; the constant student is the
             # exact answer there.
-            est = DummyClassifier(strategy="constant", constant=y[0]).fit(X, y)
+            X_rows = X if len(X) == len(y) else X[keep]
+            est = DummyClassifier(strategy="constant", constant=y[0]).fit(X_rows, y)
         return est
 
     def fit_mask(self, X: Any, mask: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
@@ -208,8 +215,27 @@ class StudentTrainer:
         est.fit(X[keep], mask[keep].astype(np.int8), **kw)
         return AllowedLabelStudent(est, self.classes)
 
+    def _checked(self, X: Any) -> bool:
+        """True when X is the array this trainer binned (``bin_data`` checked
+        it), so a histogram tree may walk it without checking it again."""
+        bins = self._bins
+        return bins is not None and bins[0] is X
+
+    def apply(self, est: Any, X: Any) -> np.ndarray:
+        """The leaf of each row of ``X`` in a fitted tree student."""
+        from ..trees.hist import HistTreeClassifier
+
+        if isinstance(est, HistTreeClassifier) and self._checked(X):
+            return est.apply(X, check_input=False)
+        return est.apply(X)
+
     def predict_index(self, est: Any, X: Any) -> np.ndarray:
         """Predicted label indices ``0..C-1`` of a fitted student."""
+        from ..trees.hist import HistTreeClassifier
+
+        if isinstance(est, HistTreeClassifier) and self._checked(X):
+            # X was checked when binned: the leaves say the labels.
+            return leaf_label_indices(est, est.apply(X, check_input=False), self.classes)
         raw = est.predict(X)
         if raw is None:
             raise TypeError(f"student: {type(est).__name__}.predict returned None, expected an array of labels")
@@ -333,13 +359,13 @@ def set_leaf_beliefs(
         )
     if leaves is None:
         leaves = est.apply(X)
-    P = np.asarray(P, dtype=np.float64)
+    P = np.asarray(P)
+    if P.dtype not in (np.float32, np.float64):
+        P = P.astype(np.float64)
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    # One bincount per class (np.add.at over rows is an order of magnitude
-    # slower, and this runs once per sweep candidate).
-    sums = np.column_stack(
-        [np.bincount(leaves, weights=P[:, c] if w is None else P[:, c] * w, minlength=tree.node_count) for c in cols]
-    )
+    # One native pass over the rows (this runs once per sweep candidate),
+    # summed in row order as numpy's bincount does.
+    sums = _native.leaf_sums(P, np.asarray(leaves), w, cols.astype(np.int64), tree.node_count)
     mass = sums.sum(axis=1)
     reached = mass > 0
     value = tree.value  # a writable view of the tree's own buffer in both classes

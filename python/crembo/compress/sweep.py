@@ -274,7 +274,7 @@ def fit_at_threshold(
     pred = None
     if leaf_values == "belief":
         # One walk of X serves the leaf means and the predictions.
-        leaves = est.apply(X) if is_tree_student(est) else None
+        leaves = trainer.apply(est, X) if is_tree_student(est) else None
         est = set_leaf_beliefs(est, X, P, trainer.classes, sample_weight, leaves=leaves)
         if leaves is not None:
             pred = leaf_label_indices(est, leaves, trainer.classes)

@@ -836,9 +836,26 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         X, _ = _encode_categories(X, mask, self.categories_, self.max_bins)
         return check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
 
-    def apply(self, X: ArrayLike) -> np.ndarray:
-        """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``)."""
-        X = self._validate_X(X)
+    def apply(self, X: ArrayLike, check_input: bool = True) -> np.ndarray:
+        """Index of the leaf each row of ``X`` reaches (node ids of ``tree_``).
+
+        ``check_input=False`` skips the checks of ``X`` (as scikit-learn's
+        trees allow): only for a 2-d float32 or float64 array with the fitted
+        number of columns and no infinite values, already checked by the
+        caller; category codes of categorical features are still mapped."""
+        if check_input or getattr(self, "is_categorical_", None) is not None:
+            X = self._validate_X(X)
+        else:
+            check_is_fitted(self, "tree_")
+            if not (
+                isinstance(X, np.ndarray)
+                and X.ndim == 2
+                and X.dtype in (np.float32, np.float64)
+                and X.shape[1] == self.n_features_in_
+            ):
+                raise ValueError(
+                    f"check_input=False: X must be a 2-d float32 or float64 array with {self.n_features_in_} columns"
+                )
         return self.tree_.apply(X, self._n_threads())
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
