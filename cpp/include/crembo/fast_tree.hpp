@@ -589,12 +589,20 @@ public:
     VoteForest(index_t n_features, index_t n_classes) : n_features_(n_features), n_classes_(n_classes) {
         if (n_features < 1 || n_features > std::numeric_limits<std::int32_t>::max())
             throw std::invalid_argument("forest: n_features must be between 1 and 2^31 - 1");
-        if (n_classes < 1 || n_classes > std::numeric_limits<std::int32_t>::max())
-            throw std::invalid_argument("forest: n_classes must be between 1 and 2^31 - 1");
+        if (n_classes < 1 || n_classes > (std::int64_t(1) << 24))
+            throw std::invalid_argument("forest: n_classes must be between 1 and 2^24");
+        // Node c < n_classes is class c's sink, which every leaf voting for
+        // c points at: it loops on itself, so a walk ends there.
+        nodes_.reserve(static_cast<size_t>(n_classes));
+        for (index_t c = 0; c < n_classes; ++c) {
+            const auto self = static_cast<std::int32_t>(c);
+            nodes_.push_back(Node{0.0f, 0, self, self});
+        }
     }
 
     index_t n_trees() const { return static_cast<index_t>(roots_.size()); }
-    index_t n_nodes() const { return static_cast<index_t>(nodes_.size()); }
+    // Nodes of the trees added, leaves included (as given to add_tree).
+    index_t n_nodes() const { return tree_nodes_; }
     index_t n_features() const { return n_features_; }
     index_t n_classes() const { return n_classes_; }
 
@@ -612,29 +620,32 @@ public:
         };
         if (n < 1) bad(0, "expected at least one node");
         if (!cl || !cr || !feat || !thr || !leaf_class) throw std::invalid_argument("forest: null array");
-        const index_t base = n_nodes();
-        if (base + n > std::numeric_limits<std::int32_t>::max())
-            throw std::invalid_argument("forest: more than 2^31 - 1 nodes in all");
+        const index_t base = static_cast<index_t>(nodes_.size());
         check_tree_layout(n, cl, cr, feat, thr, n_features_, bad);
-        std::vector<Node> nodes(static_cast<size_t>(n));
-        std::vector<std::int32_t> cls(static_cast<size_t>(n), -1);
+        // Split nodes are stored in their order (a left child often next to
+        // its parent); a leaf becomes its class's sink node.
+        std::vector<std::int32_t> where(static_cast<size_t>(n));
+        index_t splits = 0;
         for (index_t i = 0; i < n; ++i) {
-            Node& nd = nodes[i];
-            const auto self = static_cast<std::int32_t>(base + i);
             if (cl[i] < 0) {
                 if (leaf_class[i] < 0 || leaf_class[i] >= n_classes_)
                     bad(i, "leaf class outside [0, n_classes)");
-                nd = Node{0.0f, 0, self, self};  // a leaf loops on itself
-                cls[i] = static_cast<std::int32_t>(leaf_class[i]);
-                continue;
+                where[i] = static_cast<std::int32_t>(leaf_class[i]);
+            } else {
+                where[i] = static_cast<std::int32_t>(base + splits++);
             }
-            const std::uint32_t nl = (nan_left && nan_left[i]) ? kNanLeft : 0u;
-            nd = Node{round_down_to_float(thr[i]), static_cast<std::uint32_t>(feat[i]) | nl,
-                      static_cast<std::int32_t>(base + cl[i]), static_cast<std::int32_t>(base + cr[i])};
         }
-        nodes_.insert(nodes_.end(), nodes.begin(), nodes.end());
-        leaf_class_.insert(leaf_class_.end(), cls.begin(), cls.end());
-        roots_.push_back(static_cast<std::int32_t>(base));
+        if (base + splits > std::numeric_limits<std::int32_t>::max())
+            throw std::invalid_argument("forest: more than 2^31 - 1 nodes in all");
+        nodes_.reserve(static_cast<size_t>(base + splits));
+        for (index_t i = 0; i < n; ++i) {
+            if (cl[i] < 0) continue;
+            const std::uint32_t nl = (nan_left && nan_left[i]) ? kNanLeft : 0u;
+            nodes_.push_back(Node{round_down_to_float(thr[i]), static_cast<std::uint32_t>(feat[i]) | nl,
+                                  where[cl[i]], where[cr[i]]});
+        }
+        roots_.push_back(where[0]);
+        tree_nodes_ += n;
     }
 
     // out (n x n_classes, row-major) = the share of the trees voting for
@@ -666,7 +677,7 @@ public:
             const index_t lo = b * kRows, hi = lo + kRows < n ? lo + kRows : n;
             double* o = out + lo * n_classes_;
             std::fill(o, out + hi * n_classes_, 0.0);
-            auto add = [&](index_t i, std::int32_t leaf) { out[i * n_classes_ + leaf_class_[leaf]] += 1.0; };
+            auto add = [&](index_t i, std::int32_t sink) { out[i * n_classes_ + sink] += 1.0; };
             for (std::int32_t root : roots_) walk_rows(root, X, lo, hi, rs, cs, add);
             for (double* p = o; p < out + hi * n_classes_; ++p) *p /= n_trees;
         };
@@ -684,7 +695,7 @@ private:
     struct Node {
         float threshold;        // rd(t)
         std::uint32_t feature;  // column, with kNanLeft set when NaN goes left; 0 at a leaf
-        std::int32_t left;      // global node indices; a leaf points at itself
+        std::int32_t left;      // global node indices; a sink points at itself
         std::int32_t right;
     };
     static constexpr std::uint32_t kNanLeft = 0x80000000u;
@@ -697,10 +708,10 @@ private:
     static constexpr index_t kMinBlockRows = 1024;
     static constexpr int kLanes = 8;  // rows walked together (independent loads overlap)
 
-    std::vector<Node> nodes_;
-    std::vector<std::int32_t> leaf_class_;
+    std::vector<Node> nodes_;  // the class sinks, then every tree's split nodes
     std::vector<std::int32_t> roots_;
     index_t n_features_, n_classes_;
+    index_t tree_nodes_ = 0;
 
     template <class T>
     std::int32_t step(std::int32_t i, const T* row, std::ptrdiff_t cs) const noexcept {
