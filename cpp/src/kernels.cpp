@@ -481,6 +481,21 @@ void depth_profile(const T* depth, index_t n, const T* thresholds, index_t k, do
     }
 }
 
+// The first label of largest belief in a row, without a branch per label
+// (beliefs compare at random: branches would mispredict).
+template <class T>
+inline label_t row_best(const T* row, index_t C) {
+    T top = row[0];
+    label_t best = 0;
+    for (index_t y = 1; y < C; ++y) {
+        const T v = row[y];
+        const bool above = v > top;
+        top = above ? v : top;
+        best = above ? static_cast<label_t>(y) : best;
+    }
+    return best;
+}
+
 template <class T>
 void row_argmax(const T* P, index_t n, index_t C, label_t* argmax, T* row_max) {
     check_shape(n, C);
@@ -488,12 +503,9 @@ void row_argmax(const T* P, index_t n, index_t C, label_t* argmax, T* row_max) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(n))
 #endif
     for (index_t i = 0; i < n; ++i) {
-        const T* row = P + i * C;
-        label_t best = 0;
-        for (index_t y = 1; y < C; ++y)
-            if (row[y] > row[best]) best = static_cast<label_t>(y);
+        const label_t best = row_best(P + i * C, C);
         if (argmax) argmax[i] = best;
-        if (row_max) row_max[i] = row[best];
+        if (row_max) row_max[i] = P[i * C + best];
     }
 }
 
@@ -688,9 +700,7 @@ index_t allowed_targets(const T* P, index_t n, index_t C, T t, const label_t* pr
             targets[i] = prefer[i];
             continue;
         }
-        label_t best = 0;
-        for (index_t y = 1; y < C; ++y)
-            if (row[y] > row[best]) best = static_cast<label_t>(y);
+        const label_t best = row_best(row, C);
         if (row[best] >= t) {
             targets[i] = best;
         } else {
