@@ -723,28 +723,17 @@ void leaf_sums(const T* P, index_t n, index_t C, const std::int64_t* leaves, con
             msg << "cols[" << j << "] = " << cols[j] << " is outside [0, " << C << ")";
             throw std::invalid_argument(msg.str());
         }
-    for (index_t i = 0; i < n; ++i)
+    std::fill(out, out + n_nodes * k, 0.0);
+    for (index_t i = 0; i < n; ++i) {
         if (leaves[i] < 0 || leaves[i] >= n_nodes) {
             std::ostringstream msg;
             msg << "leaves[" << i << "] = " << leaves[i] << " is outside [0, " << n_nodes << ")";
             throw std::invalid_argument(msg.str());
         }
-    std::fill(out, out + n_nodes * k, 0.0);
-    // Columns in order (0..C-1) read straight; a subset through cols.
-    bool all = k == C;
-    for (index_t j = 0; all && j < k; ++j) all = cols[j] == j;
-    for (index_t i = 0; i < n; ++i) {
         const T* row = P + i * C;
         double* o = out + leaves[i] * k;
-        if (w == nullptr) {
-            if (all)
-                for (index_t j = 0; j < k; ++j) o[j] += double(row[j]);
-            else
-                for (index_t j = 0; j < k; ++j) o[j] += double(row[cols[j]]);
-        } else {
-            const double wi = w[i];
-            for (index_t j = 0; j < k; ++j) o[j] += double(row[cols[j]]) * wi;
-        }
+        const double wi = w ? w[i] : 1.0;  // x * 1.0 == x: unweighted, the plain sums
+        for (index_t j = 0; j < k; ++j) o[j] += double(row[cols[j]]) * wi;
     }
 }
 

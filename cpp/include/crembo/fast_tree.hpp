@@ -694,7 +694,7 @@ public:
 private:
     struct Node {
         float threshold;        // rd(t)
-        std::uint32_t feature;  // column, with kNanLeft set when NaN goes left; 0 at a leaf
+        std::uint32_t feature;  // column, with kNanLeft set when NaN goes left; 0 at a sink
         std::int32_t left;      // global node indices; a sink points at itself
         std::int32_t right;
     };

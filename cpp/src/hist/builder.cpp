@@ -191,19 +191,21 @@ private:
     SplitInfo small_node_split(const Pending& p) const;
 
     // Count mode: single labels whose weight is their class's weight (no
-    // sample weights, or sample weights of 1; count_cw_, empty when every
-    // class weighs 1). A node's histogram is then kept as integer class
-    // counts per bin (slot*C + class), exact whatever the order of the
-    // additions, and converted to the double slots (class mass = count x
-    // class weight, weight = their sum over the classes, rows = count) only
-    // where a feature's split is scanned. With unit weights every sum is a
-    // count, exact in a double, and the trees are those of the weighted path
-    // bit for bit; with class weights the masses are products instead of
-    // running sums, equal to rounding. Rows are packed row-major, row_bytes_ per
-    // row (the d codes, the label, zero padding to 8 bytes), and partitioned
-    // between the two buffers of packed_: a node's rows are contiguous and
-    // each histogram pass reads only them, in order. Rows of a node whose
-    // children cannot split are never moved.
+    // sample weights, or sample weights of 1; count_cw_). A node's
+    // histogram is then kept as integer class counts per bin (slot*C +
+    // class), exact whatever the order of the additions, and converted to
+    // the double slots (class mass = count x class weight, weight = their
+    // sum over the classes, rows = count) only where a feature's split is
+    // scanned. With unit weights every sum is a count, exact in a double,
+    // and the trees are those of the weighted path bit for bit; with class
+    // weights the masses are products instead of running sums, equal to
+    // rounding. A node small enough to sort its rows (small_count_split)
+    // still adds its rows' class weights one by one, so its exact ties are
+    // decided by rounding as on the weighted path. Rows are packed
+    // row-major, row_bytes_ per row (the d codes, the label, zero padding to
+    // 8 bytes), and partitioned between the two buffers of packed_: a
+    // node's rows are contiguous and each histogram pass reads only them, in
+    // order. Rows of a node whose children cannot split are never moved.
     bool counting_ = false;
     // Count mode's threads: a histogram pass of 2^20 row-features takes
     // about 0.3 ms (one thread), worth starting a thread for; a split scan
@@ -217,10 +219,9 @@ private:
     index_t count_size_ = 0;    // counts per histogram
     index_t count_stride_ = 0;  // counts per feature
     std::vector<std::vector<std::uint32_t>> count_pool_;
-    std::vector<double> count_cw_;  // class weights of count mode; empty: all 1
-    double class_mass(index_t c, std::uint64_t count) const {
-        return count_cw_.empty() ? double(count) : double(count) * count_cw_[size_t(c)];
-    }
+    std::vector<double> count_cw_;  // class weights of count mode (1 when none are given)
+    // count x 1.0 is the count itself: unit weights keep exact sums.
+    double class_mass(index_t c, std::uint64_t count) const { return double(count) * count_cw_[size_t(c)]; }
     // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
     // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
     // reads them there: its histogram column by column, and its partition
@@ -285,14 +286,12 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     }
     layout_ = HistLayout(X.n_bins, d, y.n_classes);
     const index_t C = y.n_classes;
-    // Count mode's class weights: none when every class weighs 1.
-    std::vector<double> cw;
+    // Count mode's class weights (1 when none are given).
+    std::vector<double> cw(size_t(C), 1.0);
     bool positive = true;  // every class weight finite and > 0
     for (index_t c = 0; y.class_weight && c < C; ++c) {
-        const double w = y.class_weight[c];
-        positive = positive && std::isfinite(w) && w > 0;
-        if (w != 1.0 && cw.empty()) cw.assign(size_t(C), 1.0);
-        if (!cw.empty()) cw[size_t(c)] = w;
+        cw[size_t(c)] = y.class_weight[c];
+        positive = positive && std::isfinite(cw[size_t(c)]) && cw[size_t(c)] > 0;
     }
     // Count mode straight from the labels when no sample weight is given and
     // every class weight is positive: every row is fitted with its class's
@@ -318,7 +317,7 @@ Builder::Builder(const BinnedView& X, const TreeTargets& y, const TreeOptions& o
     bool unit = targets_.labels() && C <= 256 && index_t(samples_.size()) < (index_t(1) << 31);
     for (size_t k = 0; unit && k < samples_.size(); ++k) {
         const index_t r = samples_[k];
-        unit = targets_.omega[size_t(r)] == (cw.empty() ? 1.0 : cw[size_t(targets_.y[size_t(r)])]);
+        unit = targets_.omega[size_t(r)] == cw[size_t(targets_.y[size_t(r)])];
     }
     if (unit) {
         count_cw_ = std::move(cw);
@@ -635,7 +634,7 @@ SplitInfo Builder::small_count_split(const Pending& p) const {
         }
         sum_sorted_runs(sc, nb, S, 8, [&](double* s, std::uint64_t item) {
             const label_t c = label_t(item & 255);
-            detail::add_label_row(s, c, count_cw_.empty() ? 1.0 : count_cw_[size_t(c)]);
+            detail::add_label_row(s, c, count_cw_[size_t(c)]);
         });
     });
 }

@@ -221,20 +221,18 @@ class StudentTrainer:
         bins = self._bins
         return bins is not None and bins[0] is X
 
-    def apply(self, est: Any, X: Any) -> np.ndarray:
-        """The leaf of each row of ``X`` in a fitted tree student."""
+    def _walks_unchecked(self, est: Any, X: Any) -> bool:
         from ..trees.hist import HistTreeClassifier
 
-        if isinstance(est, HistTreeClassifier) and self._checked(X):
-            return est.apply(X, check_input=False)
-        return est.apply(X)
+        return isinstance(est, HistTreeClassifier) and self._checked(X)
+
+    def apply(self, est: Any, X: Any) -> np.ndarray:
+        """The leaf of each row of ``X`` in a fitted tree student."""
+        return est.apply(X, check_input=False) if self._walks_unchecked(est, X) else est.apply(X)
 
     def predict_index(self, est: Any, X: Any) -> np.ndarray:
         """Predicted label indices ``0..C-1`` of a fitted student."""
-        from ..trees.hist import HistTreeClassifier
-
-        if isinstance(est, HistTreeClassifier) and self._checked(X):
-            # X was checked when binned: the leaves say the labels.
+        if self._walks_unchecked(est, X):  # the leaves say the labels
             return leaf_label_indices(est, est.apply(X, check_input=False), self.classes)
         raw = est.predict(X)
         if raw is None:
