@@ -232,34 +232,6 @@ def s_frontier(ctx, budget=32, cheap=4, grow_step=True, restart=0, rng=None, lon
     return ctx.best
 
 
-def s_climb(ctx, budget=32, eta=1.0, aim=1, **kw):
-    """memo_variants.py's climb (one trajectory; aim 1: the first candidate above the best)."""
-    P, rows, cand = ctx.P, ctx.rows, ctx.cand
-    n = ctx.n
-    w = np.ones(n)
-    j = 0
-    targets, empty = allowed_targets(P, cand[0])
-    if empty:
-        return -1
-    while ctx.fits < budget and j < len(cand):
-        t = cand[j]
-        pred = ctx.fit(targets, w)
-        ok = P[rows, pred] >= t
-        targets = np.where(ok, pred, targets).astype(np.int32)
-        if ok.all():
-            ctx.certify(pred)
-            j = min(ctx.best + aim, len(cand) - 1)
-            if ctx.best + 1 >= len(cand):
-                break
-            targets, empty = allowed_targets(P, cand[j], pred)
-            if empty:
-                break
-            continue
-        w[~ok] *= 1 + eta
-        w *= n / w.sum()
-    return ctx.best
-
-
 def landscape(X, P, trainer, rounds=40):
     """Rounds a from-scratch probe needs at each candidate (None: fails)."""
     ctx = Ctx(X, P, trainer)
