@@ -539,6 +539,30 @@ def test_parallel_results_do_not_depend_on_thread_count(large_case, restore_thre
     assert _core.get_num_threads() >= 1
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("members", [7, 50, 3_000, 60_000, None])
+def test_threshold_tables_on_every_path(members, dtype, restore_threads):
+    """Vote shares with a few, some thousands (the hash tables grow and
+    merge) and over 16,384 distinct values (sorted instead), and continuous
+    beliefs, on 1 and 2 threads: the same answers as NumPy's."""
+    rng = np.random.default_rng(members or 0)
+    n, C = 40_000, 5
+    if members is None:
+        P = random_beliefs(rng, n, C)
+    else:
+        # Uniform cut points of [0, members]: counts k summing to members.
+        cuts = np.sort(rng.integers(0, members + 1, size=(n, C - 1)), axis=1)
+        edges = np.hstack([np.zeros((n, 1), np.int64), cuts, np.full((n, 1), members)])
+        P = np.diff(edges, axis=1) / members
+    P = P.astype(dtype)
+    for threads in (1, 2):
+        _core.set_num_threads(threads)
+        for lo, hi in ((0.0, 1.0), (0.1, 0.6)):
+            _same(_core.candidate_thresholds(P, lo, hi), ref.candidate_thresholds(P, lo, hi))
+            for K in (1, 9, 40_000):
+                _same(_core.budgeted_thresholds(P, K, lo, hi), ref.budgeted_thresholds(P, K, lo, hi))
+
+
 def test_parallel_validation_names_the_first_bad_row(large_case, restore_threads):
     P, pred, votes = large_case
     _core.set_num_threads(2)

@@ -539,69 +539,123 @@ bool entry_in(T x, T lo, T hi) {
     return x > 0 && x >= lo && x <= hi;
 }
 
+// Distinct keys (a value's bits) and how often each occurs, in an
+// open-addressing table; key 0 marks an empty slot (no positive value has
+// bits 0).
+template <class Bits>
+class DistinctCounter {
+public:
+    // add() fails once the table holds more than this many keys.
+    static constexpr size_t kMaxKeys = size_t(1) << 14;
+
+    // Counts `times` more of key b; false when the table is full.
+    bool add(Bits b, index_t times) {
+        size_t s = slot_of(b);
+        while (keys_[s] != b) {
+            if (keys_[s] == 0) {
+                keys_[s] = b;
+                cnt_[s] = times;
+                if (++used_ * 2 > keys_.size()) grow();
+                return used_ <= kMaxKeys;
+            }
+            s = (s + 1) & (keys_.size() - 1);
+        }
+        cnt_[s] += times;
+        return true;
+    }
+    bool merge(const DistinctCounter& o) {
+        for (size_t j = 0; j < o.keys_.size(); ++j)
+            if (o.keys_[j] != 0 && !add(o.keys_[j], o.cnt_[j])) return false;
+        return true;
+    }
+    template <class F>
+    void for_each(F&& f) const {
+        for (size_t j = 0; j < keys_.size(); ++j)
+            if (keys_[j] != 0) f(keys_[j], cnt_[j]);
+    }
+
+private:
+    // Roomy from the start: with a vote count's few keys most lookups hit
+    // their first slot.
+    static constexpr size_t kStartSlots = 1024;
+    std::vector<Bits> keys_ = std::vector<Bits>(kStartSlots, Bits(0));
+    std::vector<index_t> cnt_ = std::vector<index_t>(kStartSlots, 0);
+    size_t used_ = 0;
+    int bits_ = 10;  // log2 of the slots
+    static_assert(kStartSlots == size_t(1) << 10, "bits_ starts at log2(kStartSlots)");
+
+    // Fibonacci hashing: the top bits of the product, which every bit of
+    // the key moves (the low bits alone cluster a vote count's values k/m).
+    static size_t slot_in(Bits b, int bits) {
+        return size_t((std::uint64_t(b) * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+    }
+    size_t slot_of(Bits b) const { return slot_in(b, bits_); }
+    void grow() {  // rehash into twice the slots
+        std::vector<Bits> keys(keys_.size() * 2, Bits(0));
+        std::vector<index_t> cnt(keys.size(), 0);
+        for (size_t j = 0; j < keys_.size(); ++j) {
+            if (keys_[j] == 0) continue;
+            size_t t = slot_in(keys_[j], bits_ + 1);
+            while (keys[t] != 0) t = (t + 1) & (keys.size() - 1);
+            keys[t] = keys_[j];
+            cnt[t] = cnt_[j];
+        }
+        keys_.swap(keys);
+        cnt_.swap(cnt);
+        ++bits_;
+    }
+};
+
 // The positive entries of P in [lo, hi], sorted, as distinct values and how
 // often each occurs. Beliefs made of votes have few distinct values (at most
-// m + 1 for m members), which one pass gathers in a small hash table keyed
-// by the value's bits; beyond kMaxHashed distinct values the entries are
-// sorted instead (the same answer).
+// m + 1 for m members), which one pass gathers in small hash tables keyed by
+// the value's bits (one per thread, merged after); beyond kMaxKeys distinct
+// values the entries are sorted instead (the same answer).
 template <class T>
 void distinct_entries_in(const T* P, index_t n, index_t C, T lo, T hi, std::vector<T>& values,
                          std::vector<index_t>& counts) {
     check_shape(n, C);
     check_bounds(lo, hi);
     using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    constexpr size_t kMaxHashed = size_t(1) << 14;
+    using Counter = DistinctCounter<Bits>;
+    // Entries outside (0, [lo, hi]) are counted under the bits of a
+    // negative NaN, which no entry inside has (no branch per entry).
+    constexpr Bits kOutside = ~Bits(0);
     const index_t total = n * C;
     values.clear();
     counts.clear();
-    size_t cap = 256, used = 0;
-    std::vector<Bits> keys(cap, Bits(0));  // 0: empty (a positive value has other bits)
-    std::vector<index_t> cnt(cap, 0);
-    auto slot_of = [&](Bits b) {
-        return size_t((std::uint64_t(b) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+    auto count_range = [&](Counter& table, index_t k0, index_t k1) {
+        for (index_t k = k0; k < k1; ++k) {
+            const T x = P[k];
+            Bits b;
+            std::memcpy(&b, &x, sizeof b);
+            // Without a branch: inside and outside entries mix unpredictably.
+            const Bits inside = Bits(0) - Bits((x > 0) & (x >= lo) & (x <= hi));
+            if (!table.add((b & inside) | (kOutside & ~inside), 1)) return false;
+        }
+        return true;
     };
-    bool hashed = true;
-    for (index_t k = 0; k < total && hashed; ++k) {
-        const T x = P[k];
-        if (!entry_in(x, lo, hi)) continue;
-        Bits b;
-        std::memcpy(&b, &x, sizeof b);
-        size_t s = slot_of(b);
-        while (keys[s] != 0 && keys[s] != b) s = (s + 1) & (cap - 1);
-        if (keys[s] == b) {
-            ++cnt[s];
-            continue;
-        }
-        keys[s] = b;
-        cnt[s] = 1;
-        if (++used * 2 <= cap) continue;
-        if (used > kMaxHashed) {
-            hashed = false;
-            break;
-        }
-        // Grow: rehash into twice the slots.
-        std::vector<Bits> old_keys(cap * 2, Bits(0));
-        std::vector<index_t> old_cnt(cap * 2, 0);
-        old_keys.swap(keys);
-        old_cnt.swap(cnt);
-        cap *= 2;
-        for (size_t j = 0; j < old_keys.size(); ++j) {
-            if (old_keys[j] == 0) continue;
-            size_t t = slot_of(old_keys[j]);
-            while (keys[t] != 0) t = (t + 1) & (cap - 1);
-            keys[t] = old_keys[j];
-            cnt[t] = old_cnt[j];
-        }
+    const int nt = threads_for(total);
+    std::vector<Counter> parts(static_cast<size_t>(nt));
+    int hashed = 1;
+#ifdef CREMBO_WITH_OPENMP
+#pragma omp parallel num_threads(nt) reduction(& : hashed)
+    {
+        const index_t t = omp_get_thread_num(), team = omp_get_num_threads();
+        hashed = count_range(parts[static_cast<size_t>(t)], total * t / team, total * (t + 1) / team) ? 1 : 0;
     }
+#else
+    hashed = count_range(parts[0], 0, total) ? 1 : 0;
+#endif
+    for (size_t t = 1; hashed && t < parts.size(); ++t) hashed = parts[0].merge(parts[t]) ? 1 : 0;
     if (hashed) {
         std::vector<std::pair<T, index_t>> pairs;
-        pairs.reserve(used);
-        for (size_t j = 0; j < cap; ++j) {
-            if (keys[j] == 0) continue;
+        parts[0].for_each([&](Bits b, index_t c) {
+            if (b == kOutside) return;
             T x;
-            std::memcpy(&x, &keys[j], sizeof x);
-            pairs.emplace_back(x, cnt[j]);
-        }
+            std::memcpy(&x, &b, sizeof x);
+            pairs.emplace_back(x, c);
+        });
         std::sort(pairs.begin(), pairs.end());
         for (const auto& pr : pairs) {
             values.push_back(pr.first);

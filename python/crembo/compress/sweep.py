@@ -220,9 +220,8 @@ def sweep_thresholds(P: np.ndarray, start: float | None, n_thresholds: int | Non
     """The sweep's thresholds: from ``start`` (MEMO's threshold; None: the
     smallest belief value) up, every distinct belief value or a
     quantile-spaced budget of ``n_thresholds``."""
-    lo = start
-    if lo is None:
-        lo = float(_native.candidate_thresholds(P, 0.0, 1.0)[0])
+    # None: from 0, which keeps the same entries (only positive ones count).
+    lo = 0.0 if start is None else start
     if n_thresholds is None:
         cands = _native.candidate_thresholds(P, lo, 1.0)
     else:
