@@ -200,8 +200,8 @@ private:
     // and the trees are those of the weighted path bit for bit; with class
     // weights the masses are products instead of running sums, equal to
     // rounding. A node small enough to sort its rows (small_count_split)
-    // still adds its rows' class weights one by one, so its exact ties are
-    // decided by rounding as on the weighted path. Rows are packed
+    // counts its rows' classes per bin too, and converts them the same way.
+    // Rows are packed
     // row-major, row_bytes_ per row (the d codes, the label, zero padding to
     // 8 bytes), and partitioned between the two buffers of packed_: a
     // node's rows are contiguous and each histogram pass reads only them, in
@@ -222,6 +222,21 @@ private:
     std::vector<double> count_cw_;  // class weights of count mode (1 when none are given)
     // count x 1.0 is the count itself: unit weights keep exact sums.
     double class_mass(index_t c, std::uint64_t count) const { return double(count) * count_cw_[size_t(c)]; }
+    // One double slot from class counts count_of(c): the class masses, their
+    // sum over the classes (in class order), the rows.
+    template <class CountOf>
+    void mass_slot(double* slot, CountOf count_of) const {
+        std::uint64_t rows = 0;
+        double weight = 0.0;
+        for (index_t c = 0; c < ctx_.n_classes; ++c) {
+            const std::uint64_t k = count_of(c);
+            rows += k;
+            slot[2 + c] = class_mass(c, k);
+            weight += slot[2 + c];
+        }
+        slot[0] = weight;
+        slot[1] = double(rows);
+    }
     // Fit rows: n_fit_, fit row k being row src_rows_[k] of src_codes_
     // (src_n_ rows; src_rows_ empty: row k) with label labels8_[k]. The root
     // reads them there: its histogram column by column, and its partition
@@ -553,35 +568,22 @@ SplitInfo Builder::count_split(const Pending& p) const {
         double* runs = sc.runs.data();
         sc.items.assign(size_t(C), 0);  // class totals
         std::uint64_t* tot = sc.items.data();
-        // One slot from class counts c: the class masses, their sum, the rows.
-        auto fill_slot = [&](double* slot, auto count_of) {
-            std::uint64_t rows = 0;
-            double weight = 0.0;
-            for (index_t k = 0; k < C; ++k) {
-                const std::uint64_t ck = count_of(k);
-                rows += ck;
-                slot[2 + k] = class_mass(k, ck);
-                weight += slot[2 + k];
-            }
-            slot[0] = weight;
-            slot[1] = double(rows);
-        };
         for (int b = 0; b < nb; ++b) {
             const std::uint32_t* c = h + b * C;
             std::uint64_t sum = 0;
             for (index_t k = 0; k < C; ++k) sum += c[k];
             if (sum == 0) continue;
             double* slot = runs + sc.occ.size() * size_t(S);
-            fill_slot(slot, [&](index_t k) { return std::uint64_t(c[k]); });
+            mass_slot(slot, [&](index_t k) { return std::uint64_t(c[k]); });
             for (index_t k = 0; k < C; ++k) tot[k] += c[k];
             sc.occ.push_back(b);
             sc.slot.push_back(slot);
         }
         double* missing = runs + nb * S;
         const std::uint32_t* m = h + nb * C;
-        fill_slot(missing, [&](index_t k) { return std::uint64_t(m[k]); });
+        mass_slot(missing, [&](index_t k) { return std::uint64_t(m[k]); });
         for (index_t k = 0; k < C; ++k) tot[k] += m[k];
-        fill_slot(sc.T.data(), [&](index_t k) { return tot[k]; });
+        mass_slot(sc.T.data(), [&](index_t k) { return tot[k]; });
         sc.missing = missing;
     });
 }
@@ -621,9 +623,12 @@ void sum_sorted_runs(detail::FeatureSlots& sc, int nb, index_t S, int shift, Add
 }
 
 // small_node_split in count mode: per feature the node's (code, label)
-// pairs sorted, and the runs counted.
+// pairs sorted, each bin's class counts taken from the runs and converted
+// to slots as count_split does (so ties between splits are settled the same
+// way whether or not a node has a histogram).
 SplitInfo Builder::small_count_split(const Pending& p) const {
-    const index_t S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_, n = p.tot.cnt;
+    const index_t C = ctx_.n_classes, S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_,
+                  n = p.tot.cnt;
     const std::uint8_t* base = packed_ + p.begin * Rb;
     return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
@@ -632,10 +637,36 @@ SplitInfo Builder::small_count_split(const Pending& p) const {
             const std::uint8_t* r = base + k * Rb;
             sc.items[size_t(k)] = (std::uint64_t(r[j]) << 8) | std::uint64_t(r[d]);
         }
-        sum_sorted_runs(sc, nb, S, 8, [&](double* s, std::uint64_t item) {
-            const label_t c = label_t(item & 255);
-            detail::add_label_row(s, c, count_cw_[size_t(c)]);
-        });
+        std::sort(sc.items.begin(), sc.items.end());
+        // Per class: the rows of the current bin, of the missing bin, of all.
+        std::vector<std::uint64_t> cur(size_t(C), 0), miss(size_t(C), 0), tot(size_t(C), 0);
+        sc.runs.assign(sc.items.size() * size_t(S), 0.0);
+        auto close_bin = [&](int code) {
+            double* slot = sc.runs.data() + sc.occ.size() * size_t(S);
+            mass_slot(slot, [&](index_t c) { return cur[size_t(c)]; });
+            sc.occ.push_back(code);
+            sc.slot.push_back(slot);
+            std::fill(cur.begin(), cur.end(), 0);
+        };
+        int open = -1;  // the bin whose counts are in cur
+        for (const std::uint64_t item : sc.items) {
+            const int code = int(item >> 8);
+            const size_t c = size_t(item & 255);
+            ++tot[c];
+            if (code == nb) {
+                ++miss[c];
+                continue;
+            }
+            if (code != open) {
+                if (open >= 0) close_bin(open);
+                open = code;
+            }
+            ++cur[c];
+        }
+        if (open >= 0) close_bin(open);
+        mass_slot(sc.M.data(), [&](index_t c) { return miss[size_t(c)]; });
+        mass_slot(sc.T.data(), [&](index_t c) { return tot[size_t(c)]; });
+        sc.missing = sc.M.data();
     });
 }
 
