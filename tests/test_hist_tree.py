@@ -568,6 +568,28 @@ def test_concurrent_fits_share_the_kept_buffer_safely():
         np.testing.assert_array_equal(a.value, b.value)
 
 
+def test_release_buffers_frees_the_kept_buffer():
+    """A count-mode fit leaves its packed rows for the next one; release_buffers
+    frees them (their size in bytes), and fits after it give the same tree."""
+    from crembo.trees.hist import release_buffers
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5_000, 6))
+    y = (X[:, 0] + rng.normal(0, 0.5, len(X)) > 0).astype(int)
+    binned = BinnedData(X)
+    release_buffers()
+    first = HistTreeClassifier(max_depth=5).fit(binned, y)
+    # 5,000 rows of 6 codes and a label, padded to 8 bytes: at least 40 kB.
+    assert release_buffers() >= 5_000 * 8
+    assert release_buffers() == 0
+    HistTreeClassifier(max_depth=5).fit(binned, y, sample_weight=np.full(len(y), 0.5))  # float path: keeps none
+    assert release_buffers() == 0
+    again = HistTreeClassifier(max_depth=5).fit(binned, y)
+    np.testing.assert_array_equal(first.tree_.threshold, again.tree_.threshold)
+    np.testing.assert_array_equal(first.tree_.value, again.tree_.value)
+    assert release_buffers() > 0
+
+
 # --------------------------------------------------------------- bad input
 def test_bad_input():
     X, y = few_valued(1, n=100)

@@ -85,6 +85,9 @@ void init_hist_tree(py::module_& m) {
         py::arg("seed") = 0, py::arg("n_threads") = 0,
         "Bins X (n x d) once: (codes d x n uint8, n_bins, bin_lo, bin_hi); code n_bins[j] marks NaN.");
 
+    m.def("hist_release_buffers", &crembo::release_hist_buffers,
+          "Frees the packed-rows buffer that count-mode fits keep between fits; returns the bytes freed.");
+
     m.def(
         "hist_fit",
         [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in,

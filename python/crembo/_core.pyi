@@ -114,6 +114,9 @@ def hist_bin(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bins X (n x d) once: (codes d x n uint8, n_bins, bin_lo, bin_hi); code n_bins[j] marks NaN."""
 
+def hist_release_buffers() -> int:
+    """Frees the packed-rows buffer that count-mode fits keep between fits; returns the bytes freed."""
+
 def hist_fit(
     codes: np.ndarray,
     n_bins: np.ndarray,

@@ -150,4 +150,9 @@ struct Tree {
 // on the same rows.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
+// Frees the packed-rows buffer kept between count-mode fits (a fit running
+// now keeps its own until it ends); returns the bytes freed, 0 when none
+// was kept.
+std::size_t release_hist_buffers();
+
 }  // namespace crembo

@@ -54,6 +54,20 @@ Spare& spare() {
     return s;
 }
 
+}  // namespace
+
+std::size_t release_hist_buffers() {
+    std::unique_ptr<std::uint8_t[]> freed;  // freed after the lock is let go
+    Spare& s = spare();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const size_t bytes = s.buf ? s.cap : 0;
+    freed = std::move(s.buf);
+    s.cap = 0;
+    return bytes;
+}
+
+namespace {
+
 class Workspace {
 public:
     Workspace() = default;

@@ -50,7 +50,15 @@ from .. import _native
 from .._deprecation import warn_renamed
 from .._validation import MAX_INT, Interval, Options, ParamsValidationMixin, check_int
 
-__all__ = ["BinnedData", "HistTree", "HistTreeClassifier", "tree_student", "resolve_student", "CRITERIA"]
+__all__ = [
+    "BinnedData",
+    "HistTree",
+    "HistTreeClassifier",
+    "tree_student",
+    "resolve_student",
+    "release_buffers",
+    "CRITERIA",
+]
 
 CRITERIA = ("auto", "gini", "coverage", "spread_gini")
 
@@ -900,6 +908,25 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
     def get_n_leaves(self) -> int:
         check_is_fitted(self, "tree_")
         return self.tree_.n_leaves
+
+
+def release_buffers() -> int:
+    """Free the buffer that fits on integer class counts keep between fits.
+
+    Such fits (single labels, no sample weights or weights of 0 and 1) pack
+    the rows into one buffer, and keep it for the next fit: CREMBO refits
+    many trees on the same rows, and a fresh buffer costs a page fault per
+    4 KiB on first touch. One buffer per process is kept, the largest, up to
+    256 MiB. Call this when no more fits are coming (a long-lived service
+    between jobs, say). A fit running in another thread keeps its own buffer
+    until it ends.
+
+    Returns
+    -------
+    int
+        The bytes freed; 0 when no buffer was kept.
+    """
+    return int(_native.hist_release_buffers())
 
 
 def tree_student(
