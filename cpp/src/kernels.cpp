@@ -555,8 +555,9 @@ public:
             if (keys_[s] == 0) {
                 keys_[s] = b;
                 cnt_[s] = times;
-                if (++used_ * 2 > keys_.size()) grow();
-                return used_ <= kMaxKeys;
+                if (++used_ > kMaxKeys) return false;
+                if (used_ * 2 > keys_.size()) grow();
+                return true;
             }
             s = (s + 1) & (keys_.size() - 1);
         }
