@@ -536,7 +536,7 @@ void check_bounds(T lo, T hi) {
 
 template <class T>
 bool entry_in(T x, T lo, T hi) {
-    return x > 0 && x >= lo && x <= hi;
+    return (x > 0) & (x >= lo) & (x <= hi);  // no branch: inside and outside entries mix unpredictably
 }
 
 // Distinct keys (a value's bits) and how often each occurs, in an
@@ -578,12 +578,11 @@ public:
 private:
     // Roomy from the start: with a vote count's few keys most lookups hit
     // their first slot.
-    static constexpr size_t kStartSlots = 1024;
-    std::vector<Bits> keys_ = std::vector<Bits>(kStartSlots, Bits(0));
-    std::vector<index_t> cnt_ = std::vector<index_t>(kStartSlots, 0);
+    static constexpr int kStartBits = 10;
+    int bits_ = kStartBits;  // log2 of the slots (the hash's shift)
+    std::vector<Bits> keys_ = std::vector<Bits>(size_t(1) << kStartBits, Bits(0));
+    std::vector<index_t> cnt_ = std::vector<index_t>(size_t(1) << kStartBits, 0);
     size_t used_ = 0;
-    int bits_ = 10;  // log2 of the slots
-    static_assert(kStartSlots == size_t(1) << 10, "bits_ starts at log2(kStartSlots)");
 
     // Fibonacci hashing: the top bits of the product, which every bit of
     // the key moves (the low bits alone cluster a vote count's values k/m).
@@ -630,8 +629,7 @@ void distinct_entries_in(const T* P, index_t n, index_t C, T lo, T hi, std::vect
             const T x = P[k];
             Bits b;
             std::memcpy(&b, &x, sizeof b);
-            // Without a branch: inside and outside entries mix unpredictably.
-            const Bits inside = Bits(0) - Bits((x > 0) & (x >= lo) & (x <= hi));
+            const Bits inside = Bits(0) - Bits(entry_in(x, lo, hi));
             if (!table.add((b & inside) | (kOutside & ~inside), 1)) return false;
         }
         return true;

@@ -237,7 +237,8 @@ private:
     // count x 1.0 is the count itself: unit weights keep exact sums.
     double class_mass(index_t c, std::uint64_t count) const { return double(count) * count_cw_[size_t(c)]; }
     // One double slot from class counts count_of(c): the class masses, their
-    // sum over the classes (in class order), the rows.
+    // sum over the classes (in class order), the rows. count_of(c) is read
+    // before slot[2 + c] is written, so it may read the slot itself.
     template <class CountOf>
     void mass_slot(double* slot, CountOf count_of) const {
         std::uint64_t rows = 0;
@@ -637,12 +638,12 @@ void sum_sorted_runs(detail::FeatureSlots& sc, int nb, index_t S, int shift, Add
 }
 
 // small_node_split in count mode: per feature the node's (code, label)
-// pairs sorted, each bin's class counts taken from the runs and converted
-// to slots as count_split does (so ties between splits are settled the same
-// way whether or not a node has a histogram).
+// pairs sorted and each bin's rows counted per class (exact in a double),
+// then every slot converted to class masses as count_split does, so ties
+// between splits are settled the same way whether or not a node has a
+// histogram.
 SplitInfo Builder::small_count_split(const Pending& p) const {
-    const index_t C = ctx_.n_classes, S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_,
-                  n = p.tot.cnt;
+    const index_t S = layout_.stride(), d = ctx_.n_features, Rb = row_bytes_, n = p.tot.cnt;
     const std::uint8_t* base = packed_ + p.begin * Rb;
     return detail::best_split(p.tot, scan_ctx_, [&](index_t j, detail::FeatureSlots& sc) {
         const int nb = ctx_.n_bins[j];
@@ -651,36 +652,13 @@ SplitInfo Builder::small_count_split(const Pending& p) const {
             const std::uint8_t* r = base + k * Rb;
             sc.items[size_t(k)] = (std::uint64_t(r[j]) << 8) | std::uint64_t(r[d]);
         }
-        std::sort(sc.items.begin(), sc.items.end());
-        // Per class: the rows of the current bin, of the missing bin, of all.
-        std::vector<std::uint64_t> cur(size_t(C), 0), miss(size_t(C), 0), tot(size_t(C), 0);
-        sc.runs.assign(sc.items.size() * size_t(S), 0.0);
-        auto close_bin = [&](int code) {
-            double* slot = sc.runs.data() + sc.occ.size() * size_t(S);
-            mass_slot(slot, [&](index_t c) { return cur[size_t(c)]; });
-            sc.occ.push_back(code);
-            sc.slot.push_back(slot);
-            std::fill(cur.begin(), cur.end(), 0);
+        sum_sorted_runs(sc, nb, S, 8, [](double* s, std::uint64_t item) { s[2 + (item & 255)] += 1.0; });
+        auto to_masses = [&](double* slot) {
+            mass_slot(slot, [slot](index_t c) { return std::uint64_t(slot[2 + c]); });
         };
-        int open = -1;  // the bin whose counts are in cur
-        for (const std::uint64_t item : sc.items) {
-            const int code = int(item >> 8);
-            const size_t c = size_t(item & 255);
-            ++tot[c];
-            if (code == nb) {
-                ++miss[c];
-                continue;
-            }
-            if (code != open) {
-                if (open >= 0) close_bin(open);
-                open = code;
-            }
-            ++cur[c];
-        }
-        if (open >= 0) close_bin(open);
-        mass_slot(sc.M.data(), [&](index_t c) { return miss[size_t(c)]; });
-        mass_slot(sc.T.data(), [&](index_t c) { return tot[size_t(c)]; });
-        sc.missing = sc.M.data();
+        for (size_t r = 0; r < sc.occ.size(); ++r) to_masses(sc.runs.data() + r * size_t(S));
+        to_masses(sc.M.data());
+        to_masses(sc.T.data());
     });
 }
 
