@@ -935,3 +935,27 @@ def test_cv_bad_values(fitted_teacher, iris, cv, error, match):
     X, y = iris
     with pytest.raises(error, match=match):
         CREMBOClassifier(fitted_teacher, cv=cv, random_state=0).fit(X, y)
+
+
+def test_stratified_holdout_is_train_test_split():
+    # CREMBO's validation split gathers scikit-learn's stratified split with
+    # arrays: the same rows for every layout, seed and size (string labels,
+    # rare classes, validation sides from one row per class up).
+    from sklearn.model_selection import train_test_split
+
+    from crembo.compress.estimators import stratified_holdout
+
+    for trial in range(150):
+        r = np.random.RandomState(trial)
+        C = int(r.randint(2, 12))
+        p = r.dirichlet(np.ones(C) * r.choice([0.3, 1.0, 5.0]))
+        codes = np.concatenate([r.choice(C, int(r.randint(0, 800)), p=p), np.arange(C), np.arange(C)])
+        y = np.array([f"c{k}" for k in range(C)])[codes]
+        n = len(y)
+        n_val = int(r.randint(C, n - C + 1))
+        seed = int(r.randint(1 << 30))
+        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        fit_rows, val_rows = stratified_holdout(inverse, counts, n_val, seed)
+        ref_fit, ref_val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=y)
+        np.testing.assert_array_equal(fit_rows, np.sort(ref_fit))
+        np.testing.assert_array_equal(val_rows, np.sort(ref_val))

@@ -262,3 +262,29 @@ def test_trainer_walks_the_array_it_binned_without_checking_it_again():
     # a student fitted on fewer classes maps its labels into the trainer's
     est = tr.fit_labels(X, np.where(y == 3, 2, y))
     np.testing.assert_array_equal(tr.predict_index(est, X), est.predict(X))
+
+
+def test_marked_arrays_walk_unchecked_with_the_same_predictions(blobs):
+    # The sweep marks its validation rows as checked: a histogram tree then
+    # walks them without validate_data, with the same predictions; another
+    # array of equal content is still checked, and a pickled copy forgets.
+    import pickle
+
+    from crembo import HistTreeClassifier
+
+    X, y = blobs
+    tr = StudentTrainer(HistTreeClassifier(max_depth=3), np.unique(y), seed=0)
+    est = tr.fit_labels(X, np.searchsorted(np.unique(y), y))
+    X_val = X[::3].copy()
+    before = tr.predict_index(est, X_val)
+    assert tr.mark_checked(X_val) is X_val
+    assert tr._checked(X_val) and not tr._checked(X_val.copy())
+    np.testing.assert_array_equal(tr.predict_index(est, X_val), before)
+    bad = X_val.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        tr.predict_index(est, bad)  # not marked: checked
+    assert not pickle.loads(pickle.dumps(tr))._checked(X_val)
+    ints = X_val.astype(np.int64)
+    tr.mark_checked(ints)  # not a float matrix: never marked
+    assert not tr._checked(ints)

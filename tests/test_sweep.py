@@ -243,3 +243,22 @@ def test_belief_leaf_predictions_are_the_students_own(student, threshold):
     fit = fit_at_threshold(trainer, X, P4, threshold, sample_weight=w, leaf_values="belief")
     np.testing.assert_array_equal(fit.pred, trainer.predict_index(fit.student, X))
     assert set(fit.student.classes_) <= {1, 2, 3}
+
+
+def test_label_accuracy_is_accuracy_score_to_the_last_bit():
+    # The sweep's own accuracy: the float accuracy_score gives, weighted or
+    # not, and scikit-learn's error for weights that sum to zero.
+    from sklearn.metrics import accuracy_score
+
+    from crembo.compress.sweep import label_accuracy
+
+    for trial in range(60):
+        r = np.random.RandomState(trial)
+        n = int(r.randint(1, 5000))
+        y = r.randint(0, 7, n)
+        pred = np.where(r.rand(n) < 0.7, y, r.randint(0, 7, n)).astype(np.int32)
+        w = r.exponential(size=n) * r.choice([1e-3, 1.0, 1e6])
+        assert label_accuracy(y, pred) == accuracy_score(y, pred)
+        assert label_accuracy(y, pred, w) == accuracy_score(y, pred, sample_weight=w)
+    with pytest.raises(ValueError, match="non-zero"):
+        label_accuracy(np.array([0, 1]), np.array([0, 0]), np.zeros(2))

@@ -21,6 +21,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, has_fit_parameter, validate_data
 
+try:  # the stratified split's class shares, as train_test_split draws them
+    from sklearn.utils.extmath import _approximate_mode
+except ImportError:  # pragma: no cover - scikit-learn moved it
+    _approximate_mode = None
+
 from .. import _native
 from .augment import munge
 from .._validation import (
@@ -568,6 +573,36 @@ class _StageClock:
         out["total"] = time.perf_counter() - self.start
         out["overhead"] = out["total"] - out["teacher_fit"] - out["student_fits"]
         return out
+
+
+def stratified_holdout(inverse: np.ndarray, counts: np.ndarray, n_val: int, seed: int | None):
+    """The sorted fitting and validation rows that scikit-learn's
+    ``train_test_split(..., test_size=n_val, random_state=seed, stratify=y)``
+    chooses, for ``inverse, counts = np.unique(y, return_inverse=True,
+    return_counts=True)`` (at least 2 rows per class and at least one class
+    count of rows on each side).
+
+    The same random draws in the same order (each class's share of each
+    side, then one permutation per class); the rows are gathered with
+    arrays, where scikit-learn builds Python lists (20 ms at 10^5 rows).
+    The last shuffle of each side is left out: the rows come back sorted.
+    A test checks the equality on many layouts.
+    """
+    if _approximate_mode is None:  # a scikit-learn without the helper
+        y_rows = np.arange(len(inverse))
+        fit_rows, val_rows = train_test_split(y_rows, test_size=n_val, random_state=seed, stratify=inverse)
+        return np.sort(fit_rows), np.sort(val_rows)
+    rng = check_random_state(seed)
+    n_fit = len(inverse) - n_val
+    fit_share = _approximate_mode(counts, n_fit, rng)
+    val_share = _approximate_mode(counts - fit_share, n_val, rng)
+    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    fit_parts, val_parts = [], []
+    for rows, n_f, n_v in zip(by_class, fit_share, val_share):
+        rows = rows[rng.permutation(len(rows))]
+        fit_parts.append(rows[:n_f])
+        val_parts.append(rows[n_f : n_f + n_v])
+    return np.sort(np.concatenate(fit_parts)), np.sort(np.concatenate(val_parts))
 
 
 @dataclass
@@ -1159,7 +1194,7 @@ class CREMBOClassifier(_DistillerBase):
                 trainer,
                 tr.X_s,
                 tr.P_s,
-                data.X[tr.val_rows],
+                trainer.mark_checked(data.X[tr.val_rows]),  # checked with X in _validated
                 y_idx[tr.val_rows],
                 thresholds,
                 memo_student=memo_student,
@@ -1219,7 +1254,9 @@ class CREMBOClassifier(_DistillerBase):
                 f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
                 f"rows out of {len(y)}; use more data or mode='memo'"
             )
-        _, counts = np.unique(y, return_counts=True)
-        stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
-        fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed_from(rng), stratify=stratify)
+        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        seed = seed_from(rng)
+        if counts.min() >= 2 and min(n_val, len(y) - n_val) >= len(counts):
+            return stratified_holdout(inverse, counts, n_val, seed)
+        fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed)
         return np.sort(fit_rows), np.sort(val_rows)

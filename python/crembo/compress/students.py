@@ -122,6 +122,7 @@ class StudentTrainer:
         # once per X and reused by every fit, row subsets included.
         self._bins = None
         self._bins_lock = threading.Lock()
+        self._checked_arrays = []  # see mark_checked
 
     def _binned(self, X):
         """X binned once by the student's ``bin_data`` (None if it has none)."""
@@ -136,12 +137,13 @@ class StudentTrainer:
         # The lock and the binned-X cache stay behind: a copy (joblib's
         # process and cluster backends pickle the sweep's tasks) bins anew.
         state = dict(self.__dict__)
-        state["_bins"], state["_bins_lock"] = None, None
+        state["_bins"], state["_bins_lock"], state["_checked_arrays"] = None, None, []
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._bins_lock = threading.Lock()
+        self.__dict__.setdefault("_checked_arrays", [])
 
     def _clone(self):
         return seeded_clone(self.template, self.seed)
@@ -215,11 +217,24 @@ class StudentTrainer:
         est.fit(X[keep], mask[keep].astype(np.int8), **kw)
         return AllowedLabelStudent(est, self.classes)
 
+    def mark_checked(self, X: np.ndarray) -> np.ndarray:
+        """Record that ``X`` (this very array) was checked as a student's
+        input is (2-d float32 or float64, no infinite value, the fitted
+        number of columns), so that histogram tree students walk it without
+        checking it on every prediction (the sweep scores each candidate on
+        the same validation rows). Returns ``X``. Not kept in a pickled copy."""
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype in (np.float32, np.float64):
+            self._checked_arrays.append(X)
+        return X
+
     def _checked(self, X: Any) -> bool:
         """True when X is the array this trainer binned (``bin_data`` checked
-        it), so a histogram tree may walk it without checking it again."""
+        it) or one given to :meth:`mark_checked`, so a histogram tree may
+        walk it without checking it again."""
         bins = self._bins
-        return bins is not None and bins[0] is X
+        if bins is not None and bins[0] is X:
+            return True
+        return any(a is X for a in self._checked_arrays)
 
     def _walks_unchecked(self, est: Any, X: Any) -> bool:
         from ..trees.hist import HistTreeClassifier
