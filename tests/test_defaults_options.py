@@ -111,6 +111,9 @@ def test_crembo_augment_asks_the_teacher_about_synthetic_rows(iris):
     assert sum(aug_calls) // 2 == n_transfer * 3  # the transfer rows, then twice as many synthetic ones
     np.testing.assert_array_equal(b.predict(X), c.predict(X))
     assert a.score(X, y) > 0.8 and b.score(X, y) > 0.8
+    # timings_ times the synthetic rows apart from the beliefs
+    assert a.timings_["augment"] < 1e-3 < b.timings_["augment"]
+    assert b.timings_["overhead"] >= b.timings_["augment"]
 
 
 def test_augment_needs_a_teacher_it_can_query(iris):

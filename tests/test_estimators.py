@@ -32,7 +32,7 @@ from crembo import CREMBOClassifier, LabelDistiller, teacher_beliefs
 from crembo.compress.students import AllowedLabelStudent
 
 TRACE_KEYS = {"stage", "threshold", "consistent", "violations", "rounds", "validation_score", "fit_seconds"}
-TIMING_KEYS = {"teacher_fit", "beliefs", "memo", "sweep", "refit", "student_fits", "total", "overhead"}
+TIMING_KEYS = {"teacher_fit", "augment", "beliefs", "memo", "sweep", "refit", "student_fits", "total", "overhead"}
 
 
 def small_teacher():

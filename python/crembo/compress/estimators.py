@@ -544,7 +544,7 @@ class _StageClock:
     themselves with :meth:`stage`; ``student_fits`` adds up the wall time
     during which student fits ran."""
 
-    STAGES = ("teacher_fit", "beliefs", "memo", "sweep", "refit")
+    STAGES = ("teacher_fit", "augment", "beliefs", "memo", "sweep", "refit")
 
     def __init__(self):
         self.start = time.perf_counter()
@@ -811,11 +811,13 @@ class CREMBOClassifier(_DistillerBase):
     timed_out_ : bool
         True when ``max_time`` cut the sweep short.
     timings_ : dict
-        Seconds spent in teacher fit, beliefs, MEMO, sweep, refit and in
-        total; ``student_fits`` is the wall time during which at least one
-        student fit ran (fits running at once with ``n_jobs`` count once) and
-        ``overhead = total - teacher_fit - student_fits`` (beliefs, thresholds,
-        predictions, scoring; never negative).
+        Seconds spent in teacher fit, the synthetic rows of ``augment``
+        (MUNGE's neighbour search and draws; 0 without them), beliefs, MEMO,
+        sweep, refit and in total; ``student_fits`` is the wall time during
+        which at least one student fit ran (fits running at once with
+        ``n_jobs`` count once) and ``overhead = total - teacher_fit -
+        student_fits`` (synthetic rows, beliefs, thresholds, predictions,
+        scoring; never negative).
     """
 
     _parameter_constraints: dict = {
@@ -1059,7 +1061,8 @@ class CREMBOClassifier(_DistillerBase):
         w_all = None if data.w_lab is None else np.concatenate([data.w_lab, data.w_unl])
         w_tr = None if w_all is None else w_all[transfer_rows]
         # Synthetic rows near the transfer set (MUNGE), labelled by the teacher.
-        X_syn = self._synthetic_rows(source, X_tr, rng)
+        with clock.stage("augment"):
+            X_syn = self._synthetic_rows(source, X_tr, rng)
         # refit=True trains the final student on every row: ask the teacher
         # about all of them once (cv already searched on every row).
         refit_all = self.refit and self.mode == "crembo" and not use_cv
