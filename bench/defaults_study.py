@@ -98,9 +98,14 @@ CONFIGS = {
     "VT-hist": dict(estimator="vt", student=HIST),
     # The shipped defaults after the study (CREMBOClassifier(teacher)).
     "defaults": dict(student=None),
+    # Today's defaults with a smaller threshold budget (fewer, farther apart
+    # candidates for the cross-validated selection to choose among).
+    "defaults-k16": dict(student=None, n_thresholds=16),
+    "defaults-k8": dict(student=None, n_thresholds=8),
+    "defaults-k4": dict(student=None, n_thresholds=4),
 }
 for _name, _params in CONFIGS.items():
-    if _name != "defaults" and _params.get("estimator") not in ("bm", "vt"):
+    if not _name.startswith("defaults") and _params.get("estimator") not in ("bm", "vt"):
         CONFIGS[_name] = {**BEFORE, **_params}
 
 
