@@ -305,6 +305,17 @@ def test_native_forest_missing_values(noisy):
     np.testing.assert_array_equal(teacher_beliefs(teacher, Xn), expected)
     forest = _teachers._native_forest(teacher, teacher.estimators_)
     np.testing.assert_array_equal(forest.beliefs(Xn), expected)
+    # NaN in some row blocks only: each block is walked by the step for what
+    # it holds (the NaN-free step never sends a value left past a NaN test),
+    # with contiguous rows and with strided ones.
+    Xp = X.copy()
+    Xp[150:160, 0] = np.nan
+    Xp[2500, 3] = np.nan
+    expected_p = numpy_vote_shares(teacher, Xp)
+    assert not np.array_equal(expected_p, numpy_vote_shares(teacher, np.nan_to_num(Xp, nan=1e9)))
+    for block_rows in (0, 100, 1000):
+        np.testing.assert_array_equal(forest.beliefs(Xp, 2, block_rows), expected_p)
+        np.testing.assert_array_equal(forest.beliefs(np.asfortranarray(Xp), 2, block_rows), expected_p)
 
 
 def test_native_forest_is_cached_until_refit(noisy):

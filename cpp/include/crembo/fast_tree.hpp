@@ -641,6 +641,7 @@ public:
         for (index_t i = 0; i < n; ++i) {
             if (cl[i] < 0) continue;
             const std::uint32_t nl = (nan_left && nan_left[i]) ? kNanLeft : 0u;
+            any_nan_left_ = any_nan_left_ || nl != 0u;
             nodes_.push_back(Node{round_down_to_float(thr[i]), static_cast<std::uint32_t>(feat[i]) | nl,
                                   where[cl[i]], where[cr[i]]});
         }
@@ -681,7 +682,19 @@ public:
             double* o = out + lo * n_classes_;
             std::fill(o, out + hi * n_classes_, 0.0);
             auto add = [&](index_t i, std::int32_t sink) { out[i * n_classes_ + sink] += 1.0; };
-            for (std::int32_t root : roots_) walk_rows(root, X, lo, hi, rs, cs, add);
+            // The walk specialised for contiguous rows and for blocks where
+            // no NaN can go left (no node sends it left, or the block has
+            // none): fewer operations per step, the same leaves.
+            const bool nan_left = any_nan_left_ && has_nan(X, lo, hi, rs, cs);
+            if (cs == 1 && !nan_left) {
+                for (std::int32_t root : roots_) walk_rows<true, false>(root, X, lo, hi, rs, cs, add);
+            } else if (cs == 1) {
+                for (std::int32_t root : roots_) walk_rows<true, true>(root, X, lo, hi, rs, cs, add);
+            } else if (!nan_left) {
+                for (std::int32_t root : roots_) walk_rows<false, false>(root, X, lo, hi, rs, cs, add);
+            } else {
+                for (std::int32_t root : roots_) walk_rows<false, true>(root, X, lo, hi, rs, cs, add);
+            }
             for (double* p = o; p < out + hi * n_classes_; ++p) *p /= n_trees;
         };
         if (nt <= 1) {
@@ -718,19 +731,38 @@ private:
     std::vector<std::int32_t> roots_;
     index_t n_features_, n_classes_;
     index_t tree_nodes_ = 0;
+    bool any_nan_left_ = false;  // some node sends NaN left
 
+    // True when a value of rows [lo, hi) is NaN.
     template <class T>
+    bool has_nan(const T* X, index_t lo, index_t hi, std::ptrdiff_t rs, std::ptrdiff_t cs) const noexcept {
+        bool nan = false;
+        for (index_t r = lo; r < hi; ++r) {
+            const T* row = X + r * rs;
+            for (index_t j = 0; j < n_features_; ++j) nan |= row[j * cs] != row[j * cs];
+        }
+        return nan;
+    }
+
+    template <bool Contiguous, bool NanLeft, class T>
     std::int32_t step(std::int32_t i, const T* row, std::ptrdiff_t cs) const noexcept {
         const Node& nd = nodes_[i];
-        const float x = static_cast<float>(row[static_cast<std::ptrdiff_t>(nd.feature & ~kNanLeft) * cs]);
-        const bool go_left = (x <= nd.threshold) | (((nd.feature & kNanLeft) != 0) & (x != x));
-        return go_left ? nd.left : nd.right;
+        const std::ptrdiff_t col = static_cast<std::ptrdiff_t>(nd.feature & ~kNanLeft);
+        const float x = static_cast<float>(row[Contiguous ? col : col * cs]);
+        if (NanLeft) {
+            const bool go_left = (x <= nd.threshold) | (((nd.feature & kNanLeft) != 0) & (x != x));
+            return go_left ? nd.left : nd.right;
+        }
+        // A select by mask: as `x <= t ? left : right` GCC 12 made a branch
+        // of it, on a side no predictor can guess (3x slower, measured).
+        const std::int32_t m = -static_cast<std::int32_t>(x <= nd.threshold);
+        return (nd.left & m) | (nd.right & ~m);
     }
 
     // Rows [lo, hi) through one tree: kLanes rows step together (their
     // loads overlap; a leaf loops on itself) until all of them sit on a
     // leaf, the tail one row at a time.
-    template <class T, class F>
+    template <bool Contiguous, bool NanLeft, class T, class F>
     void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs,
                    std::ptrdiff_t cs, F& f) const {
         index_t r = lo;
@@ -741,7 +773,7 @@ private:
             while (moved) {
                 moved = false;
                 for (int k = 0; k < kLanes; ++k) {
-                    const std::int32_t next = step(idx[k], X + (r + k) * rs, cs);
+                    const std::int32_t next = step<Contiguous, NanLeft>(idx[k], X + (r + k) * rs, cs);
                     moved |= next != idx[k];
                     idx[k] = next;
                 }
@@ -750,7 +782,7 @@ private:
         }
         for (; r < hi; ++r) {
             std::int32_t i = root, next;
-            while ((next = step(i, X + r * rs, cs)) != i) i = next;
+            while ((next = step<Contiguous, NanLeft>(i, X + r * rs, cs)) != i) i = next;
             f(r, i);
         }
     }
