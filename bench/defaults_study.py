@@ -103,6 +103,10 @@ CONFIGS = {
     "defaults-k16": dict(student=None, n_thresholds=16),
     "defaults-k8": dict(student=None, n_thresholds=8),
     "defaults-k4": dict(student=None, n_thresholds=4),
+    # Today's defaults with the cross-validation repeated on 2 or 3 fold
+    # partitions (steadier out-of-fold scores for the selection).
+    "defaults-cvx2": dict(student=None, cv_repeats=2),
+    "defaults-cvx3": dict(student=None, cv_repeats=3),
 }
 for _name, _params in CONFIGS.items():
     if not _name.startswith("defaults") and _params.get("estimator") not in ("bm", "vt"):

@@ -187,6 +187,53 @@ def test_sweep_functions_run_on_their_own(iris, teacher):
         cv_sweep(trainer, X, P, np.arange(2), y[:2], ts, n_folds=3)
 
 
+def test_repeated_cv_scores_every_partition(iris, teacher):
+    # cv_repeats: partition r is the one random_state + r gives alone, and a
+    # threshold's score is the accuracy over all partitions' out-of-fold
+    # predictions (the mean of the partitions' accuracies).
+    X, y = iris
+    P = teacher_beliefs(teacher, X)
+    trainer = StudentTrainer(HistTreeClassifier(max_depth=2), np.arange(3), seed=0)
+    ts = sweep_thresholds(P, None, 6)
+    rows = np.arange(150)
+    one = [cv_sweep(trainer, X, P, rows, y, ts, n_folds=3, random_state=7 + r) for r in range(3)]
+    calls = []
+    rep = cv_sweep(trainer, X, P, rows, y, ts, n_folds=3, n_repeats=3, random_state=7, on_fit=lambda: calls.append(1))
+    assert rep.n_repeats == 3 and rep.n_folds == 3 and len(calls) == 9 * len(ts)
+    assert [c.n_fits for c in rep.candidates] == [9] * len(ts)
+    for k, c in enumerate(rep.candidates):
+        assert c.score == pytest.approx(np.mean([o.candidates[k].score for o in one]), abs=1e-12)
+    assert one[0].n_repeats == 1
+    scores = {tuple(c.score for c in o.candidates) for o in one}
+    assert len(scores) > 1  # the partitions differ, so the average is not one of them
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="cv_repeats"):
+            cv_sweep(trainer, X, P, rows, y, ts, n_folds=3, n_repeats=bad)
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, "3", True])
+def test_bad_cv_repeats(iris, teacher, bad):
+    X, y = iris
+    with pytest.raises((ValueError, TypeError), match="cv_repeats"):
+        CREMBOClassifier(teacher, cv_repeats=bad).fit(X, y)
+
+
+def test_cv_repeats_in_the_estimator(iris, teacher):
+    X, y = iris
+    a = CREMBOClassifier(teacher, student="tree:2", random_state=0).fit(X, y)
+    b = CREMBOClassifier(teacher, student="tree:2", random_state=0, cv_repeats=2).fit(X, y)
+    c = CREMBOClassifier(teacher, student="tree:2", random_state=0, cv_repeats=1).fit(X, y)
+    assert a.sweep_.n_repeats == 1 and b.sweep_.n_repeats == 2
+    assert [r["rounds"] for r in b.trace_ if r["stage"] == "cv"] == [
+        2 * r["rounds"] for r in a.trace_ if r["stage"] == "cv"
+    ]
+    np.testing.assert_array_equal(a.predict(X), c.predict(X))  # 1: the sweep as before
+    assert a.threshold_ == c.threshold_
+    # a single held-out split ignores it
+    d = CREMBOClassifier(teacher, student="tree:2", random_state=0, cv=None, cv_repeats=3).fit(X, y)
+    assert d.sweep_.method == "holdout" and d.sweep_.n_repeats == 1
+
+
 def test_a_passed_deadline_still_tries_the_first_threshold(iris, teacher):
     X, y = iris
     P = teacher_beliefs(teacher, X)

@@ -719,6 +719,14 @@ class CREMBOClassifier(_DistillerBase):
         for tree students (the study's choice) when there are 10 to 20,000
         labelled rows, None otherwise (students whose fits are costly, such
         as networks, keep the paper's single split).
+    cv_repeats : int, default=1
+        Fold partitions of the cross-validated sweep: each threshold is
+        scored on the out-of-fold predictions of ``cv_repeats`` partitions
+        of the labelled rows (every row scored ``cv_repeats`` times), which
+        makes the threshold chosen steadier from one training set to the
+        next, at ``cv_repeats`` times the sweep's fits. No effect with a
+        single held-out split (``cv=None``, or ``"auto"`` resolving to it).
+        See docs/defaults_study.md.
     n_thresholds : int or None, default=32
         Budget of the threshold sweep (quantile-spaced candidates at or above
         MEMO's threshold); None walks every distinct belief value.
@@ -829,6 +837,7 @@ class CREMBOClassifier(_DistillerBase):
         "mode": [Options("crembo", "memo")],
         "validation_fraction": [Interval("real", 0.0, 1.0, closed="neither")],
         "cv": [None, Options("auto"), Interval("integer", 2, MAX_INT)],
+        "cv_repeats": [Interval("integer", 1, MAX_INT)],
         "n_thresholds": [None, Interval("integer", 1, MAX_INDEX)],  # a 64-bit budget
         "scoring": [Options(*SCORERS)],
         "selection": [Options(*SELECTIONS), "callable"],
@@ -861,6 +870,7 @@ class CREMBOClassifier(_DistillerBase):
         delta=0.0,
         validation_fraction=0.15,
         cv="auto",
+        cv_repeats=1,
         n_thresholds=32,
         scoring="accuracy",
         selection="best",
@@ -894,6 +904,7 @@ class CREMBOClassifier(_DistillerBase):
         self.patience = patience
         self.probe_lowest = probe_lowest
         self.cv = cv
+        self.cv_repeats = cv_repeats
         self.delta = delta
         self.validation_fraction = validation_fraction
         self.n_thresholds = n_thresholds
@@ -1179,8 +1190,9 @@ class CREMBOClassifier(_DistillerBase):
             # The labelled rows of the search set (the first rows of the transfer set are X's).
             labelled = np.flatnonzero(tr.search < len(tr.fit_rows))
             rows = tr.fit_rows[tr.search[labelled]]
-            desc = f"CREMBO {n_folds}-fold sweep"
-            with self._bar(desc, total=len(thresholds) * n_folds, unit="fit") as bar:
+            repeats = self.cv_repeats
+            desc = f"CREMBO {n_folds}-fold sweep" + (f" x {repeats}" if repeats > 1 else "")
+            with self._bar(desc, total=len(thresholds) * n_folds * repeats, unit="fit") as bar:
                 return cv_sweep(
                     trainer,
                     tr.X_s,
@@ -1189,6 +1201,7 @@ class CREMBOClassifier(_DistillerBase):
                     y_idx[rows],
                     thresholds,
                     n_folds=n_folds,
+                    n_repeats=repeats,
                     labelled_weight=None if w_lab is None else w_lab[rows],
                     random_state=seed_from(rng),
                     on_fit=bar.update,

@@ -107,7 +107,10 @@ class SweepResult:
         Labelled rows that scored each candidate (the standard error of
         ``selection="one_se"`` is computed from it).
     n_folds : int or None
-        Folds of :func:`cv_sweep`; None for :func:`holdout_sweep`.
+        Folds of :func:`cv_sweep` (per partition); None for
+        :func:`holdout_sweep`.
+    n_repeats : int
+        Fold partitions of :func:`cv_sweep` (1 for :func:`holdout_sweep`).
     timed_out : bool
         True when a deadline stopped the sweep before every threshold was
         tried.
@@ -125,6 +128,7 @@ class SweepResult:
     candidates: list = field(default_factory=list)
     n_validation: int = 0
     n_folds: int | None = None
+    n_repeats: int = 1
     timed_out: bool = False
     fit_seconds: float = 0.0
     seconds: float = 0.0
@@ -478,6 +482,7 @@ def cv_sweep(
     thresholds: Sequence[float],
     *,
     n_folds: int,
+    n_repeats: int = 1,
     prefer: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     labelled_weight: np.ndarray | None = None,
@@ -508,6 +513,12 @@ def cv_sweep(
     thresholds : sequence of float
         Lowest first (see :func:`sweep_thresholds`).
     n_folds : int
+    n_repeats : int, default=1
+        Fold partitions: the cross-validation is repeated on ``n_repeats``
+        partitions of the labelled rows (seeded ``random_state``,
+        ``random_state + 1``, ...), and each threshold is scored on the
+        out-of-fold predictions of all of them (every labelled row
+        ``n_repeats`` times). Steadier scores at ``n_repeats`` times the fits.
     prefer : ndarray or None, default=None
         Label indices that break ties among allowed labels.
     sample_weight : ndarray or None, default=None
@@ -517,7 +528,7 @@ def cv_sweep(
     scoring : {"accuracy", "balanced_accuracy"}, default="accuracy"
     leaf_values : {"student", "belief"}, default="student"
     random_state : int or None, default=None
-        Seeds the folds.
+        Seeds the folds (partition r: ``random_state + r``).
     n_jobs, deadline, on_fit
         As in :func:`holdout_sweep` (``on_fit`` is called after each fold's
         fit); the first threshold's folds are always fitted.
@@ -531,9 +542,16 @@ def cv_sweep(
     start = time.perf_counter()
     if len(labelled) < n_folds:
         raise ValueError(f"cv={n_folds}: only {len(labelled)} labelled rows to split into folds")
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
+        raise ValueError(f"cv_repeats: expected an integer >= 1, got {n_repeats!r}")
     _, counts = np.unique(y_labelled, return_counts=True)
-    splitter = (StratifiedKFold if counts.min() >= n_folds else KFold)(n_folds, shuffle=True, random_state=random_state)
-    folds = [labelled[val] for _, val in splitter.split(labelled, y_labelled)]
+    kind = StratifiedKFold if counts.min() >= n_folds else KFold
+    folds = []
+    for r in range(n_repeats):
+        seed = None if random_state is None else random_state + r
+        splitter = kind(n_folds, shuffle=True, random_state=seed)
+        folds += [labelled[val] for _, val in splitter.split(labelled, y_labelled)]
+    n_parts = len(folds)
     truth = np.empty(len(X), dtype=np.int64)
     truth[labelled] = y_labelled
     truth = np.concatenate([truth[f] for f in folds])
@@ -546,18 +564,18 @@ def cv_sweep(
     row_max = P.max(axis=1)
     job = _Job(trainer, X, P, prefer, sample_weight, leaf_values, deadline)
     tasks = (
-        delayed(_cv_task)(job, t, folds[k], row_max, i == 0) for i, t in enumerate(thresholds) for k in range(n_folds)
+        delayed(_cv_task)(job, t, folds[k], row_max, i == 0) for i, t in enumerate(thresholds) for k in range(n_parts)
     )
     outs = _run(tasks, n_jobs, on_fit)
-    result = SweepResult("cv", thresholds, n_validation=len(labelled), n_folds=n_folds)
+    result = SweepResult("cv", thresholds, n_validation=len(labelled), n_folds=n_folds, n_repeats=n_repeats)
     for i, t in enumerate(thresholds):
-        part = outs[i * n_folds : (i + 1) * n_folds]
+        part = outs[i * n_parts : (i + 1) * n_parts]
         if any(p is None for p in part):
             result.timed_out = True
             continue
         fitted = sum(p.pred is not None for p in part)
         score = None
-        if fitted == n_folds:  # else some fold had no row to learn from: not a candidate
+        if fitted == n_parts:  # else some fold had no row to learn from: not a candidate
             pred = np.concatenate([p.pred for p in part])
             score = _score(scoring, truth, pred, score_weight)
         secs, viol = float(sum(p.seconds for p in part)), int(sum(p.violations for p in part))
