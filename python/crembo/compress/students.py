@@ -131,11 +131,13 @@ class StudentTrainer:
         with self._bins_lock:
             if self._bins is None or self._bins[0] is not X or self._bins[1].shape != X.shape:
                 self._bins = (X, self.template.bin_data(X))
+                self.mark_checked(X)  # bin_data checked it
             return self._bins[1]
 
     def __getstate__(self):
-        # The lock and the binned-X cache stay behind: a copy (joblib's
-        # process and cluster backends pickle the sweep's tasks) bins anew.
+        # The lock, the binned-X cache and the checked arrays stay behind: a
+        # copy (joblib's process and cluster backends pickle the sweep's
+        # tasks) bins and checks anew.
         state = dict(self.__dict__)
         state["_bins"], state["_bins_lock"], state["_checked_arrays"] = None, None, []
         return state
@@ -223,17 +225,15 @@ class StudentTrainer:
         number of columns), so that histogram tree students walk it without
         checking it on every prediction (the sweep scores each candidate on
         the same validation rows). Returns ``X``. Not kept in a pickled copy."""
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype in (np.float32, np.float64):
+        ok = isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype in (np.float32, np.float64)
+        if ok and not self._checked(X):
             self._checked_arrays.append(X)
         return X
 
     def _checked(self, X: Any) -> bool:
-        """True when X is the array this trainer binned (``bin_data`` checked
-        it) or one given to :meth:`mark_checked`, so a histogram tree may
-        walk it without checking it again."""
-        bins = self._bins
-        if bins is not None and bins[0] is X:
-            return True
+        """True when X is an array given to :meth:`mark_checked` (those this
+        trainer binned among them: ``bin_data`` checked them), so a
+        histogram tree may walk it without checking it again."""
         return any(a is X for a in self._checked_arrays)
 
     def _walks_unchecked(self, est: Any, X: Any) -> bool:
