@@ -686,15 +686,10 @@ public:
             // no NaN can go left (no node sends it left, or the block has
             // none): fewer operations per step, the same leaves.
             const bool nan_left = any_nan_left_ && has_nan(X, lo, hi, rs, cs);
-            if (cs == 1 && !nan_left) {
-                for (std::int32_t root : roots_) walk_rows<true, false>(root, X, lo, hi, rs, cs, add);
-            } else if (cs == 1) {
-                for (std::int32_t root : roots_) walk_rows<true, true>(root, X, lo, hi, rs, cs, add);
-            } else if (!nan_left) {
-                for (std::int32_t root : roots_) walk_rows<false, false>(root, X, lo, hi, rs, cs, add);
-            } else {
-                for (std::int32_t root : roots_) walk_rows<false, true>(root, X, lo, hi, rs, cs, add);
-            }
+            if (cs == 1)
+                walk_trees<true>(nan_left, X, lo, hi, rs, cs, add);
+            else
+                walk_trees<false>(nan_left, X, lo, hi, rs, cs, add);
             for (double* p = o; p < out + hi * n_classes_; ++p) *p /= n_trees;
         };
         if (nt <= 1) {
@@ -757,6 +752,18 @@ private:
         // of it, on a side no predictor can guess (3x slower, measured).
         const std::int32_t m = -static_cast<std::int32_t>(x <= nd.threshold);
         return (nd.left & m) | (nd.right & ~m);
+    }
+
+    // Rows [lo, hi) through every tree, one tree after another.
+    template <bool Contiguous, class T, class F>
+    void walk_trees(bool nan_left, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs, std::ptrdiff_t cs,
+                    F& f) const {
+        for (std::int32_t root : roots_) {
+            if (nan_left)
+                walk_rows<Contiguous, true>(root, X, lo, hi, rs, cs, f);
+            else
+                walk_rows<Contiguous, false>(root, X, lo, hi, rs, cs, f);
+        }
     }
 
     // Rows [lo, hi) through one tree: kLanes rows step together (their
