@@ -5,6 +5,13 @@ votes    ``_core.beliefs_from_votes`` (m = 100 members x n points, C = 10 classe
          (bytes = 4*m*n votes read + n*C*s beliefs written; the copy reads and writes
          bytes/2 each, the faster of 1 thread and all threads, as bench/bench_kernels.py).
          ratio = kernel GB/s / memcpy GB/s = t_copy / t_kernel; target >= 0.5.
+forest   ``VoteForest.beliefs``, the native vote count behind ``teacher_beliefs`` for
+         forests: a 50-tree ``RandomForestClassifier`` (scikit-learn's defaults, fitted on
+         100,000 rows x 20 features x 10 classes of ``bench/_common.py``'s data) voting on
+         85,000 of those rows (CREMBO's transfer set there), as float32 (as
+         ``teacher_beliefs`` passes them), on 1 thread and on ``--threads`` (0: all),
+         against the members' own ``predict`` (scikit-learn, 2 threads) with the votes
+         counted; median of ``--repeats`` runs. The same vote counts checked.
 refit    ``HistTreeClassifier.fit`` on a prebuilt ``BinnedData`` (the operation CREMBO
          repeats) against LightGBM growing one tree (``Booster.update()``, one boosting
          round, timed from the second round on: the first also picks the histogram
@@ -21,7 +28,8 @@ both sides of a comparison run interleaved in one process.
 
 Usage::
 
-    python bench/bench_native_speed.py                 # both parts
+    python bench/bench_native_speed.py                 # every part
+    python bench/bench_native_speed.py --part forest --repeats 12
     python bench/bench_native_speed.py --part votes --n 1000000
     python bench/bench_native_speed.py --part refit --rows 1000000 --repeats 5
     python bench/bench_native_speed.py --part refit --threads 1   # one thread on both sides
@@ -189,6 +197,43 @@ def part_votes(args):
     return rows
 
 
+# ---------------------------------------------------------------- forest
+def part_forest(args):
+    import statistics
+
+    from _common import crembo_data  # bench/ is on sys.path as a script
+    from sklearn.ensemble import RandomForestClassifier
+
+    from crembo.compress import teachers
+
+    Xtr, _, ytr, _ = crembo_data(100_000)
+    forest = RandomForestClassifier(n_estimators=50, n_jobs=2, random_state=0).fit(Xtr, ytr)
+    X = np.ascontiguousarray(Xtr[:85_000], dtype=np.float32)
+    native = teachers._native_forest(forest, teachers._members(forest))
+    rows = []
+    for threads in sorted({1, args.threads or _core.get_num_threads()}):
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            P = native.beliefs(X, threads)
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()  # the members' own predict, as without the native forest
+        votes = teachers._member_votes(forest, X, 2)
+        ref = _core.beliefs_from_votes(votes, 10, False)
+        sk = time.perf_counter() - t0
+        # the same vote counts (the two divide by the member count differently)
+        same = bool(np.array_equal(np.rint(P * 50), np.rint(ref * 50)))
+        rows.append(
+            dict(rows=len(X), trees=50, threads=threads, median_s=statistics.median(times), sklearn_s=sk, same=same)
+        )
+        print(
+            f"forest 85,000 rows x 50 trees, {threads} thread(s): median {rows[-1]['median_s'] * 1e3:.1f} ms "
+            f"(min {min(times) * 1e3:.1f}); the members' predict {sk * 1e3:.0f} ms; same votes: {same}",
+            flush=True,
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- refit
 def part_refit(args):
     from sklearn.datasets import make_classification
@@ -283,7 +328,7 @@ def part_refit(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("votes", "refit", "all"), default="all")
+    ap.add_argument("--part", choices=("votes", "forest", "refit", "all"), default="all")
     ap.add_argument("--n", type=int, default=1_000_000, help="points of the votes part")
     ap.add_argument("--members", type=int, default=100)
     ap.add_argument("--classes", type=int, default=10)
@@ -302,6 +347,8 @@ def main(argv=None):
     )
     if args.part in ("votes", "all"):
         out["votes"] = part_votes(args)
+    if args.part in ("forest", "all"):
+        out["forest"] = part_forest(args)
     if args.part in ("refit", "all"):
         out["refit"] = part_refit(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
