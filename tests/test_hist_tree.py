@@ -782,3 +782,128 @@ def test_apply_without_checking_input():
 
     with pytest.raises(NotFittedError):
         HistTreeClassifier().apply(X, check_input=False)
+
+
+# ------------------------------------------------ walking the bin codes
+@pytest.mark.parametrize("depth", [1, 3, 6, None])
+def test_apply_binned_equals_apply_on_the_raw_rows(depth):
+    rng = np.random.default_rng(depth or 0)
+    X, y = few_valued(depth or 0, n=1500)
+    X = np.c_[X, rng.normal(size=len(X)), rng.normal(size=len(X)).round(1)]
+    X[rng.random(X.shape) < 0.05] = np.nan  # missing values in every column
+    binned = BinnedData(X)
+    est = HistTreeClassifier(max_depth=depth).fit(binned, y)
+    raw = est.apply(X)
+    np.testing.assert_array_equal(est.tree_.apply_binned(binned, X), raw)
+    # A take (repeats, any order) walks its own rows.
+    rows = rng.integers(0, len(X), 700)
+    np.testing.assert_array_equal(est.tree_.apply_binned(binned.take(rows), X), raw[rows])
+    # A tree fitted on a take walks the rows it never saw: where a bin
+    # empty at a node holds values on both sides of its threshold, the raw
+    # value decides (the threshold lies midway between occupied bins).
+    sub = HistTreeClassifier(max_depth=depth).fit(binned.take(rows[:300]), y[rows[:300]])
+    np.testing.assert_array_equal(sub.tree_.apply_binned(binned, X), sub.apply(X))
+    np.testing.assert_array_equal(sub.tree_.apply_binned(binned, X.astype(np.float32), 1), sub.apply(X))
+    # Set-valued fits walk the same way; a tree fitted on other bins too.
+    allowed = np.eye(4, dtype=bool)[y] | (rng.random((len(y), 4)) < 0.2)
+    est_a = HistTreeClassifier(max_depth=depth, criterion="coverage").fit_allowed(X[:900], allowed[:900])
+    np.testing.assert_array_equal(est_a.tree_.apply_binned(binned, X), est_a.apply(X))
+
+
+def test_apply_binned_straddling_bins_read_the_raw_value():
+    # Sampled bins (the edges from 200 rows of 5,000): most bins hold
+    # values on both sides of some threshold of a tree fitted on few rows.
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(5000, 3))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.7).astype(int)
+    binned = BinnedData(X, subsample=200, max_bins=16)
+    est = HistTreeClassifier(max_depth=5).fit(X[:400], y[:400])
+    np.testing.assert_array_equal(est.tree_.apply_binned(binned, X), est.apply(X))
+    with pytest.raises(ValueError, match="straddles a threshold and no raw rows"):
+        crembo._core.hist_leaves(
+            binned._codes, binned.n_bins, binned._lo, binned._hi, None, None, est.tree_.children_left,
+            est.tree_.children_right, est.tree_.feature, est.tree_.threshold, est.tree_.missing_go_to_left,
+        )
+
+
+def test_apply_binned_categorical_splits_and_a_lone_leaf():
+    rng = np.random.default_rng(5)
+    c = rng.integers(0, 9, 3000).astype(float)
+    c[rng.random(3000) < 0.05] = np.nan
+    X = np.c_[c, rng.normal(size=3000)]
+    y = np.where(np.isnan(c), 2, np.array([0, 1, 2, 1, 0, 2, 2, 1, 0])[np.nan_to_num(c).astype(int)])
+    y = np.where(X[:, 1] > 1.0, 1, y)
+    binned = BinnedData(X)
+    est = HistTreeClassifier(max_depth=3, categorical_features=[0]).fit(binned, y)
+    assert est.tree_.is_categorical.any()
+    np.testing.assert_array_equal(est.tree_.apply_binned(binned, X), est.apply(X))
+    lone = HistTreeClassifier().fit(binned, np.zeros(len(y), dtype=int))  # one class: the root is a leaf
+    assert lone.tree_.node_count == 1
+    np.testing.assert_array_equal(lone.tree_.apply_binned(binned, X), np.zeros(len(y)))
+
+
+def test_apply_binned_bad_input():
+    X, y = few_valued(1)
+    binned = BinnedData(X)
+    est = HistTreeClassifier(max_depth=3).fit(binned, y)
+    t = est.tree_
+    with pytest.raises(TypeError, match="BinnedData"):
+        t.apply_binned(X, X)
+    with pytest.raises(ValueError, match="raw values, shape"):
+        t.apply_binned(binned, X[:, :-1])
+    # The native walk checks the tree it is given: a clear error, no crash.
+    args = [binned._codes, binned.n_bins, binned._lo, binned._hi, None, X]
+
+    def walk(**change):
+        arrays = dict(
+            children_left=t.children_left,
+            children_right=t.children_right,
+            feature=t.feature,
+            threshold=t.threshold,
+            missing_go_to_left=t.missing_go_to_left,
+        )
+        arrays.update(change)
+        return crembo._core.hist_leaves(*args, **arrays)
+
+    np.testing.assert_array_equal(walk(), est.apply(X))
+    loop = t.children_left.copy()
+    loop[0] = 0
+    with pytest.raises(ValueError, match="children must be nodes after it"):
+        walk(children_left=loop)
+    far = t.feature.copy()
+    far[0] = X.shape[1]
+    with pytest.raises(ValueError, match="split feature out of range"):
+        walk(feature=far)
+    with pytest.raises(ValueError, match="expected"):
+        walk(feature=t.feature[:-1])
+    with pytest.raises(ValueError, match="row index out of range"):
+        crembo._core.hist_leaves(
+            *args[:4], np.array([0, len(X)]), X, t.children_left, t.children_right, t.feature, t.threshold,
+            t.missing_go_to_left,
+        )
+
+
+def test_student_trainer_walks_the_codes_of_the_rows_it_binned(monkeypatch):
+    X, y = load_breast_cancer(return_X_y=True)
+    trainer = StudentTrainer(HistTreeClassifier(max_depth=3), np.array([0, 1]))
+    targets = y.copy()
+    targets[::3] = -1
+    est = trainer.fit_labels(X, targets)
+    assert est.tree_.fitted_on(trainer._binned(X))
+    calls = []
+    real = crembo._core.hist_leaves
+    monkeypatch.setattr(crembo._core, "hist_leaves", lambda *a, **k: calls.append(1) or real(*a, **k))
+    np.testing.assert_array_equal(trainer.apply(est, X), est.apply(X))
+    np.testing.assert_array_equal(trainer.predict_index(est, X), est.predict(X))
+    assert len(calls) == 2
+    # Other rows, or a tree fitted elsewhere, are walked on their values.
+    Xc = X.copy()
+    np.testing.assert_array_equal(trainer.apply(est, Xc), est.apply(X))
+    outside = HistTreeClassifier(max_depth=3).fit(X, y)
+    assert not outside.tree_.fitted_on(trainer._binned(X))
+    np.testing.assert_array_equal(trainer.predict_index(outside, X), outside.predict(X))
+    assert len(calls) == 2
+    # The link to the bins stays in this process: a pickled copy has none.
+    copy = pickle.loads(pickle.dumps(est))
+    assert not copy.tree_.fitted_on(trainer._binned(X))
+    np.testing.assert_array_equal(copy.apply(X), est.apply(X))

@@ -169,6 +169,77 @@ void init_hist_tree(py::module_& m) {
         py::arg("min_weight_fraction_leaf") = 0.0, py::arg("max_leaf_nodes") = -1, py::arg("n_threads") = 0,
         py::arg("categorical") = py::none(),
         "Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays.");
+
+    m.def(
+        "hist_leaves",
+        [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in,
+           const py::array& hi_in, const py::object& rows_in, const py::object& X_in, const py::array& left_in,
+           const py::array& right_in, const py::array& feature_in, const py::array& threshold_in,
+           const py::array& missing_left_in, const py::object& is_categorical_in, const py::object& cat_left_in,
+           int n_threads) -> py::array {
+            hist_check_2d(codes_in, "codes");
+            auto codes = carray<std::uint8_t>::ensure(codes_in);
+            const index_t d = codes.shape(0), n_rows = codes.shape(1);
+            auto n_bins = vector<std::int32_t>(n_bins_in, "n_bins", d);
+            auto lo = matrix<float>(lo_in, "bin_lo");
+            auto hi = matrix<float>(hi_in, "bin_hi");
+            if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
+                hi.shape(1) != crembo::kBinSlots)
+                value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
+            carray<index_t> rows;
+            if (!rows_in.is_none()) rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+            const auto view = binned_view(codes, n_bins, lo, hi, rows_in.is_none() ? nullptr : &rows);
+            auto left = vector<index_t>(left_in, "children_left", -1);
+            const index_t nodes = left.shape(0);
+            auto right = vector<index_t>(right_in, "children_right", nodes);
+            auto feature = vector<index_t>(feature_in, "feature", nodes);
+            auto threshold = vector<double>(threshold_in, "threshold", nodes);
+            auto missing_left = vector<std::uint8_t>(missing_left_in, "missing_go_to_left", nodes);
+            crembo::TreeView tree;
+            tree.n_nodes = nodes;
+            tree.left = left.data();
+            tree.right = right.data();
+            tree.feature = feature.data();
+            tree.threshold = threshold.data();
+            tree.missing_left = missing_left.data();
+            carray<std::uint8_t> is_cat;
+            carray<std::uint64_t> cat_left;
+            if (!is_categorical_in.is_none()) {
+                is_cat = vector<std::uint8_t>(is_categorical_in.cast<py::array>(), "is_categorical", nodes);
+                cat_left = matrix<std::uint64_t>(cat_left_in.cast<py::array>(), "cat_left");
+                if (cat_left.shape(0) != nodes || cat_left.shape(1) != crembo::kCatWords)
+                    value_error("cat_left: expected an (n_nodes, 4) array");
+                tree.is_categorical = is_cat.data();
+                tree.cat_left = cat_left.data();
+            }
+            const index_t n = rows_in.is_none() ? view.n_rows : view.n_selected;
+            auto out = new_array<index_t>({n});
+            index_t* o = out.mutable_data();
+            if (X_in.is_none()) {
+                py::gil_scoped_release nogil;
+                crembo::binned_leaves<double>(view, nullptr, 0, 0, tree, o, n_threads);
+                return out;
+            }
+            const auto X = X_in.cast<py::array>();
+            hist_check_2d(X, "X");
+            if (X.shape(0) != n_rows || X.shape(1) != d) {
+                std::ostringstream msg;
+                msg << "X: expected the binned rows' raw values, shape (" << n_rows << ", " << d << "), got ("
+                    << X.shape(0) << ", " << X.shape(1) << ")";
+                value_error(msg.str());
+            }
+            hist_with_matrix(X, [&](const auto* data, index_t rs, index_t cs) {
+                py::gil_scoped_release nogil;
+                crembo::binned_leaves(view, data, rs, cs, tree, o, n_threads);
+            });
+            return out;
+        },
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows"), py::arg("X"),
+        py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
+        py::arg("missing_go_to_left"), py::arg("is_categorical") = py::none(), py::arg("cat_left") = py::none(),
+        py::arg("n_threads") = 0,
+        "The leaf each selected binned row reaches in a tree (walked on the codes; X, the raw rows that were "
+        "binned, decides bins that straddle a threshold).");
 }
 
 }  // namespace crembo_py

@@ -139,6 +139,24 @@ def hist_fit(
 ) -> Dict[str, Any]:
     """Fits a histogram tree to binned rows (labels or an allowed-label mask); returns its arrays."""
 
+def hist_leaves(
+    codes: np.ndarray,
+    n_bins: np.ndarray,
+    bin_lo: np.ndarray,
+    bin_hi: np.ndarray,
+    rows: Optional[npt.ArrayLike],
+    X: Optional[np.ndarray],  # the raw rows that were binned (all of them, before any row selection)
+    children_left: npt.ArrayLike,
+    children_right: npt.ArrayLike,
+    feature: npt.ArrayLike,
+    threshold: npt.ArrayLike,
+    missing_go_to_left: npt.ArrayLike,
+    is_categorical: Optional[npt.ArrayLike] = None,
+    cat_left: Optional[npt.ArrayLike] = None,  # (n_nodes, 4) uint64 category bitsets
+    n_threads: int = 0,
+) -> np.ndarray:
+    """The leaf each selected binned row reaches in a tree (walked on the codes; X decides straddling bins)."""
+
 # The data-parallel histogram tree's pieces (cpp/bindings/hist_parallel.cpp,
 # used by crembo.dask): per-partition node histograms, and each node's split
 # from its summed histogram by the in-memory tree's rules.

@@ -150,6 +150,35 @@ struct Tree {
 // on the same rows.
 Tree fit_hist_tree(const BinnedView& X, const TreeTargets& y, const TreeOptions& opt);
 
+// A fitted tree's structure, borrowed (Tree's arrays, or the same arrays
+// held elsewhere): what walking rows needs.
+struct TreeView {
+    index_t n_nodes = 0;
+    const index_t* left = nullptr;  // -1 at leaves
+    const index_t* right = nullptr;
+    const index_t* feature = nullptr;
+    const double* threshold = nullptr;  // raw units: float32(x) <= threshold goes left
+    const std::uint8_t* missing_left = nullptr;
+    const std::uint8_t* is_categorical = nullptr;  // null: no categorical split
+    const std::uint64_t* cat_left = nullptr;       // n_nodes x kCatWords (read where is_categorical)
+};
+
+// The leaf (node index) that each selected row of X reaches in tree t:
+// out[k] for selected row k, the leaf its raw values reach (float32(x) <=
+// threshold goes left, NaN to missing_left, a categorical split sends the
+// categories of cat_left left). The walk reads the rows' bin codes: a bin
+// whose every value lies on one side of a split decides it; the one bin that
+// may straddle a threshold (values on both sides, possible for rows that
+// did not reach the node while the tree was fitted) reads the raw value,
+// raw(row, feature) = raw_X[row * rs + feature * cs], row indexing the
+// binned rows (before any row selection). Rows are split over n_threads
+// threads (0: crembo's default). Throws std::invalid_argument when t is not
+// a valid tree over X's features (children after their parent, split
+// features in range).
+template <class T>
+void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs, const TreeView& t,
+                   index_t* out, int n_threads = 0);
+
 // Frees the packed-rows buffer kept between count-mode fits (a fit running
 // now keeps its own until it ends); returns the bytes freed, 0 when none
 // was kept.

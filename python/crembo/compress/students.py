@@ -241,14 +241,29 @@ class StudentTrainer:
 
         return isinstance(est, HistTreeClassifier) and self._checked(X)
 
+    def _binned_of(self, est: Any, X: Any) -> Any:
+        """The ``BinnedData`` of ``X`` when this trainer binned ``X`` and
+        ``est`` is a histogram tree fitted on those bins (its fits here all
+        are), else None: such a tree walks X's bin codes, not its values."""
+        bins = self._bins
+        if bins is None or bins[0] is not X:
+            return None
+        from ..trees.hist import HistTreeClassifier
+
+        tree = getattr(est, "tree_", None) if isinstance(est, HistTreeClassifier) else None
+        return bins[1] if tree is not None and tree.fitted_on(bins[1]) else None
+
     def apply(self, est: Any, X: Any) -> np.ndarray:
         """The leaf of each row of ``X`` in a fitted tree student."""
+        binned = self._binned_of(est, X)
+        if binned is not None:
+            return est.tree_.apply_binned(binned, X, est._n_threads() or None)
         return est.apply(X, check_input=False) if self._walks_unchecked(est, X) else est.apply(X)
 
     def predict_index(self, est: Any, X: Any) -> np.ndarray:
         """Predicted label indices ``0..C-1`` of a fitted student."""
-        if self._walks_unchecked(est, X):  # the leaves say the labels
-            return leaf_label_indices(est, est.apply(X, check_input=False), self.classes)
+        if self._binned_of(est, X) is not None or self._walks_unchecked(est, X):  # the leaves say the labels
+            return leaf_label_indices(est, self.apply(est, X), self.classes)
         raw = est.predict(X)
         if raw is None:
             raise TypeError(f"student: {type(est).__name__}.predict returned None, expected an array of labels")

@@ -423,6 +423,39 @@ class HistTree:
             )
         return fast.apply(X, 0 if n_jobs is None else n_jobs)
 
+    def fitted_on(self, binned: BinnedData) -> bool:
+        """True when ``binned`` (a ``BinnedData`` or a ``take`` of one)
+        holds the bins this tree was fitted with, in this process (the link
+        is not pickled)."""
+        return isinstance(binned, BinnedData) and self.__dict__.get("_bin_lo") is binned._lo
+
+    def apply_binned(self, binned: BinnedData, X: np.ndarray, n_jobs: int | None = None) -> np.ndarray:
+        """Leaf index reached by each row of ``binned`` (a ``BinnedData`` or
+        a ``take`` of one), ``X`` being the array that was binned into it
+        (every row, before any ``take``): the leaves ``apply`` gives on those
+        rows of ``X``, found from the rows' one-byte bin codes. A code
+        decides a split unless its bin holds values on both sides of the
+        threshold; then the row's value in ``X`` does."""
+        if not isinstance(binned, BinnedData):
+            raise TypeError(f"binned: expected a BinnedData, got {type(binned).__name__}")
+        categorical = self.is_categorical.any()
+        return _native.hist_leaves(
+            binned._codes,
+            binned.n_bins,
+            binned._lo,
+            binned._hi,
+            binned._rows,
+            X,
+            self.children_left,
+            self.children_right,
+            self.feature,
+            self.threshold,
+            self.missing_go_to_left,
+            self.is_categorical.astype(np.uint8) if categorical else None,
+            self.cat_left if categorical else None,
+            _threads(n_jobs, "n_jobs"),
+        )
+
     def goes_left(self, node: ArrayLike, values: ArrayLike) -> np.ndarray:
         """Whether ``values`` (of the node's feature) go left at split nodes
         ``node`` (arrays of equal length): the rule of ``apply``."""
@@ -455,6 +488,7 @@ class HistTree:
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_fast", None)  # rebuilt on first use after unpickling
+        state.pop("_bin_lo", None)  # the bins it was fitted with live in this process only
         return state
 
 
@@ -695,6 +729,7 @@ class HistTreeClassifier(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
 
     def _finish(self, arrays, binned, n_classes):
         self.tree_ = HistTree(arrays, binned.n_features, n_classes)
+        self.tree_._bin_lo = binned._lo  # its bins (HistTree.fitted_on)
         self.n_classes_ = int(n_classes)
         self.n_outputs_ = 1
         return self
