@@ -959,3 +959,25 @@ def test_stratified_holdout_is_train_test_split():
         ref_fit, ref_val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=y)
         np.testing.assert_array_equal(fit_rows, np.sort(ref_fit))
         np.testing.assert_array_equal(val_rows, np.sort(ref_val))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([3, 0, 3, 7, 7, 7, 0]),
+        np.array([2, 2, 5], dtype=np.uint8),
+        np.array([-1, 4, 4, -1, 9]),  # negative labels: np.unique itself
+        np.array([10**9, 5, 10**9]),  # labels far above the row count: np.unique itself
+        np.array(["b", "a", "b", "c"]),
+        np.array([True, False, True]),
+        np.array([0.5, 2.0, 0.5]),
+    ],
+)
+def test_unique_labels_equals_np_unique(y):
+    from crembo.compress.estimators import unique_labels
+
+    got = unique_labels(y)
+    want = np.unique(y, return_inverse=True, return_counts=True)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w.reshape(-1))

@@ -141,7 +141,10 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
         )
         if frame is not None:
             validate_data(self, frame, reset=True, skip_check_array=True)  # the DataFrame's column names
-        check_classification_targets(y)
+        if not (y.ndim == 1 and y.dtype.kind in "iub"):
+            # 1-d integer labels are class labels by construction; the
+            # check's two np.unique calls cost 4 ms on 10^5 of them.
+            check_classification_targets(y)
         unl = unlabeled_mask(y)
         if unl.all():
             raise ValueError("y: every row is labelled -1 (unlabelled); at least two labelled classes are needed")
@@ -253,12 +256,14 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             tags.input_tags.allow_nan = False
         return tags
 
-    def _resolve_teacher(self, X, y, X_unlabeled, rng, w=None):
+    def _resolve_teacher(self, X, y, X_unlabeled, rng, w=None, y_classes=None):
         """Fit the teacher if needed (on the labelled rows, weights ``w``);
-        return (beliefs function or array, classes)."""
+        return (beliefs function or array, classes). ``y_classes``: the
+        distinct labels of ``y`` when known."""
         teacher = self.teacher
         n_all = len(X) + len(X_unlabeled)
-        y_classes = np.unique(y)
+        if y_classes is None:
+            y_classes = np.unique(y)
         if isinstance(teacher, (np.ndarray, Beliefs)) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
             P_all = as_beliefs(teacher, name="teacher (precomputed beliefs)")
             if P_all.shape[0] != n_all:
@@ -376,10 +381,11 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             categorical=getattr(self, "_cat_mask", None),
         ).astype(X_tr.dtype, copy=False)
 
-    def _check_single_class(self, y):
-        if np.unique(y).size < 2:
+    def _check_single_class(self, classes):
+        """``classes``: the distinct labels of y."""
+        if classes.size < 2:
             raise ValueError(
-                f"y: expected at least two classes, got 1 class ({np.unique(y)[0]!r}); there is nothing to compress"
+                f"y: expected at least two classes, got 1 class ({classes[0]!r}); there is nothing to compress"
             )
 
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -492,10 +498,11 @@ class LabelDistiller(_DistillerBase):
         self._validate_params()
         check_device(self.device)
         X, y, X_unl, w, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
-        self._check_single_class(y)
+        y_classes = unique_labels(y)[0]
+        self._check_single_class(y_classes)
         self._check_missing(X, X_unl)
         rng = check_random_state(self.random_state)
-        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher)
+        source, self.classes_ = self._resolve_teacher(X, y, X_unl, rng, w_teacher, y_classes)
         X_t = np.concatenate([X, X_unl]) if len(X_unl) else X
         w_t = None if w is None else np.concatenate([w, w_unl])
         P = self._beliefs(source, X_t, np.arange(len(X_t)))
@@ -608,6 +615,22 @@ def stratified_holdout(inverse: np.ndarray, counts: np.ndarray, n_val: int, seed
     return np.sort(np.concatenate(fit_parts)), np.sort(np.concatenate(val_parts))
 
 
+def unique_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(y, return_inverse=True, return_counts=True)``, without the
+    sort for small non-negative integer labels (the usual ``y``): the same
+    classes, inverse and counts from one ``bincount``. A fit needs them
+    several times (two classes at least, the teacher's classes, the
+    stratified split); on 10^5 labels each ``np.unique`` costs 2 ms."""
+    y = np.asarray(y)
+    if y.ndim == 1 and y.dtype.kind in "iu" and y.size and y.min() >= 0 and y.max() < 4 * y.size + 1024:
+        counts = np.bincount(y)
+        present = counts > 0
+        inverse = (np.cumsum(present) - 1)[y]
+        return np.flatnonzero(present).astype(y.dtype), inverse, counts[present]
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    return classes, inverse.reshape(-1), counts
+
+
 @dataclass
 class _FitData:
     """The checked inputs of a fit: the labelled rows, the unlabelled rows
@@ -619,6 +642,7 @@ class _FitData:
     w_lab: np.ndarray | None
     w_unl: np.ndarray | None
     w_teacher: np.ndarray | None
+    labels: tuple  # unique_labels(y): classes, inverse, counts
 
 
 @dataclass
@@ -982,9 +1006,13 @@ class CREMBOClassifier(_DistillerBase):
         self.timed_out_ = False
 
         with clock.stage("teacher_fit"), self._bar("CREMBO teacher fit", total=1, unit="model") as bar:
-            source, self.classes_ = self._resolve_teacher(data.X, data.y, data.X_unl, rng, data.w_teacher)
+            source, self.classes_ = self._resolve_teacher(
+                data.X, data.y, data.X_unl, rng, data.w_teacher, data.labels[0]
+            )
             bar.update(1)
-        y_idx = np.searchsorted(self.classes_, data.y)
+        y_classes, y_inverse, _ = data.labels
+        same = len(self.classes_) == len(y_classes) and np.array_equal(self.classes_, y_classes)
+        y_idx = y_inverse if same else np.searchsorted(self.classes_, data.y)
         template = self._student_template()
         n_folds = self._resolve_cv(template, len(data.X))
         tr = self._transfer_set(source, data, y_idx, n_folds, rng, clock)
@@ -1054,9 +1082,10 @@ class CREMBOClassifier(_DistillerBase):
     def _validated(self, X, y, X_unlabeled, sample_weight):
         """Stage "validate": the checked inputs (see ``_validate_inputs``)."""
         X, y, X_unl, w_lab, w_unl, w_teacher = self._validate_inputs(X, y, X_unlabeled, sample_weight)
-        self._check_single_class(y)
+        labels = unique_labels(y)
+        self._check_single_class(labels[0])
         self._check_missing(X, X_unl)
-        return _FitData(X=X, y=y, X_unl=X_unl, w_lab=w_lab, w_unl=w_unl, w_teacher=w_teacher)
+        return _FitData(X=X, y=y, X_unl=X_unl, w_lab=w_lab, w_unl=w_unl, w_teacher=w_teacher, labels=labels)
 
     def _transfer_set(self, source, data, y_idx, n_folds, rng, clock):
         """Stage "beliefs": the validation split, the transfer set (fitting
@@ -1065,7 +1094,7 @@ class CREMBOClassifier(_DistillerBase):
         n, n_unl = len(data.X), len(data.X_unl)
         use_cv = self.mode == "crembo" and n_folds is not None
         if self.mode == "crembo" and not use_cv:
-            fit_rows, val_rows = self._split(data.y, rng)
+            fit_rows, val_rows = self._split(data.y, rng, data.labels)
         else:
             fit_rows, val_rows = np.arange(n), np.arange(0)
         # Transfer set: the fitting part plus the unlabelled rows (which sit
@@ -1266,7 +1295,9 @@ class CREMBOClassifier(_DistillerBase):
         small = 2 * DEFAULT_CV <= n_labelled <= AUTO_MAX_ROWS
         return DEFAULT_CV if is_tree_student(template) and small else None
 
-    def _split(self, y, rng):
+    def _split(self, y, rng, labels=None):
+        """(fitting rows, validation rows): stratified when every class has
+        two rows or more. ``labels``: ``unique_labels(y)`` when known."""
         idx = np.arange(len(y))
         n_val = int(np.ceil(self.validation_fraction * len(y)))
         if n_val < 1 or len(y) - n_val < 1:
@@ -1274,7 +1305,7 @@ class CREMBOClassifier(_DistillerBase):
                 f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
                 f"rows out of {len(y)}; use more data or mode='memo'"
             )
-        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        _, inverse, counts = unique_labels(y) if labels is None else labels
         seed = seed_from(rng)
         if counts.min() >= 2 and min(n_val, len(y) - n_val) >= len(counts):
             return stratified_holdout(inverse, counts, n_val, seed)
