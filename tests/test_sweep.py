@@ -169,6 +169,45 @@ def test_loky_backend_gives_the_default_result(iris, teacher, cv, student):
     np.testing.assert_array_equal(loky.predict_proba(X), default.predict_proba(X))
 
 
+def test_default_threads_are_the_sweeps_own_and_configured_backends_get_joblib(iris, teacher, monkeypatch):
+    import joblib
+    from joblib import delayed
+
+    from crembo.compress import sweep
+
+    calls = []
+    real = sweep.Parallel
+    monkeypatch.setattr(sweep, "Parallel", lambda *a, **k: calls.append(k) or real(*a, **k))
+    tasks = lambda: [delayed(pow)(k, 2) for k in range(9)]  # noqa: E731
+    ticks = []
+    # Joblib's default configuration: the sweep's own threads, kept between
+    # sweeps; results in order, on_fit after each.
+    assert sweep._run(tasks(), 2, lambda: ticks.append(1)) == [k * k for k in range(9)]
+    pool = sweep._pool(2)
+    assert sweep._run(tasks(), 2, None) == [k * k for k in range(9)] and sweep._pool(2) is pool
+    assert len(ticks) == 9 and calls == []
+    assert sweep._run(tasks(), None, None) == [k * k for k in range(9)]  # one job: in the caller
+    # A configuration in effect (any backend, even threads): joblib runs them.
+    for backend in ("threading", "loky"):
+        with joblib.parallel_config(backend=backend):
+            assert sweep._run(tasks(), 2, None) == [k * k for k in range(9)]
+    assert len(calls) == 2
+    # A sweep inside a sweep's task runs in its caller (no deadlock on the
+    # pool's busy threads), and a task's error reaches the caller.
+    inner = lambda: sweep._run(tasks(), 2, None)  # noqa: E731
+    assert sweep._run([delayed(inner)() for _ in range(4)], 2, None) == [[k * k for k in range(9)]] * 4
+    with pytest.raises(ZeroDivisionError):
+        sweep._run([delayed(divmod)(1, k) for k in (1, 0, 2)], 2, None)
+    # The same CREMBO either way.
+    X, y = iris
+    kw = dict(n_jobs=2, n_thresholds=6, random_state=0)
+    own = CREMBOClassifier(teacher, "tree:3", **kw).fit(X, y)
+    with joblib.parallel_config(backend="threading"):
+        threads = CREMBOClassifier(teacher, "tree:3", **kw).fit(X, y)
+    assert own.threshold_ == threads.threshold_
+    np.testing.assert_array_equal(own.predict_proba(X), threads.predict_proba(X))
+
+
 def test_sweep_functions_run_on_their_own(iris, teacher):
     X, y = iris
     P = teacher_beliefs(teacher, X)
