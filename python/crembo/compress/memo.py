@@ -96,9 +96,9 @@ def hopeless_rule(n: int, max_rounds: int) -> tuple[int, int]:
 
 def _memo_ceiling(P, delta):
     """Largest threshold at which a (delta-insensitive) consistent student can exist."""
-    row_max = P.max(axis=1)
+    row_max = _native.row_argmax(P)[1]  # P.max(axis=1), natively (0.5 ms against 3.6 at 85,000 x 10)
     k = min(int(np.floor(delta * P.shape[0])), P.shape[0] - 1)
-    return float(np.partition(row_max, k)[k])
+    return float(row_max.min() if k == 0 else np.partition(row_max, k)[k])
 
 
 def check_oracle(oracle: str, trainer: StudentTrainer) -> None:

@@ -618,7 +618,7 @@ def cv_sweep(
         w_rows[labelled] = labelled_weight
         score_weight = np.concatenate([w_rows[f] for f in folds])
     thresholds = [float(t) for t in thresholds]
-    row_max = P.max(axis=1)
+    row_max = _native.row_argmax(P)[1]  # P.max(axis=1), natively
     job = _Job(trainer, X, P, prefer, sample_weight, leaf_values, deadline)
     tasks = (
         delayed(_cv_task)(job, t, folds[k], row_max, i == 0) for i, t in enumerate(thresholds) for k in range(n_parts)
