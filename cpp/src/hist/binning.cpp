@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -265,21 +266,21 @@ void bin_features(const T* X, index_t n, index_t d, index_t row_stride, index_t 
     // laid out so, otherwise copied once in row blocks (cache-friendly for
     // row-major X, whose columns are strided).
     const float* F = nullptr;
-    std::vector<float> buf;
+    std::unique_ptr<float[]> buf;  // not zero-filled: every element is written below
     if (std::is_same<T, float>::value && row_stride == 1 && col_stride == n) {
         F = reinterpret_cast<const float*>(X);
     } else {
-        buf.resize(size_t(n * d));
+        buf.reset(new float[size_t(n * d)]);
         constexpr index_t kBlock = 512;
         const index_t blocks = (n + kBlock - 1) / kBlock;
-        float* out = buf.data();
+        float* out = buf.get();
         detail::parallel_for(blocks, team, [&](index_t bk, int) {
             const index_t i0 = bk * kBlock, i1 = std::min(n, i0 + kBlock);
             for (index_t j = 0; j < d; ++j)
                 for (index_t i = i0; i < i1; ++i)
                     out[j * n + i] = static_cast<float>(X[i * row_stride + j * col_stride]);
         });
-        F = buf.data();
+        F = buf.get();
     }
     std::vector<std::vector<std::uint64_t>> items(static_cast<size_t>(team)), tmp(static_cast<size_t>(team));
     detail::parallel_for(d, team, [&](index_t j, int w) {
