@@ -367,6 +367,11 @@ def fitted_forest(Xtr, ytr, rows):
 
 HIST_CONFIGS = [
     ("hist, defaults (reweight oracle, labels, K=32, rounds=8)", dict(), {}),
+    (
+        "hist, the defaults before the study (student leaves, MEMO without warm start or adaptive growth)",
+        dict(),
+        dict(leaf_values="student", warm_start=False, adaptive_eta=False),
+    ),
     ("hist, exhaustive (K=all)", dict(), dict(n_thresholds=None)),
     ("hist gini, oracle=single (allowed sets), K=32", dict(criterion="gini"), dict(oracle="single")),
     ("hist coverage, oracle=single, K=32", dict(criterion="coverage"), dict(oracle="single")),

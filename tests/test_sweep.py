@@ -348,3 +348,31 @@ def test_label_accuracy_is_accuracy_score_to_the_last_bit():
         assert label_accuracy(y, pred, w) == accuracy_score(y, pred, sample_weight=w)
     with pytest.raises(ValueError, match="non-zero"):
         label_accuracy(np.array([0, 1]), np.array([0, 0]), np.zeros(2))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thresholds_from_the_distinct_entries_gathered_once(dtype):
+    from crembo import _native
+    from crembo.compress.memo import run_memo
+
+    rng = np.random.default_rng(3)
+    votes = rng.multinomial(25, np.ones(5) / 5, size=400)
+    for P in (votes / 25.0, rng.dirichlet(np.ones(5), 400)):  # few distinct values, and many
+        P = P.astype(dtype)
+        distinct = _native.distinct_entries(P, 0.0, 1.0)
+        assert distinct[1].sum() == np.count_nonzero(P)
+        for start in (None, 0.0, 0.12, float(np.median(P)), 0.999, 1.5):
+            for k in (None, 1, 3, 32, 10**6):
+                assert sweep_thresholds(P, start, k, distinct) == sweep_thresholds(P, start, k)
+        X = rng.normal(size=(400, 3))
+        trainer = StudentTrainer(HistTreeClassifier(max_depth=2), np.arange(5), seed=0)
+        a = run_memo(X, P, trainer, distinct=distinct)
+        b = run_memo(X, P, trainer)
+        np.testing.assert_array_equal(a.candidates, b.candidates)
+        assert a.threshold == b.threshold
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        _native.budget_from_counts(np.array([0.2, 0.1]), np.array([1, 1]), 2)
+    with pytest.raises(ValueError, match="positive"):
+        _native.budget_from_counts(np.array([0.1, 0.2]), np.array([1, 0]), 2)
+    with pytest.raises(ValueError, match="expected 2 values"):
+        _native.budget_from_counts(np.array([0.1, 0.2]), np.array([1]), 2)

@@ -255,6 +255,37 @@ void init_kernels(py::module_& m) {
         },
         py::arg("beliefs"), py::arg("n_thresholds"), py::arg("lo") = 0.0, py::arg("hi") = 1.0);
 
+    m.def(
+        "distinct_entries",
+        [](const py::array& P, double lo, double hi) -> py::tuple {
+            return dispatch(P, [&](auto p, auto zero) {
+                using T = decltype(zero);
+                std::vector<T> values;
+                std::vector<index_t> counts;
+                {
+                    py::gil_scoped_release nogil;
+                    crembo::distinct_entries<T>(p.data(), p.shape(0), p.shape(1), T(lo), T(hi), values, counts);
+                }
+                return py::tuple(py::make_tuple(vector_copy(values), vector_copy(counts)));
+            });
+        },
+        py::arg("beliefs"), py::arg("lo") = 0.0, py::arg("hi") = 1.0);
+
+    m.def(
+        "budget_from_counts",
+        [](const py::array& values_in, const py::array& counts_in, index_t K) -> py::array {
+            auto pick = [&](auto zero) {
+                using T = decltype(zero);
+                auto v = vector<T>(values_in, "values", -1);
+                auto c = vector<index_t>(counts_in, "counts", v.shape(0));
+                const std::vector<T> values(v.data(), v.data() + v.shape(0));
+                const std::vector<index_t> counts(c.data(), c.data() + c.shape(0));
+                return py::array(vector_copy(crembo::budget_from_counts<T>(values, counts, K)));
+            };
+            return is_float32(values_in) ? pick(float{}) : pick(double{});
+        },
+        py::arg("values"), py::arg("counts"), py::arg("n_thresholds"));
+
     // ------------------------------------------- allowed labels, consistency
 
     m.def(

@@ -687,18 +687,27 @@ std::vector<T> candidate_thresholds(const T* P, index_t n, index_t C, T lo, T hi
 }
 
 template <class T>
-std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, T lo, T hi) {
-    require(K >= 1, "n_thresholds: expected at least 1");
-    std::vector<T> values;
-    std::vector<index_t> counts;
+void distinct_entries(const T* P, index_t n, index_t C, T lo, T hi, std::vector<T>& values,
+                      std::vector<index_t>& counts) {
     distinct_entries_in(P, n, C, lo, hi, values, counts);
-    const index_t N = std::accumulate(counts.begin(), counts.end(), index_t(0));
+}
+
+template <class T>
+std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts, index_t K) {
+    require(K >= 1, "n_thresholds: expected at least 1");
+    require(values.size() == counts.size(), "budget_from_counts: values and counts differ in length");
+    index_t N = 0;
+    for (size_t j = 0; j < counts.size(); ++j) {
+        require(counts[j] > 0, "budget_from_counts: counts must be positive");
+        require(j == 0 || values[j - 1] < values[j], "budget_from_counts: values must be sorted and distinct");
+        N += counts[j];
+    }
     // The budget covers every entry: the distinct entries themselves.
     if (N == 0 || K >= N) return values;
     std::vector<T> out;
     out.reserve(static_cast<size_t>(K));
     size_t v = 0;
-    index_t end = counts.empty() ? 0 : counts[0];  // entries up to and including values[v]
+    index_t end = counts[0];  // entries up to and including values[v]
     for (index_t j = 0; j < K; ++j) {
         // Quantile j/(K-1) of the sorted entries, j = 0 being the smallest.
         const index_t pos = K == 1 ? 0 : (j * (N - 1)) / (K - 1);
@@ -706,6 +715,15 @@ std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, 
         if (out.empty() || out.back() != values[v]) out.push_back(values[v]);
     }
     return out;
+}
+
+template <class T>
+std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, T lo, T hi) {
+    require(K >= 1, "n_thresholds: expected at least 1");
+    std::vector<T> values;
+    std::vector<index_t> counts;
+    distinct_entries_in(P, n, C, lo, hi, values, counts);
+    return budget_from_counts(values, counts, K);
 }
 
 // ------------------------------------------------- allowed labels, consistency
@@ -802,6 +820,10 @@ void leaf_sums(const T* P, index_t n, index_t C, const std::int64_t* leaves, con
     template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                        \
     template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);            \
     template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);    \
+    template void distinct_entries<T>(const T*, index_t, index_t, T, T, std::vector<T>&,          \
+                                      std::vector<index_t>&);                                     \
+    template std::vector<T> budget_from_counts<T>(const std::vector<T>&, const std::vector<index_t>&, \
+                                                  index_t);                                       \
     template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);                \
     template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);          \
     template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*); \

@@ -48,6 +48,10 @@ def row_argmax(beliefs: npt.ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------- thresholds
 def candidate_thresholds(beliefs: npt.ArrayLike, lo: float = 0.0, hi: float = 1.0) -> np.ndarray: ...
 def budgeted_thresholds(beliefs: npt.ArrayLike, n_thresholds: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray: ...
+def distinct_entries(beliefs: npt.ArrayLike, lo: float = 0.0, hi: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct entries > 0 in [lo, hi], how often each occurs)."""
+def budget_from_counts(values: npt.ArrayLike, counts: npt.ArrayLike, n_thresholds: int) -> np.ndarray:
+    """budgeted_thresholds' choice from distinct entries and their counts."""
 
 # ------------------------------------------------ allowed labels, consistency
 def allowed_labels(beliefs: npt.ArrayLike, threshold: float) -> npt.NDArray[np.bool_]: ...

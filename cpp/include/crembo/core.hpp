@@ -74,6 +74,18 @@ std::vector<T> candidate_thresholds(const T* P, index_t n, index_t C, T lo, T hi
 template <class T>
 std::vector<T> budgeted_thresholds(const T* P, index_t n, index_t C, index_t K, T lo, T hi);
 
+// The entries of P that are > 0 and lie in [lo, hi] as sorted distinct
+// values and how often each occurs: what the two functions above start
+// from, gathered once for several ranges (see budget_from_counts).
+template <class T>
+void distinct_entries(const T* P, index_t n, index_t C, T lo, T hi, std::vector<T>& values,
+                      std::vector<index_t>& counts);
+
+// budgeted_thresholds' choice of at most K values from distinct entries
+// (sorted values, each occurring counts[j] > 0 times). K >= 1.
+template <class T>
+std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts, index_t K);
+
 // ------------------------------------------------- allowed labels, consistency
 // mask[i, y] = 1 when P[i, y] >= t (the allowed labels A_t(x_i)).
 template <class T>

@@ -10,6 +10,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -607,12 +608,12 @@ def stratified_holdout(inverse: np.ndarray, counts: np.ndarray, n_val: int, seed
     # 16-bit keys by radix (4x faster than 64-bit ones at 10^5 rows).
     keys = inverse.astype(np.uint16) if len(counts) <= 1 << 16 else inverse
     by_class = np.split(np.argsort(keys, kind="stable"), np.cumsum(counts)[:-1])
-    fit_parts, val_parts = [], []
+    side = np.zeros(len(inverse), dtype=np.int8)  # 1: fitting, 2: validation (rows come back sorted)
     for rows, n_f, n_v in zip(by_class, fit_share, val_share):
         rows = rows[rng.permutation(len(rows))]
-        fit_parts.append(rows[:n_f])
-        val_parts.append(rows[n_f : n_f + n_v])
-    return np.sort(np.concatenate(fit_parts)), np.sort(np.concatenate(val_parts))
+        side[rows[:n_f]] = 1
+        side[rows[n_f : n_f + n_v]] = 2
+    return np.flatnonzero(side == 1), np.flatnonzero(side == 2)
 
 
 def unique_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -668,6 +669,13 @@ class _TransferSet:
     fit_rows: np.ndarray
     val_rows: np.ndarray
     refit_all: bool
+
+    @cached_property
+    def distinct(self) -> tuple:
+        """The entries of ``P_s`` in (0, 1], distinct and counted
+        (``_native.distinct_entries``): MEMO's candidates and the sweep's
+        thresholds both come from it, gathered once."""
+        return _native.distinct_entries(self.P_s, 0.0, 1.0)
 
 
 class CREMBOClassifier(_DistillerBase):
@@ -1172,6 +1180,7 @@ class CREMBOClassifier(_DistillerBase):
                 search=self.search,
                 sample_weight=tr.w_s,
                 on_fit=bar.update,
+                distinct=tr.distinct,
             )
         self.memo_threshold_ = memo_res.threshold
         self.memo_depth_ = memo_res.depth
@@ -1206,7 +1215,7 @@ class CREMBOClassifier(_DistillerBase):
     def _run_sweep(self, trainer, data, tr, y_idx, n_folds, memo_res, memo_student, memo_pred, rng):
         """Stage "sweep": every threshold from MEMO's up, scored on the
         validation split or by ``cv``-fold cross-validation."""
-        thresholds = sweep_thresholds(tr.P_s, memo_res.threshold, self.n_thresholds)
+        thresholds = sweep_thresholds(tr.P_s, memo_res.threshold, self.n_thresholds, tr.distinct)
         common = dict(
             prefer=memo_pred,
             sample_weight=tr.w_s,

@@ -131,12 +131,20 @@ def run_memo(
     adaptive_eta: bool = True,
     search: str = "binary",
     on_fit: Callable[[], None] | None = None,
+    distinct: tuple | None = None,
 ) -> MemoResult:
     """MEMO with an existing ``StudentTrainer`` (used by the estimators);
-    ``on_fit()`` is called after every student fit (progress bars)."""
+    ``on_fit()`` is called after every student fit (progress bars).
+    ``distinct``: ``_native.distinct_entries(P)`` when already gathered
+    (the candidates are read off it)."""
     start = time.perf_counter()
     if candidates is None:
-        candidates = _native.candidate_thresholds(P, 0.0, _memo_ceiling(P, delta))
+        ceiling = _memo_ceiling(P, delta)
+        if distinct is None:
+            candidates = _native.candidate_thresholds(P, 0.0, ceiling)
+        else:  # the entries candidate_thresholds(P, 0, ceiling) gathers
+            values = distinct[0]
+            candidates = values[values <= values.dtype.type(ceiling)]
     candidates = np.ascontiguousarray(candidates, dtype=P.dtype)
     state = {"last": None, "best": None}
     fit_times = []

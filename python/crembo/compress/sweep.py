@@ -223,12 +223,22 @@ def select_candidate(result: SweepResult, selection: Selection = "best") -> Swee
     return scored[best]
 
 
-def sweep_thresholds(P: np.ndarray, start: float | None, n_thresholds: int | None) -> list:
+def sweep_thresholds(
+    P: np.ndarray, start: float | None, n_thresholds: int | None, distinct: tuple | None = None
+) -> list:
     """The sweep's thresholds: from ``start`` (MEMO's threshold; None: the
     smallest belief value) up, every distinct belief value or a
-    quantile-spaced budget of ``n_thresholds``."""
+    quantile-spaced budget of ``n_thresholds``. ``distinct``:
+    ``_native.distinct_entries(P)`` (the entries in (0, 1]) when already
+    gathered."""
     # None: from 0, which keeps the same entries (only positive ones count).
     lo = 0.0 if start is None else start
+    if distinct is not None:
+        values, counts = distinct
+        keep = values >= values.dtype.type(lo)  # the entries of P in [lo, 1] that are > 0
+        if n_thresholds is None:
+            return [float(t) for t in values[keep]]
+        return [float(t) for t in _native.budget_from_counts(values[keep], counts[keep], n_thresholds)]
     if n_thresholds is None:
         cands = _native.candidate_thresholds(P, lo, 1.0)
     else:
