@@ -721,6 +721,10 @@ private:
     static constexpr index_t kBlockRows = 32768;
     static constexpr index_t kMinBlockRows = 1024;
     static constexpr int kLanes = 8;  // rows walked together (independent loads overlap)
+    // Steps between checks for "every lane on a leaf" (extra steps at a
+    // leaf change nothing): 85,000 rows x 50 trees on one thread 185 ms
+    // against 198 ms checking after every step (3: 185, 6: 189, 8: 194).
+    static constexpr int kStepsPerCheck = 4;
 
     std::vector<Node> nodes_;  // the class sinks, then every tree's split nodes
     std::vector<std::int32_t> roots_;
@@ -768,7 +772,7 @@ private:
 
     // Rows [lo, hi) through one tree: kLanes rows step together (their
     // loads overlap; a leaf loops on itself) until all of them sit on a
-    // leaf, the tail one row at a time.
+    // leaf (a class sink, index < n_classes), the tail one row at a time.
     template <bool Contiguous, bool NanLeft, class T, class F>
     void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs,
                    std::ptrdiff_t cs, F& f) const {
@@ -776,14 +780,13 @@ private:
         for (; r + kLanes <= hi; r += kLanes) {
             std::int32_t idx[kLanes];
             for (int k = 0; k < kLanes; ++k) idx[k] = root;
-            bool moved = true;
-            while (moved) {
-                moved = false;
-                for (int k = 0; k < kLanes; ++k) {
-                    const std::int32_t next = step<Contiguous, NanLeft>(idx[k], X + (r + k) * rs, cs);
-                    moved |= next != idx[k];
-                    idx[k] = next;
-                }
+            const auto first_split = static_cast<std::int32_t>(n_classes_);
+            bool splits_left = root >= first_split;
+            while (splits_left) {
+                for (int s = 0; s < kStepsPerCheck; ++s)
+                    for (int k = 0; k < kLanes; ++k) idx[k] = step<Contiguous, NanLeft>(idx[k], X + (r + k) * rs, cs);
+                splits_left = false;
+                for (int k = 0; k < kLanes; ++k) splits_left |= idx[k] >= first_split;
             }
             for (int k = 0; k < kLanes; ++k) f(r + k, idx[k]);
         }
