@@ -821,8 +821,17 @@ def test_apply_binned_straddling_bins_read_the_raw_value():
     np.testing.assert_array_equal(est.tree_.apply_binned(binned, X), est.apply(X))
     with pytest.raises(ValueError, match="straddles a threshold and no raw rows"):
         crembo._core.hist_leaves(
-            binned._codes, binned.n_bins, binned._lo, binned._hi, None, None, est.tree_.children_left,
-            est.tree_.children_right, est.tree_.feature, est.tree_.threshold, est.tree_.missing_go_to_left,
+            binned._codes,
+            binned.n_bins,
+            binned._lo,
+            binned._hi,
+            None,
+            None,
+            est.tree_.children_left,
+            est.tree_.children_right,
+            est.tree_.feature,
+            est.tree_.threshold,
+            est.tree_.missing_go_to_left,
         )
 
 
@@ -878,7 +887,13 @@ def test_apply_binned_bad_input():
         walk(feature=t.feature[:-1])
     with pytest.raises(ValueError, match="row index out of range"):
         crembo._core.hist_leaves(
-            *args[:4], np.array([0, len(X)]), X, t.children_left, t.children_right, t.feature, t.threshold,
+            *args[:4],
+            np.array([0, len(X)]),
+            X,
+            t.children_left,
+            t.children_right,
+            t.feature,
+            t.threshold,
             t.missing_go_to_left,
         )
 

@@ -173,10 +173,10 @@ void init_hist_tree(py::module_& m) {
     m.def(
         "hist_leaves",
         [](const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in,
-           const py::array& hi_in, const py::object& rows_in, const py::object& X_in, const py::array& left_in,
-           const py::array& right_in, const py::array& feature_in, const py::array& threshold_in,
-           const py::array& missing_left_in, const py::object& is_categorical_in, const py::object& cat_left_in,
-           int n_threads) -> py::array {
+           const py::array& hi_in, const py::object& rows_in, const py::object& X_in,
+           const py::array& left_in, const py::array& right_in, const py::array& feature_in,
+           const py::array& threshold_in, const py::array& missing_left_in,
+           const py::object& is_categorical_in, const py::object& cat_left_in, int n_threads) -> py::array {
             hist_check_2d(codes_in, "codes");
             auto codes = carray<std::uint8_t>::ensure(codes_in);
             const index_t d = codes.shape(0), n_rows = codes.shape(1);
@@ -234,10 +234,10 @@ void init_hist_tree(py::module_& m) {
             });
             return out;
         },
-        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows"), py::arg("X"),
-        py::arg("children_left"), py::arg("children_right"), py::arg("feature"), py::arg("threshold"),
-        py::arg("missing_go_to_left"), py::arg("is_categorical") = py::none(), py::arg("cat_left") = py::none(),
-        py::arg("n_threads") = 0,
+        py::arg("codes"), py::arg("n_bins"), py::arg("bin_lo"), py::arg("bin_hi"), py::arg("rows"),
+        py::arg("X"), py::arg("children_left"), py::arg("children_right"), py::arg("feature"),
+        py::arg("threshold"), py::arg("missing_go_to_left"), py::arg("is_categorical") = py::none(),
+        py::arg("cat_left") = py::none(), py::arg("n_threads") = 0,
         "The leaf each selected binned row reaches in a tree (walked on the codes; X, the raw rows that were "
         "binned, decides bins that straddle a threshold).");
 }

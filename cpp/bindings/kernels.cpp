@@ -264,7 +264,8 @@ void init_kernels(py::module_& m) {
                 std::vector<index_t> counts;
                 {
                     py::gil_scoped_release nogil;
-                    crembo::distinct_entries<T>(p.data(), p.shape(0), p.shape(1), T(lo), T(hi), values, counts);
+                    crembo::distinct_entries<T>(p.data(), p.shape(0), p.shape(1), T(lo), T(hi), values,
+                                                counts);
                 }
                 return py::tuple(py::make_tuple(vector_copy(values), vector_copy(counts)));
             });

@@ -693,13 +693,15 @@ void distinct_entries(const T* P, index_t n, index_t C, T lo, T hi, std::vector<
 }
 
 template <class T>
-std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts, index_t K) {
+std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts,
+                                  index_t K) {
     require(K >= 1, "n_thresholds: expected at least 1");
     require(values.size() == counts.size(), "budget_from_counts: values and counts differ in length");
     index_t N = 0;
     for (size_t j = 0; j < counts.size(); ++j) {
         require(counts[j] > 0, "budget_from_counts: counts must be positive");
-        require(j == 0 || values[j - 1] < values[j], "budget_from_counts: values must be sorted and distinct");
+        require(j == 0 || values[j - 1] < values[j],
+                "budget_from_counts: values must be sorted and distinct");
         N += counts[j];
     }
     // The budget covers every entry: the distinct entries themselves.
@@ -809,25 +811,25 @@ void leaf_sums(const T* P, index_t n, index_t C, const std::int64_t* leaves, con
 }
 
 // ------------------------------------------------------ explicit instances
-#define CREMBO_INSTANTIATE(T)                                                                     \
-    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);           \
-    template void check_beliefs<T>(const T*, index_t, index_t, double);                           \
-    template void normalize_beliefs<T>(T*, index_t, index_t);                                     \
-    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);                 \
-    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);            \
-    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);                \
-    template T max_achievable_depth<T>(const T*, index_t, index_t);                               \
-    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                        \
-    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);            \
-    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);    \
-    template void distinct_entries<T>(const T*, index_t, index_t, T, T, std::vector<T>&,          \
-                                      std::vector<index_t>&);                                     \
+#define CREMBO_INSTANTIATE(T)                                                                         \
+    template void beliefs_from_votes<T>(const label_t*, index_t, index_t, index_t, T*);               \
+    template void check_beliefs<T>(const T*, index_t, index_t, double);                               \
+    template void normalize_beliefs<T>(T*, index_t, index_t);                                         \
+    template void point_depth<T>(const T*, index_t, index_t, const label_t*, T*);                     \
+    template T empirical_depth<T>(const T*, index_t, index_t, const label_t*, double);                \
+    template void depth_profile<T>(const T*, index_t, const T*, index_t, double*);                    \
+    template T max_achievable_depth<T>(const T*, index_t, index_t);                                   \
+    template void row_argmax<T>(const T*, index_t, index_t, label_t*, T*);                            \
+    template std::vector<T> candidate_thresholds<T>(const T*, index_t, index_t, T, T);                \
+    template std::vector<T> budgeted_thresholds<T>(const T*, index_t, index_t, index_t, T, T);        \
+    template void distinct_entries<T>(const T*, index_t, index_t, T, T, std::vector<T>&,              \
+                                      std::vector<index_t>&);                                         \
     template std::vector<T> budget_from_counts<T>(const std::vector<T>&, const std::vector<index_t>&, \
-                                                  index_t);                                       \
-    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);                \
-    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);          \
-    template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*); \
-    template void leaf_sums<T>(const T*, index_t, index_t, const std::int64_t*, const double*,    \
+                                                  index_t);                                           \
+    template void allowed_labels<T>(const T*, index_t, index_t, T, std::uint8_t*);                    \
+    template index_t count_violations<T>(const T*, index_t, index_t, const label_t*, T);              \
+    template index_t allowed_targets<T>(const T*, index_t, index_t, T, const label_t*, label_t*);     \
+    template void leaf_sums<T>(const T*, index_t, index_t, const std::int64_t*, const double*,        \
                                const std::int64_t*, index_t, index_t, double*);
 
 CREMBO_INSTANTIATE(float)

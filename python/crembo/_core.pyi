@@ -50,6 +50,7 @@ def candidate_thresholds(beliefs: npt.ArrayLike, lo: float = 0.0, hi: float = 1.
 def budgeted_thresholds(beliefs: npt.ArrayLike, n_thresholds: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray: ...
 def distinct_entries(beliefs: npt.ArrayLike, lo: float = 0.0, hi: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
     """(sorted distinct entries > 0 in [lo, hi], how often each occurs)."""
+
 def budget_from_counts(values: npt.ArrayLike, counts: npt.ArrayLike, n_thresholds: int) -> np.ndarray:
     """budgeted_thresholds' choice from distinct entries and their counts."""
 

@@ -84,7 +84,8 @@ void distinct_entries(const T* P, index_t n, index_t C, T lo, T hi, std::vector<
 // budgeted_thresholds' choice of at most K values from distinct entries
 // (sorted values, each occurring counts[j] > 0 times). K >= 1.
 template <class T>
-std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts, index_t K);
+std::vector<T> budget_from_counts(const std::vector<T>& values, const std::vector<index_t>& counts,
+                                  index_t K);
 
 // ------------------------------------------------- allowed labels, consistency
 // mask[i, y] = 1 when P[i, y] >= t (the allowed labels A_t(x_i)).

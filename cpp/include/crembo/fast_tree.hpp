@@ -784,7 +784,8 @@ private:
             bool splits_left = root >= first_split;
             while (splits_left) {
                 for (int s = 0; s < kStepsPerCheck; ++s)
-                    for (int k = 0; k < kLanes; ++k) idx[k] = step<Contiguous, NanLeft>(idx[k], X + (r + k) * rs, cs);
+                    for (int k = 0; k < kLanes; ++k)
+                        idx[k] = step<Contiguous, NanLeft>(idx[k], X + (r + k) * rs, cs);
                 splits_left = false;
                 for (int k = 0; k < kLanes; ++k) splits_left |= idx[k] >= first_split;
             }

@@ -176,8 +176,8 @@ struct TreeView {
 // a valid tree over X's features (children after their parent, split
 // features in range).
 template <class T>
-void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs, const TreeView& t,
-                   index_t* out, int n_threads = 0);
+void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs,
+                   const TreeView& t, index_t* out, int n_threads = 0);
 
 // Frees the packed-rows buffer kept between count-mode fits (a fit running
 // now keeps its own until it ends); returns the bytes freed, 0 when none

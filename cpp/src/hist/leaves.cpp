@@ -50,7 +50,8 @@ struct Step {
 // features lie inside X's.
 void check_tree(const BinnedView& X, const TreeView& t) {
     if (t.n_nodes < 1) throw std::invalid_argument("tree: expected at least one node");
-    if (t.n_nodes > std::numeric_limits<std::int32_t>::max()) throw std::invalid_argument("tree: too many nodes");
+    if (t.n_nodes > std::numeric_limits<std::int32_t>::max())
+        throw std::invalid_argument("tree: too many nodes");
     if (!t.left || !t.right || !t.feature || !t.threshold || !t.missing_left)
         throw std::invalid_argument("tree: missing arrays");
     for (index_t k = 0; k < t.n_nodes; ++k) {
@@ -73,8 +74,15 @@ Step make_step(const BinnedView& X, const TreeView& t, index_t k) {
     }
     const index_t f = t.feature[k];
     const int nb = X.n_bins[f];
-    Step s{X.codes + f * X.n_rows, -1, -1, nb, t.missing_left[k] != 0 ? 1 : 0,
-           std::int32_t(t.left[k]), std::int32_t(t.right[k]), std::int32_t(f), 0};
+    Step s{X.codes + f * X.n_rows,
+           -1,
+           -1,
+           nb,
+           t.missing_left[k] != 0 ? 1 : 0,
+           std::int32_t(t.left[k]),
+           std::int32_t(t.right[k]),
+           std::int32_t(f),
+           0};
     if (t.is_categorical != nullptr && t.is_categorical[k] != 0) {
         s.categorical = 1;
         return s;
@@ -92,14 +100,15 @@ Step make_step(const BinnedView& X, const TreeView& t, index_t k) {
 }  // namespace
 
 template <class T>
-void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs, const TreeView& t,
-                   index_t* out, int n_threads) {
+void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs,
+                   const TreeView& t, index_t* out, int n_threads) {
     detail::check_binned_view(X);
     check_tree(X, t);
     const index_t n = X.rows == nullptr ? X.n_rows : X.n_selected;
     if (n > 0 && out == nullptr) throw std::invalid_argument("binned_leaves: null output");
     for (index_t k = 0; X.rows != nullptr && k < n; ++k)
-        if (X.rows[k] < 0 || X.rows[k] >= X.n_rows) throw std::invalid_argument("binned data: row index out of range");
+        if (X.rows[k] < 0 || X.rows[k] >= X.n_rows)
+            throw std::invalid_argument("binned data: row index out of range");
     // The steps, and the depth: children come after their parent, so one
     // pass in node order sets every node's depth.
     std::vector<Step> steps(size_t(t.n_nodes));
@@ -151,10 +160,12 @@ void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::
                 const Step& s = st[node[k]];
                 const index_t row = row_of(c0 + k);
                 const std::int32_t code = s.column[row];
-                std::int32_t left = -std::int32_t((code <= s.left_code) | ((code == s.missing) & s.missing_left));
+                std::int32_t left =
+                    -std::int32_t((code <= s.left_code) | ((code == s.missing) & s.missing_left));
                 if (code == s.straddle)  // rare: rows that did not reach this node at fit time
-                    left = -std::int32_t(double(static_cast<float>(raw_X[row * rs + index_t(s.feature) * cs])) <=
-                                         t.threshold[node[k]]);
+                    left =
+                        -std::int32_t(double(static_cast<float>(raw_X[row * rs + index_t(s.feature) * cs])) <=
+                                      t.threshold[node[k]]);
                 node[k] = (s.left & left) | (s.right & ~left);
             }
         }
@@ -175,8 +186,8 @@ void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::
     });
 }
 
-template void binned_leaves<float>(const BinnedView&, const float*, std::ptrdiff_t, std::ptrdiff_t, const TreeView&,
-                                   index_t*, int);
+template void binned_leaves<float>(const BinnedView&, const float*, std::ptrdiff_t, std::ptrdiff_t,
+                                   const TreeView&, index_t*, int);
 template void binned_leaves<double>(const BinnedView&, const double*, std::ptrdiff_t, std::ptrdiff_t,
                                     const TreeView&, index_t*, int);
 
