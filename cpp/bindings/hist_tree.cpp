@@ -48,6 +48,31 @@ void hist_check_2d(const py::array& X, const char* name) {
     }
 }
 
+// A call's binned rows (codes d x n, bin counts and edges, an optional row
+// subset), checked, kept alive, and the view over them.
+struct BinnedArgs {
+    carray<std::uint8_t> codes;
+    carray<std::int32_t> n_bins;
+    carray<float> lo, hi;
+    carray<index_t> rows;
+    crembo::BinnedView view;
+
+    BinnedArgs(const py::array& codes_in, const py::array& n_bins_in, const py::array& lo_in,
+               const py::array& hi_in, const py::object& rows_in) {
+        hist_check_2d(codes_in, "codes");
+        codes = carray<std::uint8_t>::ensure(codes_in);
+        const index_t d = codes.shape(0);
+        n_bins = vector<std::int32_t>(n_bins_in, "n_bins", d);
+        lo = matrix<float>(lo_in, "bin_lo");
+        hi = matrix<float>(hi_in, "bin_hi");
+        if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
+            hi.shape(1) != crembo::kBinSlots)
+            value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
+        if (!rows_in.is_none()) rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
+        view = binned_view(codes, n_bins, lo, hi, rows_in.is_none() ? nullptr : &rows);
+    }
+};
+
 crembo::SplitCriterion hist_criterion(const std::string& s) {
     if (s == "gini") return crembo::SplitCriterion::Gini;
     if (s == "coverage") return crembo::SplitCriterion::Coverage;
@@ -96,19 +121,10 @@ void init_hist_tree(py::module_& m) {
            const std::string& criterion, int max_depth, index_t min_samples_split, index_t min_samples_leaf,
            double min_weight_fraction_leaf, index_t max_leaf_nodes, int n_threads,
            const py::object& categorical_in) -> py::dict {
-            hist_check_2d(codes_in, "codes");
-            auto codes = carray<std::uint8_t>::ensure(codes_in);
-            const index_t d = codes.shape(0), n = codes.shape(1);
-            auto n_bins = vector<std::int32_t>(n_bins_in, "n_bins", d);
-            auto lo = matrix<float>(lo_in, "bin_lo");
-            auto hi = matrix<float>(hi_in, "bin_hi");
-            if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
-                hi.shape(1) != crembo::kBinSlots)
-                value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
-            carray<index_t> rows;
-            if (!rows_in.is_none()) rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
-            const auto view = binned_view(codes, n_bins, lo, hi, rows_in.is_none() ? nullptr : &rows);
-            const index_t m = rows_in.is_none() ? n : view.n_selected;
+            const BinnedArgs binned(codes_in, n_bins_in, lo_in, hi_in, rows_in);
+            const crembo::BinnedView& view = binned.view;
+            const index_t d = view.n_features;
+            const index_t m = rows_in.is_none() ? view.n_rows : view.n_selected;
             crembo::TreeTargets targets;
             targets.n_classes = n_classes;
             carray<label_t> labels;
@@ -177,18 +193,9 @@ void init_hist_tree(py::module_& m) {
            const py::array& left_in, const py::array& right_in, const py::array& feature_in,
            const py::array& threshold_in, const py::array& missing_left_in,
            const py::object& is_categorical_in, const py::object& cat_left_in, int n_threads) -> py::array {
-            hist_check_2d(codes_in, "codes");
-            auto codes = carray<std::uint8_t>::ensure(codes_in);
-            const index_t d = codes.shape(0), n_rows = codes.shape(1);
-            auto n_bins = vector<std::int32_t>(n_bins_in, "n_bins", d);
-            auto lo = matrix<float>(lo_in, "bin_lo");
-            auto hi = matrix<float>(hi_in, "bin_hi");
-            if (lo.shape(0) != d || hi.shape(0) != d || lo.shape(1) != crembo::kBinSlots ||
-                hi.shape(1) != crembo::kBinSlots)
-                value_error("bin_lo, bin_hi: expected (n_features, 256) arrays");
-            carray<index_t> rows;
-            if (!rows_in.is_none()) rows = vector<index_t>(rows_in.cast<py::array>(), "rows", -1);
-            const auto view = binned_view(codes, n_bins, lo, hi, rows_in.is_none() ? nullptr : &rows);
+            const BinnedArgs binned(codes_in, n_bins_in, lo_in, hi_in, rows_in);
+            const crembo::BinnedView& view = binned.view;
+            const index_t d = view.n_features, n_rows = view.n_rows;
             auto left = vector<index_t>(left_in, "children_left", -1);
             const index_t nodes = left.shape(0);
             auto right = vector<index_t>(right_in, "children_right", nodes);
