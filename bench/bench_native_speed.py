@@ -49,7 +49,13 @@ members; 2026-12-03, five runs at load average 1-3): 0.34-0.57 / 0.33-0.48
 than the kernel does: the two vCPUs share one memory system with the copy.
 At 10^7 points the C++ benchmark (``crembo_bench --sizes 10000000 --dtype
 f64``) gave 0.45-0.58 (0.16-0.30 s; before: 0.18, 0.63 s). The 0.5 target is
-met at 10^7 in C++, and at 10^6 here only in the quieter runs. Groups of 64
+met at 10^7 in C++, and at 10^6 here only in the quieter runs. Rerun on
+2026-12-03 at 19:37-19:45 in a quiet hour (load average 0.1-1.4): here
+0.56 / 0.59 (23.7 / 20.4 ms against 13.2 / 12.1 ms of copying); in C++ at
+10^7 the kernel took 182-186 ms (26 GB/s) in seven runs while the copy it
+is compared with took 52-65 GB/s, so the ratio read 0.40-0.51 (a longer
+prefetch distance and groups of 16 members changed nothing; streaming
+stores for the beliefs neither). Groups of 64
 members gave 0.66-0.72 here at 10^6 but up to 2x longer times at 10^7 and
 above (a C++ harness alternating the two on one thread), so 8 it is. An AVX2 variant of the loop (32 points
 per vector, chosen at run time) was tried and dropped: at most 12% less CPU
