@@ -376,3 +376,26 @@ def test_thresholds_from_the_distinct_entries_gathered_once(dtype):
         _native.budget_from_counts(np.array([0.1, 0.2]), np.array([1, 0]), 2)
     with pytest.raises(ValueError, match="expected 2 values"):
         _native.budget_from_counts(np.array([0.1, 0.2]), np.array([1]), 2)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_sweep_threads():
+    import os
+
+    from joblib import delayed
+
+    from crembo.compress import sweep
+
+    sweep._run([delayed(abs)(-k) for k in range(4)], 2, None)  # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a sweep must run (not hang on the parent's threads)
+        try:
+            ok = sweep._POOLS == {} and sweep._run([delayed(abs)(-k) for k in range(4)], 2, None) == [0, 1, 2, 3]
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    got = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert got == b"1"

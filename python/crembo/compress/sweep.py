@@ -10,9 +10,10 @@ Two ways to score a threshold:
 
 Both return a :class:`SweepResult`, and the choice among its candidates is
 :func:`select_candidate`, a pure function of that result and a selection
-rule. The student fits go through :class:`joblib.Parallel` (threads by
-default), so ``joblib.parallel_config(backend=...)`` can send them to
-processes or to a cluster.
+rule. The student fits run on threads of this process by default (the
+sweep's own, kept between sweeps); under a ``joblib.parallel_config(...)``
+they go through :class:`joblib.Parallel`, which can send them to processes
+or to a cluster.
 """
 
 from __future__ import annotations
@@ -318,8 +319,20 @@ def _past(deadline):
 # The sweep's own threads, kept between sweeps: {thread count: executor},
 # for the process that made them (a forked child makes its own).
 _POOLS: dict = {}
-_POOLS_PID = [os.getpid()]
+_POOLS_LOCK = threading.Lock()
 _IN_POOL = threading.local()
+
+
+def _forget_pools():
+    """In a forked child: the parent's threads (and their lock's state)
+    did not come along."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _mark_pool_thread():
@@ -347,13 +360,13 @@ def _default_threads(n_jobs):
 
 
 def _pool(n):
-    if _POOLS_PID[0] != os.getpid():  # the threads stayed in the parent
-        _POOLS.clear()
-        _POOLS_PID[0] = os.getpid()
-    pool = _POOLS.get(n)
-    if pool is None:
-        pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="crembo-sweep", initializer=_mark_pool_thread)
-    return pool
+    """The sweep's executor of ``n`` threads (made on first use)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(n)
+        if pool is None:
+            pool = ThreadPoolExecutor(n, thread_name_prefix="crembo-sweep", initializer=_mark_pool_thread)
+            _POOLS[n] = pool
+        return pool
 
 
 def _run(tasks, n_jobs, on_fit):
