@@ -877,11 +877,11 @@ def test_apply_binned_bad_input():
     np.testing.assert_array_equal(walk(), est.apply(X))
     loop = t.children_left.copy()
     loop[0] = 0
-    with pytest.raises(ValueError, match="children must be nodes after it"):
+    with pytest.raises(ValueError, match="children must be distinct nodes stored after their parent"):
         walk(children_left=loop)
     far = t.feature.copy()
     far[0] = X.shape[1]
-    with pytest.raises(ValueError, match="split feature out of range"):
+    with pytest.raises(ValueError, match="split feature outside"):
         walk(feature=far)
     with pytest.raises(ValueError, match="expected"):
         walk(feature=t.feature[:-1])

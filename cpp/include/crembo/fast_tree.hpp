@@ -776,11 +776,11 @@ private:
     template <bool Contiguous, bool NanLeft, class T, class F>
     void walk_rows(std::int32_t root, const T* X, index_t lo, index_t hi, std::ptrdiff_t rs,
                    std::ptrdiff_t cs, F& f) const {
+        const auto first_split = static_cast<std::int32_t>(n_classes_);
         index_t r = lo;
         for (; r + kLanes <= hi; r += kLanes) {
             std::int32_t idx[kLanes];
             for (int k = 0; k < kLanes; ++k) idx[k] = root;
-            const auto first_split = static_cast<std::int32_t>(n_classes_);
             bool splits_left = root >= first_split;
             while (splits_left) {
                 for (int s = 0; s < kStepsPerCheck; ++s)
@@ -792,8 +792,8 @@ private:
             for (int k = 0; k < kLanes; ++k) f(r + k, idx[k]);
         }
         for (; r < hi; ++r) {
-            std::int32_t i = root, next;
-            while ((next = step<Contiguous, NanLeft>(i, X + r * rs, cs)) != i) i = next;
+            std::int32_t i = root;
+            while (i >= first_split) i = step<Contiguous, NanLeft>(i, X + r * rs, cs);
             f(r, i);
         }
     }

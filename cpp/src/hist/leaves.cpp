@@ -13,6 +13,7 @@
 #include "crembo/detail/binned.hpp"
 #include "crembo/detail/checks.hpp"
 #include "crembo/detail/parallel.hpp"
+#include "crembo/fast_tree.hpp"
 #include "crembo/hist_tree.hpp"
 
 namespace crembo {
@@ -45,25 +46,6 @@ struct Step {
     std::int32_t feature;
     std::int32_t categorical;
 };
-
-// Every walk ends: children lie after their parent, inside the tree; split
-// features lie inside X's.
-void check_tree(const BinnedView& X, const TreeView& t) {
-    if (t.n_nodes < 1) throw std::invalid_argument("tree: expected at least one node");
-    if (t.n_nodes > std::numeric_limits<std::int32_t>::max())
-        throw std::invalid_argument("tree: too many nodes");
-    if (!t.left || !t.right || !t.feature || !t.threshold || !t.missing_left)
-        throw std::invalid_argument("tree: missing arrays");
-    for (index_t k = 0; k < t.n_nodes; ++k) {
-        const index_t l = t.left[k], r = t.right[k];
-        if (l < 0 && r < 0) continue;
-        if (l <= k || r <= k || l >= t.n_nodes || r >= t.n_nodes)
-            bad_node(k, "children must be nodes after it (or both -1 at a leaf)");
-        if (t.feature[k] < 0 || t.feature[k] >= X.n_features) bad_node(k, "split feature out of range");
-        if (t.is_categorical != nullptr && t.is_categorical[k] != 0 && t.cat_left == nullptr)
-            throw std::invalid_argument("tree: categorical splits without cat_left");
-    }
-}
 
 // Node k as a step over X's bins: the last bin all of whose values go left,
 // and the bin after it when its values lie on both sides of the threshold.
@@ -103,31 +85,38 @@ template <class T>
 void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::ptrdiff_t cs,
                    const TreeView& t, index_t* out, int n_threads) {
     detail::check_binned_view(X);
-    check_tree(X, t);
+    if (t.n_nodes < 1 || t.n_nodes > std::numeric_limits<std::int32_t>::max())
+        throw std::invalid_argument("tree: expected between 1 and 2^31 - 1 nodes");
+    if (!t.left || !t.right || !t.feature || !t.threshold || !t.missing_left)
+        throw std::invalid_argument("tree: missing arrays");
+    // The layout check every tree walk shares (children after their
+    // parent, so walks end; features in range), and each node's depth.
+    const std::vector<int> depth =
+        check_tree_layout(t.n_nodes, t.left, t.right, t.feature, t.threshold, X.n_features, bad_node);
+    const int max_depth = *std::max_element(depth.begin(), depth.end());
     const index_t n = X.rows == nullptr ? X.n_rows : X.n_selected;
     if (n > 0 && out == nullptr) throw std::invalid_argument("binned_leaves: null output");
     for (index_t k = 0; X.rows != nullptr && k < n; ++k)
         if (X.rows[k] < 0 || X.rows[k] >= X.n_rows)
             throw std::invalid_argument("binned data: row index out of range");
-    // The steps, and the depth: children come after their parent, so one
-    // pass in node order sets every node's depth.
     std::vector<Step> steps(size_t(t.n_nodes));
-    std::vector<int> depth(size_t(t.n_nodes), 0);
-    int max_depth = 0;
     bool straddles = false, categorical = false;
     for (index_t k = 0; k < t.n_nodes; ++k) {
+        if (t.left[k] >= 0 && t.is_categorical != nullptr && t.is_categorical[k] != 0 &&
+            t.cat_left == nullptr)
+            throw std::invalid_argument("tree: categorical splits without cat_left");
         steps[size_t(k)] = make_step(X, t, k);
         straddles = straddles || steps[size_t(k)].straddle >= 0;
         categorical = categorical || steps[size_t(k)].categorical != 0;
-        if (t.left[k] < 0) continue;
-        for (const index_t c : {t.left[k], t.right[k]}) {
-            depth[size_t(c)] = depth[size_t(k)] + 1;
-            max_depth = std::max(max_depth, depth[size_t(c)]);
-        }
     }
     if (straddles && raw_X == nullptr)
         throw std::invalid_argument("binned_leaves: a bin straddles a threshold and no raw rows were given");
     const Step* st = steps.data();
+    // A straddling bin: the row's raw value decides, as apply's would.
+    auto raw_left = [&](index_t node, index_t row) {
+        return double(static_cast<float>(raw_X[row * rs + index_t(st[node].feature) * cs])) <=
+               t.threshold[node];
+    };
     // The general step, for trees with categorical splits.
     auto goes_left = [&](index_t node, index_t row) {
         const Step& s = st[node];
@@ -138,8 +127,7 @@ void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::
             const int cat = int(X.bin_lo[index_t(s.feature) * kBinSlots + code]);
             return ((t.cat_left[node * kCatWords + (cat >> 6)] >> (cat & 63)) & 1u) != 0;
         }
-        if (code == s.straddle)
-            return double(static_cast<float>(raw_X[row * rs + index_t(s.feature) * cs])) <= t.threshold[node];
+        if (code == s.straddle) return raw_left(node, row);
         return code <= s.left_code;
     };
     // Rows [c0, c0 + m) level by level: the rows' steps are independent, so
@@ -162,10 +150,8 @@ void binned_leaves(const BinnedView& X, const T* raw_X, std::ptrdiff_t rs, std::
                 const std::int32_t code = s.column[row];
                 std::int32_t left =
                     -std::int32_t((code <= s.left_code) | ((code == s.missing) & s.missing_left));
-                if (code == s.straddle)  // rare: rows that did not reach this node at fit time
-                    left =
-                        -std::int32_t(double(static_cast<float>(raw_X[row * rs + index_t(s.feature) * cs])) <=
-                                      t.threshold[node[k]]);
+                if (code == s.straddle)
+                    left = -std::int32_t(raw_left(node[k], row));  // rare: rows unseen here at fit
                 node[k] = (s.left & left) | (s.right & ~left);
             }
         }
