@@ -168,7 +168,7 @@ def test_crembo_equals_in_memory_on_the_same_split(client):
     fit_rows, val_rows = _dask_split(len(y), 500)
     assert est.n_validation_ == len(val_rows) and est.n_transfer_ == len(fit_rows)
     ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, n_thresholds=6, random_state=0)
-    ref._split = lambda y, rng, *labels: (fit_rows, val_rows)
+    ref._split = lambda labels, rng: (fit_rows, val_rows)
     ref.fit(X, y)
     assert est.memo_threshold_ == ref.memo_threshold_
     assert est.threshold_ == ref.threshold_
@@ -189,7 +189,7 @@ def test_weighted_crembo_equals_in_memory_on_the_same_split(client):
     est.fit(Xd, yd, sample_weight=wd)
     fit_rows, val_rows = _dask_split(len(y), 500)
     ref = LocalCREMBO(teacher, tree_student(3), augment=0, cv=None, n_thresholds=6, random_state=0)
-    ref._split = lambda y, rng, *labels: (fit_rows, val_rows)
+    ref._split = lambda labels, rng: (fit_rows, val_rows)
     ref.fit(X, y, sample_weight=w)
     assert est.memo_threshold_ == ref.memo_threshold_
     assert est.threshold_ == ref.threshold_

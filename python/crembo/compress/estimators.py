@@ -50,6 +50,7 @@ from .sweep import (
     SCORERS,
     SELECTIONS,
     cv_sweep,
+    distinct_beliefs,
     fit_at_threshold,
     holdout_sweep,
     select_candidate,
@@ -257,14 +258,12 @@ class _DistillerBase(ParamsValidationMixin, ClassifierMixin, BaseEstimator):
             tags.input_tags.allow_nan = False
         return tags
 
-    def _resolve_teacher(self, X, y, X_unlabeled, rng, w=None, y_classes=None):
+    def _resolve_teacher(self, X, y, X_unlabeled, rng, w, y_classes):
         """Fit the teacher if needed (on the labelled rows, weights ``w``);
         return (beliefs function or array, classes). ``y_classes``: the
-        distinct labels of ``y`` when known."""
+        distinct labels of ``y``."""
         teacher = self.teacher
         n_all = len(X) + len(X_unlabeled)
-        if y_classes is None:
-            y_classes = np.unique(y)
         if isinstance(teacher, (np.ndarray, Beliefs)) or (hasattr(teacher, "to_numpy") and not hasattr(teacher, "fit")):
             P_all = as_beliefs(teacher, name="teacher (precomputed beliefs)")
             if P_all.shape[0] != n_all:
@@ -672,10 +671,10 @@ class _TransferSet:
 
     @cached_property
     def distinct(self) -> tuple:
-        """The entries of ``P_s`` in (0, 1], distinct and counted
-        (``_native.distinct_entries``): MEMO's candidates and the sweep's
+        """``P_s``'s positive entries, distinct and counted
+        (``sweep.distinct_beliefs``): MEMO's candidates and the sweep's
         thresholds both come from it, gathered once."""
-        return _native.distinct_entries(self.P_s, 0.0, 1.0)
+        return distinct_beliefs(self.P_s)
 
 
 class CREMBOClassifier(_DistillerBase):
@@ -1102,7 +1101,7 @@ class CREMBOClassifier(_DistillerBase):
         n, n_unl = len(data.X), len(data.X_unl)
         use_cv = self.mode == "crembo" and n_folds is not None
         if self.mode == "crembo" and not use_cv:
-            fit_rows, val_rows = self._split(data.y, rng, data.labels)
+            fit_rows, val_rows = self._split(data.labels, rng)
         else:
             fit_rows, val_rows = np.arange(n), np.arange(0)
         # Transfer set: the fitting part plus the unlabelled rows (which sit
@@ -1304,19 +1303,21 @@ class CREMBOClassifier(_DistillerBase):
         small = 2 * DEFAULT_CV <= n_labelled <= AUTO_MAX_ROWS
         return DEFAULT_CV if is_tree_student(template) and small else None
 
-    def _split(self, y, rng, labels=None):
-        """(fitting rows, validation rows): stratified when every class has
-        two rows or more. ``labels``: ``unique_labels(y)`` when known."""
-        idx = np.arange(len(y))
-        n_val = int(np.ceil(self.validation_fraction * len(y)))
-        if n_val < 1 or len(y) - n_val < 1:
+    def _split(self, labels, rng):
+        """(fitting rows, validation rows) of the labelled rows whose
+        ``unique_labels`` are ``labels``: stratified when every class has
+        two rows or more."""
+        _, inverse, counts = labels
+        n = len(inverse)
+        idx = np.arange(n)
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves no fitting or no validation "
-                f"rows out of {len(y)}; use more data or mode='memo'"
+                f"rows out of {n}; use more data or mode='memo'"
             )
-        _, inverse, counts = unique_labels(y) if labels is None else labels
         seed = seed_from(rng)
-        if counts.min() >= 2 and min(n_val, len(y) - n_val) >= len(counts):
+        if counts.min() >= 2 and min(n_val, n - n_val) >= len(counts):
             return stratified_holdout(inverse, counts, n_val, seed)
         fit_rows, val_rows = train_test_split(idx, test_size=n_val, random_state=seed)
         return np.sort(fit_rows), np.sort(val_rows)

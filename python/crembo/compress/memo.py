@@ -23,6 +23,7 @@ from sklearn.tree import DecisionTreeClassifier
 from .. import _native
 from .._validation import BOOLEAN, MAX_INT, POSITIVE, Interval, Options, as_beliefs, seed_from, validate_params
 from .students import TARGET_MODES, StudentTrainer
+from .sweep import distinct_beliefs
 
 __all__ = ["memo", "MemoResult", "default_student", "ORACLES"]
 
@@ -135,16 +136,12 @@ def run_memo(
 ) -> MemoResult:
     """MEMO with an existing ``StudentTrainer`` (used by the estimators);
     ``on_fit()`` is called after every student fit (progress bars).
-    ``distinct``: ``_native.distinct_entries(P)`` when already gathered
-    (the candidates are read off it)."""
+    ``distinct``: P's positive entries, distinct and counted
+    (:func:`~crembo.compress.sweep.distinct_beliefs`), when already gathered."""
     start = time.perf_counter()
-    if candidates is None:
-        ceiling = _memo_ceiling(P, delta)
-        if distinct is None:
-            candidates = _native.candidate_thresholds(P, 0.0, ceiling)
-        else:  # the entries candidate_thresholds(P, 0, ceiling) gathers
-            values = distinct[0]
-            candidates = values[values <= values.dtype.type(ceiling)]
+    if candidates is None:  # candidate_thresholds(P, 0, ceiling): P's positive entries up to the ceiling
+        values = (distinct_beliefs(P) if distinct is None else distinct)[0]
+        candidates = values[values <= values.dtype.type(_memo_ceiling(P, delta))]
     candidates = np.ascontiguousarray(candidates, dtype=P.dtype)
     state = {"last": None, "best": None}
     fit_times = []

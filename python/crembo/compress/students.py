@@ -236,34 +236,31 @@ class StudentTrainer:
         histogram tree may walk it without checking it again."""
         return any(a is X for a in self._checked_arrays)
 
-    def _walks_unchecked(self, est: Any, X: Any) -> bool:
+    def _leaves(self, est: Any, X: Any) -> np.ndarray | None:
+        """The leaves of ``X``'s rows in ``est`` when ``est`` is a histogram
+        tree this trainer may walk without checking ``X``: on the bin codes
+        when it binned ``X`` and fitted ``est`` on those bins (every fit of
+        its own), on the values when ``X`` was marked checked. None
+        otherwise."""
         from ..trees.hist import HistTreeClassifier
 
-        return isinstance(est, HistTreeClassifier) and self._checked(X)
-
-    def _binned_of(self, est: Any, X: Any) -> Any:
-        """The ``BinnedData`` of ``X`` when this trainer binned ``X`` and
-        ``est`` is a histogram tree fitted on those bins (its fits here all
-        are), else None: such a tree walks X's bin codes, not its values."""
-        bins = self._bins
-        if bins is None or bins[0] is not X:
+        if not isinstance(est, HistTreeClassifier):
             return None
-        from ..trees.hist import HistTreeClassifier
-
-        tree = getattr(est, "tree_", None) if isinstance(est, HistTreeClassifier) else None
-        return bins[1] if tree is not None and tree.fitted_on(bins[1]) else None
+        bins = self._bins
+        if bins is not None and bins[0] is X and est.tree_.fitted_on(bins[1]):
+            return est.tree_.apply_binned(bins[1], X, est._n_threads() or None)
+        return est.apply(X, check_input=False) if self._checked(X) else None
 
     def apply(self, est: Any, X: Any) -> np.ndarray:
         """The leaf of each row of ``X`` in a fitted tree student."""
-        binned = self._binned_of(est, X)
-        if binned is not None:
-            return est.tree_.apply_binned(binned, X, est._n_threads() or None)
-        return est.apply(X, check_input=False) if self._walks_unchecked(est, X) else est.apply(X)
+        leaves = self._leaves(est, X)
+        return est.apply(X) if leaves is None else leaves
 
     def predict_index(self, est: Any, X: Any) -> np.ndarray:
         """Predicted label indices ``0..C-1`` of a fitted student."""
-        if self._binned_of(est, X) is not None or self._walks_unchecked(est, X):  # the leaves say the labels
-            return leaf_label_indices(est, self.apply(est, X), self.classes)
+        leaves = self._leaves(est, X)
+        if leaves is not None:  # the leaves say the labels
+            return leaf_label_indices(est, leaves, self.classes)
         raw = est.predict(X)
         if raw is None:
             raise TypeError(f"student: {type(est).__name__}.predict returned None, expected an array of labels")

@@ -224,26 +224,28 @@ def select_candidate(result: SweepResult, selection: Selection = "best") -> Swee
     return scored[best]
 
 
+def distinct_beliefs(P: np.ndarray) -> tuple:
+    """(values, counts): the positive entries of ``P``, distinct and sorted,
+    and how often each occurs. MEMO's candidates and the sweep's thresholds
+    are both read off it, so a fit gathers it once."""
+    return _native.distinct_entries(P, 0.0, np.inf)
+
+
 def sweep_thresholds(
     P: np.ndarray, start: float | None, n_thresholds: int | None, distinct: tuple | None = None
 ) -> list:
     """The sweep's thresholds: from ``start`` (MEMO's threshold; None: the
     smallest belief value) up, every distinct belief value or a
-    quantile-spaced budget of ``n_thresholds``. ``distinct``:
-    ``_native.distinct_entries(P)`` (the entries in (0, 1]) when already
+    quantile-spaced budget of ``n_thresholds`` (as ``candidate_thresholds``
+    and ``budgeted_thresholds`` pick them). ``distinct``: P's positive
+    entries, distinct and counted (:func:`distinct_beliefs`), when already
     gathered."""
+    values, counts = distinct_beliefs(P) if distinct is None else distinct
     # None: from 0, which keeps the same entries (only positive ones count).
-    lo = 0.0 if start is None else start
-    if distinct is not None:
-        values, counts = distinct
-        keep = values >= values.dtype.type(lo)  # the entries of P in [lo, 1] that are > 0
-        if n_thresholds is None:
-            return [float(t) for t in values[keep]]
-        return [float(t) for t in _native.budget_from_counts(values[keep], counts[keep], n_thresholds)]
-    if n_thresholds is None:
-        cands = _native.candidate_thresholds(P, lo, 1.0)
-    else:
-        cands = _native.budgeted_thresholds(P, n_thresholds, lo, 1.0)
+    keep = (values >= values.dtype.type(0.0 if start is None else start)) & (values <= 1.0)
+    cands = (
+        values[keep] if n_thresholds is None else _native.budget_from_counts(values[keep], counts[keep], n_thresholds)
+    )
     return [float(t) for t in cands]
 
 
