@@ -136,6 +136,7 @@ class Search:
         # unit: refine on violation counts, not the reweighting's weights;
         # give_up=(share, floor): the hopeless rule for every probe, not only the first
         self.unit, self.give_up = unit, give_up
+        self.compound_from = 0  # adaptive growth only from this round (1-based) of a probe on
 
     def level_of(self, pred):
         return int(np.searchsorted(self.cand, self.P[self.rows, pred].min(), side="right")) - 1
@@ -176,7 +177,7 @@ class Search:
                 return False, pred, w  # crembo.memo's hopeless rule (for the feasibility probe)
             progress = viol < best_viol
             best_viol = min(best_viol, viol)
-            if self.adaptive:
+            if self.adaptive and r + 1 >= self.compound_from:
                 grow = 1 + self.eta if progress else min(grow * (1 + self.eta), self.cap)
             w[~ok] *= grow
             w *= self.n / w.sum()
@@ -224,9 +225,10 @@ def native(**kw):
     return run
 
 
-def mirror(method="binary", search_kw=None, **kw):
+def mirror(method="binary", search_kw=None, compound_from=0, **kw):
     def run(X, P, y, seed):
         s = Search(X, P, StudentTrainer(default_student(0), np.unique(y), seed=seed), **kw)
+        s.compound_from = compound_from
         j = getattr(s, method)(**(search_kw or {}))
         return (float(s.cand[j]) if j >= 0 else 0.0), s.fits
 
@@ -249,6 +251,11 @@ VARIANTS = {
     "refined, 6 passes": mirror(passes=6),
     "refined, every probe can give up": mirror(give_up=(0.02, 10)),
 }
+for _k in (2, 3, 4, 5):
+    VARIANTS[f"refined, compounding from round {_k}"] = mirror(compound_from=_k)
+    VARIANTS[f"refined, compounding from round {_k}, certificates"] = mirror(
+        compound_from=_k, search_kw=dict(cert=True)
+    )
 
 
 def main(argv=None):
